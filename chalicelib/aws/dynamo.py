@@ -1,0 +1,347 @@
+"""The one place that talks to DynamoDB.
+
+Domains describe what to read and write (keys, items, conditions with
+#name/:value placeholders and plain Python values); this module turns that
+into requests, converts types, pages, and maps DynamoDB's failures to the
+two exceptions domains care about: ConditionFailed and TransactionConflict.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Iterator
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import clients
+from chalicelib.core.config import settings
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ConditionFailed(Exception):
+    """A conditional write's condition was false (in a transaction: `index` says which item)."""
+
+    def __init__(self, index: int | None = None, item: dict | None = None):
+        super().__init__(f"condition failed (index={index})")
+        self.index = index
+        self.item = item
+
+
+class TransactionConflict(Exception):
+    """Another transaction touched the same items; safe to retry."""
+
+
+# --- type conversion -------------------------------------------------------
+
+def _to_dynamo_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_to_dynamo_value(v) for v in value]
+    return value
+
+
+def _from_dynamo_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo_value(v) for k, v in value.items()}
+    if isinstance(value, (list, set)):
+        return [_from_dynamo_value(v) for v in value]
+    return value
+
+
+def serialize_item(item: dict) -> dict:
+    return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in item.items() if v is not None}
+
+
+def deserialize_item(item: dict) -> dict:
+    return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _values(values: dict | None) -> dict | None:
+    if not values:
+        return None
+    return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in values.items()}
+
+
+def _expression_args(condition: str | None, names: dict | None, values: dict | None) -> dict:
+    args: dict[str, Any] = {}
+    if condition:
+        args["ConditionExpression"] = condition
+    if names:
+        args["ExpressionAttributeNames"] = names
+    if values:
+        args["ExpressionAttributeValues"] = _values(values)
+    return args
+
+
+# --- operations (used alone or inside a transaction) ------------------------
+
+@dataclass
+class Put:
+    table: str
+    item: dict
+    condition: str | None = None
+    names: dict | None = None
+    values: dict | None = None
+
+    def request(self) -> dict:
+        return {"TableName": self.table, "Item": serialize_item(self.item),
+                **_expression_args(self.condition, self.names, self.values)}
+
+
+@dataclass
+class Update:
+    """SET each field of `set`, REMOVE each of `remove`, ADD each of `add`, if `condition`."""
+
+    table: str
+    key: dict
+    set: dict = field(default_factory=dict)
+    remove: Iterable[str] = ()
+    add: dict = field(default_factory=dict)
+    condition: str | None = None
+    names: dict | None = None
+    values: dict | None = None
+
+    def request(self) -> dict:
+        names = dict(self.names or {})
+        values = dict(self.values or {})
+        clauses = []
+        sets = []
+        for i, (name, value) in enumerate(self.set.items()):
+            names[f"#s{i}"] = name
+            if value is None:  # setting None means: remove the attribute
+                self.remove = [*self.remove, name]
+                continue
+            values[f":s{i}"] = value
+            sets.append(f"#s{i} = :s{i}")
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        removes = []
+        for i, name in enumerate(self.remove):
+            names[f"#r{i}"] = name
+            removes.append(f"#r{i}")
+        if removes:
+            clauses.append("REMOVE " + ", ".join(removes))
+        adds = []
+        for i, (name, value) in enumerate(self.add.items()):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = value
+            adds.append(f"#a{i} :a{i}")
+        if adds:
+            clauses.append("ADD " + ", ".join(adds))
+        return {"TableName": self.table, "Key": serialize_item(self.key),
+                "UpdateExpression": " ".join(clauses),
+                **_expression_args(self.condition, names or None, values or None)}
+
+
+@dataclass
+class Delete:
+    table: str
+    key: dict
+    condition: str | None = None
+    names: dict | None = None
+    values: dict | None = None
+
+    def request(self) -> dict:
+        return {"TableName": self.table, "Key": serialize_item(self.key),
+                **_expression_args(self.condition, self.names, self.values)}
+
+
+@dataclass
+class ConditionCheck:
+    table: str
+    key: dict
+    condition: str
+    names: dict | None = None
+    values: dict | None = None
+
+    def request(self) -> dict:
+        return {"TableName": self.table, "Key": serialize_item(self.key),
+                **_expression_args(self.condition, self.names, self.values)}
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    last_key: dict | None
+
+
+def _ddb():
+    return clients.client("dynamodb")
+
+
+def _is(error: ClientError, code: str) -> bool:
+    return error.response.get("Error", {}).get("Code") == code
+
+
+# --- single-item calls -----------------------------------------------------
+
+def get(table: str, key: dict, consistent: bool = False) -> dict | None:
+    found = _ddb().get_item(TableName=table, Key=serialize_item(key), ConsistentRead=consistent).get("Item")
+    return deserialize_item(found) if found else None
+
+
+def put(op: Put) -> None:
+    try:
+        _ddb().put_item(**op.request(), ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as e:
+        if _is(e, "ConditionalCheckFailedException"):
+            old = e.response.get("Item")
+            raise ConditionFailed(item=deserialize_item(old) if old else None) from None
+        raise
+
+
+def update(op: Update, return_new: bool = True) -> dict | None:
+    try:
+        response = _ddb().update_item(
+            **op.request(), ReturnValues="ALL_NEW" if return_new else "NONE",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as e:
+        if _is(e, "ConditionalCheckFailedException"):
+            old = e.response.get("Item")
+            raise ConditionFailed(item=deserialize_item(old) if old else None) from None
+        raise
+    attrs = response.get("Attributes")
+    return deserialize_item(attrs) if attrs else None
+
+
+def delete(op: Delete) -> None:
+    try:
+        _ddb().delete_item(**op.request())
+    except ClientError as e:
+        if _is(e, "ConditionalCheckFailedException"):
+            raise ConditionFailed() from None
+        raise
+
+
+def transact(ops: list[Put | Update | Delete | ConditionCheck]) -> None:
+    """All or nothing. Raises ConditionFailed(index) or TransactionConflict."""
+    kinds = {Put: "Put", Update: "Update", Delete: "Delete", ConditionCheck: "ConditionCheck"}
+    items = [{kinds[type(op)]: op.request()} for op in ops]
+    try:
+        _ddb().transact_write_items(TransactItems=items)
+    except ClientError as e:
+        if not _is(e, "TransactionCanceledException"):
+            raise
+        reasons = e.response.get("CancellationReasons") or []
+        for index, reason in enumerate(reasons):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                old = reason.get("Item")
+                raise ConditionFailed(index=index, item=deserialize_item(old) if old else None) from None
+        raise TransactionConflict(str(reasons)) from None
+
+
+def batch_put(table: str, items: list[dict]) -> None:
+    """Unconditional puts, 25 per request, unprocessed items retried."""
+    for start in range(0, len(items), 25):
+        pending = [{"PutRequest": {"Item": serialize_item(i)}} for i in items[start:start + 25]]
+        for _ in range(8):
+            if not pending:
+                break
+            response = _ddb().batch_write_item(RequestItems={table: pending})
+            pending = response.get("UnprocessedItems", {}).get(table, [])
+        if pending:
+            raise TransactionConflict(f"{len(pending)} items left unprocessed")
+
+
+def batch_get(table: str, keys: list[dict]) -> list[dict]:
+    found: list[dict] = []
+    for start in range(0, len(keys), 100):
+        pending = {table: {"Keys": [serialize_item(k) for k in keys[start:start + 100]]}}
+        for _ in range(8):
+            if not pending:
+                break
+            response = _ddb().batch_get_item(RequestItems=pending)
+            found.extend(deserialize_item(i) for i in response.get("Responses", {}).get(table, []))
+            pending = response.get("UnprocessedKeys") or {}
+    return found
+
+
+# --- queries ---------------------------------------------------------------
+
+def query(
+    table: str,
+    key_condition: str,
+    values: dict,
+    names: dict | None = None,
+    index: str | None = None,
+    limit: int | None = None,
+    start_key: dict | None = None,
+    forward: bool = True,
+    filter: str | None = None,
+    consistent: bool = False,
+) -> Page:
+    args: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": key_condition,
+        "ExpressionAttributeValues": _values(values),
+        "ScanIndexForward": forward,
+    }
+    if names:
+        args["ExpressionAttributeNames"] = names
+    if index:
+        args["IndexName"] = index
+    if limit:
+        args["Limit"] = limit
+    if start_key:
+        args["ExclusiveStartKey"] = serialize_item(start_key)
+    if filter:
+        args["FilterExpression"] = filter
+    if consistent and not index:
+        args["ConsistentRead"] = True
+    response = _ddb().query(**args)
+    last = response.get("LastEvaluatedKey")
+    return Page([deserialize_item(i) for i in response.get("Items", [])], deserialize_item(last) if last else None)
+
+
+def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> Iterator[dict]:
+    start = None
+    while True:
+        page = query(table, key_condition, values, start_key=start, **kwargs)
+        yield from page.items
+        if not page.last_key:
+            return
+        start = page.last_key
+
+
+# --- pagination tokens -----------------------------------------------------
+# A nextToken is the LastEvaluatedKey, signed with the key pepper and bound to
+# the organization and list, so a client can neither forge a key into another
+# partition nor replay a token against another list.
+
+def encode_token(last_key: dict | None, scope: str) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True, default=str).encode()
+    sig = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(sig + raw).decode().rstrip("=")
+
+
+def decode_token(token: str | None, scope: str) -> dict | None:
+    """The key behind `token`, or ValueError when it was not issued for `scope`."""
+    if not token:
+        return None
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        sig, raw = blob[:12], blob[12:]
+        expected = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
+        if not hmac.compare_digest(sig, expected):
+            raise ValueError("bad signature")
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("not a key")
+        return value
+    except (ValueError, TypeError) as e:
+        raise ValueError("nextToken is not valid for this list") from e

@@ -1,0 +1,242 @@
+"""Every REST route goes through `endpoint`: one pipeline for the contract's conventions.
+
+    body limit (413) -> auth (401/403, audited) -> query and body validation
+    (400 naming the field) -> Idempotency-Key (POST) -> the domain function ->
+    camelCase JSON out.
+
+Domain functions receive a `Call` and return a pydantic model, a dict/list,
+None (204), or a `Reply` for another status. They raise ApiError subclasses
+for 4xx. Anything else is logged and answered 500 with no detail. The
+registry of endpoints is also the source of the OpenAPI document.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pydantic
+from chalice import Blueprint, Response
+
+from chalicelib.core import audit, idempotency, ids
+from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
+from chalicelib.core.config import settings
+from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, ValidationError
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+
+
+@dataclass
+class Reply:
+    """A response other than 200 JSON: another status, headers, or no body."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """What a domain function needs to know about the request."""
+
+    principal: Principal | None
+    params: dict[str, str]
+    query: Any
+    body: Any
+    raw_body: bytes
+    headers: dict[str, str]
+    trace_id: str
+
+    @property
+    def org_id(self) -> str:
+        assert self.principal is not None
+        return self.principal.org_id
+
+    @property
+    def actor(self) -> str:
+        """Who did it, for audit events and `claimedBy`-style fields."""
+        if self.principal is None:
+            return "anonymous"
+        if self.principal.agent_id:
+            return f"agent:{self.principal.agent_id}"
+        return f"key:{self.principal.key_id}"
+
+
+@dataclass
+class Endpoint:
+    path: str
+    method: str
+    scope: Scope | None
+    body: type[pydantic.BaseModel] | None
+    query: type[pydantic.BaseModel] | None
+    response: Any
+    status: int
+    summary: str
+    tag: str
+    errors: tuple[int, ...]
+    content_types: tuple[str, ...]
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summary: str, tag: str,
+             body: type[pydantic.BaseModel] | None = None, query: type[pydantic.BaseModel] | None = None,
+             response: Any = None, status: int = 200, errors: Iterable[int] = (),
+             content_types: Iterable[str] = (JSON,)) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+    """Register a route on `bp` whose handler takes a Call (see module doc)."""
+    standard = {400, 413} | ({401, 403} if scope else set())
+    spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
+                    tuple(sorted(standard | set(errors))), tuple(content_types))
+
+    def decorator(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        def view(**params: str) -> Response:
+            return _handle(spec, handler, bp, params)
+
+        view.__name__ = handler.__name__
+        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        ENDPOINTS.append(spec)
+        return handler
+
+    return decorator
+
+
+def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, params: dict[str, str]) -> Response:
+    request = bp.current_request
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    trace_id = headers.get("x-trace-id") or ids.new_id()
+    try:
+        raw = request.raw_body or b""
+        if len(raw) > settings().max_body_bytes:
+            raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
+        principal = _authorize(spec, headers, request.method, request.path, trace_id)
+        call = Call(principal, params, _validate_query(spec, request.query_params), None, raw, headers, trace_id)
+        if spec.body is not None:
+            call.body = _validate_body(spec.body, raw)
+        key = headers.get("idempotency-key")
+        if spec.method == "POST" and key:
+            if len(key) > 255:
+                raise ValidationError.field("Idempotency-Key", "at most 255 characters")
+            scope_key = f"{principal.org_id if principal else '-'}:{spec.method}:{request.path}:{key}"
+            canonical = call.body.model_dump(mode="json") if call.body is not None else raw.decode("utf-8", "replace")
+            result = idempotency.run_once(scope_key, canonical, lambda: _render(spec, handler(call)),
+                                          bp.lambda_context)
+        else:
+            result = _render(spec, handler(call))
+    except ApiError as error:
+        result = _error(error)
+    except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
+        log.exception("unhandled error in %s %s", spec.method, spec.path)
+        result = _error(ApiError("internal error", status=500, code="INTERNAL"))
+    result["headers"] = {**result.get("headers", {}), "X-Trace-Id": trace_id}
+    body = result.get("body")
+    return Response(body=json.dumps(body, separators=(",", ":")) if body is not None else "",
+                    status_code=result["statusCode"], headers=result["headers"])
+
+
+def _authorize(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str) -> Principal | None:
+    if spec.scope is None:
+        return None
+    token = bearer_token(headers)
+    try:
+        principal = authenticate(token)
+    except KeyDenied as denied:
+        audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
+        raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
+    try:
+        principal.require(spec.scope)
+    except Forbidden:
+        audit.record_denial(principal.org_id, principal.key_id, f"needs scope {spec.scope.value}",
+                            method, path, trace_id, status=403)
+        raise
+    return principal
+
+
+def deny(call: Call, error: ApiError) -> ApiError:
+    """Record an authorization denial decided inside a domain (e.g. another agent's key) and return it to raise."""
+    audit.record_denial(call.org_id if call.principal else None, call.principal.key_id if call.principal else "anonymous",
+                        error.message, "", "", call.trace_id, status=error.status)
+    return error
+
+
+def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    details = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"] if part != "__root__")
+        details.append({"field": f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "body"), "message": item["msg"]})
+    return details
+
+
+def _validation_error(details: list[dict[str, str]]) -> ValidationError:
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+    return ValidationError(f"invalid request: {summary}", details)
+
+
+def _validate_query(spec: Endpoint, query_params: dict | None) -> Any:
+    if spec.query is None:
+        return None
+    try:
+        return spec.query.model_validate(dict(query_params or {}))
+    except pydantic.ValidationError as e:
+        raise _validation_error(pydantic_details(e)) from None
+
+
+def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError.field("body", "is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise _validation_error(pydantic_details(e)) from None
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+def _render(spec: Endpoint, value: Any) -> dict:
+    if isinstance(value, Reply):
+        return {"statusCode": value.status, "headers": {"Content-Type": JSON, **value.headers},
+                "body": _dump(value.body)}
+    if value is None and spec.status == 204:
+        return {"statusCode": 204, "headers": {}, "body": None}
+    return {"statusCode": spec.status, "headers": {"Content-Type": JSON}, "body": _dump(value)}
+
+
+def _error(error: ApiError) -> dict:
+    return {"statusCode": error.status, "headers": {"Content-Type": JSON, **error.headers}, "body": error.body()}
+
+
+_CHALICE_CODES = {405: "VALIDATION_ERROR", 415: "VALIDATION_ERROR", 400: "VALIDATION_ERROR",
+                  404: "NOT_FOUND", 403: "FORBIDDEN", 401: "UNAUTHORIZED", 500: "INTERNAL"}
+
+
+def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: Chalice's own errors (405, 415, ...) in the contract's error shape."""
+    response = get_response(event)
+    if response.status_code >= 400 and isinstance(response.body, (dict, str)):
+        body = response.body
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return response
+        if isinstance(body, dict) and "Code" in body and "error" not in body:
+            code = _CHALICE_CODES.get(response.status_code, "VALIDATION_ERROR")
+            response.body = json.dumps({"error": {"code": code, "message": body.get("Message", "")}})
+            response.headers["Content-Type"] = JSON
+    return response
+
+
+PATH_PARAM = re.compile(r"{([^}]+)}")

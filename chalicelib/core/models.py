@@ -1,0 +1,24 @@
+"""Base for every request and response model.
+
+JSON is camelCase; inputs also accept the snake_case names of the original
+plans (agent_id, page_size, ...). Unknown fields are rejected, as AWS APIs
+reject unknown parameters: a typo fails loudly instead of being ignored.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
+        serialize_by_alias=True, extra="forbid",
+    )
+
+
+class ResponseModel(BaseModel):
+    """Responses: camelCase out, and tolerant of extra fields when read back (tests, SDK)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
+                              serialize_by_alias=True)

@@ -1,0 +1,109 @@
+"""The OpenAPI 3.1 document, built from the endpoint registry and its pydantic models.
+
+The models that validate requests are the ones described here, so the
+document cannot drift from what the API accepts.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import pydantic
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.core.api import ENDPOINTS, PATH_PARAM, Endpoint
+from chalicelib.core.errors import ERROR_STATUS
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "enum": sorted(ERROR_STATUS)},
+            "message": {"type": "string"},
+            "details": {"type": "array", "items": {
+                "type": "object", "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+        }}},
+}
+REASONS = {400: "Invalid input", 401: "Missing, unknown, revoked or expired key", 403: "Wrong scope",
+           404: "Not found (or another organization's)", 409: "Conflict", 413: "Body too large",
+           429: "Rate limited", 503: "A dependency is down"}
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, pydantic.BaseModel)
+
+
+@lru_cache(maxsize=1)
+def document() -> dict:
+    models: list[tuple[type[pydantic.BaseModel], str]] = []
+    for ep in ENDPOINTS:
+        if ep.body is not None:
+            models.append((ep.body, "validation"))
+        if _is_model(ep.response):
+            models.append((ep.response, "serialization"))
+    _, defs = models_json_schema(models, ref_template=REF, by_alias=True)
+    schemas = dict(defs.get("$defs", {}))
+    schemas["Error"] = ERROR_SCHEMA
+    paths: dict[str, dict] = {}
+    for ep in ENDPOINTS:
+        paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Agent fleet control plane", "version": "1.0.0",
+                 "description": "The external contract: see docs/ and shared/spec/API.md."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "Authorization: Bearer <apiKey>"}},
+        },
+    }
+
+
+def _ref(model: type[pydantic.BaseModel]) -> dict:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _parameters(ep: Endpoint) -> list[dict]:
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+              for name in PATH_PARAM.findall(ep.path)]
+    if ep.query is not None:
+        schema = ep.query.model_json_schema(by_alias=True)
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    if ep.method == "POST":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "maxLength": 255},
+                       "description": "Repeat with the same body within 24 h: the first response again"})
+    return params
+
+
+def _operation(ep: Endpoint) -> dict:
+    op: dict[str, Any] = {"summary": ep.summary, "tags": [ep.tag], "operationId": f"{ep.method.lower()}{ep.path}",
+                          "parameters": _parameters(ep)}
+    if ep.scope is not None:
+        op["security"] = [{"bearer": []}]
+        op["description"] = f"Needs the `{ep.scope.value}` scope or higher."
+    if ep.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body)}}}
+    responses: dict[str, Any] = {}
+    if ep.status == 204:
+        responses["204"] = {"description": "Done"}
+    elif _is_model(ep.response):
+        responses[str(ep.status)] = {"description": "OK",
+                                     "content": {"application/json": {"schema": _ref(ep.response)}}}
+    else:
+        responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    for status in ep.errors:
+        if str(status) in responses:
+            continue
+        responses[str(status)] = {"description": REASONS.get(status, "Error"),
+                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    op["responses"] = responses
+    return op

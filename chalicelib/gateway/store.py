@@ -1,0 +1,51 @@
+"""WebSocket connections in DynamoDB.
+
+  PK CONN#{connectionId}, SK CONN          - found by id ($disconnect, 410 clean-up)
+  GSI1PK ORG#{org}#CONNS, GSI1SK {id}      - every connection of an org (fan-out)
+TTL: 2 h, API Gateway's connection limit, so a lost $disconnect cannot leave an
+item behind for long.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from chalicelib.aws import dynamo
+from chalicelib.core import clock
+from chalicelib.core.config import settings
+from chalicelib.gateway.rules import Connection
+
+
+def _key(connection_id: str) -> dict:
+    return {"PK": f"CONN#{connection_id}", "SK": "CONN"}
+
+
+def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
+    return dynamo.Put(settings().main_table, {
+        **_key(connection.connection_id), "type": "connection", "connectionId": connection.connection_id,
+        "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id,
+        "endpoint": connection.endpoint, "connectedAt": clock.iso(),
+        "ttl": int(time.time()) + settings().connection_ttl_seconds,
+        "GSI1PK": f"ORG#{connection.org_id}#CONNS", "GSI1SK": connection.connection_id,
+    })
+
+
+def remove(connection_id: str) -> None:
+    dynamo.delete(dynamo.Delete(settings().main_table, _key(connection_id)))
+
+
+def get(connection_id: str) -> Connection | None:
+    item = dynamo.get(settings().main_table, _key(connection_id))
+    return _connection(item) if item else None
+
+
+def of_org(org_id: str) -> Iterator[Connection]:
+    now = int(time.time())
+    for item in dynamo.query_all(settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"},
+                                 index="GSI1"):
+        if item.get("ttl", now + 1) > now:  # TTL deletion lags; an expired item is already gone
+            yield _connection(item)
+
+
+def _connection(item: dict) -> Connection:
+    return Connection(item["connectionId"], item["orgId"], item["endpoint"], item.get("agentId"))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import AwareDatetime, Field
+
+from chalicelib.core.models import ApiModel, ResponseModel
+
+
+class CreateOrgRequest(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class OrgCreated(ResponseModel):
+    org_id: str
+    name: str
+    admin_key: str
+    created_at: str
+
+
+class CreateKeyRequest(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    scope: Literal["admin", "operator", "agent"]
+    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    expires_at: Optional[AwareDatetime] = None
+
+
+class KeyInfo(ResponseModel):
+    key_id: str
+    name: str
+    scope: str
+    agent_id: Optional[str] = None
+    expires_at: Optional[str] = None
+    revoked_at: Optional[str] = None
+    created_at: str
+
+
+class KeyCreated(KeyInfo):
+    api_key: str
+
+
+class KeyList(ResponseModel):
+    items: list[KeyInfo]
+    next_token: Optional[str] = None
+
+
+class ListQuery(ApiModel):
+    limit: int = Field(default=50, ge=1, le=100)
+    next_token: Optional[str] = None

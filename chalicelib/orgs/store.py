@@ -1,0 +1,54 @@
+"""Organizations and their keys.
+
+  PK ORG#{orgId}, SK ORG                  - the organization
+  PK ROOT, SK ROOT                        - which organization is the root one
+  PK KEY#{keyId}, SK KEY                  - a key (core/auth.py reads it on every request)
+  GSI1PK ORG#{orgId}#KEYS, GSI1SK keyId   - an org's keys, for GET /keys
+"""
+from __future__ import annotations
+
+from chalicelib.aws import dynamo
+from chalicelib.core import clock
+from chalicelib.core.auth import key_pk
+from chalicelib.core.config import settings
+
+ROOT_KEY = {"PK": "ROOT", "SK": "ROOT"}
+
+
+def _table() -> str:
+    return settings().main_table
+
+
+def org_put(org_id: str, name: str, root: bool = False) -> dynamo.Put:
+    return dynamo.Put(_table(), {"PK": f"ORG#{org_id}", "SK": "ORG", "type": "org", "orgId": org_id,
+                                 "name": name, "root": root, "createdAt": clock.iso()},
+                      condition="attribute_not_exists(PK)")
+
+
+def root_pointer_put(org_id: str) -> dynamo.Put:
+    return dynamo.Put(_table(), {**ROOT_KEY, "orgId": org_id}, condition="attribute_not_exists(PK)")
+
+
+def root_org_id() -> str | None:
+    item = dynamo.get(_table(), ROOT_KEY, consistent=True)
+    return item["orgId"] if item else None
+
+
+def key_item_put(item: dict) -> dynamo.Put:
+    return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
+
+
+def get_key(key_id: str) -> dict | None:
+    return dynamo.get(_table(), key_pk(key_id))
+
+
+def revoke_update(org_id: str, key_id: str) -> dynamo.Update:
+    # The org condition makes another org's key indistinguishable from a missing one.
+    return dynamo.Update(_table(), key_pk(key_id), set={"revokedAt": clock.iso()},
+                         condition="attribute_exists(PK) AND orgId = :org AND attribute_not_exists(revokedAt)",
+                         values={":org": org_id})
+
+
+def list_keys(org_id: str, limit: int, start_key: dict | None) -> dynamo.Page:
+    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#KEYS"}, index="GSI1",
+                        limit=limit, start_key=start_key)
