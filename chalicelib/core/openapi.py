@@ -5,6 +5,7 @@ document cannot drift from what the API accepts.
 """
 from __future__ import annotations
 
+import typing
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +38,14 @@ def _is_model(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, pydantic.BaseModel)
 
 
+def _list_item(value: Any) -> type[pydantic.BaseModel] | None:
+    """The model of a `list[Model]` response, else None."""
+    if typing.get_origin(value) is list:
+        (item,) = typing.get_args(value)
+        return item if _is_model(item) else None
+    return None
+
+
 @lru_cache(maxsize=1)
 def document() -> dict:
     models: list[tuple[type[pydantic.BaseModel], str]] = []
@@ -45,6 +54,8 @@ def document() -> dict:
             models.append((ep.body, "validation"))
         if _is_model(ep.response):
             models.append((ep.response, "serialization"))
+        elif _list_item(ep.response) is not None:
+            models.append((_list_item(ep.response), "serialization"))
     _, defs = models_json_schema(models, ref_template=REF, by_alias=True)
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
@@ -98,6 +109,9 @@ def _operation(ep: Endpoint) -> dict:
     elif _is_model(ep.response):
         responses[str(ep.status)] = {"description": "OK",
                                      "content": {"application/json": {"schema": _ref(ep.response)}}}
+    elif _list_item(ep.response) is not None:
+        schema = {"type": "array", "items": _ref(_list_item(ep.response))}
+        responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     else:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}
     for status in ep.errors:
