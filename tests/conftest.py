@@ -97,3 +97,73 @@ def org(http, root):
     r = http.post("/orgs", root["adminApiKey"], {"name": "test org"})
     assert r.status == 201, r.json
     return r.json
+
+
+class Outbox:
+    """Reads the outbox table's stream as Lambda would and hands records to the real fan-out handler."""
+
+    def __init__(self, app_module, arn: str):
+        import boto3
+
+        self.app_module = app_module
+        self.streams = boto3.client("dynamodbstreams")
+        shards = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        self.arn = arn
+        self.iterators = {
+            s["ShardId"]: self.streams.get_shard_iterator(StreamArn=arn, ShardId=s["ShardId"],
+                                                          ShardIteratorType="LATEST")["ShardIterator"]
+            for s in shards
+        }
+
+    def read(self) -> list[dict]:
+        records = []
+        for shard, iterator in list(self.iterators.items()):
+            response = self.streams.get_records(ShardIterator=iterator)
+            self.iterators[shard] = response["NextShardIterator"]
+            for r in response["Records"]:
+                records.append({**r, "eventSourceARN": self.arn, "awsRegion": "us-east-1",
+                                "dynamodb": {**r["dynamodb"], "ApproximateCreationDateTime": 0,
+                                             "SizeBytes": r["dynamodb"].get("SizeBytes", 1)}})
+        return records
+
+    def drain(self) -> list[dict]:
+        """Run the fan-out over every new outbox record; return the events as {event, data, orgId, agentId}."""
+        from chalicelib.aws.dynamo import deserialize_item
+
+        records = self.read()
+        if records:
+            self.app_module.outbox_fanout({"Records": records}, None)
+        events = []
+        for r in records:
+            image = deserialize_item(r["dynamodb"]["NewImage"])
+            events.append({"event": image["event"], "data": json.loads(image["data"]),
+                           "orgId": image["orgId"], "agentId": image.get("agentId")})
+        return events
+
+
+@pytest.fixture
+def outbox(app_module, aws):
+    return Outbox(app_module, aws["OutboxStreamArn"])
+
+
+class SentMessages:
+    """Replaces the WebSocket management API: records posts; connections in `dead` answer 410."""
+
+    def __init__(self):
+        self.by_connection: dict[str, list[dict]] = {}
+        self.dead: set[str] = set()
+
+    def post(self, endpoint: str, connection_id: str, data: bytes) -> bool:
+        if connection_id in self.dead:
+            return False
+        self.by_connection.setdefault(connection_id, []).append(json.loads(data))
+        return True
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    from chalicelib.aws import websocket
+
+    recorder = SentMessages()
+    monkeypatch.setattr(websocket, "post", recorder.post)
+    return recorder

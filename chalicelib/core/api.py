@@ -108,11 +108,14 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}
     trace_id = headers.get("x-trace-id") or ids.new_id()
+    principal: Principal | None = None
     try:
         raw = request.raw_body or b""
         if len(raw) > settings().max_body_bytes:
             raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
-        principal = _authorize(spec, headers, request.method, request.path, trace_id)
+        principal = _authenticate(spec, headers, request.method, request.path, trace_id)
+        if principal is not None:
+            principal.require(spec.scope)
         call = Call(principal, params, _validate_query(spec, request.query_params), None, raw, headers, trace_id)
         if spec.body is not None:
             call.body = _validate_body(spec.body, raw)
@@ -127,6 +130,12 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
         else:
             result = _render(spec, handler(call))
     except ApiError as error:
+        if isinstance(error, Forbidden):
+            # Every 403, from the scope check or a domain rule (another agent's
+            # key, a non-root admin), is an authorization denial to audit.
+            audit.record_denial(principal.org_id if principal else None,
+                                principal.key_id if principal else "anonymous",
+                                error.message, request.method, request.path, trace_id, status=403)
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
         log.exception("unhandled error in %s %s", spec.method, spec.path)
@@ -137,29 +146,14 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                     status_code=result["statusCode"], headers=result["headers"])
 
 
-def _authorize(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str) -> Principal | None:
+def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str) -> Principal | None:
     if spec.scope is None:
         return None
-    token = bearer_token(headers)
     try:
-        principal = authenticate(token)
+        return authenticate(bearer_token(headers))
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
-    try:
-        principal.require(spec.scope)
-    except Forbidden:
-        audit.record_denial(principal.org_id, principal.key_id, f"needs scope {spec.scope.value}",
-                            method, path, trace_id, status=403)
-        raise
-    return principal
-
-
-def deny(call: Call, error: ApiError) -> ApiError:
-    """Record an authorization denial decided inside a domain (e.g. another agent's key) and return it to raise."""
-    audit.record_denial(call.org_id if call.principal else None, call.principal.key_id if call.principal else "anonymous",
-                        error.message, "", "", call.trace_id, status=error.status)
-    return error
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:

@@ -1,0 +1,120 @@
+"""The contract's conventions on every route: validation, 413, idempotency, health, OpenAPI."""
+import dataclasses
+import json
+
+from chalicelib.core import config
+
+
+def test_validation_error_names_the_field(http, org):
+    r = http.post("/keys", org["adminKey"], {"name": "x", "scope": "superuser"})
+    assert r.status == 400
+    assert r.json["error"]["code"] == "VALIDATION_ERROR"
+    assert r.json["error"]["details"][0]["field"] == "scope"
+    r = http.post("/keys", org["adminKey"], {"scope": "operator"})
+    assert r.json["error"]["details"][0]["field"] == "name"
+    r = http.post("/keys", org["adminKey"], {"name": "x", "scope": "operator", "surprise": 1})
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "surprise"
+
+
+def test_snake_case_inputs_are_accepted(http, org):
+    r = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agent_id": "agent-7"})
+    assert r.status == 201 and r.json["agentId"] == "agent-7"
+
+
+def test_invalid_json_and_wrong_types_are_400_never_500(http, org):
+    for raw in (b"{", b"[1,2]", b"null", b"\xff\xfe", b'"text"', b'{"name": 5, "scope": []}'):
+        r = http.post("/keys", org["adminKey"], raw_body=raw)
+        assert r.status == 400, (raw, r.status, r.json)
+        assert r.json["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_query_validation(http, org):
+    for q in ("limit=0", "limit=101", "limit=abc"):
+        r = http.get(f"/keys?{q}", org["adminKey"])
+        assert r.status == 400 and r.json["error"]["details"][0]["field"] == "limit"
+
+
+def test_body_over_256_kib_is_413(http, org):
+    big = {"name": "x" * (256 * 1024), "scope": "operator"}
+    r = http.post("/keys", org["adminKey"], big)
+    assert r.status == 413 and r.json["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_wrong_content_type_and_method_keep_the_error_shape(http, org):
+    r = http.post("/keys", org["adminKey"], {"name": "x", "scope": "operator"},
+                  headers={"content-type": "text/plain"})
+    assert r.status == 415 and r.json["error"]["code"] == "VALIDATION_ERROR"
+    r = http.call("PATCH", "/keys", org["adminKey"])
+    assert r.status == 405 and "error" in r.json
+
+
+def test_idempotent_replay_returns_first_response_and_has_no_second_effect(http, org):
+    admin = org["adminKey"]
+    body = {"name": "once", "scope": "operator"}
+    first = http.post("/keys", admin, body, headers={"Idempotency-Key": "k-1"})
+    again = http.post("/keys", admin, body, headers={"Idempotency-Key": "k-1"})
+    assert first.status == again.status == 201
+    assert again.json == first.json
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    names = [k["name"] for k in http.get("/keys", admin).json["items"]]
+    assert names.count("once") == 1
+    # the same key with another body
+    other = http.post("/keys", admin, {"name": "twice", "scope": "operator"}, headers={"Idempotency-Key": "k-1"})
+    assert other.status == 409 and other.json["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    # the same body with key order/whitespace changed is the same body
+    raw = json.dumps({"scope": "operator", "name": "once"}, indent=2).encode()
+    assert http.post("/keys", admin, raw_body=raw, headers={"Idempotency-Key": "k-1"}).status == 201
+
+
+def test_idempotency_keys_are_scoped_per_org_and_failures_are_not_stored(http, org, root):
+    other = http.post("/orgs", root["adminApiKey"], {"name": "o2"}).json
+    body = {"name": "scoped", "scope": "operator"}
+    a = http.post("/keys", org["adminKey"], body, headers={"Idempotency-Key": "shared"})
+    b = http.post("/keys", other["adminKey"], body, headers={"Idempotency-Key": "shared"})
+    assert a.status == b.status == 201 and a.json["keyId"] != b.json["keyId"]
+    assert "Idempotent-Replayed" not in b.headers
+    bad = {"name": "a", "scope": "agent"}  # 400: agentId missing
+    assert http.post("/keys", org["adminKey"], bad, headers={"Idempotency-Key": "retry-me"}).status == 400
+    fixed = {"name": "a", "scope": "agent", "agentId": "a-1"}
+    # a failed request is not stored, so the same key with a corrected body is a new request...
+    r = http.post("/keys", org["adminKey"], fixed, headers={"Idempotency-Key": "retry-me"})
+    assert r.status == 201 and "Idempotent-Replayed" not in r.headers
+
+
+def test_health_is_public_and_503_when_a_dependency_is_down(http, monkeypatch):
+    assert http.get("/health").status == 200
+    broken = dataclasses.replace(config.settings(), jobs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/missing")
+    monkeypatch.setattr(config, "settings", lambda: broken)
+    import chalicelib.system.routes as system_routes
+    monkeypatch.setattr(system_routes, "settings", lambda: broken)
+    r = http.get("/health")
+    assert r.status == 503
+    assert r.json["checks"]["sqs"].startswith("unavailable") and r.json["checks"]["dynamodb"] == "ok"
+    assert r.json["error"]["code"] == "UNAVAILABLE"
+
+
+def test_openapi_document_describes_every_route_from_the_models(http, app_module):
+    doc = http.get("/openapi.json").json
+    assert doc["openapi"].startswith("3.1")
+    routes = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    registered = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
+    assert routes == registered
+    create_key = doc["paths"]["/keys"]["post"]
+    schema = doc["components"]["schemas"][create_key["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    assert schema["properties"]["scope"]["enum"] == ["admin", "operator", "agent"]
+    assert "agentId" in schema["properties"]
+    assert "401" in create_key["responses"] and "403" in create_key["responses"]
+    assert "security" not in doc["paths"]["/health"]["get"]
+
+
+def test_unexpected_failure_is_500_without_a_trace(http, org, monkeypatch):
+    from chalicelib.orgs import store
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(store, "list_keys", boom)
+    r = http.get("/keys", org["adminKey"])
+    assert r.status == 500
+    assert r.json == {"error": {"code": "INTERNAL", "message": "internal error"}}

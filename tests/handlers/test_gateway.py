@@ -1,0 +1,97 @@
+"""WebSocket handlers and the outbox fan-out, as Lambda would invoke them."""
+import json
+
+import pytest
+from botocore.stub import Stubber
+
+from chalicelib.aws import clients, websocket
+from chalicelib.events.outbox import emit
+from chalicelib.gateway import store
+
+
+def ws_event(route, connection_id, token=None, body=None):
+    return {
+        "requestContext": {"routeKey": route, "eventType": {"$connect": "CONNECT", "$default": "MESSAGE",
+                                                            "$disconnect": "DISCONNECT"}[route],
+                           "connectionId": connection_id, "apiId": "abc123", "stage": "prod",
+                           "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "requestId": "r"},
+        "queryStringParameters": {"token": token} if token else None,
+        "headers": {}, "isBase64Encoded": False, "body": body,
+    }
+
+
+def connect(app_module, connection_id, token):
+    return app_module.ws_connect(ws_event("$connect", connection_id, token), None)["statusCode"]
+
+
+def test_connect_refuses_without_a_valid_token(app_module, org):
+    assert connect(app_module, "c-none", None) == 401
+    assert connect(app_module, "c-bad", "nope") == 401
+    assert store.get("c-bad") is None
+
+
+def test_connected_is_the_first_message_and_goes_only_to_that_connection(app_module, org, outbox, sent):
+    assert connect(app_module, "c-first", org["adminKey"]) == 200
+    assert connect(app_module, "c-second", org["adminKey"]) == 200
+    outbox.drain()
+    first = sent.by_connection["c-first"]
+    assert [m["event"] for m in first] == ["system:connected"]
+    assert first[0]["data"]["connectionId"] == "c-first"
+    assert first[0]["data"]["timestamp"].endswith("Z")
+    assert [m["data"]["connectionId"] for m in sent.by_connection["c-second"]] == ["c-second"]
+    assert store.get("c-first").endpoint == "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+
+
+def test_ping_pong_and_ignored_messages(app_module, org, sent):
+    connect(app_module, "c-ping", org["adminKey"])
+    for body in ("not json", "[]", '{"action": "dance"}', '{"action": 5}'):
+        assert app_module.ws_message(ws_event("$default", "c-ping", body=body), None)["statusCode"] == 200
+    assert "c-ping" not in sent.by_connection
+    app_module.ws_message(ws_event("$default", "c-ping", body='{"action": "ping"}'), None)
+    assert [m["event"] for m in sent.by_connection["c-ping"]] == ["system:pong"]
+
+
+def test_events_stay_in_their_org_and_agent_keys_see_their_agent_only(app_module, http, org, root, outbox, sent):
+    other = http.post("/orgs", root["adminApiKey"], {"name": "B"}).json
+    agent_key = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agentId": "agent-1"}).json["apiKey"]
+    connect(app_module, "a1", org["adminKey"])
+    connect(app_module, "a2", org["adminKey"])
+    connect(app_module, "a-agent", agent_key)
+    connect(app_module, "b1", other["adminKey"])
+    outbox.drain()
+    sent.by_connection.clear()
+    emit(org["orgId"], "job:queued", {"jobId": "j1"}, agent_id="agent-1")
+    emit(org["orgId"], "job:queued", {"jobId": "j2"}, agent_id="agent-2")
+    emit(other["orgId"], "job:queued", {"jobId": "jb"})
+    outbox.drain()
+    assert [m["data"]["jobId"] for m in sent.by_connection["a1"]] == ["j1", "j2"]
+    assert [m["data"]["jobId"] for m in sent.by_connection["a2"]] == ["j1", "j2"]
+    assert [m["data"]["jobId"] for m in sent.by_connection["a-agent"]] == ["j1"]
+    assert [m["data"]["jobId"] for m in sent.by_connection["b1"]] == ["jb"]
+
+
+def test_a_dead_connection_is_removed_on_the_first_failed_send(app_module, org, outbox, sent):
+    connect(app_module, "alive", org["adminKey"])
+    connect(app_module, "dead", org["adminKey"])
+    outbox.drain()
+    sent.dead.add("dead")
+    emit(org["orgId"], "job:queued", {"jobId": "x"})
+    outbox.drain()
+    assert store.get("dead") is None
+    assert store.get("alive") is not None
+    assert sent.by_connection["alive"][-1]["data"] == {"jobId": "x"}
+
+
+def test_disconnect_forgets_the_connection(app_module, org):
+    connect(app_module, "bye", org["adminKey"])
+    app_module.ws_disconnect(ws_event("$disconnect", "bye"), None)
+    assert store.get("bye") is None
+
+
+def test_post_maps_410_gone_to_false():
+    api = clients.client("apigatewaymanagementapi", endpoint_url="https://example.execute-api.us-east-1.amazonaws.com/prod")
+    with Stubber(api) as stub:
+        stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410)
+        stub.add_response("post_to_connection", {})
+        assert websocket.post("https://example.execute-api.us-east-1.amazonaws.com/prod", "c", b"x") is False
+        assert websocket.post("https://example.execute-api.us-east-1.amazonaws.com/prod", "c", b"x") is True
