@@ -1,0 +1,56 @@
+"""The one infrastructure definition: it lints, deploys into moto, and matches what the app reads."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import boto3
+
+from infra.deploy import write_stage_environment
+from infra.stack import OUTPUT_ENV, TEMPLATE_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_template_passes_cfn_lint():
+    lint = shutil.which("cfn-lint", path=str(Path(__import__("sys").executable).parent))
+    result = subprocess.run([lint, str(TEMPLATE_PATH)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deployed_stack_has_every_output_ttl_and_streams(aws):
+    assert set(aws) == set(OUTPUT_ENV)
+    ddb = boto3.client("dynamodb")
+    for table, attribute in ((aws["MainTableName"], "ttl"), (aws["OutboxTableName"], "ttl"),
+                             (aws["IdempotencyTableName"], "expiration")):
+        ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": attribute}
+    outbox = ddb.describe_table(TableName=aws["OutboxTableName"])["Table"]
+    assert outbox["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    sqs = boto3.client("sqs")
+    for queue, dlq in ((aws["JobsQueueUrl"], aws["JobsDeadLetterQueueUrl"]),
+                       (aws["PatchesQueueUrl"], aws["PatchesDeadLetterQueueUrl"])):
+        attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+    assert sqs.get_queue_attributes(QueueUrl=aws["PatchesQueueUrl"], AttributeNames=["FifoQueue"])["Attributes"]["FifoQueue"] == "true"
+
+
+def test_app_event_sources_point_at_the_stack(app_module, aws):
+    from chalice.app import DynamoDBEventConfig, SQSEventConfig
+
+    sources = app_module.app.event_sources
+    streams = [s.stream_arn for s in sources if isinstance(s, DynamoDBEventConfig)]
+    assert streams == [aws["OutboxStreamArn"]]
+    for source in sources:
+        if isinstance(source, SQSEventConfig):
+            assert source.queue in (aws["JobsQueueName"], aws["PatchesQueueName"])
+
+
+def test_stage_environment_is_written_into_chalice_config(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text((ROOT / ".chalice" / "config.json").read_text())
+    write_stage_environment("prod", {"MAIN_TABLE": "controlplane-prod-main"}, config)
+    written = json.loads(config.read_text())
+    assert written["stages"]["prod"]["environment_variables"]["MAIN_TABLE"] == "controlplane-prod-main"
+    assert written["stages"]["dev"]["environment_variables"]["STACK_NAME"] == "controlplane-dev"
