@@ -25,17 +25,24 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _session: boto3.session.Session | None = None
 
 
+def session() -> boto3.session.Session:
+    """The shared session; handlers registered on session().events reach every client made after."""
+    global _session
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
+
+
 def client(service: str, endpoint_url: str | None = None) -> Any:
     key = (service, endpoint_url)
     found = _clients.get(key)
     if found is not None:
         return found
+    shared = session()
     with _lock:
         if key not in _clients:
-            global _session
-            if _session is None:
-                _session = boto3.session.Session()
-            _clients[key] = _session.client(service, endpoint_url=endpoint_url, config=_CONFIG)
+            _clients[key] = shared.client(service, endpoint_url=endpoint_url, config=_CONFIG)
         return _clients[key]
 
 
