@@ -34,6 +34,7 @@ class Settings:
     connection_ttl_seconds: int
     max_body_bytes: int
     websocket_endpoint_override: str | None
+    log_retention_days: int = 14
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -67,6 +68,8 @@ class Settings:
             # Local stack: where post_to_connection goes instead of the
             # execute-api URL recorded at $connect.
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
+            # Instance log entries expire (DynamoDB TTL) this long after they were received.
+            log_retention_days=_int("LOG_RETENTION_DAYS", 14),
         )
 
 
