@@ -185,6 +185,14 @@ def _is(error: ClientError, code: str) -> bool:
     return error.response.get("Error", {}).get("Code") == code
 
 
+def _raise_conflict(error: ClientError) -> None:
+    """A single-item write that hit an item inside an ongoing transaction fails with
+    TransactionConflictException, which botocore does not retry: surface it as the
+    same retryable TransactionConflict that transact() raises."""
+    if _is(error, "TransactionConflictException"):
+        raise TransactionConflict(str(error)) from None
+
+
 # --- single-item calls -----------------------------------------------------
 
 def get(table: str, key: dict, consistent: bool = False) -> dict | None:
@@ -199,6 +207,7 @@ def put(op: Put) -> None:
         if _is(e, "ConditionalCheckFailedException"):
             old = e.response.get("Item")
             raise ConditionFailed(item=deserialize_item(old) if old else None) from None
+        _raise_conflict(e)
         raise
 
 
@@ -212,6 +221,7 @@ def update(op: Update, return_new: bool = True) -> dict | None:
         if _is(e, "ConditionalCheckFailedException"):
             old = e.response.get("Item")
             raise ConditionFailed(item=deserialize_item(old) if old else None) from None
+        _raise_conflict(e)
         raise
     attrs = response.get("Attributes")
     return deserialize_item(attrs) if attrs else None
@@ -223,6 +233,7 @@ def delete(op: Delete) -> None:
     except ClientError as e:
         if _is(e, "ConditionalCheckFailedException"):
             raise ConditionFailed() from None
+        _raise_conflict(e)
         raise
 
 
