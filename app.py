@@ -14,6 +14,8 @@ from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
 from chalicelib.gateway import fanout, handlers as ws
+from chalicelib.instances import routes as instances_routes
+from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
 from chalicelib.system import routes as system_routes
@@ -24,6 +26,8 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp):
+    app.register_blueprint(blueprint)
+for blueprint in (instances_routes.bp, logs_routes.bp):  # instances, logs (ISSUE 4)
     app.register_blueprint(blueprint)
 
 

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from pydantic import Field, field_validator
+
+from chalicelib.core.models import ApiModel, ResponseModel
+
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def json_object(value: dict[str, Any] | None, limit: int = MAX_METADATA_BYTES) -> dict[str, Any] | None:
+    """Free-form JSON that we store as text: finite numbers only (JSON has no NaN), bounded size."""
+    if value is None:
+        return None
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
+    if len(text.encode()) > limit:
+        raise ValueError(f"must be at most {limit} bytes as JSON")
+    return value
+
+
+class CreateInstanceRequest(ApiModel):
+    agent_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    game_type: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return json_object(value)
+
+
+class Instance(ResponseModel):
+    instance_id: str
+    agent_id: str
+    name: str
+    game_type: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = None
+    created_at: str
+
+
+class InstanceList(ResponseModel):
+    items: list[Instance]
+    next_token: Optional[str] = None
+
+
+class InstanceListQuery(ApiModel):
+    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    limit: int = Field(default=50, ge=1, le=100)
+    next_token: Optional[str] = None

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field, field_validator
+
+from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.instances.models import json_object
+from chalicelib.logs import rules
+
+MAX_FIELDS_BYTES = 16 * 1024
+LEVEL_SCHEMA = {"pattern": rules.LEVEL_PATTERN, "description": "INFO, WARN, ERROR, DEBUG or TRACE, any case"}
+TIME_SCHEMA = {"description": "ISO 8601 (UTC when no offset is given)"}
+
+
+class LogEntryIn(ApiModel):
+    timestamp: Optional[str] = Field(default=None, max_length=64, json_schema_extra=TIME_SCHEMA)
+    level: str = Field(max_length=16, json_schema_extra=LEVEL_SCHEMA)
+    message: str = Field(max_length=rules.MAX_MESSAGE_CHARS)
+    fields: Optional[dict[str, Any]] = None
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return rules.parse_level(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, value: str | None) -> str | None:
+        if value is not None:
+            rules.parse_timestamp_ms(value)
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return json_object(value, MAX_FIELDS_BYTES)
+
+
+class PushLogsRequest(ApiModel):
+    entries: list[LogEntryIn] = Field(min_length=1, max_length=rules.MAX_ENTRIES)
+
+
+class PushLogsResult(ResponseModel):
+    accepted: int
+
+
+class LogEntry(ResponseModel):
+    id: str
+    instance_id: str
+    timestamp: str
+    level: str
+    message: str
+    fields: Optional[dict[str, Any]] = None
+
+
+class LogQuery(ApiModel):
+    limit: int = Field(default=100, ge=1, le=1000)
+    since: Optional[str] = Field(default=None, max_length=64, json_schema_extra={
+        "description": "Entries strictly after this ISO 8601 time, or after this log entry id"})
+    level: Optional[str] = Field(default=None, max_length=16, json_schema_extra=LEVEL_SCHEMA)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str | None) -> str | None:
+        return None if value is None else rules.parse_level(value)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        rules.since_bound(value)
+        return value

@@ -1,0 +1,93 @@
+"""Instance log entries: keys and queries.
+
+  PK   ORG#{org}#INST#{instanceId}#LOG,          SK     {id}   - every entry of an instance
+  GSI1PK ORG#{org}#INST#{instanceId}#LOG#{LEVEL}, GSI1SK {id}   - the entries of one level
+
+`id` is a ULID whose time part is the entry's timestamp (rules.py), so both
+partitions are sorted by (timestamp, id). Each filter combination is one
+Query whose Limit is the page size:
+
+  no level, no since -> main table,  backwards,  Limit=limit (then reversed: oldest first)
+  no level, since    -> main table,  SK > bound, Limit=limit
+  level, no since    -> GSI1,        backwards,  Limit=limit
+  level, since       -> GSI1,        SK > bound, Limit=limit
+
+Retention: `ttl` = receive time + LOG_RETENTION_DAYS. DynamoDB deletes expired
+items lazily (usually within days), so queries also filter `ttl > now`; when
+that filter drops items the query continues until the page is full, so a page
+costs its own items plus only the expired-but-not-yet-deleted ones it passes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chalicelib.aws import dynamo
+from chalicelib.core.config import settings
+
+
+def _table() -> str:
+    return settings().main_table
+
+
+def partition(org_id: str, instance_id: str) -> str:
+    return f"ORG#{org_id}#INST#{instance_id}#LOG"
+
+
+def level_partition(org_id: str, instance_id: str, level: str) -> str:
+    return f"{partition(org_id, instance_id)}#{level}"
+
+
+def new_item(org_id: str, instance_id: str, entry_id: str, timestamp: str, level: str, message: str,
+             fields: dict | None, expires_at: int) -> dict:
+    return {
+        "PK": partition(org_id, instance_id), "SK": entry_id, "type": "log",
+        "id": entry_id, "orgId": org_id, "instanceId": instance_id, "timestamp": timestamp,
+        "level": level, "message": message,
+        # JSON text: arbitrary JSON round-trips exactly (nulls, floats, empty keys); never queried.
+        "fields": json.dumps(fields, separators=(",", ":")) if fields is not None else None,
+        "ttl": expires_at,
+        "GSI1PK": level_partition(org_id, instance_id, level), "GSI1SK": entry_id,
+    }
+
+
+def public(item: dict) -> dict[str, Any]:
+    out = {k: item[k] for k in ("id", "instanceId", "timestamp", "level", "message")}
+    if item.get("fields") is not None:
+        out["fields"] = json.loads(item["fields"])
+    return out
+
+
+def write(items: list[dict]) -> None:
+    """BatchWriteItem, 25 per call (a batch of 500 entries is 20 calls)."""
+    dynamo.batch_put(_table(), items)
+
+
+def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
+          after: str | None = None, now: float | None = None) -> list[dict]:
+    """The page, oldest first: entries after `after` (oldest ones), or the newest `limit`."""
+    pk, sk, index = ("GSI1PK", "GSI1SK", "GSI1") if level else ("PK", "SK", None)
+    value = level_partition(org_id, instance_id, level) if level else partition(org_id, instance_id)
+    condition, values = f"{pk} = :pk", {":pk": value}
+    if after is not None:
+        condition += f" AND {sk} > :after"
+        values[":after"] = after
+    values[":now"] = int(time.time() if now is None else now)
+    items: list[dict] = []
+    start = None
+    while len(items) < limit:
+        page = dynamo.query(_table(), condition, values, names={"#ttl": "ttl"}, index=index,
+                            limit=limit - len(items), start_key=start, forward=after is not None,
+                            filter="#ttl > :now")
+        items.extend(page.items)
+        if page.last_key is None:
+            break
+        start = page.last_key
+    if after is None:
+        items.reverse()
+    return items
+
+
+def expiry(received_at: float) -> int:
+    return int(received_at) + settings().log_retention_days * 86400
