@@ -9,11 +9,13 @@ import os
 from aws_lambda_powertools import Logger
 from chalice import Response
 
+from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
 from chalicelib.gateway import fanout, handlers as ws
+from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
@@ -52,6 +54,16 @@ def outbox_fanout(event):
               for r in event if r.event_name == "INSERT" and r.new_image]
     result = fanout.deliver(events)
     logger.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+
+
+for blueprint in (agents_routes.bp, jobs_routes.bp):  # agents and jobs (ISSUE 3)
+    app.register_blueprint(blueprint)
+
+
+@app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
+def jobs_work(event):
+    """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
+    return job_leases.handle_batch(event.to_dict(), event.context)
 
 
 def local_seed() -> dict:

@@ -102,7 +102,8 @@ class Put:
 
 @dataclass
 class Update:
-    """SET each field of `set`, REMOVE each of `remove`, ADD each of `add`, if `condition`."""
+    """SET each field of `set`, SET each field of `copy` to another attribute of the same item,
+    REMOVE each of `remove`, ADD each of `add`, if `condition`."""
 
     table: str
     key: dict
@@ -112,27 +113,34 @@ class Update:
     condition: str | None = None
     names: dict | None = None
     values: dict | None = None
+    copy: dict = field(default_factory=dict)
 
     def request(self) -> dict:
+        # Pure: building the request twice (a retried transaction) gives the same
+        # request, and every placeholder it declares is used (DynamoDB rejects unused ones).
         names = dict(self.names or {})
         values = dict(self.values or {})
         clauses = []
         sets = []
+        removes = list(self.remove)
         for i, (name, value) in enumerate(self.set.items()):
-            names[f"#s{i}"] = name
             if value is None:  # setting None means: remove the attribute
-                self.remove = [*self.remove, name]
+                removes.append(name)
                 continue
+            names[f"#s{i}"] = name
             values[f":s{i}"] = value
             sets.append(f"#s{i} = :s{i}")
+        for i, (name, source) in enumerate(self.copy.items()):
+            names[f"#c{i}"], names[f"#f{i}"] = name, source
+            sets.append(f"#c{i} = #f{i}")
         if sets:
             clauses.append("SET " + ", ".join(sets))
-        removes = []
-        for i, name in enumerate(self.remove):
+        remove_refs = []
+        for i, name in enumerate(removes):
             names[f"#r{i}"] = name
-            removes.append(f"#r{i}")
-        if removes:
-            clauses.append("REMOVE " + ", ".join(removes))
+            remove_refs.append(f"#r{i}")
+        if remove_refs:
+            clauses.append("REMOVE " + ", ".join(remove_refs))
         adds = []
         for i, (name, value) in enumerate(self.add.items()):
             names[f"#a{i}"] = name

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import Field, field_validator
+
+from chalicelib.core.models import ApiModel, ResponseModel
+
+# Pool names appear inside keys ("...#POOL#{pool}"), so they are restricted to a safe alphabet.
+POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+MAX_POOLS = 20
+
+
+class RegisterAgentRequest(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    pools: list[str] = Field(default_factory=list, max_length=MAX_POOLS)
+    tags: Optional[Union[dict[str, str], list[str]]] = None
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, pools: list[str]) -> list[str]:
+        import re
+
+        for pool in pools:
+            if not re.match(POOL_PATTERN, pool):
+                raise ValueError(f"pool {pool!r} must match {POOL_PATTERN}")
+        return list(dict.fromkeys(pools))  # de-duplicated, order kept
+
+
+class AgentResponse(ResponseModel):
+    agent_id: str
+    name: str
+    pools: list[str]
+    status: Literal["active", "inactive"]
+    tags: Optional[Union[dict[str, str], list[str]]] = None
+    metadata: Optional[dict[str, Any]] = None
+    created_at: str
+    updated_at: Optional[str] = None
+    last_seen_at: Optional[str] = None
+
+
+class AgentCreated(AgentResponse):
+    api_key: str
+
+
+class AgentList(ResponseModel):
+    items: list[AgentResponse]
+    next_token: Optional[str] = None
+
+
+class AgentListQuery(ApiModel):
+    pool: Optional[str] = Field(default=None, pattern=POOL_PATTERN)
+    limit: int = Field(default=50, ge=1, le=100)
+    next_token: Optional[str] = None

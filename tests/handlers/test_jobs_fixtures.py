@@ -1,0 +1,138 @@
+"""Fixtures and helpers shared by the agents and jobs handler tests (no tests here).
+
+`fleet`: a fresh org with an operator key and helpers to register agents, queue,
+poll, progress and complete jobs through the app (Chalice test client on moto).
+`clock`: moves the app's clock (chalicelib.core.clock.now) so lease tests do not sleep.
+`events`: the outbox events of an org, read straight from the outbox table.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass
+class Fleet:
+    http: object
+    org: dict
+    operator: str
+    agents: dict = field(default_factory=dict)  # agentId -> apiKey
+
+    def register(self, name: str = "a", pools=(), **extra) -> tuple[str, str]:
+        r = self.http.post("/agents", self.operator, {"name": name, "pools": list(pools), **extra})
+        assert r.status == 201, r.json
+        self.agents[r.json["agentId"]] = r.json["apiKey"]
+        return r.json["agentId"], r.json["apiKey"]
+
+    def key(self, agent_id: str) -> str:
+        return self.agents[agent_id]
+
+    def create(self, expect: int = 201, **body) -> dict:
+        body.setdefault("type", "test")
+        body.setdefault("payload", {})
+        r = self.http.post("/jobs", self.operator, body)
+        assert r.status == expect, r.json
+        return r.json
+
+    def poll(self, agent_id: str, max: int = 1, expect: int = 200, key: str | None = None) -> dict:
+        r = self.http.get(f"/jobs/poll?agentId={agent_id}&max={max}", key or self.key(agent_id))
+        assert r.status == expect, r.json
+        return r.json
+
+    def progress(self, agent_id: str, job: dict, percent: float = 50, message: str | None = None,
+                 key: str | None = None):
+        body = {"jobId": job["jobId"], "runId": job["runId"], "agentId": agent_id, "percent": percent}
+        if message is not None:
+            body["message"] = message
+        return self.http.post("/jobs/progress", key or self.key(agent_id), body)
+
+    def complete(self, agent_id: str, job: dict, status: str = "COMPLETED", key: str | None = None, **extra):
+        body = {"jobId": job["jobId"], "runId": job["runId"], "agentId": agent_id, "status": status, **extra}
+        return self.http.post("/jobs/complete", key or self.key(agent_id), body)
+
+    def job(self, job_id: str) -> dict:
+        r = self.http.get(f"/jobs/{job_id}", self.operator)
+        assert r.status == 200, r.json
+        return r.json
+
+
+@pytest.fixture
+def fleet(http, org) -> Fleet:
+    r = http.post("/keys", org["adminKey"], {"name": "ops", "scope": "operator"})
+    assert r.status == 201, r.json
+    return Fleet(http, org, r.json["apiKey"])
+
+
+class Clock:
+    """The app's clock, offset by `shift` seconds (real time keeps running underneath)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def shift(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    from chalicelib.core import clock as app_clock
+
+    fake = Clock()
+    monkeypatch.setattr(app_clock, "now", fake.now)
+    return fake
+
+
+class Events:
+    def __init__(self, org_id: str):
+        self.org_id = org_id
+
+    def all(self) -> list[dict]:
+        from chalicelib.aws import clients, dynamo
+        from chalicelib.core.config import settings
+
+        items, start = [], None
+        while True:
+            args = {"TableName": settings().outbox_table, "FilterExpression": "orgId = :o",
+                    "ExpressionAttributeValues": {":o": {"S": self.org_id}}}
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = clients.client("dynamodb").scan(**args)
+            items += [dynamo.deserialize_item(i) for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        items.sort(key=lambda i: i["id"])
+        return [{"event": i["event"], "data": json.loads(i["data"]), "agentId": i.get("agentId")} for i in items]
+
+    def of(self, job_id: str) -> list[dict]:
+        return [e for e in self.all() if e["data"].get("jobId") == job_id]
+
+    def names(self, job_id: str) -> list[str]:
+        return [e["event"] for e in self.of(job_id)]
+
+
+@pytest.fixture
+def events(fleet) -> Events:
+    return Events(fleet.org["orgId"])
+
+
+@pytest.fixture
+def sent_checks(monkeypatch) -> list:
+    """Every lease-check message the app sends: (body, delay_seconds). Still sent to SQS as well."""
+    from chalicelib.aws import queues
+
+    sent: list = []
+    real = queues.send_many
+
+    def spy(url, bodies):
+        sent.extend(bodies)
+        return real(url, bodies)
+
+    monkeypatch.setattr(queues, "send_many", spy)
+    return sent
