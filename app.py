@@ -20,6 +20,7 @@ from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
+from chalicelib.settings import routes as settings_routes
 from chalicelib.system import routes as system_routes
 
 logger = Logger(service="control-plane")
@@ -29,7 +30,7 @@ app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp):
     app.register_blueprint(blueprint)
-for blueprint in (instances_routes.bp, logs_routes.bp):  # instances, logs (ISSUE 4)
+for blueprint in (instances_routes.bp, logs_routes.bp, settings_routes.bp):  # instances, logs, settings (ISSUE 4)
     app.register_blueprint(blueprint)
 
 

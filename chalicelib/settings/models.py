@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import AllowInfNan, Field, RootModel, Strict, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+
+from chalicelib.core.models import ApiModel, ResponseModel
+
+MAX_ENTRIES = 500
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+Number = Union[StrictInt, FiniteFloat]
+Scalar = Union[StrictBool, StrictInt, FiniteFloat, Annotated[str, Field(max_length=4096)]]
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _name(value: str, forbidden: str, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} must not be blank")
+    if CONTROL.search(value) or any(ch in value for ch in forbidden):
+        shown = " or ".join(repr(c) for c in forbidden) if forbidden else ""
+        raise ValueError(f"{what} must not contain control characters" + (f" or {shown}" if shown else ""))
+    return value
+
+
+class Constraints(ApiModel):
+    min: Optional[Number] = None
+    max: Optional[Number] = None
+    enum: Optional[list[Union[StrictStr, Number]]] = Field(default=None, min_length=1, max_length=500)
+    pattern: Optional[str] = Field(default=None, min_length=1, max_length=500)
+
+
+class SettingEntryIn(ApiModel):
+    game_type: str = Field(min_length=1, max_length=64)
+    file_type: str = Field(min_length=1, max_length=128)
+    section: str = Field(min_length=1, max_length=256)
+    key: str = Field(min_length=1, max_length=256)
+    value_type: Literal["int", "float", "bool", "string", "enum"]
+    default: Optional[Scalar] = None
+    constraints: Optional[Constraints] = None
+    description: Optional[str] = Field(default=None, max_length=2000)
+
+    @field_validator("game_type", "file_type")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return _name(value, "", "a name")
+
+    @field_validator("section")
+    @classmethod
+    def _section(cls, value: str) -> str:
+        return _name(value, "[]", "a section")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return _name(value, "=", "a key")
+
+
+class SettingEntries(ApiModel):
+    entries: list[SettingEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
+
+
+class RegistryPut(RootModel[Union[SettingEntryIn, SettingEntries]]):
+    """One entry, or {entries: [...]}. Dispatched on the `entries` field, so a bad
+    request reports the fields of the form it used (not both union branches)."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "RegistryPut":
+        form = SettingEntries if isinstance(obj, dict) and "entries" in obj else SettingEntryIn
+        return cls.model_construct(form.model_validate(obj, *args, **kwargs))
+
+
+class ConstraintsOut(ResponseModel):
+    min: Optional[Union[int, float]] = None
+    max: Optional[Union[int, float]] = None
+    enum: Optional[list[Union[str, int, float]]] = None
+    pattern: Optional[str] = None
+
+
+class SettingEntry(ResponseModel):
+    game_type: str
+    file_type: str
+    section: str
+    key: str
+    value_type: Literal["int", "float", "bool", "string", "enum"]
+    default: Optional[Union[bool, int, float, str]] = None
+    constraints: Optional[ConstraintsOut] = None
+    description: Optional[str] = None
+    updated_at: str
+
+
+class SettingEntriesOut(ResponseModel):
+    entries: list[SettingEntry]
+
+
+class RegistryPutResult(RootModel[Union[SettingEntry, SettingEntriesOut]]):
+    """The stored entry, or {entries: [...]}: the same form as the request."""
+
+
+class SettingList(ResponseModel):
+    items: list[SettingEntry]
+    next_token: Optional[str] = None
+
+
+class RegistryQuery(ApiModel):
+    game_type: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    file_type: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    section: Optional[str] = Field(default=None, min_length=1, max_length=256)
+    key: Optional[str] = Field(default=None, min_length=1, max_length=256)
+    limit: int = Field(default=100, ge=1, le=1000)
+    next_token: Optional[str] = None
+
+
+class RegistryKey(ApiModel):
+    game_type: str = Field(min_length=1, max_length=64)
+    file_type: str = Field(min_length=1, max_length=128)
+    section: str = Field(min_length=1, max_length=256)
+    key: str = Field(min_length=1, max_length=256)
+
+
+class ValidateRequest(ApiModel):
+    game_type: str = Field(min_length=1, max_length=64)
+    file_type: str = Field(min_length=1, max_length=128)
+    content: Optional[str] = None
+    values: Optional[dict[str, dict[str, Any]]] = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ValidateRequest":
+        if (self.content is None) == (self.values is None):
+            raise ValueError("send exactly one of content (INI text) or values ({section: {key: value}})")
+        return self
+
+
+class ValidationIssue(ResponseModel):
+    section: str
+    key: str
+    message: str
+    line: Optional[int] = None
+
+
+class UnknownKey(ResponseModel):
+    section: str
+    key: str
+    line: Optional[int] = None
+
+
+class ValidationReport(ResponseModel):
+    valid: bool
+    errors: list[ValidationIssue]
+    unknown_keys: list[UnknownKey]
+    checked: int
