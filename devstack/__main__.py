@@ -1,0 +1,5 @@
+import sys
+
+from devstack.server import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""The one port of the local stack, as an ASGI app served by uvicorn.
+
+    /ws                                   WebSocket: API Gateway WebSocket API -> $connect/$default/$disconnect
+    POST|GET|DELETE /@connections/{id}    API Gateway management API (what apigatewaymanagementapi calls)
+    GET  /_devstack/schedules             scheduled handlers, their expressions and next runs
+    POST /_devstack/schedules/{name}/run  run a scheduled handler now, answer its result
+    anything else                         REST API through Chalice's LocalGateway (authorizers included)
+
+Paths are routed on the raw (still percent-encoded) path: boto3 encodes the
+connection id, which may contain '/', and '@' may arrive as %40.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from chalice.config import Config
+from chalice.local import LocalGateway, LocalGatewayException
+
+from devstack.lambdas import Lambdas
+from devstack.pumps import Scheduler
+from devstack.websocket import WebSocketGateway
+
+log = logging.getLogger("devstack")
+
+Headers = list[tuple[bytes, bytes]]
+Response = tuple[int, Headers, bytes]
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+class DevstackApp:
+    def __init__(self, lambdas: Lambdas, websockets: WebSocketGateway, scheduler: Scheduler) -> None:
+        self._lambdas = lambdas
+        self._websockets = websockets
+        self._scheduler = scheduler
+        self._gateway = LocalGateway(lambdas.app, Config())
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            if scope["path"] == "/ws":
+                await self._websockets.serve(scope, receive, send)
+            else:
+                await send({"type": "websocket.http.response.start", "status": 404, "headers": _JSON})
+                await send({"type": "websocket.http.response.body", "body": b'{"message": "WebSockets are at /ws"}'})
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = await _read_body(receive)
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        segments = [unquote(segment) for segment in raw_path.split("/")]
+        method = scope["method"]
+        try:
+            if len(segments) == 3 and segments[1] == "@connections":
+                status, headers, payload = self._management(method, segments[2], body)
+            elif segments[1] == "_devstack":
+                status, headers, payload = await self._devstack(method, segments[2:])
+            else:
+                status, headers, payload = await self._rest(scope, raw_path, body)
+        except Exception:
+            log.exception("%s %s failed", method, raw_path)
+            status, headers = 500, _JSON
+            payload = b'{"error": {"code": "INTERNAL", "message": "internal error"}}'
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    # --- API Gateway management API ---------------------------------------------
+
+    def _management(self, method: str, connection_id: str, body: bytes) -> Response:
+        if method not in ("POST", "GET", "DELETE"):
+            return 405, _JSON, b'{"message": "use POST, GET or DELETE"}'
+        if method == "POST" and self._websockets.post(connection_id, body):
+            return 200, [], b""
+        if method == "GET" and (info := self._websockets.info(connection_id)) is not None:
+            return 200, _JSON, json.dumps(info).encode()
+        if method == "DELETE" and self._websockets.delete(connection_id):
+            return 204, [], b""
+        # botocore maps the x-amzn-ErrorType header to client.exceptions.GoneException.
+        return (410, [*_JSON, (b"x-amzn-errortype", b"GoneException")],
+                json.dumps({"message": f"connection {connection_id} is gone"}).encode())
+
+    # --- devstack endpoints ------------------------------------------------------
+
+    async def _devstack(self, method: str, rest: list[str]) -> Response:
+        if method == "GET" and rest == ["schedules"]:
+            return 200, _JSON, json.dumps({"schedules": self._scheduler.describe()}).encode()
+        if method == "POST" and len(rest) == 3 and rest[0] == "schedules" and rest[2] == "run":
+            name = rest[1]
+            if name not in self._scheduler.handlers:
+                error = {"error": {"code": "NOT_FOUND", "message": f"no schedule {name}"}}
+                return 404, _JSON, json.dumps(error).encode()
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(self._lambdas.pool, self._scheduler.run_now, name)
+            except Exception as error:
+                log.exception("scheduled handler %s failed", name)
+                return 500, _JSON, json.dumps({"error": {"code": "HANDLER_FAILED", "message": repr(error)}}).encode()
+            return 200, _JSON, json.dumps({"name": name, "result": result}, default=str).encode()
+        return 404, _JSON, b'{"error": {"code": "NOT_FOUND", "message": "unknown devstack endpoint"}}'
+
+    # --- REST through Chalice's local API Gateway ---------------------------------
+
+    async def _rest(self, scope: dict[str, Any], raw_path: str, body: bytes) -> Response:
+        query = scope.get("query_string", b"").decode("latin-1")
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key, text = name.decode("latin-1"), value.decode("latin-1")
+            headers[key] = f"{headers[key]},{text}" if key in headers else text
+        # The raw path, as `chalice local` passes it: path parameters arrive still percent-encoded.
+        handle = functools.partial(self._gateway.handle_request, method=scope["method"],
+                                   path=raw_path + (f"?{query}" if query else ""), headers=headers, body=body or None)
+        try:
+            response = await asyncio.get_running_loop().run_in_executor(self._lambdas.pool, handle)
+        except LocalGatewayException as error:  # authorizer refusals, unknown routes
+            return error.CODE, _header_list(error.headers), error.body or b""
+        payload = response.get("body")
+        if payload is None:
+            payload = b""
+        elif response.get("isBase64Encoded"):
+            payload = base64.b64decode(payload)
+        elif isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        headers_out = _header_list(response.get("headers", {}), response.get("multiValueHeaders", {}))
+        return response["statusCode"], headers_out, payload
+
+
+def _header_list(headers: dict[str, str], multi_value: dict[str, list[str]] | None = None) -> Headers:
+    """Response headers for ASGI; Content-Type defaults to JSON as in `chalice local`; we set Content-Length."""
+    pairs = [(name, value) for name, value in headers.items()]
+    pairs += [(name, value) for name, values in (multi_value or {}).items() for value in values]
+    encoded = [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in pairs
+               if name.lower() != "content-length"]
+    if not any(name == b"content-type" for name, _ in encoded):
+        encoded.append((b"content-type", b"application/json"))
+    return encoded
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

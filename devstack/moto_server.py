@@ -1,0 +1,65 @@
+"""The embedded AWS: moto's server app on a free port, in this process.
+
+Built the way moto's ThreadedMotoServer builds it (werkzeug's threaded
+server around DomainDispatcherApplication), with one change: every DynamoDB
+and DynamoDB Streams request runs under one lock. moto implements a
+conditional write as "check, then write" without a lock, so two threads can
+both pass the same condition; real DynamoDB is atomic per item, and the
+app's exactly-once claims (conditional puts, transactions) depend on that.
+Other services stay concurrent: an SQS long poll must not hold up DynamoDB.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+_SERIALIZED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
+
+
+class SerializeDynamoDB:
+    """WSGI middleware: one DynamoDB/DynamoDB Streams request at a time."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(_SERIALIZED_TARGETS):
+            return self._app(environ, start_response)
+        with self._lock:
+            result = self._app(environ, start_response)
+            # A WSGI body may be computed lazily while it is iterated: build it
+            # inside the lock so the whole operation is serialized.
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+class EmbeddedMoto:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        # werkzeug logs one line per request at INFO: thousands per minute here.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()

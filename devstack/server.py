@@ -1,0 +1,204 @@
+"""Start and stop the whole local stack in one process.
+
+Order matters: moto first (the app's boto3 clients read AWS_ENDPOINT_URL when
+they are created), then the stack and the environment, then the app import
+(Chalice reads queue names and stream ARNs at import time), then the server
+and the pumps. Shutdown runs in reverse so that handlers still finishing can
+reach moto.
+
+Signals belong to the main thread: uvicorn runs in a thread of its own (where
+it installs no signal handlers) and SIGINT/SIGTERM end the main thread's wait.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from devstack.asgi import DevstackApp
+from devstack.lambdas import Lambdas
+from devstack.moto_server import EmbeddedMoto
+from devstack.pumps import start_pumps
+from devstack.websocket import WebSocketGateway
+from infra import stack
+
+log = logging.getLogger("devstack")
+
+# API Gateway's WebSocket message limit; uvicorn closes larger messages with 1009.
+WS_MAX_MESSAGE_BYTES = 128 * 1024
+
+
+def run(app_module: str, host: str, port: int, ready_file: Path | None) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 1 if the server died."""
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack like Ctrl-C
+    stop = threading.Event()
+    moto = EmbeddedMoto()
+    moto.start()
+    lambdas: Lambdas | None = None
+    server: uvicorn.Server | None = None
+    server_thread: threading.Thread | None = None
+    pumps: list[threading.Thread] = []
+    try:
+        sock = _bind(host, port)
+        bound_port = sock.getsockname()[1]
+        public = _public_address(host, bound_port)
+        environment = _prepare_environment(moto.url, public)
+        app_object, seed = _load_app(app_module)
+        lambdas = Lambdas(app_object)
+        pumps, scheduler = start_pumps(lambdas, os.environ["AWS_DEFAULT_REGION"],
+                                       os.environ.get("AWS_ACCOUNT_ID", "123456789012"), stop)
+        asgi = DevstackApp(lambdas, WebSocketGateway(lambdas, domain_name=public), scheduler)
+        server = uvicorn.Server(uvicorn.Config(
+            asgi, host=host, port=bound_port, lifespan="off",
+            ws="websockets",  # the implementation whose denial response (websocket.http.response.*) we rely on
+            ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=5))
+        server_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn")
+        server_thread.start()
+        while not server.started:
+            if not server_thread.is_alive():
+                log.error("the server stopped while starting")
+                return 1
+            server_thread.join(0.05)
+        info = _ready_info(public, moto.url, environment, seed)
+        _announce(info, app_object, scheduler.handlers)
+        if ready_file:
+            _write_atomically(ready_file, json.dumps(info, indent=2))
+        # Wait in short slices: a process signal may be delivered to any thread,
+        # and Python runs its handler only when the main thread next runs
+        # bytecode, which an unbounded join() would never do.
+        while server_thread.is_alive():
+            server_thread.join(0.5)
+        log.error("the server stopped unexpectedly")
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopping")
+        return 0
+    finally:
+        # A second Ctrl-C while stopping means "now": exit without the rest of the cleanup.
+        signal.signal(signal.SIGINT, _force_exit)
+        signal.signal(signal.SIGTERM, _force_exit)
+        stop.set()
+        if server is not None and server_thread is not None:
+            server.should_exit = True
+            server_thread.join()
+        for pump in pumps:
+            pump.join(timeout=10)
+            if pump.is_alive():
+                log.warning("%s did not stop within 10 s", pump.name)
+        if lambdas is not None:
+            lambdas.shutdown()
+        moto.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _force_exit(signum: int, frame: Any) -> None:
+    log.warning("second signal while stopping: exiting at once")
+    os._exit(128 + signum)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind first, so --port 0 picks a free port that the environment can name before the app loads."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+def _public_address(host: str, port: int) -> str:
+    """host:port for clients: a wildcard bind is reached through loopback."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _prepare_environment(moto_url: str, public: str) -> dict[str, str]:
+    """Point every AWS client at moto, deploy the stack and export its outputs; returns those variables."""
+    os.environ["AWS_ENDPOINT_URL"] = moto_url
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("STACK_NAME", "controlplane-local")
+    # The app's management API client posts here instead of to execute-api.
+    os.environ["WEBSOCKET_ENDPOINT_OVERRIDE"] = f"http://{public}"
+    log.info("deploying stack %s into moto at %s", os.environ["STACK_NAME"], moto_url)
+    environment = stack.environment(stack.deploy(os.environ["STACK_NAME"]))
+    os.environ.update(environment)
+    return environment
+
+
+def _load_app(module_name: str) -> tuple[Any, dict[str, Any]]:
+    """Import the app module; its optional local_seed() returns what to print (e.g. orgId, adminApiKey)."""
+    module = importlib.import_module(module_name)
+    local_seed = getattr(module, "local_seed", None)
+    seed = local_seed() if callable(local_seed) else {}
+    return module.app, dict(seed or {})
+
+
+def _ready_info(public: str, moto_url: str, environment: dict[str, str], seed: dict[str, Any]) -> dict[str, Any]:
+    key = seed.get("adminApiKey", "<apiKey>")
+    return {
+        "url": f"http://{public}",
+        "wsUrl": f"ws://{public}/ws?token={key}",
+        "motoUrl": moto_url,
+        # The app's environment (table names, queue URLs, stream ARN) for tools and tests.
+        "environment": environment,
+        **seed,
+    }
+
+
+def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) -> None:
+    key = info.get("adminApiKey", "<apiKey>")
+    lines = [
+        "",
+        "devstack is ready",
+        f"  REST API    {info['url']}",
+        f"  WebSocket   {info['wsUrl']}",
+        f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
+    ]
+    lines += [f"  {name:<11} {value}" for name, value in info.items()
+              if name not in ("url", "wsUrl", "motoUrl", "environment")]
+    lines.append(f"  try         curl -H 'Authorization: Bearer {key}' {info['url']}{_example_path(app_object)}")
+    if schedules:
+        lines.append(f"  schedules   curl {info['url']}/_devstack/schedules")
+        lines += [f"              curl -X POST {info['url']}/_devstack/schedules/{name}/run" for name in schedules]
+    lines += ["  stop        Ctrl-C", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _example_path(app_object: Any) -> str:
+    """A GET route without path parameters, for the curl example."""
+    paths = sorted(path for path, methods in app_object.routes.items() if "GET" in methods and "{" not in path)
+    return next((path for path in paths if path != "/"), paths[0] if paths else "/")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Readers poll for the file: they must never see it half written.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--app", default="app", help="module holding the Chalice `app` (default: app)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--ready-file", type=Path, help="write the URLs and seed as JSON here once serving")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client
+    return run(args.app, args.host, args.port, args.ready_file)
