@@ -13,13 +13,13 @@ TAG = "Instances and logs"
 @endpoint(bp, "/instances/{instanceId}/logs", "POST", scope=Scope.AGENT, body=models.PushLogsRequest,
           response=models.PushLogsResult, status=202, tag=TAG, errors=(404, 503),
           summary="Push 1..500 log entries for an instance (its agent's key, or an operator); emits instance:log")
-def push_logs(call: Call) -> dict:
-    return service.push(call, call.params["instanceId"], call.body.entries)
+def push_logs(call: Call) -> models.PushLogsResult:
+    return models.PushLogsResult.model_validate(service.push(call, call.params["instanceId"], call.body.entries))
 
 
 @endpoint(bp, "/instances/{instanceId}/logs", "GET", scope=Scope.AGENT, query=models.LogQuery,
           response=list[models.LogEntry], tag=TAG, errors=(404,),
           summary="Log entries, oldest first: the newest `limit`, or the first `limit` strictly after `since`")
-def read_logs(call: Call) -> list[dict]:
+def read_logs(call: Call) -> list[models.LogEntry]:
     q = call.query
-    return service.read(call, call.params["instanceId"], q.limit, q.since, q.level)
+    return [models.LogEntry.model_validate(e) for e in service.read(call, call.params["instanceId"], q.limit, q.since, q.level)]

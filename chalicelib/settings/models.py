@@ -1,17 +1,50 @@
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AllowInfNan, Field, RootModel, Strict, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import Field, PlainValidator, RootModel, WithJsonSchema, field_validator, model_validator
 
 from chalicelib.core.models import ApiModel, ResponseModel
 
 MAX_ENTRIES = 500
-FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
-Number = Union[StrictInt, FiniteFloat]
-Scalar = Union[StrictBool, StrictInt, FiniteFloat, Annotated[str, Field(max_length=4096)]]
+MAX_TEXT = 4096
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: Any) -> Any:
+    if not _is_number(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, bool) or _is_number(value):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"must be at most {MAX_TEXT} characters")
+        return value
+    raise ValueError("must be a boolean, a finite number or a string")
+
+
+def _option(value: Any) -> Any:
+    if _is_number(value) or (isinstance(value, str) and len(value) <= 256):
+        return value
+    raise ValueError("must be a finite number or a string of at most 256 characters")
+
+
+# One validator per value (not a Union), so an error names the field, not a union branch.
+Number = Annotated[Union[int, float], PlainValidator(_number), WithJsonSchema({"type": "number"})]
+Scalar = Annotated[Union[bool, int, float, str], PlainValidator(_scalar), WithJsonSchema(
+    {"anyOf": [{"type": "boolean"}, {"type": "number"}, {"type": "string", "maxLength": MAX_TEXT}]})]
+Option = Annotated[Union[str, int, float], PlainValidator(_option), WithJsonSchema(
+    {"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 256}]})]
 
 
 def _name(value: str, forbidden: str, what: str) -> str:
@@ -27,7 +60,7 @@ def _name(value: str, forbidden: str, what: str) -> str:
 class Constraints(ApiModel):
     min: Optional[Number] = None
     max: Optional[Number] = None
-    enum: Optional[list[Union[StrictStr, Number]]] = Field(default=None, min_length=1, max_length=500)
+    enum: Optional[list[Option]] = Field(default=None, min_length=1, max_length=500)
     pattern: Optional[str] = Field(default=None, min_length=1, max_length=500)
 
 
