@@ -89,6 +89,8 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
              content_types: Iterable[str] = (JSON,)) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
     """Register a route on `bp` whose handler takes a Call (see module doc)."""
     standard = {400, 413} | ({401, 403} if scope else set())
+    if method == "POST":  # Idempotency-Key reused with another body: 409 IDEMPOTENCY_KEY_REUSED
+        standard.add(409)
     spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
                     tuple(sorted(standard | set(errors))), tuple(content_types))
 
