@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from chalicelib.agents import service as agents
 from chalicelib.aws import dynamo
 from chalicelib.core import audit, ids
 from chalicelib.core.api import Call
@@ -20,15 +21,21 @@ ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
 def create(call: Call, agent_id: str, name: str, game_type: str | None, metadata: dict | None) -> dict:
-    # The agents domain exposes no lookup yet, so agentId is taken as given
-    # (docs/LOGS_AND_SETTINGS.md); only that agent's key may push logs.
+    """One TransactWriteItems: the owning agent must exist in this org and be active
+    (the agents domain's ConditionCheck, no extra read), the instance, its audit event."""
     instance_id = ids.new_id()
     item = store.new_item(call.org_id, instance_id, agent_id, name, game_type, metadata)
-    dynamo.transact([
-        store.put(item),
-        audit.audit_put(call.org_id, "instance", instance_id, "created", call.actor, call.trace_id,
-                        {"agentId": agent_id, "name": name}),
-    ])
+    try:
+        dynamo.transact([
+            agents.active_check(call.org_id, agent_id),
+            store.put(item),
+            audit.audit_put(call.org_id, "instance", instance_id, "created", call.actor, call.trace_id,
+                            {"agentId": agent_id, "name": name}),
+        ])
+    except dynamo.ConditionFailed as failed:
+        if failed.index == 0:
+            raise ValidationError.field("agentId", f"no active agent {agent_id} in this organization") from None
+        raise
     return store.public(item)
 
 

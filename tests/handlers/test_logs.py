@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from tests.handlers.test_instances import agent_key, create, operator_key
+from tests.handlers.test_instances import create, operator_key, register_agent
 
 T0 = "2026-11-01T10:00:00.000Z"
 
@@ -20,8 +20,9 @@ def ts(second: int, ms: int = 0) -> str:
 @pytest.fixture
 def setup(http, org):
     ops = operator_key(http, org)
-    instance = create(http, ops, "agent-a", gameType="ark-sa")
-    return {"ops": ops, "agent": agent_key(http, org, "agent-a"), "other_agent": agent_key(http, org, "agent-b"),
+    owner, other = register_agent(http, org, "owner"), register_agent(http, org, "other")
+    instance = create(http, ops, owner["agentId"], gameType="ark-sa")
+    return {"ops": ops, "agent": owner["apiKey"], "agent_id": owner["agentId"], "other_agent": other["apiKey"],
             "iid": instance["instanceId"], "org": org}
 
 
@@ -157,8 +158,8 @@ def test_push_emits_instance_log_with_the_stored_entries(http, setup, outbox):
     events = [e for e in outbox.drain() if e["event"] == "instance:log"]
     assert len(events) == 1
     event = events[0]
-    assert event["orgId"] == s["org"]["orgId"] and event["agentId"] == "agent-a"
-    assert event["data"]["instanceId"] == s["iid"] and event["data"]["agentId"] == "agent-a"
+    assert event["orgId"] == s["org"]["orgId"] and event["agentId"] == s["agent_id"]
+    assert event["data"]["instanceId"] == s["iid"] and event["data"]["agentId"] == s["agent_id"]
     assert event["data"]["entries"] == read(http, s["agent"], s["iid"]).json
 
 

@@ -74,8 +74,8 @@ def log10k(app_module, root):
     with Client(app_module.app) as client:
         http = Http(client.http)
         org = http.post("/orgs", root["adminApiKey"], {"name": "logs 10k"}).json
-        agent = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agentId": "agent-10k"}).json
-        iid = http.post("/instances", org["adminKey"], {"agentId": "agent-10k", "name": "big"}).json["instanceId"]
+        agent = http.post("/agents", org["adminKey"], {"name": "agent-10k"}).json
+        iid = http.post("/instances", org["adminKey"], {"agentId": agent["agentId"], "name": "big"}).json["instanceId"]
         for start in range(0, N, 500):
             r = http.post(f"/instances/{iid}/logs", agent["apiKey"], {"entries": pushed[start:start + 500]})
             assert r.status == 202 and r.json == {"accepted": 500}, r.json
