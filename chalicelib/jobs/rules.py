@@ -9,6 +9,7 @@ import enum
 import hashlib
 import json
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,25 @@ def merge_candidates(per_target: list[list[dict]], key: str = "GSI4SK") -> list[
     merged = [item for items in per_target for item in items]
     merged.sort(key=lambda item: item[key])
     return merged
+
+
+def spread(remaining: list[dict], rng: random.Random | None = None) -> list[dict]:
+    """After a poll lost a race, the order in which it tries the rest.
+
+    Pollers that read the same ready queue at the same moment all go for its
+    head; after losing one race each, they would queue up behind each other on
+    the next candidate, and the next. So a poll that lost a race tries the
+    candidates of the best remaining priority in random order: priority stays
+    strict, age order is kept by every poll that meets no competition (when
+    another poll is claiming from the same queue at the same instant, "oldest
+    first" has no single meaning anyway).
+    """
+    if not remaining:
+        return remaining
+    best = remaining[0].get("priority")
+    head = [c for c in remaining if c.get("priority") == best]
+    (rng or random).shuffle(head)
+    return head + [c for c in remaining if c.get("priority") != best]
 
 
 # --- polling -------------------------------------------------------------------

@@ -26,7 +26,7 @@ from chalicelib.jobs.rules import Status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CLAIM_SLACK = 3  # extra candidates read per poll, for the ones another poll wins first
+CLAIM_SLACK = 4  # extra candidates read per poll, for the ones another poll wins first
 
 
 def idle_poll_seconds() -> int:
@@ -182,6 +182,7 @@ def poll(org_id: str, agent_id: str, wanted: int) -> dict:
         leases.schedule([(leases.message(org_id, r["jobId"], r["runId"]),
                           rules.first_check_ms(now_ms, int(r["leaseSeconds"]), r.get("timeoutSeconds")))
                          for r in runs])
+        lost_before = lost
         for job, run in zip(batch, runs):
             try:
                 dynamo.transact(store.claim_ops(job, run, now))
@@ -195,6 +196,8 @@ def poll(org_id: str, agent_id: str, wanted: int) -> dict:
                 "leaseSeconds": int(run["leaseSeconds"]),
                 **({"timeoutSeconds": int(run["timeoutSeconds"])} if run.get("timeoutSeconds") else {}),
             })
+        if lost > lost_before:
+            candidates[position:] = rules.spread(candidates[position:])
     return {"jobs": claimed,
             "nextPollSeconds": rules.next_poll_seconds(len(claimed), wanted, lost, idle_poll_seconds())}
 

@@ -106,3 +106,14 @@ def test_completion_fingerprint_and_errors():
 
 def test_json_size_counts_utf8_bytes():
     assert rules.json_size({"a": "é"}) == len('{"a":"é"}'.encode())
+
+
+def test_spread_shuffles_only_the_best_remaining_priority():
+    import random
+
+    remaining = [{"priority": 5, "id": i} for i in range(6)] + [{"priority": 1, "id": 9}, {"priority": 0, "id": 10}]
+    orders = {tuple(c["id"] for c in rules.spread(list(remaining), random.Random(seed))) for seed in range(20)}
+    assert len(orders) > 1  # the head really is spread
+    for order in orders:
+        assert sorted(order[:6]) == list(range(6)) and order[6:] == (9, 10)  # priority stays strict
+    assert rules.spread([]) == []

@@ -1,0 +1,229 @@
+"""moto's TransactWriteItems and GSI Query at a cost proportional to what they touch, not to the table.
+
+moto 5.2.5 backs up every table a transaction touches with copy.deepcopy
+before applying it, so that it can roll back; with a few thousand items that
+is 100+ ms per transaction, growing with the table (measured: 7 ms at 100
+items, 26 ms at 1,000, 165 ms at 5,000). Every job transition is a
+transaction (state change + outbox event), so the local stack slows down
+linearly as jobs accumulate. This keeps moto's own implementation and
+replaces only the backup: the items the transaction names (and the length of
+each stream) are saved before it runs and put back if it fails.
+
+moto also answers a Query on a global secondary index by sorting every item
+of the table and testing each (54 ms per Query at ~3,000 items, the largest
+single cost of the local stack under the jobs load). patch_index_queries keeps,
+per table, a map from each GSI partition key value to the items holding it,
+updated on every write path (put, update, delete, batch, transaction and its
+rollback), and hands moto's own Query code only those items.
+
+Correct only where DynamoDB requests are serialized, which the devstack does
+(devstack/moto_server.py: one DynamoDB request at a time). Applied by
+bench/jobs_stack.py; tests/handlers/test_jobs_moto_patch.py checks both
+against moto's own answers. Candidates for devstack/moto_server.py itself.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_PATCHED = False
+_INDEXED = False
+_EPOCH = 0  # maps built under an earlier patch missed the writes made while unpatched
+_ORIGINALS: dict[tuple[Any, str], Any] = {}
+
+
+def _replace(owner: Any, name: str, value: Any) -> None:
+    _ORIGINALS.setdefault((owner, name), getattr(owner, name))
+    setattr(owner, name, value)
+
+
+def unpatch() -> None:
+    """Put moto back as it was (tests that patch an in-process moto shared with other tests)."""
+    global _PATCHED, _INDEXED
+    for (owner, name), value in _ORIGINALS.items():
+        setattr(owner, name, value)
+    _ORIGINALS.clear()
+    _PATCHED = _INDEXED = False
+
+
+class _CopyWithoutTableBackups:
+    """The `copy` module as moto's dynamodb models see it, minus whole-table deep copies."""
+
+    def __init__(self, table_type: type):
+        self._table_type = table_type
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if isinstance(value, self._table_type):
+            return value  # the item journal below replaces this backup
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def patch_transactions() -> None:
+    global _PATCHED
+    if _PATCHED:
+        return
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = models.DynamoDBBackend.transact_write_items
+    _replace(models, "copy", _CopyWithoutTableBackups(Table))
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        journal = []
+        streams = {}
+        for entry in transact_items:
+            try:
+                op_type, op = next(iter(entry.items()))
+                table = self.tables[op["TableName"]]
+                key = op["Item"] if op_type == "Put" else op["Key"]
+                hash_key = DynamoType(key[table.hash_key_attr])
+                range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            except (KeyError, StopIteration, TypeError, AttributeError):
+                continue  # moto's own validation reports it
+            current = table.get_item(hash_key, range_key)
+            journal.append((table, hash_key, range_key, copy.deepcopy(current)))
+            if table.stream_shard is not None:
+                streams.setdefault(id(table), (table.stream_shard, len(table.stream_shard.items)))
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, before in reversed(journal):
+                _restore(table, hash_key, range_key, before)
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    _replace(models.DynamoDBBackend, "transact_write_items", transact_write_items)
+    _PATCHED = True
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
+    try:
+        _restore_item(table, hash_key, range_key, before)
+    finally:
+        _reindex(table, hash_key, range_key)
+
+
+def _restore_item(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
+    if range_key is None:
+        if before is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = before
+        return
+    if before is None:
+        table.items.get(hash_key, {}).pop(range_key, None)
+    else:
+        table.items[hash_key][range_key] = before
+
+
+# --- GSI queries ----------------------------------------------------------------
+
+class _GsiMap:
+    """For one table: GSI hash attribute -> value -> {item key: None}, and the reverse."""
+
+    def __init__(self, table: Any):
+        self.epoch = _EPOCH
+        self.attrs = {k["AttributeName"] for index in table.global_indexes for k in index.schema
+                      if k["KeyType"] == "HASH"}
+        self.buckets: dict[str, dict[Any, dict]] = {attr: {} for attr in self.attrs}
+        self.entries: dict[tuple, list[tuple[str, Any]]] = {}
+        for item in table.all_items():
+            self.add(item.hash_key, item.range_key, item)
+
+    def add(self, hash_key: Any, range_key: Any, item: Any) -> None:
+        key = (hash_key, range_key)
+        self.remove(key)
+        if item is None:
+            return
+        found = []
+        for attr in self.attrs:
+            value = item.attrs.get(attr)
+            if value is not None:
+                self.buckets[attr].setdefault(value, {})[key] = None
+                found.append((attr, value))
+        if found:
+            self.entries[key] = found
+
+    def remove(self, key: tuple) -> None:
+        for attr, value in self.entries.pop(key, ()):
+            bucket = self.buckets[attr].get(value)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self.buckets[attr][value]
+
+
+def _gsi_map(table: Any) -> "_GsiMap | None":
+    gsi = table.__dict__.get("_jobs_gsi_map")
+    return gsi if gsi is not None and gsi.epoch == _EPOCH and _INDEXED else None
+
+
+def _reindex(table: Any, hash_key: Any, range_key: Any) -> None:
+    gsi = _gsi_map(table)
+    if gsi is not None:
+        gsi.add(hash_key, range_key, table.get_item(hash_key, range_key) if hash_key is not None else None)
+
+
+def patch_index_queries() -> None:
+    global _INDEXED, _EPOCH
+    if _INDEXED:
+        return
+    _EPOCH += 1
+    import moto.dynamodb.models as models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    table_put, table_delete, table_query = Table.put_item, Table.delete_item, Table.query
+    backend_update = models.DynamoDBBackend.update_item
+
+    def put_item(self: Any, item_attrs: dict, *args: Any, **kwargs: Any) -> Any:
+        item = table_put(self, item_attrs, *args, **kwargs)
+        _reindex(self, item.hash_key, item.range_key)
+        return item
+
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        try:
+            return table_delete(self, hash_key, range_key)
+        finally:
+            _reindex(self, hash_key, range_key)
+
+    def update_item(self: Any, table_name: str, key: dict, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return backend_update(self, table_name, key, *args, **kwargs)
+        finally:
+            table = self.tables.get(table_name)
+            if table is not None and table.hash_key_attr in key:
+                _reindex(table, DynamoType(key[table.hash_key_attr]),
+                         DynamoType(key[table.range_key_attr]) if table.range_key_attr else None)
+
+    def query(self: Any, hash_key: Any, range_comparison: Any, range_objs: Any, limit: Any,
+              exclusive_start_key: Any, scan_index_forward: Any, projection_expressions: Any,
+              index_name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        call = (self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+                projection_expressions, index_name, *args)
+        index = next((i for i in self.global_indexes if i.name == index_name), None) if index_name else None
+        conditions = kwargs.get("hash_key_conditions") or []
+        hash_attrs = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"] if index else []
+        if index is None or len(hash_attrs) != 1 or len(conditions) != 1 or conditions[0][0] != hash_attrs[0]:
+            return table_query(*call, **kwargs)
+        gsi = _gsi_map(self)
+        if gsi is None:
+            gsi = self.__dict__["_jobs_gsi_map"] = _GsiMap(self)
+        keys = gsi.buckets.get(hash_attrs[0], {}).get(conditions[0][1], {})
+        items = [i for i in (self.get_item(h, r) for h, r in keys) if i is not None]
+        items.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        self.all_items = lambda: items  # moto's own query code, over the matching items only
+        try:
+            return table_query(*call, **kwargs)
+        finally:
+            del self.all_items
+
+    for owner, name, value in ((Table, "put_item", put_item), (Table, "delete_item", delete_item),
+                               (Table, "query", query), (models.DynamoDBBackend, "update_item", update_item)):
+        _replace(owner, name, value)
+    _INDEXED = True
