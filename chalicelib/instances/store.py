@@ -42,7 +42,8 @@ def put(item: dict) -> dynamo.Put:
 
 
 def get(org_id: str, instance_id: str) -> dict | None:
-    return dynamo.get(_table(), key(org_id, instance_id))
+    # Strongly consistent: an agent pushes logs right after its instance is created.
+    return dynamo.get(_table(), key(org_id, instance_id), consistent=True)
 
 
 def list_page(org_id: str, agent_id: str | None, limit: int, start_key: dict | None) -> dynamo.Page:

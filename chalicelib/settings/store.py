@@ -80,7 +80,8 @@ def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_nam
 def of_file(org_id: str, game_type: str, file_type: str) -> list[dict]:
     """Every entry of one (gameType, fileType): what /settings/validate checks against."""
     pk = key(org_id, game_type, file_type, "", "")["PK"]
-    return list(dynamo.query_all(_table(), "PK = :pk", {":pk": pk}))
+    # Strongly consistent: validating right after seeding the registry is the common sequence.
+    return list(dynamo.query_all(_table(), "PK = :pk", {":pk": pk}, consistent=True))
 
 
 @dataclass
