@@ -19,30 +19,50 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 @pytest.fixture(scope="session")
-def aws():
+def _moto_account():
     from moto import mock_aws
 
+    mock = mock_aws()
+    mock.start()
+    yield mock
+    mock.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(_moto_account):
+    """A fresh AWS account and stack for each test module.
+
+    moto answers a Query by walking the table, so one module's bulk data (the
+    10,000-entry log tests) would slow every module after it; a reset per
+    module keeps each file as fast alone as in the suite, and isolated.
+    """
     from chalicelib.aws import clients
     from chalicelib.core import config, idempotency
     from infra.stack import deploy, environment
 
-    with mock_aws():
-        outputs = deploy("cp-test")
-        os.environ.update(environment(outputs))
-        config.settings.cache_clear()
-        clients.reset()
-        idempotency.reset()
-        yield outputs
+    _moto_account.reset()
+    outputs = deploy("cp-test")
+    os.environ.update(environment(outputs))
+    config.settings.cache_clear()
+    clients.reset()
+    idempotency.reset()
+    yield outputs
 
 
 @pytest.fixture(scope="session")
-def app_module(aws):
+def _app(_moto_account):
     import app as module
 
     return module
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def app_module(aws, _app):
+    """The app, imported once per session (as a Lambda container imports it once), on this module's stack."""
+    return _app
+
+
+@pytest.fixture(scope="module")
 def root(app_module) -> dict:
     return app_module.local_seed()
 

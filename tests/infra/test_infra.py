@@ -41,7 +41,8 @@ def test_app_event_sources_point_at_the_stack(app_module, aws):
 
     sources = app_module.app.event_sources
     streams = [s.stream_arn for s in sources if isinstance(s, DynamoDBEventConfig)]
-    assert streams == [aws["OutboxStreamArn"]]
+    # the stream label (after /stream/) is minted per deploy; the table is what must match
+    assert [arn.split("/stream/")[0] for arn in streams] == [aws["OutboxStreamArn"].split("/stream/")[0]]
     for source in sources:
         if isinstance(source, SQSEventConfig):
             assert source.queue in (aws["JobsQueueName"], aws["PatchesQueueName"])
