@@ -11,7 +11,7 @@ from chalicelib.agents import store
 from chalicelib.aws import dynamo
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal, Scope, new_key
-from chalicelib.core.errors import Forbidden, NotFound
+from chalicelib.core.errors import Forbidden, NotFound, Unavailable
 
 ACTIVE, INACTIVE = store.ACTIVE, store.INACTIVE
 # lastSeenAt is written at most this often by polls (see store.touch).
@@ -63,9 +63,12 @@ def list_page(org_id: str, pool: str | None, limit: int, start_key: dict | None)
 
 def heartbeat(org_id: str, agent_id: str) -> None:
     try:
-        store.heartbeat(org_id, agent_id, int(clock.now() * 1000))
+        # The agent item is also in its jobs' progress transactions (ConditionCheck): conflicts retry.
+        dynamo.retry_conflicts(lambda: store.heartbeat(org_id, agent_id, int(clock.now() * 1000)))
     except dynamo.ConditionFailed:
         raise Forbidden(f"agent {agent_id} is unknown or inactive") from None
+    except dynamo.TransactionConflict:
+        raise Unavailable("the agent is busy; retry", headers={"Retry-After": "1"}) from None
 
 
 def deactivate(principal: Principal, agent_id: str, trace_id: str | None) -> dict:

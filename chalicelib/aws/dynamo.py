@@ -11,9 +11,11 @@ import base64
 import hashlib
 import hmac
 import json
+import random
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -260,6 +262,20 @@ def transact(ops: list[Put | Update | Delete | ConditionCheck]) -> None:
                 old = reason.get("Item")
                 raise ConditionFailed(index=index, item=deserialize_item(old) if old else None) from None
         raise TransactionConflict(str(reasons)) from None
+
+
+T = TypeVar("T")
+
+
+def retry_conflicts(fn: Callable[[], T], attempts: int = 4, base_delay: float = 0.01) -> T:
+    """Run `fn` (a transaction, or a write to an item that transactions also touch), retrying
+    TransactionConflict with jittered exponential backoff; the last conflict propagates."""
+    for attempt in range(attempts - 1):
+        try:
+            return fn()
+        except TransactionConflict:
+            time.sleep(random.uniform(0.5, 1.5) * base_delay * 2 ** attempt)
+    return fn()
 
 
 def batch_put(table: str, items: list[dict]) -> None:

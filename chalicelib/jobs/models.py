@@ -9,11 +9,12 @@ from chalicelib.core.models import ApiModel, ResponseModel
 from chalicelib.jobs import rules
 
 JobStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
-ID = Field(min_length=1, max_length=64)
+ID_PATTERN = r"^[0-9A-Za-z_.:-]+$"  # ids appear inside keys: no "#"
+ID = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class CreateJobRequest(ApiModel):
-    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
     pool: Optional[str] = Field(default=None, pattern=POOL_PATTERN)
     type: str = Field(min_length=1, max_length=128)
     payload: Any = Field(default_factory=dict)
@@ -58,7 +59,7 @@ class JobList(ResponseModel):
 
 
 class JobListQuery(ApiModel):
-    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    agent_id: Optional[str] = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
     pool: Optional[str] = Field(default=None, pattern=POOL_PATTERN)
     status: Optional[JobStatus] = None
     limit: int = Field(default=50, ge=1, le=100)
@@ -66,7 +67,7 @@ class JobListQuery(ApiModel):
 
 
 class PollQuery(ApiModel):
-    agent_id: str = Field(min_length=1, max_length=64)
+    agent_id: str = ID
     max: int = Field(default=1, ge=1, le=rules.POLL_MAX)
 
 

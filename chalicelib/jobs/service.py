@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
-import time
 from typing import Any, Callable, TypeVar
 
 from chalicelib.agents import service as agents
@@ -37,16 +35,12 @@ def idle_poll_seconds() -> int:
         return rules.IDLE_POLL_SECONDS_DEFAULT
 
 
-def _retry_conflicts(fn: Callable[[], T], attempts: int = 4) -> T:
-    """Transactions touching the same item at the same moment cancel each other; retry with jitter."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except dynamo.TransactionConflict:
-            if attempt == attempts - 1:
-                raise Unavailable("the job is busy; retry", headers={"Retry-After": "1"}) from None
-            time.sleep(random.uniform(0.005, 0.03) * 2 ** attempt)
-    raise AssertionError("unreachable")
+def _retry_conflicts(fn: Callable[[], T]) -> T:
+    """Transactions touching the same item at the same moment cancel each other: retried, then 503."""
+    try:
+        return dynamo.retry_conflicts(fn)
+    except dynamo.TransactionConflict:
+        raise Unavailable("the job is busy; retry", headers={"Retry-After": "1"}) from None
 
 
 # --- views -----------------------------------------------------------------------
@@ -166,7 +160,7 @@ def cancel(principal: Principal, job_id: str, trace_id: str | None) -> dict:
 # --- agents --------------------------------------------------------------------------
 
 def poll(org_id: str, agent_id: str, wanted: int) -> dict:
-    agent = agents.for_poll(org_id, agent_id)
+    agent = _retry_conflicts(lambda: agents.for_poll(org_id, agent_id))
     targets = [rules.target(agent_id, None)] + [rules.target(None, p) for p in agent.get("pools") or []]
     candidates = rules.merge_candidates([store.ready(org_id, t, wanted + CLAIM_SLACK) for t in targets])
     claimed: list[dict] = []

@@ -307,3 +307,28 @@ def test_openapi_documents_the_job_routes(http):
     for path in ("/agents", "/agents/{agentId}", "/agents/{agentId}/heartbeat", "/agents/{agentId}/deactivate",
                  "/jobs", "/jobs/{jobId}", "/jobs/{jobId}/cancel", "/jobs/poll", "/jobs/progress", "/jobs/complete"):
         assert path in paths, path
+
+
+def test_transaction_conflicts_are_retried_then_503(fleet, monkeypatch):
+    """DynamoDB cancels transactions that touch one item at the same moment (moto never does): retried."""
+    from chalicelib.aws import dynamo
+
+    agent_id, _ = fleet.register()
+    fleet.create(agentId=agent_id)
+    run = fleet.poll(agent_id)["jobs"][0]
+    real = dynamo.transact
+    conflicts = {"left": 2}
+
+    def flaky(ops):
+        if conflicts["left"] > 0:
+            conflicts["left"] -= 1
+            raise dynamo.TransactionConflict("busy")
+        return real(ops)
+
+    monkeypatch.setattr(dynamo, "transact", flaky)
+    assert fleet.progress(agent_id, run, 20).status == 204 and conflicts["left"] == 0
+    conflicts["left"] = 100
+    r = fleet.progress(agent_id, run, 30)
+    assert r.status == 503 and r.json["error"]["code"] == "UNAVAILABLE" and r.headers.get("Retry-After") == "1"
+    monkeypatch.setattr(dynamo, "transact", real)
+    assert fleet.job(run["jobId"])["progressPercent"] == 20

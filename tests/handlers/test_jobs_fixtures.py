@@ -67,16 +67,16 @@ def fleet(http, org) -> Fleet:
 
 
 class Clock:
-    """The app's clock, offset by `shift` seconds (real time keeps running underneath)."""
+    """The app's clock, frozen: it moves only by `shift`, so lease arithmetic is exact however slow the run."""
 
     def __init__(self):
-        self.offset = 0.0
+        self.at = time.time()
 
     def shift(self, seconds: float) -> None:
-        self.offset += seconds
+        self.at += seconds
 
     def now(self) -> float:
-        return time.time() + self.offset
+        return self.at
 
 
 @pytest.fixture
