@@ -24,6 +24,7 @@ from chalicelib.core import audit, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, ValidationError
+from chalicelib.core.models import PageModel
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -180,10 +181,16 @@ def _validate_query(spec: Endpoint, query_params: dict | None) -> Any:
         raise _validation_error(pydantic_details(e)) from None
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+        # NaN/Infinity are not JSON (RFC 8259) and cannot be stored in DynamoDB;
+        # nesting deep enough to exhaust the parser's recursion is hostile input.
+        data = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationError.field("body", "is not valid JSON") from None
     try:
         return model.model_validate(data)
@@ -193,7 +200,10 @@ def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
 
 def _dump(value: Any) -> Any:
     if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        out = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(value, PageModel):
+            out.setdefault("nextToken", None)  # the last page says so explicitly
+        return out
     if isinstance(value, list):
         return [_dump(v) for v in value]
     if isinstance(value, dict):

@@ -6,6 +6,8 @@ reject unknown parameters: a typo fails loudly instead of being ignored.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -22,3 +24,9 @@ class ResponseModel(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
                               serialize_by_alias=True)
+
+
+class PageModel(ResponseModel):
+    """A page of a list: `{"items": [...], "nextToken": ...}`; nextToken is null, not absent, on the last page."""
+
+    next_token: Optional[str] = None

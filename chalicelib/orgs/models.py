@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 from pydantic import AwareDatetime, Field
 
-from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel
 
 
 class CreateOrgRequest(ApiModel):
@@ -39,9 +39,8 @@ class KeyCreated(KeyInfo):
     api_key: str
 
 
-class KeyList(ResponseModel):
+class KeyList(PageModel):
     items: list[KeyInfo]
-    next_token: Optional[str] = None
 
 
 class ListQuery(ApiModel):

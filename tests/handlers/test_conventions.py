@@ -118,3 +118,20 @@ def test_unexpected_failure_is_500_without_a_trace(http, org, monkeypatch):
     r = http.get("/keys", org["adminKey"])
     assert r.status == 500
     assert r.json == {"error": {"code": "INTERNAL", "message": "internal error"}}
+
+
+def test_hostile_json_is_400(http, org):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for raw in (deep, b'{"name": NaN, "scope": "operator"}', b'{"name": "x", "scope": "operator", "n": Infinity}'):
+        r = http.post("/keys", org["adminKey"], raw_body=raw)
+        assert r.status == 400, (raw[:40], r.status)
+        assert r.json["error"]["details"][0]["field"] == "body"
+
+
+def test_a_page_model_always_says_next_token(http, org):
+    from chalicelib.core.api import _dump
+    from chalicelib.orgs.models import KeyList
+
+    assert _dump(KeyList(items=[], next_token=None)) == {"items": [], "nextToken": None}
+    r = http.get("/keys?limit=100", org["adminKey"])
+    assert "nextToken" in r.json and r.json["nextToken"] is None
