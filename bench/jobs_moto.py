@@ -227,3 +227,7 @@ def patch_index_queries() -> None:
                                (Table, "query", query), (models.DynamoDBBackend, "update_item", update_item)):
         _replace(owner, name, value)
     _INDEXED = True
+
+
+if __name__ == "__main__":  # `make bench` runs every bench/*.py: this one is a module, not a bench
+    print("bench/jobs_moto.py is a module (see its docstring); bench/jobs_throughput.py uses it")

@@ -34,6 +34,8 @@ from agent import handlers as builtin_handlers
 from devstack.testing import REPO_ROOT, running_devstack
 from tests.e2e.client import call, ws_connect
 
+pytestmark = pytest.mark.e2e
+
 @pytest.fixture(scope="module")
 def stack():
     with running_devstack(app_module="bench.jobs_stack", env={"JOBS_IDLE_POLL_SECONDS": "2"}) as s:
