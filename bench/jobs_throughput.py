@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/jobs_throughput.py [--agents 1,5,20] [--jobs 200] [-
 
 Prints, in one run: the AWS calls per job lifecycle beside the lower bound
 (bench/jobs_calls.py, in-process moto), then for each N a fresh local stack
-(`python -m devstack --app bench.jobs_stack`), N reference agents (half of
+(`python -m devstack`), N reference agents (half of
 them sharing a pool; each runs `--concurrency` jobs at once), `--jobs` jobs
 queued first (half direct, half pool), then the agents started together. Each
 job reports progress once and completes. Figures: jobs/s from the agents'
@@ -43,7 +43,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run_once(n_agents: int, n_jobs: int, concurrency: int) -> dict:
-    with running_devstack(app_module="bench.jobs_stack", env={"JOBS_IDLE_POLL_SECONDS": "1"}) as stack:
+    with running_devstack(app_module="app", env={"JOBS_IDLE_POLL_SECONDS": "1"}) as stack:
         admin = Client(stack.url, stack.admin_api_key)
         org = admin.request("POST", "/orgs", {"name": "bench"})
         ops = Client(stack.url, org["adminKey"]).request("POST", "/keys", {"name": "ops", "scope": "operator"})["apiKey"]

@@ -7,6 +7,9 @@ conditional write as "check, then write" without a lock, so two threads can
 both pass the same condition; real DynamoDB is atomic per item, and the
 app's exactly-once claims (conditional puts, transactions) depend on that.
 Other services stay concurrent: an SQS long poll must not hold up DynamoDB.
+It also applies devstack/fast_moto.py, which makes moto's transactions and
+GSI queries cost what they touch rather than the whole table (correct only
+under that lock).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+
+from devstack import fast_moto
 
 _SERIALIZED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 
@@ -45,6 +50,8 @@ class SerializeDynamoDB:
 
 class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        fast_moto.patch_transactions()
+        fast_moto.patch_index_queries()
         app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)

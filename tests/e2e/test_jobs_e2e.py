@@ -8,9 +8,8 @@
 - cancel mid-run: the agent's next progress gets 409 and it stops;
 - bad input over HTTP: the contract's 4xx.
 
-The stack is this module's own (`python -m devstack --app bench.jobs_stack`): the
-app unchanged, moto's transactions made O(items) (bench/jobs_moto.py) so that 500
-jobs do not slow the stack down as they accumulate, and JOBS_IDLE_POLL_SECONDS=2
+The stack is this module's own (`python -m devstack`, whose moto costs what a
+request touches: devstack/fast_moto.py), with JOBS_IDLE_POLL_SECONDS=2
 so idle agents come back quickly. The fleet runs last: its lease checks would
 otherwise be drained by the same single-threaded local DynamoDB as the tests after it.
 """
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack():
-    with running_devstack(app_module="bench.jobs_stack", env={"JOBS_IDLE_POLL_SECONDS": "2"}) as s:
+    with running_devstack(app_module="app", env={"JOBS_IDLE_POLL_SECONDS": "2"}) as s:
         yield s
 
 

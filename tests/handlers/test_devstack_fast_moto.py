@@ -1,4 +1,4 @@
-"""bench/jobs_moto.py (the local stack's faster moto for the jobs bench and e2e) answers as moto does.
+"""devstack/fast_moto.py (the local stack's faster moto) answers as moto does.
 
 Random writes of every kind (put, update, delete, batch, transactions that
 commit and transactions that are cancelled) against a table with two GSIs and
@@ -12,7 +12,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from bench import jobs_moto
+from devstack import fast_moto as jobs_moto
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ rollback), and hands moto's own Query code only those items.
 
 Correct only where DynamoDB requests are serialized, which the devstack does
 (devstack/moto_server.py: one DynamoDB request at a time). Applied by
-bench/jobs_stack.py; tests/handlers/test_jobs_moto_patch.py checks both
-against moto's own answers. Candidates for devstack/moto_server.py itself.
+EmbeddedMoto when the local stack starts; tests/handlers/test_devstack_fast_moto.py
+checks both against moto's own answers with random writes of every kind.
 """
 from __future__ import annotations
 
@@ -229,5 +229,3 @@ def patch_index_queries() -> None:
     _INDEXED = True
 
 
-if __name__ == "__main__":  # `make bench` runs every bench/*.py: this one is a module, not a bench
-    print("bench/jobs_moto.py is a module (see its docstring); bench/jobs_throughput.py uses it")
