@@ -23,7 +23,8 @@ from chalice import Blueprint, Response
 from chalicelib.core import audit, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, ValidationError
+from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,11 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                                           bp.lambda_context)
         else:
             result = _render(spec, handler(call))
+    except TransactionConflict:
+        # Contention that outlasted the domain's retries: the request did
+        # nothing and may be repeated, which is what 503 + Retry-After says.
+        result = _error(Unavailable("the item is busy with another change; retry",
+                                    headers={"Retry-After": "1"}))
     except ApiError as error:
         if isinstance(error, Forbidden):
             # Every 403, from the scope check or a domain rule (another agent's

@@ -135,3 +135,16 @@ def test_a_page_model_always_says_next_token(http, org):
     assert _dump(KeyList(items=[], next_token=None)) == {"items": [], "nextToken": None}
     r = http.get("/keys?limit=100", org["adminKey"])
     assert "nextToken" in r.json and r.json["nextToken"] is None
+
+
+def test_contention_that_outlasts_retries_is_503_with_retry_after(http, org, monkeypatch):
+    from chalicelib.aws import dynamo
+    from chalicelib.orgs import store
+
+    def busy(*a, **k):
+        raise dynamo.TransactionConflict("busy")
+
+    monkeypatch.setattr(store, "list_keys", busy)
+    r = http.get("/keys", org["adminKey"])
+    assert r.status == 503 and r.json["error"]["code"] == "UNAVAILABLE"
+    assert r.headers.get("Retry-After") == "1"
