@@ -42,9 +42,22 @@ class TransactionConflict(Exception):
 
 # --- type conversion -------------------------------------------------------
 
+# DynamoDB numbers: magnitudes from 1E-130 to below 1E+126, 38 significant digits.
+_SMALLEST = Decimal("1E-130")
+
+
+def _to_dynamo_number(value: float) -> Decimal:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("NaN and Infinity cannot be stored in DynamoDB")
+    number = Decimal(repr(value))
+    if number and abs(number) < _SMALLEST:
+        return Decimal(0)  # below DynamoDB's smallest magnitude: as close as it can store
+    return number
+
+
 def _to_dynamo_value(value: Any) -> Any:
     if isinstance(value, float):
-        return Decimal(repr(value))
+        return _to_dynamo_number(value)
     if isinstance(value, dict):
         return {k: _to_dynamo_value(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
