@@ -28,9 +28,8 @@ app = ControlPlaneApp(app_name="control-plane")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
-for blueprint in (system_routes.bp, orgs_routes.bp):
-    app.register_blueprint(blueprint)
-for blueprint in (instances_routes.bp, logs_routes.bp, settings_routes.bp):  # instances, logs, settings (ISSUE 4)
+for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
+                  instances_routes.bp, logs_routes.bp, settings_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -55,10 +54,6 @@ def outbox_fanout(event):
               for r in event if r.event_name == "INSERT" and r.new_image]
     result = fanout.deliver(events)
     logger.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
-
-
-for blueprint in (agents_routes.bp, jobs_routes.bp):  # agents and jobs (ISSUE 3)
-    app.register_blueprint(blueprint)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
