@@ -3,10 +3,9 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.agents import models, service
-from chalicelib.aws.dynamo import decode_token, encode_token
-from chalicelib.core.api import Call, endpoint
+from chalicelib.aws.dynamo import encode_token
+from chalicelib.core.api import Call, endpoint, page_start
 from chalicelib.core.auth import Scope
-from chalicelib.core.errors import ValidationError
 
 bp = Blueprint(__name__)
 TAG = "Agents and jobs"
@@ -30,10 +29,7 @@ def register_agent(call: Call) -> dict:
 def list_agents(call: Call) -> dict:
     q = call.query
     scope = f"agents:{call.org_id}:{q.pool or ''}"
-    try:
-        start = decode_token(q.next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
+    start = page_start(q.next_token, scope)
     items, last = service.list_page(call.org_id, q.pool, q.limit, start)
     return {"items": items, "nextToken": encode_token(last, scope)}
 

@@ -23,7 +23,7 @@ from chalice import Blueprint, Response
 from chalicelib.core import audit, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.aws.dynamo import TransactionConflict, decode_token
 from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
@@ -163,6 +163,14 @@ def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_i
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
+
+
+def page_start(next_token: str | None, scope: str) -> dict | None:
+    """The ExclusiveStartKey behind a client's nextToken for the list `scope`, or 400 naming nextToken."""
+    try:
+        return decode_token(next_token, scope)
+    except ValueError as e:
+        raise ValidationError.field("nextToken", str(e)) from None
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:

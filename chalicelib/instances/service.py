@@ -12,7 +12,7 @@ import re
 from chalicelib.agents import service as agents
 from chalicelib.aws import dynamo
 from chalicelib.core import audit, ids
-from chalicelib.core.api import Call
+from chalicelib.core.api import Call, page_start
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
 from chalicelib.instances import store
@@ -63,9 +63,6 @@ def list_instances(call: Call, agent_id: str | None, limit: int, next_token: str
             raise Forbidden("an agent key may only list its own agent's instances")
         agent_id = principal.agent_id
     scope = f"instances:{call.org_id}:{agent_id or '*'}"
-    try:
-        start = dynamo.decode_token(next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
+    start = page_start(next_token, scope)
     page = store.list_page(call.org_id, agent_id, limit, start)
     return {"items": [store.public(i) for i in page.items], "nextToken": dynamo.encode_token(page.last_key, scope)}

@@ -3,8 +3,8 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.agents.routes import act_as
-from chalicelib.aws.dynamo import decode_token, encode_token
-from chalicelib.core.api import Call, endpoint
+from chalicelib.aws.dynamo import encode_token
+from chalicelib.core.api import Call, endpoint, page_start
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import ValidationError
 from chalicelib.jobs import models, service
@@ -33,10 +33,7 @@ def list_jobs(call: Call) -> dict:
     if q.agent_id is not None and q.pool is not None:
         raise ValidationError.field("pool", "filter by agentId or by pool, not both (a job has one target)")
     scope = f"jobs:{call.org_id}:{q.agent_id or ''}:{q.pool or ''}:{q.status or ''}"
-    try:
-        start = decode_token(q.next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
+    start = page_start(q.next_token, scope)
     items, last = service.list_page(call.org_id, q.agent_id, q.pool, q.status, q.limit, start)
     return {"items": items, "nextToken": encode_token(last, scope)}
 

@@ -4,10 +4,9 @@ from datetime import datetime, timezone
 
 from chalice import Blueprint
 
-from chalicelib.aws.dynamo import decode_token, encode_token
-from chalicelib.core.api import Call, Reply, endpoint
+from chalicelib.aws.dynamo import encode_token
+from chalicelib.core.api import Call, Reply, endpoint, page_start
 from chalicelib.core.auth import Scope
-from chalicelib.core.errors import ValidationError
 from chalicelib.orgs import models, service, store
 
 bp = Blueprint(__name__)
@@ -33,10 +32,7 @@ def create_key(call: Call) -> dict:
           summary="List the organization's keys (never their secrets)", tag=TAG)
 def list_keys(call: Call) -> dict:
     scope = f"keys:{call.org_id}"
-    try:
-        start = decode_token(call.query.next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
+    start = page_start(call.query.next_token, scope)
     page = store.list_keys(call.org_id, call.query.limit, start)
     return {"items": service.key_infos(page.items), "nextToken": encode_token(page.last_key, scope)}
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core import audit
-from chalicelib.core.api import Call
+from chalicelib.core.api import Call, page_start
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.settings import ini, rules, store
 from chalicelib.settings.models import RegistryPut, SettingEntries, SettingEntryIn
@@ -54,10 +54,7 @@ def upsert(call: Call, body: RegistryPut) -> dict:
 def list_entries(call: Call, names: dict[str, str | None], limit: int, next_token: str | None) -> dict:
     scope = "settings:" + call.org_id + ":" + "|".join(rules.norm(names[n]) if names.get(n) else "*"
                                                      for n in ("gameType", "fileType", "section", "key"))
-    try:
-        start = dynamo.decode_token(next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
+    start = page_start(next_token, scope)
     page = store.list_page(call.org_id, names, limit, start)
     return {"items": [store.public(i) for i in page.items], "nextToken": dynamo.encode_token(page.last_key, scope)}
 
