@@ -39,7 +39,7 @@ def register(principal: Principal, name: str, pools: list[str], tags, metadata, 
         put,
         dynamo.Put(put.table, key_item, condition="attribute_not_exists(PK)"),
         *(store.membership_put(org_id, agent_id, pool) for pool in pools),
-        audit.audit_put(org_id, "agent", agent_id, "registered", f"key:{principal.key_id}", trace_id,
+        audit.audit_put(org_id, "agent", agent_id, "registered", principal.actor, trace_id,
                         {"name": name, "pools": pools, "keyId": key_item["keyId"]}),
     ])
     return {**view(put.item), "apiKey": api_key}
@@ -82,7 +82,7 @@ def deactivate(principal: Principal, agent_id: str, trace_id: str | None) -> dic
     try:
         dynamo.transact([
             store.deactivate_update(org_id, agent_id, now),
-            audit.audit_put(org_id, "agent", agent_id, "deactivated", f"key:{principal.key_id}", trace_id),
+            audit.audit_put(org_id, "agent", agent_id, "deactivated", principal.actor, trace_id),
         ])
     except dynamo.ConditionFailed:
         pass  # deactivated concurrently: the outcome is the same

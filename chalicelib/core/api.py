@@ -60,11 +60,7 @@ class Call:
     @property
     def actor(self) -> str:
         """Who did it, for audit events and `claimedBy`-style fields."""
-        if self.principal is None:
-            return "anonymous"
-        if self.principal.agent_id:
-            return f"agent:{self.principal.agent_id}"
-        return f"key:{self.principal.key_id}"
+        return self.principal.actor if self.principal else "anonymous"
 
 
 @dataclass

@@ -41,6 +41,11 @@ class Principal:
     agent_id: str | None = None
     root: bool = False  # the key belongs to the root organization
 
+    @property
+    def actor(self) -> str:
+        """Who acted, as audit events record it: the agent for an agent key, else the key."""
+        return f"agent:{self.agent_id}" if self.agent_id else f"key:{self.key_id}"
+
     def require(self, scope: Scope) -> None:
         if not self.scope.allows(scope):
             raise Forbidden(f"this route needs the {scope.value} scope")

@@ -93,7 +93,7 @@ def create(principal: Principal, body: Any, trace_id: str | None) -> dict:
     job = store.new_job_item(org_id, job_id, body.agent_id, body.pool, body.type, body.payload, body.priority,
                              body.timeout_seconds, body.max_attempts, body.lease_seconds, now)
     ops: list = [store.job_put(job),
-                 audit.audit_put(org_id, "job", job_id, "created", f"key:{principal.key_id}", trace_id,
+                 audit.audit_put(org_id, "job", job_id, "created", principal.actor, trace_id,
                                  {"agentId": body.agent_id, "pool": body.pool, "type": body.type}),
                  event_put(org_id, "job:queued", _event_data(job, Status.QUEUED, priority=body.priority),
                            agent_id=body.agent_id)]
@@ -144,7 +144,7 @@ def cancel(principal: Principal, job_id: str, trace_id: str | None) -> dict:
                                              expect=status, run_id=run_id)]
         if run_id:
             ops.append(store.end_run_update(org_id, job_id, run_id, now_ms))
-        ops += [audit.audit_put(org_id, "job", job_id, "cancelled", f"key:{principal.key_id}", trace_id,
+        ops += [audit.audit_put(org_id, "job", job_id, "cancelled", principal.actor, trace_id,
                                 {"from": status.value}),
                 event_put(org_id, "job:cancelled", _event_data(job, Status.CANCELLED, runId=run_id,
                                                                claimedBy=job.get("claimedBy")),

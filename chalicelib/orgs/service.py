@@ -21,7 +21,7 @@ def create_org(principal: Principal, name: str, trace_id: str | None = None) -> 
     dynamo.transact([
         store.org_put(org_id, name),
         store.key_item_put(key_item),
-        audit.audit_put(principal.org_id, "org", org_id, "created", f"key:{principal.key_id}", trace_id,
+        audit.audit_put(principal.org_id, "org", org_id, "created", principal.actor, trace_id,
                         {"name": name}),
     ])
     return {"orgId": org_id, "name": name, "adminKey": api_key, "createdAt": key_item["createdAt"]}
@@ -39,7 +39,7 @@ def create_key(principal: Principal, name: str, scope: str, agent_id: str | None
     api_key, item = new_key(principal.org_id, Scope(scope), name, agent_id, expires, root=principal.root)
     dynamo.transact([
         store.key_item_put(item),
-        audit.audit_put(principal.org_id, "key", item["keyId"], "created", f"key:{principal.key_id}", trace_id,
+        audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
                         {"scope": scope, "agentId": agent_id}),
     ])
     return {**_key_info(item), "apiKey": api_key}
@@ -49,7 +49,7 @@ def revoke_key(principal: Principal, key_id: str, trace_id: str | None = None) -
     try:
         dynamo.transact([
             store.revoke_update(principal.org_id, key_id),
-            audit.audit_put(principal.org_id, "key", key_id, "revoked", f"key:{principal.key_id}", trace_id),
+            audit.audit_put(principal.org_id, "key", key_id, "revoked", principal.actor, trace_id),
         ])
     except dynamo.ConditionFailed:
         item = store.get_key(key_id)
