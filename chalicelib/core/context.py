@@ -1,0 +1,63 @@
+"""The context every service receives: who is acting, under which trace, at what time.
+
+Services are `fn(ctx, command)` (reads, single writes) or build a `Tx` from
+the context (`ctx.tx()`) for writes that must commit together. Routes, SQS
+consumers and schedules each build a Ctx and call the same services; a
+service never sees the HTTP request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from chalicelib.core import clock, ids
+from chalicelib.core.config import Settings, settings
+
+if TYPE_CHECKING:
+    from chalicelib.core.auth import Principal
+    from chalicelib.core.tx import Tx
+
+
+@dataclass(frozen=True)
+class Ctx:
+    principal: "Principal | None"
+    trace_id: str = field(default_factory=ids.new_id)
+    # The org a system actor (a schedule, a queue consumer) acts for; a
+    # principal's own org otherwise.
+    system_org_id: str | None = None
+
+    @classmethod
+    def system(cls, org_id: str | None = None, trace_id: str | None = None) -> "Ctx":
+        """A context for schedules and queue consumers: actor `system`."""
+        return cls(principal=None, trace_id=trace_id or ids.new_id(), system_org_id=org_id)
+
+    @property
+    def org_id(self) -> str:
+        if self.principal is not None:
+            return self.principal.org_id
+        assert self.system_org_id is not None, "a system context acts for one org at a time"
+        return self.system_org_id
+
+    def for_org(self, org_id: str) -> "Ctx":
+        """The same system context, acting for `org_id` (a sweep over many orgs)."""
+        return Ctx(principal=self.principal, trace_id=self.trace_id, system_org_id=org_id)
+
+    @property
+    def actor(self) -> str:
+        """Who did it, as audit events record it."""
+        return self.principal.actor if self.principal is not None else "system"
+
+    @property
+    def settings(self) -> Settings:
+        return settings()
+
+    def now(self) -> float:
+        return clock.now()
+
+    def iso(self, epoch: float | None = None) -> str:
+        return clock.iso(epoch)
+
+    def tx(self) -> "Tx":
+        from chalicelib.core.tx import Tx
+
+        return Tx(self)
