@@ -14,13 +14,13 @@ from chalicelib.aws.dynamo import deserialize_item
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
-from chalicelib.gateway import fanout, handlers as ws
+from chalicelib.fanout import fanout, handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
-from chalicelib.settings import routes as settings_routes
+from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 
 logger = Logger(service="control-plane")

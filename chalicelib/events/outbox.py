@@ -2,7 +2,7 @@
 
 A domain puts `event_put(...)` into the same TransactWriteItems as its state
 change, so an event exists if and only if the change committed. The outbox
-table's stream carries each event to the fan-out (chalicelib/gateway/fanout.py);
+table's stream carries each event to the fan-out (chalicelib/fanout/fanout.py);
 items expire after EVENT_TTL_SECONDS since nothing reads them afterwards.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.settings import ini, rules
+from chalicelib.settings_registry import ini, rules
 
 ARK = Path(__file__).resolve().parent.parent / "fixtures" / "ark"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from chalicelib.aws import websocket
-from chalicelib.gateway import rules, store
+from chalicelib.fanout import rules, store
 
 log = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fanout")

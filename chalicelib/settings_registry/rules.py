@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from chalicelib.settings.ini import Problem, Setting
+from chalicelib.settings_registry.ini import Problem, Setting
 
 VALUE_TYPES = ("int", "float", "bool", "string", "enum")
 APPLIES = {"int": {"min", "max", "enum"}, "float": {"min", "max", "enum"}, "string": {"min", "max", "pattern"},

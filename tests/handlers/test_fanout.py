@@ -6,7 +6,7 @@ from botocore.stub import Stubber
 
 from chalicelib.aws import clients, websocket
 from chalicelib.events.outbox import emit
-from chalicelib.gateway import store
+from chalicelib.fanout import store
 
 
 def ws_event(route, connection_id, token=None, body=None):

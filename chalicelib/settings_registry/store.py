@@ -26,7 +26,7 @@ from urllib.parse import quote
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
 from chalicelib.core.config import settings
-from chalicelib.settings.rules import norm
+from chalicelib.settings_registry.rules import norm
 
 NORMS = {"gameType": "gameTypeNorm", "fileType": "fileTypeNorm", "section": "sectionNorm", "key": "keyNorm"}
 FILTERED_PAGE = 200  # items read per call when a filter may drop some

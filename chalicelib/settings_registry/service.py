@@ -7,8 +7,8 @@ from chalicelib.aws import dynamo
 from chalicelib.core import audit
 from chalicelib.core.api import Call, page_start
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
-from chalicelib.settings import ini, rules, store
-from chalicelib.settings.models import RegistryPut, SettingEntries, SettingEntryIn
+from chalicelib.settings_registry import ini, rules, store
+from chalicelib.settings_registry.models import RegistryPut, SettingEntries, SettingEntryIn
 
 
 def _invalid(details: list[dict[str, str]]) -> ValidationError:

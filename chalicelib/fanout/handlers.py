@@ -7,7 +7,7 @@ from chalicelib.aws import dynamo, websocket
 from chalicelib.core import audit, clock
 from chalicelib.core.auth import KeyDenied, authenticate
 from chalicelib.events.outbox import event_put
-from chalicelib.gateway import rules, store
+from chalicelib.fanout import rules, store
 
 log = logging.getLogger(__name__)
 

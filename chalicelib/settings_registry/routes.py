@@ -4,7 +4,7 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.settings import models, service
+from chalicelib.settings_registry import models, service
 
 bp = Blueprint(__name__)
 TAG = "Settings registry"

@@ -13,7 +13,7 @@ from typing import Iterator
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
 from chalicelib.core.config import settings
-from chalicelib.gateway.rules import Connection
+from chalicelib.fanout.rules import Connection
 
 
 def _key(connection_id: str) -> dict:
