@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, idempotency, ids
+from chalicelib.core import audit, cors, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
@@ -107,7 +107,7 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
             return _handle(spec, handler, bp, params)
 
         view.__name__ = handler.__name__
-        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        bp.route(path, methods=[method], content_types=list(content_types), cors=cors.route_config())(view)
         ENDPOINTS.append(spec)
         return handler
 

@@ -32,9 +32,17 @@ KIND = rules.CHECK_KIND
 message = rules.check_message
 
 
-def check(org_id: str, job_id: str, run_id: str, trace_id: str | None = None) -> Action:
-    """Run one check as the system actor of `org_id`; returns what it did (for logs and tests)."""
-    return service.check_run(Ctx.system(org_id, trace_id), service.CheckRun(job_id, run_id))
+def check(org_id: str, job_id: str, run_id: str, rearm: bool = True) -> Action:
+    """Run one check as the system actor of `org_id`; returns what it did (for logs and tests).
+    `rearm=False`: a live run sends no new timer."""
+    return service.check_run(Ctx.system(org_id), service.CheckRun(job_id, run_id, rearm))
+
+
+def sweep() -> dict[str, int]:
+    """The schedule (app.jobs_lease_sweep): the backstop to the delayed checks (service.sweep)."""
+    ctx = Ctx.system()
+    bind_trace(ctx.trace_id)
+    return service.sweep(ctx)
 
 
 def _record(record: SQSRecord) -> None:

@@ -8,7 +8,6 @@ whose condition failed, with one extra read on that path.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -30,14 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLAIM_SLACK = 4  # extra candidates read per poll, for the ones another poll wins first
 CHECK_ATTEMPTS = 4  # lease check re-reads when a transition races with progress, a heartbeat or a completion
-
-
-def idle_poll_seconds() -> int:
-    """nextPollSeconds when a poll found nothing (JOBS_IDLE_POLL_SECONDS, default 5)."""
-    try:
-        return max(1, int(os.environ.get("JOBS_IDLE_POLL_SECONDS", rules.IDLE_POLL_SECONDS_DEFAULT)))
-    except ValueError:
-        return rules.IDLE_POLL_SECONDS_DEFAULT
 
 
 def _retry_conflicts(fn: Callable[[], T]) -> T:
@@ -195,7 +186,8 @@ def poll(ctx: Ctx, command: models.PollQuery) -> dict[str, Any]:
     if claimed:
         observability.count("JobsClaimed", len(claimed))
     return {"jobs": claimed,
-            "nextPollSeconds": rules.next_poll_seconds(len(claimed), wanted, lost, idle_poll_seconds())}
+            "nextPollSeconds": rules.next_poll_seconds(len(claimed), wanted, lost,
+                                                       ctx.settings.jobs_idle_poll_seconds)}
 
 
 def _not_running(ctx: Ctx, job_id: str, run_id: str, agent_id: str) -> Exception:
@@ -265,6 +257,7 @@ def complete(ctx: Ctx, command: models.CompleteRequest) -> None:
 class CheckRun:
     job_id: str
     run_id: str
+    rearm: bool = True  # False (the sweep): a live run sends no new timer
 
 
 def check_run(ctx: Ctx, command: CheckRun) -> Action:
@@ -285,8 +278,9 @@ def check_run(ctx: Ctx, command: CheckRun) -> Action:
             return decision.action
         if decision.action is Action.REARM:
             assert decision.due_ms is not None
-            store.send_checks([(rules.check_message(ctx.org_id, job_id, run_id),
-                                rules.delay_seconds(decision.due_ms, now_ms))])
+            if command.rearm:
+                store.send_checks([(rules.check_message(ctx.org_id, job_id, run_id),
+                                  rules.delay_seconds(decision.due_ms, now_ms))])
             return decision.action
         assert run is not None  # decide() drops a missing run
         try:
@@ -324,3 +318,32 @@ def _transition(ctx: Ctx, action: Action, run: JobRun, heartbeat: int | None, no
     tx.commit()
     observability.count("LeasesExpired" if action is not Action.FAIL_TIMEOUT else "RunsTimedOut")
     log.info("job %s run %s: %s", job_id, run_id, action.value)
+
+
+def sweep(ctx: Ctx) -> dict[str, int]:
+    """Check every RUNNING job of every organization now; returns how many ended in each action.
+
+    The delayed SQS checks are the timers; this catches a run whose timer was
+    lost anyway (a message dropped after maxReceiveCount, a local stack killed
+    before it saved the message). It applies the same rules.decide and the same
+    conditional transitions, so racing a check or a completion is harmless; it
+    never re-arms (a live run keeps the timer it has, or gets looked at again on
+    the next sweep), so it adds no messages. Cost: one GSI2 Query per
+    organization, one GetItem per RUNNING job (plus the agent's heartbeat when a
+    lease looks over).
+    """
+    from chalicelib.orgs import service as orgs  # the schedule's path only
+
+    counts: dict[str, int] = {}
+    for org_id in orgs.org_ids():
+        org_ctx = ctx.for_org(org_id)
+        for job in store.running_jobs(org_id):
+            if not job.run_id:
+                continue
+            try:
+                action = check_run(org_ctx, CheckRun(job.job_id, job.run_id, rearm=False)).value
+            except RuntimeError:  # kept racing live progress: the run is alive, the next sweep looks again
+                action = "raced"
+            counts[action] = counts.get(action, 0) + 1
+    log.info("lease sweep: %s", counts or "no running jobs")
+    return counts

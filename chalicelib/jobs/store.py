@@ -17,6 +17,7 @@ also a write to each of its four index entries, sized by the payload.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -377,6 +378,13 @@ def list_jobs(org_id: str, target: str | None, status: Status | None, limit: int
     page = dynamo.query(_table(), f"{index}PK = :pk", {":pk": pk}, index=index, limit=limit,
                         start_key=start_key, forward=not newest_first)
     return JobPage([Job.from_item(i) for i in page.items], page.last_key)
+
+
+def running_jobs(org_id: str) -> Iterator[Job]:
+    """Every RUNNING job of an organization (GSI2, a page at a time): the lease sweep's input."""
+    for item in dynamo.query_all(_table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#JOBS#{Status.RUNNING.value}"},
+                                 index="GSI2"):
+        yield Job.from_item(item)
 
 
 def runs_of(org_id: str, job_ids: list[str]) -> dict[str, JobRun]:
