@@ -14,6 +14,7 @@ from chalicelib.aws.dynamo import deserialize_item
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
+from chalicelib.core.context import Ctx
 from chalicelib.fanout import fanout, handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
@@ -70,4 +71,4 @@ def jobs_lease_sweep(event):
 
 def local_seed() -> dict:
     """Called by the local stack at start: the root organization and its admin key."""
-    return seed_root(os.environ.get("ADMIN_API_KEY"))
+    return seed_root(Ctx.system(), os.environ.get("ADMIN_API_KEY"))

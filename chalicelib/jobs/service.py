@@ -335,7 +335,7 @@ def sweep(ctx: Ctx) -> dict[str, int]:
     from chalicelib.orgs import service as orgs  # the schedule's path only
 
     counts: dict[str, int] = {}
-    for org_id in orgs.org_ids():
+    for org_id in orgs.org_ids(ctx):
         org_ctx = ctx.for_org(org_id)
         for job in store.running_jobs(org_id):
             if not job.run_id:
