@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from aws_lambda_powertools import Logger
 from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
@@ -15,7 +14,7 @@ from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
 from chalicelib.core.context import Ctx
-from chalicelib.fanout import fanout, handlers as ws
+from chalicelib.fanout import handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
@@ -24,7 +23,6 @@ from chalicelib.orgs.service import seed_root
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 
-logger = Logger(service="control-plane")
 app = ControlPlaneApp(app_name="control-plane")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
@@ -51,10 +49,7 @@ def ws_disconnect(event):
 
 @app.on_dynamodb_record(stream_arn=settings().outbox_stream_arn, batch_size=100, starting_position="LATEST")
 def outbox_fanout(event):
-    events = [fanout.event_from_image(deserialize_item(r.new_image))
-              for r in event if r.event_name == "INSERT" and r.new_image]
-    result = fanout.deliver(events)
-    logger.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+    ws.outbox_records(deserialize_item(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)

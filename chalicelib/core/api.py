@@ -12,7 +12,6 @@ registry of endpoints is also the source of the OpenAPI document.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -20,7 +19,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids
+from chalicelib.core import audit, cors, idempotency, ids, observability
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
@@ -28,7 +27,6 @@ from chalicelib.core.context import Ctx
 from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
-log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
@@ -114,10 +112,12 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
     return decorator
 
 
+@observability.tracer.capture_method(capture_response=False)
 def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, params: dict[str, str]) -> Response:
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}
     trace_id = headers.get("x-trace-id") or ids.new_id()
+    observability.bind_trace(trace_id)
     principal: Principal | None = None
     try:
         raw = request.raw_body or b""
@@ -151,9 +151,10 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
             audit.record_denial(principal.org_id if principal else None,
                                 principal.key_id if principal else "anonymous",
                                 error.message, request.method, request.path, trace_id, status=403)
+            observability.count("Denials")
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
-        log.exception("unhandled error in %s %s", spec.method, spec.path)
+        observability.logger.exception("unhandled error", extra={"method": spec.method, "path": spec.path})
         result = _error(ApiError("internal error", status=500, code="INTERNAL"))
     result["headers"] = {**result.get("headers", {}), "X-Trace-Id": trace_id}
     body = result.get("body")
@@ -168,6 +169,7 @@ def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_i
         return authenticate(bearer_token(headers))
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
+        observability.count("Denials")
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
 
 
