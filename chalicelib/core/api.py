@@ -120,11 +120,12 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
     observability.bind_trace(trace_id)
     principal: Principal | None = None
     try:
-        raw = request.raw_body or b""
+        received = request.raw_body or b""
+        raw = received.encode() if isinstance(received, str) else received
         if len(raw) > settings().max_body_bytes:
             raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
         principal = _authenticate(spec, headers, request.method, request.path, trace_id)
-        if principal is not None:
+        if principal is not None and spec.scope is not None:
             principal.require(spec.scope)
         call = Call(principal, params, _validate_query(spec, request.query_params), None, raw, headers, trace_id)
         if spec.body is not None:
@@ -186,7 +187,7 @@ def _validation_error(details: list[dict[str, str]]) -> ValidationError:
     return ValidationError(f"invalid request: {summary}", details)
 
 
-def _validate_query(spec: Endpoint, query_params: dict | None) -> Any:
+def _validate_query(spec: Endpoint, query_params: Any) -> Any:
     if spec.query is None:
         return None
     try:

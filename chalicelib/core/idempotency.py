@@ -34,7 +34,7 @@ _runner: Callable[..., Any] | None = None
 _config: IdempotencyConfig | None = None
 
 
-def _mark_replayed(response: dict, _record: Any) -> dict:
+def _mark_replayed(response: Any, idempotent_data: Any) -> Any:
     response = dict(response)
     response["headers"] = {**response.get("headers", {}), "Idempotent-Replayed": "true"}
     return response
@@ -66,7 +66,7 @@ def run_once(scope_key: str, body: Any, handler: Callable[[], dict], lambda_cont
         with _lock:
             if _runner is None:
                 _runner = _build()
-    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+    if _config is not None and lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
         _config.register_lambda_context(lambda_context)  # bounds how long an in-progress record blocks retries
     try:
         return _runner(request={"key": scope_key, "body": body}, handler=handler)

@@ -60,7 +60,7 @@ def _record(record: SQSRecord) -> None:
     check(org_id, job_id, run_id)
 
 
-def handle_batch(event: dict, context: Any = None) -> dict:
+def handle_batch(event: dict, context: Any = None) -> Any:
     """Lambda's SQS batch: every record checked; failures reported one by one (ReportBatchItemFailures)."""
     processor = BatchProcessor(event_type=EventType.SQS)  # per call: it holds the batch's state
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

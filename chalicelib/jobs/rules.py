@@ -87,7 +87,15 @@ def order_key(priority: int, job_id: str) -> str:
     return f"{PRIORITY_MAX - priority:04d}#{job_id}"
 
 
-def merge_candidates(per_target: list[list[C]], key: Callable[[C], str] = lambda item: item["GSI4SK"]) -> list[C]:
+def _gsi4sk(item: Any) -> str:
+    return item["GSI4SK"]
+
+
+def _priority(item: Any) -> Any:
+    return item.get("priority")
+
+
+def merge_candidates(per_target: list[list[C]], key: Callable[[C], str] = _gsi4sk) -> list[C]:
     """Merge the ready queues of an agent and its pools into one claim order (`key`: the ready queue's sort key)."""
     merged = [item for items in per_target for item in items]
     merged.sort(key=key)
@@ -95,7 +103,7 @@ def merge_candidates(per_target: list[list[C]], key: Callable[[C], str] = lambda
 
 
 def spread(remaining: list[C], rng: random.Random | None = None,
-           priority: Callable[[C], Any] = lambda c: c.get("priority")) -> list[C]:
+           priority: Callable[[C], Any] = _priority) -> list[C]:
     """After a poll lost a race, the order in which it tries the rest.
 
     Pollers that read the same ready queue at the same moment all go for its

@@ -166,7 +166,7 @@ def poll(ctx: Ctx, command: models.PollQuery) -> dict[str, Any]:
                                                 now_ms))
                            for r in runs])
         lost_before = lost
-        for job, run in zip(batch, runs):
+        for job, run in zip(batch, runs, strict=True):
             tx = ctx.tx()
             tx.update("job", store.claim_job_update(job, run, now))
             tx.put("run", store.run_put(run))
