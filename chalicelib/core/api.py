@@ -24,7 +24,7 @@ from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bear
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from chalicelib.core.errors import ApiError, Forbidden, Internal, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
 JSON = "application/json"
@@ -50,16 +50,6 @@ class Call:
     raw_body: bytes
     headers: dict[str, str]
     trace_id: str
-
-    @property
-    def org_id(self) -> str:
-        assert self.principal is not None
-        return self.principal.org_id
-
-    @property
-    def actor(self) -> str:
-        """Who did it, for audit events and `claimedBy`-style fields."""
-        return self.principal.actor if self.principal else "anonymous"
 
     @property
     def ctx(self) -> Ctx:
@@ -156,7 +146,7 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
         observability.logger.exception("unhandled error", extra={"method": spec.method, "path": spec.path})
-        result = _error(ApiError("internal error", status=500, code="INTERNAL"))
+        result = _error(Internal("internal error"))
     result["headers"] = {**result.get("headers", {}), "X-Trace-Id": trace_id}
     body = result.get("body")
     return Response(body=json.dumps(body, separators=(",", ":")) if body is not None else "",
