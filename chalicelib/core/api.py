@@ -4,8 +4,10 @@
     (400 naming the field) -> Idempotency-Key (POST) -> the domain function ->
     camelCase JSON out.
 
-Domain functions receive a `Call` and return a pydantic model, a dict/list,
-None (204), or a `Reply` for another status. They raise ApiError subclasses
+Route functions receive a `Call`, hand its `call.ctx` (the Call -> Ctx
+adapter) and the validated body/query to a service, and return a pydantic
+model (a `Page` for lists), a dict/list, None (204), or a `Reply` for another
+status. They raise ApiError subclasses
 for 4xx. Anything else is logged and answered 500 with no detail. The
 registry of endpoints is also the source of the OpenAPI document.
 """
