@@ -109,10 +109,16 @@ class Put:
     condition: str | None = None
     names: dict | None = None
     values: dict | None = None
+    # In a transaction: a failed condition hands back the item as it was (ConditionFailed.item),
+    # saving the read that would otherwise follow. Single-item puts always ask for it.
+    return_old_on_failure: bool = False
 
     def request(self) -> dict:
-        return {"TableName": self.table, "Item": serialize_item(self.item),
-                **_expression_args(self.condition, self.names, self.values)}
+        request = {"TableName": self.table, "Item": serialize_item(self.item),
+                   **_expression_args(self.condition, self.names, self.values)}
+        if self.return_old_on_failure:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return request
 
 
 @dataclass
@@ -233,7 +239,7 @@ def get(table: str, key: dict, consistent: bool = False) -> dict | None:
 
 def put(op: Put) -> None:
     try:
-        _ddb().put_item(**op.request(), ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        _ddb().put_item(**{**op.request(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
     except ClientError as e:
         if _is(e, "ConditionalCheckFailedException"):
             old = e.response.get("Item")

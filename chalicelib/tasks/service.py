@@ -147,7 +147,7 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
                 raise ValidationError.field("sessionId", f"no session {command.session_id} in this organization") from None
             if failed.name != "idempotency":
                 raise
-            existing = _existing(ctx, command, fingerprint, now_s)
+            existing = _existing(ctx, command, fingerprint, now_s, failed.item)
             if existing is None:
                 continue  # the key expired or its task vanished between our write and read: try again
             return existing, False
@@ -155,8 +155,10 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
     raise Unavailable("the idempotency key is busy; retry", headers={"Retry-After": "1"})
 
 
-def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int) -> dict | None:
-    key = store.get_key(ctx.org_id, command.idempotency_key)
+def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int, key: dict | None) -> dict | None:
+    """The task behind a taken key (`key`: the key item the failed condition returned, if any)."""
+    if key is None:
+        key = store.get_key(ctx.org_id, command.idempotency_key)
     if key is None or key["expiresAt"] <= now_s:
         return None
     if key["fingerprint"] != fingerprint:

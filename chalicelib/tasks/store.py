@@ -150,7 +150,8 @@ def claim_key(org_id: str, idempotency_key: str, task_id: str, fingerprint: str,
     return dynamo.Put(_table(), {**key_key(org_id, idempotency_key), "type": "task-key", "taskId": task_id,
                                  "fingerprint": fingerprint, "expiresAt": now + ttl_seconds,
                                  "ttl": now + ttl_seconds},
-                      condition="attribute_not_exists(PK) OR expiresAt <= :now", values={":now": now})
+                      condition="attribute_not_exists(PK) OR expiresAt <= :now", values={":now": now},
+                      return_old_on_failure=True)
 
 
 def get_key(org_id: str, idempotency_key: str) -> dict | None:
