@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -57,8 +57,12 @@ class UpdateSessionRequest(ApiModel):
         return metadata_object(value)
 
 
+# Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
+StatusName = Literal[tuple(s.value for s in Status)]  # type: ignore[valid-type]
+
+
 class SessionListQuery(ApiModel):
-    status: Optional[Status] = None
+    status: Optional[StatusName] = None
     page: int = Field(default=1, ge=1, le=PAGE_MAX)
     page_size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
     next_token: Optional[str] = None

@@ -29,7 +29,7 @@ def create_session(call: Call) -> models.Session:
           tag=TAG, summary="Sessions newest first, a page at a time, with the total (counters, not a count)")
 def list_sessions(call: Call) -> models.SessionList:
     q = call.query
-    page = service.list_sessions(ctx_of(call), service.ListSessions(q.status, q.page, q.page_size, q.next_token))
+    page = service.list_sessions(ctx_of(call), service.ListSessions(Status(q.status) if q.status else None, q.page, q.page_size, q.next_token))
     return models.SessionList.model_validate(page)
 
 

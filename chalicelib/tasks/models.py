@@ -1,7 +1,7 @@
 """Tasks and approvals over HTTP (camelCase; snake_case such as idempotency_key accepted)."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -50,8 +50,13 @@ class UpdateTaskRequest(ApiModel):
         return _json(value)
 
 
+# Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
+TaskStatusName = Literal[tuple(s.value for s in TaskStatus)]  # type: ignore[valid-type]
+ApprovalStatusName = Literal[tuple(s.value for s in ApprovalStatus)]  # type: ignore[valid-type]
+
+
 class TaskListQuery(ApiModel):
-    status: Optional[TaskStatus] = None
+    status: Optional[TaskStatusName] = None
     to_role: Optional[str] = Field(default=None, **ID)
     session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
     limit: int = Field(default=50, ge=1, le=100)
@@ -97,7 +102,7 @@ class DecisionRequest(ApiModel):
 
 
 class ApprovalListQuery(ApiModel):
-    status: ApprovalStatus = ApprovalStatus.PENDING
+    status: ApprovalStatusName = "pending"
     limit: int = Field(default=50, ge=1, le=100)
     next_token: Optional[str] = None
 

@@ -7,6 +7,7 @@ from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.core.context import Ctx
 from chalicelib.tasks import models, service
+from chalicelib.tasks.rules import ApprovalStatus, TaskStatus
 
 bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
@@ -17,7 +18,7 @@ def ctx_of(call: Call) -> Ctx:
 
 
 @endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body=models.CreateTaskRequest, response=models.Task,
-          status=201, tag=TAG, errors=(409,),
+          status=201, also=(200,), tag=TAG, errors=(409,),
           summary="Hand a task to a role; 200 with the existing task when the idempotencyKey was used already")
 def create_task(call: Call):
     b = call.body
@@ -32,7 +33,7 @@ def create_task(call: Call):
           summary="Tasks newest first, by status, toRole and/or sessionId")
 def list_tasks(call: Call) -> models.TaskPage:
     q = call.query
-    page = service.list_tasks(ctx_of(call), service.ListTasks(q.status, q.to_role, q.session_id, q.limit,
+    page = service.list_tasks(ctx_of(call), service.ListTasks(TaskStatus(q.status) if q.status else None, q.to_role, q.session_id, q.limit,
                                                               q.next_token))
     return models.TaskPage.model_validate(page)
 
@@ -73,7 +74,7 @@ def request_approval(call: Call) -> models.Approval:
           response=models.ApprovalPage, tag=TAG, summary="Approvals by status (default pending), each with its task")
 def list_approvals(call: Call) -> models.ApprovalPage:
     q = call.query
-    page = service.list_approvals(ctx_of(call), service.ListApprovals(q.status, q.limit, q.next_token))
+    page = service.list_approvals(ctx_of(call), service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
     return models.ApprovalPage.model_validate(page)
 
 
