@@ -75,6 +75,12 @@ def expire_sessions(event):
     return result
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def jobs_lease_sweep(event):
+    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
+    return job_leases.sweep()
+
+
 def local_seed() -> dict:
     """Called by the local stack at start: the root organization and its admin key."""
     return seed_root(os.environ.get("ADMIN_API_KEY"))

@@ -6,7 +6,6 @@ from chalice import Blueprint
 from chalicelib.audit import models, service
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
 
 bp = Blueprint(__name__)
 
@@ -16,6 +15,6 @@ bp = Blueprint(__name__)
           summary="Audit events newest first: by entity, by traceId, since a time")
 def read_audit(call: Call) -> models.AuditPage:
     q = call.query
-    page = service.read(Ctx(principal=call.principal, trace_id=call.trace_id),
+    page = service.read(call.ctx,
                         service.ReadAudit(q.entity_type, q.entity_id, q.trace_id, q.since, q.limit, q.next_token))
     return models.AuditPage.model_validate(page)

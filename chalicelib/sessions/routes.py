@@ -5,7 +5,6 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
 from chalicelib.sessions import models, service
 from chalicelib.sessions.rules import Status
 
@@ -13,15 +12,11 @@ bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
 
 
-def ctx_of(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
-
-
 @endpoint(bp, "/sessions", "POST", scope=Scope.AGENT, body=models.CreateSessionRequest, response=models.Session,
           status=201, tag=TAG, summary="Start a session (status pending)")
 def create_session(call: Call) -> models.Session:
     b = call.body
-    view = service.create(ctx_of(call), service.CreateSession(b.agent_role, b.task_id, b.metadata))
+    view = service.create(call.ctx, service.CreateSession(b.agent_role, b.task_id, b.metadata))
     return models.Session.model_validate(view)
 
 
@@ -29,7 +24,8 @@ def create_session(call: Call) -> models.Session:
           tag=TAG, summary="Sessions newest first, a page at a time, with the total (counters, not a count)")
 def list_sessions(call: Call) -> models.SessionList:
     q = call.query
-    page = service.list_sessions(ctx_of(call), service.ListSessions(Status(q.status) if q.status else None, q.page, q.page_size, q.next_token))
+    status = Status(q.status) if q.status else None
+    page = service.list_sessions(call.ctx, service.ListSessions(status, q.page, q.page_size, q.next_token))
     return models.SessionList.model_validate(page)
 
 
@@ -37,7 +33,7 @@ def list_sessions(call: Call) -> models.SessionList:
           response=models.SessionList, tag=TAG, summary="Active sessions, newest first, with their total")
 def list_active_sessions(call: Call) -> models.SessionList:
     q = call.query
-    page = service.list_sessions(ctx_of(call),
+    page = service.list_sessions(call.ctx,
                                  service.ListSessions(Status.ACTIVE, q.page, q.page_size, q.next_token))
     return models.SessionList.model_validate(page)
 
@@ -45,7 +41,7 @@ def list_active_sessions(call: Call) -> models.SessionList:
 @endpoint(bp, "/sessions/{sessionId}", "GET", scope=Scope.AGENT, response=models.Session, tag=TAG,
           errors=(404,), summary="One session")
 def get_session(call: Call) -> models.Session:
-    return models.Session.model_validate(service.get(ctx_of(call), call.params["sessionId"]))
+    return models.Session.model_validate(service.get(call.ctx, call.params["sessionId"]))
 
 
 @endpoint(bp, "/sessions/{sessionId}", "PUT", scope=Scope.AGENT, body=models.UpdateSessionRequest,
@@ -53,6 +49,6 @@ def get_session(call: Call) -> models.Session:
           summary="Move the status, set taskId, merge metadata key by key (null removes a key)")
 def update_session(call: Call) -> models.Session:
     b = call.body
-    view = service.update(ctx_of(call), service.UpdateSession(call.params["sessionId"], b.status, b.task_id,
+    view = service.update(call.ctx, service.UpdateSession(call.params["sessionId"], b.status, b.task_id,
                                                                b.metadata))
     return models.Session.model_validate(view)

@@ -5,7 +5,6 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
 from chalicelib.tasks import models, service
 from chalicelib.tasks.rules import ApprovalStatus, TaskStatus
 
@@ -13,16 +12,12 @@ bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
 
 
-def ctx_of(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
-
-
 @endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body=models.CreateTaskRequest, response=models.Task,
           status=201, also=(200,), tag=TAG, errors=(409,),
           summary="Hand a task to a role; 200 with the existing task when the idempotencyKey was used already")
 def create_task(call: Call):
     b = call.body
-    view, created = service.create(ctx_of(call), service.CreateTask(
+    view, created = service.create(call.ctx, service.CreateTask(
         idempotency_key=b.idempotency_key, to_role=b.to_role, type=b.type, payload=b.payload,
         session_id=b.session_id, from_role=b.from_role, trace_id=b.trace_id, requires_approval=b.requires_approval))
     task = models.Task.model_validate(view)
@@ -33,15 +28,15 @@ def create_task(call: Call):
           summary="Tasks newest first, by status, toRole and/or sessionId")
 def list_tasks(call: Call) -> models.TaskPage:
     q = call.query
-    page = service.list_tasks(ctx_of(call), service.ListTasks(TaskStatus(q.status) if q.status else None, q.to_role, q.session_id, q.limit,
-                                                              q.next_token))
+    status = TaskStatus(q.status) if q.status else None
+    page = service.list_tasks(call.ctx, service.ListTasks(status, q.to_role, q.session_id, q.limit, q.next_token))
     return models.TaskPage.model_validate(page)
 
 
 @endpoint(bp, "/tasks/{taskId}", "GET", scope=Scope.AGENT, response=models.Task, tag=TAG, errors=(404,),
           summary="One task")
 def get_task(call: Call) -> models.Task:
-    return models.Task.model_validate(service.get(ctx_of(call), call.params["taskId"]))
+    return models.Task.model_validate(service.get(call.ctx, call.params["taskId"]))
 
 
 @endpoint(bp, "/tasks/{taskId}", "PUT", scope=Scope.AGENT, body=models.UpdateTaskRequest, response=models.Task,
@@ -49,7 +44,7 @@ def get_task(call: Call) -> models.Task:
 def update_task(call: Call) -> models.Task:
     b = call.body
     result = b.result if "result" in b.model_fields_set else ...
-    view = service.update(ctx_of(call), service.UpdateTask(call.params["taskId"], b.status, result))
+    view = service.update(call.ctx, service.UpdateTask(call.params["taskId"], b.status, result))
     return models.Task.model_validate(view)
 
 
@@ -57,7 +52,7 @@ def update_task(call: Call) -> models.Task:
           summary="fetch_status: one task per idempotencyKey, in its latest state, for a session and/or a role")
 def fetch_status(call: Call) -> models.TaskPage:
     q = call.query
-    return models.TaskPage.model_validate(service.fetch_status(ctx_of(call), service.FetchStatus(q.session_id,
+    return models.TaskPage.model_validate(service.fetch_status(call.ctx, service.FetchStatus(q.session_id,
                                                                                                  q.to_role)))
 
 
@@ -66,7 +61,7 @@ def fetch_status(call: Call) -> models.TaskPage:
           summary="Ask for a decision on a pending task (it waits: awaiting_approval)")
 def request_approval(call: Call) -> models.Approval:
     b = call.body
-    view = service.request_approval(ctx_of(call), service.RequestApproval(b.task_id, b.requested_by, b.reason))
+    view = service.request_approval(call.ctx, service.RequestApproval(b.task_id, b.requested_by, b.reason))
     return models.Approval.model_validate(view)
 
 
@@ -74,7 +69,7 @@ def request_approval(call: Call) -> models.Approval:
           response=models.ApprovalPage, tag=TAG, summary="Approvals by status (default pending), each with its task")
 def list_approvals(call: Call) -> models.ApprovalPage:
     q = call.query
-    page = service.list_approvals(ctx_of(call), service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
+    page = service.list_approvals(call.ctx, service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
     return models.ApprovalPage.model_validate(page)
 
 
@@ -83,6 +78,6 @@ def list_approvals(call: Call) -> models.ApprovalPage:
           summary="Decide once (approved: the task goes on as pending; rejected: the task is rejected)")
 def decide(call: Call) -> models.Approval:
     b = call.body
-    view = service.decide(ctx_of(call), service.Decide(call.params["approvalId"], b.decision, b.decided_by,
+    view = service.decide(call.ctx, service.Decide(call.params["approvalId"], b.decision, b.decided_by,
                                                        b.comment))
     return models.Approval.model_validate(view)

@@ -27,15 +27,13 @@ def stack():
         yield s
 
 
-# The local stack's schedule endpoint. The contract names it /_local/schedules; this branch's
-# stack still serves the pre-rename path. The one line to change when the rename lands.
-SCHEDULES = "/_devstack/schedules"
+SCHEDULES = "/_local/schedules"  # the local stack's schedule endpoint (the contract's path)
 
 
 def run_schedule(stack, name: str) -> dict:
     """Fire a scheduled handler now; answers once it finished."""
     r = call(stack.url, "POST", f"{SCHEDULES}/{name}/run")
-    assert r.status == 200, r.json
+    assert r.status == 200 and r.json["ok"], r.json
     return r.json
 
 
@@ -64,11 +62,10 @@ def test_retention_expires_old_open_sessions_only(stack):
     # Drain the events of the setup, then fire the schedule.
     seen_before = _events(conn, quiet=1.0)
     assert all(e["event"] == "session:updated" for e in seen_before)
-    first = run_schedule(stack, "expire_sessions")
-    # Safe to run twice: the second run (right away, before `young` ages) finds nothing to do.
-    second = run_schedule(stack, "expire_sessions")
-    if "result" in first:  # the handler's own answer, where the endpoint passes it on
-        assert first["result"]["expired"] == 2 and second["result"]["expired"] == 0, (first, second)
+    run_schedule(stack, "expire_sessions")
+    # Safe to run twice: the second run (right away, before `young` ages) changes and emits nothing
+    # (checked below: exactly one event per expiry over both runs, counters unchanged).
+    run_schedule(stack, "expire_sessions")
 
     after = {name: call(stack.url, "GET", f"/sessions/{s['sessionId']}", ops).json for name, s in old.items()}
     assert after["pending"]["status"] == "expired" and after["active"]["status"] == "expired"
