@@ -56,6 +56,8 @@ def test_create_get_shape(http, org, agent):
     assert len(s["sessionId"]) == 26 and s["createdAt"].endswith("Z") and s["updatedAt"] == s["createdAt"]
     got = http.get(f"/sessions/{s['sessionId']}", agent)
     assert got.status == 200 and got.json == s
+    snake = http.post("/sessions", agent, {"agent_role": "coder", "task_id": "T2"})
+    assert snake.status == 201 and snake.json["agentRole"] == "coder" and snake.json["taskId"] == "T2"
 
 
 @pytest.mark.parametrize("start,to", list(itertools.product(STATES, STATES)))
