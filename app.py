@@ -14,6 +14,7 @@ from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
 from chalicelib.core.context import Ctx
+from chalicelib.core.observability import logger
 from chalicelib.fanout import handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
@@ -21,7 +22,6 @@ from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
 from chalicelib.audit import routes as audit_routes
-from chalicelib.core.context import Ctx
 from chalicelib.sessions import routes as sessions_routes, service as sessions
 from chalicelib.tasks import routes as tasks_routes
 from chalicelib.settings_registry import routes as settings_routes
