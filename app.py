@@ -11,11 +11,14 @@ from chalice import Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
+from chalicelib.commands import routes as commands_routes, service as commands_service
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
+from chalicelib.core.context import Ctx
 from chalicelib.fanout import fanout, handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
+from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
@@ -29,7 +32,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
-                  instances_routes.bp, logs_routes.bp, settings_routes.bp):
+                  instances_routes.bp, logs_routes.bp, settings_routes.bp, ingest_routes.bp, commands_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -60,6 +63,13 @@ def outbox_fanout(event):
 def jobs_work(event):
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
     return job_leases.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule("rate(1 minute)", name="commands_expire")
+def commands_expire(event):
+    """Pending commands past their ttlSeconds become expired (chalicelib/commands/service.py)."""
+    expired = commands_service.expire_due(Ctx.system())
+    logger.info("commands expired", extra={"expired": expired})
 
 
 def local_seed() -> dict:
