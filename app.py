@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger
-from chalice import Response
+from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
@@ -65,7 +65,13 @@ def jobs_work(event):
     return job_leases.handle_batch(event.to_dict(), event.context)
 
 
-@app.schedule("rate(1 minute)", name="commands_expire")
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def jobs_lease_sweep(event):
+    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
+    return job_leases.sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
 def commands_expire(event):
     """Pending commands past their ttlSeconds become expired (chalicelib/commands/service.py)."""
     expired = commands_service.expire_due(Ctx.system())
