@@ -5,14 +5,9 @@ from chalice import Blueprint
 from chalicelib.commands import models, service
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
 
 bp = Blueprint(__name__)
 TAG = "Agent gateway"
-
-
-def _ctx(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
 
 
 @endpoint(bp, "/agents/{agentId}/commands", "POST", scope=Scope.OPERATOR, body=models.IssueCommandRequest,
@@ -20,7 +15,7 @@ def _ctx(call: Call) -> Ctx:
           summary="Send a command to an agent (status pending); emits command:issued to that agent's WebSocket")
 def issue(call: Call) -> dict:
     b = call.body
-    return service.issue(_ctx(call), service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
+    return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
 
 
 @endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query=models.CommandListQuery,
@@ -28,14 +23,14 @@ def issue(call: Call) -> dict:
           summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
 def list_commands(call: Call) -> dict:
     q = call.query
-    return service.list_for_agent(_ctx(call), service.ListCommands(call.params["agentId"], q.status, q.limit,
+    return service.list_for_agent(call.ctx, service.ListCommands(call.params["agentId"], q.status, q.limit,
                                                                    q.next_token))
 
 
 @endpoint(bp, "/commands/{commandId}", "GET", scope=Scope.AGENT, response=models.CommandResponse, tag=TAG,
           errors=(404,), summary="One command (an agent key: only its own agent's)")
 def get_command(call: Call) -> dict:
-    return service.get(_ctx(call), call.params["commandId"])
+    return service.get(call.ctx, call.params["commandId"])
 
 
 @endpoint(bp, "/commands/{commandId}/ack", "POST", scope=Scope.AGENT, body=models.AckRequest,
@@ -44,4 +39,4 @@ def get_command(call: Call) -> dict:
                   "409 INVALID_TRANSITION once expired; emits command:acked")
 def ack(call: Call) -> dict:
     b = call.body
-    return service.ack(_ctx(call), service.AckCommand(call.params["commandId"], b.status, b.result))
+    return service.ack(call.ctx, service.AckCommand(call.params["commandId"], b.status, b.result))

@@ -71,7 +71,7 @@ def issue(ctx: Ctx, command: IssueCommand) -> dict:
 
 
 def list_for_agent(ctx: Ctx, command: ListCommands) -> dict:
-    _act_as(ctx, command.agent_id)
+    ctx.require_agent(command.agent_id)
     scope = f"commands:{ctx.org_id}:{command.agent_id}:{command.status or ''}"
     now_iso = ctx.iso()
     items, last = store.list_for_agent(ctx.org_id, command.agent_id, command.status, command.limit,
@@ -143,8 +143,3 @@ def _load(ctx: Ctx, command_id: str) -> store.Command:
     if ctx.principal is not None and ctx.principal.agent_id is not None and ctx.principal.agent_id != found.agent_id:
         raise NotFound(f"command {command_id} not found")  # another agent's command is not revealed
     return found
-
-
-def _act_as(ctx: Ctx, agent_id: str) -> None:
-    if ctx.principal is not None:
-        ctx.principal.require_agent(agent_id)

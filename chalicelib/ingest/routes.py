@@ -4,15 +4,10 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
 from chalicelib.ingest import models, service
 
 bp = Blueprint(__name__)
 TAG = "Agent gateway"
-
-
-def _ctx(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
 
 
 @endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body=models.IngestRequest, response=models.IngestResult,
@@ -20,7 +15,7 @@ def _ctx(call: Call) -> Ctx:
           summary="Edge gateway upload (agent key): stores each record once per (agent, recordId); "
                   "answers accepted and duplicates")
 def ingest(call: Call) -> dict:
-    ctx = _ctx(call)
+    ctx = call.ctx
     agent_id = service.require_agent_key(ctx)
     return service.ingest(ctx, service.IngestBatch(agent_id, call.body.records))
 
@@ -30,5 +25,5 @@ def ingest(call: Call) -> dict:
           summary="Ingested records, oldest first (by ts), filtered by table and/or agent, strictly after since")
 def list_records(call: Call) -> dict:
     q = call.query
-    return service.list_records(_ctx(call), service.ListRecords(q.table, q.agent_id, q.since, q.limit,
+    return service.list_records(call.ctx, service.ListRecords(q.table, q.agent_id, q.since, q.limit,
                                                                 q.next_token))
