@@ -84,6 +84,7 @@ class Record:
 
     @property
     def bytes(self) -> int:
+        """What the record counts against the cap (characters: bytes for the ASCII JSON usually is)."""
         return len(self.data) + len(self.table) + len(self.record_id) + ROW_OVERHEAD
 
 
@@ -220,7 +221,8 @@ class Buffer:
 
     def store(self, records: list[Record]) -> StoreResult:
         """Durably buffer `records` (all or none); BufferFull when over the cap and not dropping."""
-        needed = sum(r.bytes for r in records)
+        sizes = [r.bytes for r in records]
+        needed = sum(sizes)
 
         def run(conn: sqlite3.Connection) -> StoreResult:
             dropped = 0
@@ -231,7 +233,7 @@ class Buffer:
                     raise full
                 dropped = self._drop_oldest(conn, self.used_bytes + needed - self.max_bytes)
             conn.executemany("INSERT INTO records(record_id, tbl, data, ts, bytes) VALUES (?, ?, ?, ?, ?)",
-                             [(r.record_id, r.table, r.data, r.ts, r.bytes) for r in records])
+                             [(r.record_id, r.table, r.data, r.ts, size) for r, size in zip(records, sizes)])
             self.used_bytes += needed
             self.backlog += len(records)
             self._bump(stored=len(records))

@@ -15,6 +15,8 @@ class FakeControlPlane:
         self.records: dict[str, dict] = {}
         self.calls: list[tuple[float, int, int]] = []  # (time, status, records in the batch)
         self.script: Callable[[list[dict]], tuple[int, dict, dict] | None] | None = None
+        self.acks: list[tuple[str, dict]] = []  # (commandId, body) of every POST /commands/{id}/ack
+        self.pending_commands: list[dict] = []   # what GET /agents/{id}/commands?status=pending lists
         self.lock = threading.Lock()
         fake = self
 
@@ -26,6 +28,11 @@ class FakeControlPlane:
 
             def do_POST(self):  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/commands/") and self.path.endswith("/ack"):
+                    command_id = self.path.split("/")[2]
+                    fake.acks.append((command_id, json.loads(raw)))
+                    fake.pending_commands = [c for c in fake.pending_commands if c["commandId"] != command_id]
+                    return self._send(200, {}, {"commandId": command_id, **json.loads(raw)})
                 if self.path != "/ingest":
                     return self._send(404, {}, {"error": {"code": "NOT_FOUND"}})
                 records = json.loads(raw)["records"]
@@ -42,7 +49,7 @@ class FakeControlPlane:
                 self._send(status, headers, body)
 
             def do_GET(self):  # noqa: N802
-                self._send(200, {}, {"items": [], "nextToken": None})
+                self._send(200, {}, {"items": list(fake.pending_commands), "nextToken": None})
 
             def _send(self, status, headers, body):
                 payload = json.dumps(body).encode()
