@@ -16,6 +16,7 @@ OUTCOMES = (ACKED, FAILED)
 DEFAULT_TTL_SECONDS = 3600
 MAX_TTL_SECONDS = 7 * 24 * 3600
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_RESULT_BYTES = 32 * 1024  # payload + result ride in command:acked: under the WebSocket's 128 KB per message
 TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
 
 

@@ -85,6 +85,8 @@ def get(ctx: Ctx, command_id: str) -> dict:
 
 
 def ack(ctx: Ctx, command: AckCommand) -> dict:
+    if len(json.dumps(command.result, separators=(",", ":")).encode()) > rules.MAX_RESULT_BYTES:
+        raise ValidationError.field("result", f"is over {rules.MAX_RESULT_BYTES} bytes as JSON")
     found = _load(ctx, command.command_id)
     principal = ctx.principal
     if principal is None or principal.agent_id != found.agent_id:

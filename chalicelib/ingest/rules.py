@@ -22,7 +22,10 @@ def normalize_ts(value: str) -> str:
         raise ValueError("must be an ISO 8601 timestamp, e.g. 2026-12-01T10:00:00.000Z") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    parsed = parsed.astimezone(timezone.utc)
+    try:
+        parsed = parsed.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC time
+        raise ValueError("is out of range") from None
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 

@@ -147,6 +147,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
                 token = page["nextToken"]
                 if not token:
                     break
+        print(f"gateway counters after the run: {stats['counters']}")
         assert len(seen) == 5000 and sorted(seen) == list(range(5000))  # each exactly once
         assert len(ids) == 5000
         assert stats["counters"]["stored"] == 5000
@@ -252,3 +253,18 @@ def _org_of(stack, command_id: str) -> str:
     items = ddb.scan(TableName=stack.environment["MAIN_TABLE"], FilterExpression="commandId = :c",
                      ExpressionAttributeValues={":c": {"S": command_id}})["Items"]
     return items[0]["orgId"]["S"]
+
+
+def test_the_control_channel_renews_its_connection_and_keeps_working(fleet, tmp_path):
+    """GATEWAY_WS_RENEW_SECONDS (6600 s by default, under API Gateway's 2 h) made short: it reconnects by itself."""
+    gateway = GatewayProcess(fleet["url"], fleet["agent"]["apiKey"], tmp_path / "renew.db",
+                             GATEWAY_WS_RENEW_SECONDS="1").start()
+    try:
+        status = lambda: call(gateway.url, "GET", "/health").json["checks"]["controlChannel"]  # noqa: E731
+        wait_until(lambda: status()["connections"] >= 3, 20, "never renewed")
+        wait_until(lambda: status()["connected"], 10, "not connected after renewing")
+        issued = call(fleet["url"], "POST", f"/agents/{fleet['agent']['agentId']}/commands", fleet["ops"],
+                      {"type": "ping"}).json
+        wait_until(lambda: command(fleet, issued["commandId"])["status"] == "acked", 10, "never acked")
+    finally:
+        assert gateway.stop() == 0

@@ -17,7 +17,7 @@ def test_timestamps_normalize_to_utc_milliseconds(given, expected):
     assert ingest.normalize_ts(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01T00:00:00Z", "x" * 50])
+@pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01T00:00:00Z", "x" * 50, "0001-01-01T00:00:00+01:00"])
 def test_bad_timestamps_are_rejected(bad):
     with pytest.raises(ValueError):
         ingest.normalize_ts(bad)
