@@ -36,7 +36,7 @@ COUNTERS = ("stored", "uplinked", "duplicates", "dropped", "refused", "refusedRe
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL UNIQUE,
+    record_id TEXT NOT NULL,  -- 80 random bits per id: no UNIQUE index to maintain on every insert
     tbl TEXT NOT NULL,
     data TEXT NOT NULL,
     ts TEXT NOT NULL,
