@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +42,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", 16))
 STORES_PER_CLIENT = int(os.environ.get("BENCH_STORES", 40))
 RECORDS_PER_STORE = 100
 UPLINK_RECORDS = int(os.environ.get("BENCH_UPLINK_RECORDS", 2000))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 
 
 def body(client: int, store: int) -> bytes:
@@ -164,33 +166,36 @@ def raw_sqlite(db: str, synchronous: str) -> float:
     return len(batches) * RECORDS_PER_STORE / elapsed
 
 
-def store_rates(synchronous: str) -> dict[str, float]:
+def store_rates(synchronous: str, rounds: int = ROUNDS) -> dict[str, float]:
+    """The median of `rounds` runs per target, the targets interleaved (the machine is shared: its load drifts)."""
+    samples: dict[str, list[float]] = {"raw SQLite (ceiling)": [], "minimal HTTP server": [], "edge gateway": []}
     with tempfile.TemporaryDirectory() as tmp:
-        rates = {"raw SQLite (ceiling)": raw_sqlite(f"{tmp}/raw.db", synchronous)}
-        port = free_port()
-        minimal = subprocess.Popen([sys.executable, __file__, "--minimal-server", str(port), f"{tmp}/min.db",
-                                    synchronous])
-        try:
-            wait_port(port, minimal)
-            rates["minimal HTTP server"] = load(port, "/")
-        finally:
-            minimal.terminate()
-            minimal.wait()
-        port = free_port()
-        env = {**os.environ, "CONTROL_PLANE_URL": "http://127.0.0.1:9", "GATEWAY_API_KEY": "bench",
-               "GATEWAY_DB": f"{tmp}/gw.db", "GATEWAY_PORT": str(port), "GATEWAY_SYNCHRONOUS": synchronous,
-               "GATEWAY_AGENT_ID": "bench", "GATEWAY_WS_URL": "ws://127.0.0.1:9/ws",
-               "GATEWAY_LINGER_SECONDS": "3600", "GATEWAY_BACKOFF_BASE_SECONDS": "60", "GATEWAY_LOG_LEVEL": "ERROR",
-               "GATEWAY_MAX_DB_MB": "4096"}
-        gateway = subprocess.Popen([sys.executable, "-m", "edge_gateway"], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL)
-        try:
-            wait_port(port, gateway)
-            rates["edge gateway"] = load(port)
-        finally:
-            gateway.terminate()
-            gateway.wait()
-    return rates
+        for round_ in range(rounds):
+            samples["raw SQLite (ceiling)"].append(raw_sqlite(f"{tmp}/raw{round_}.db", synchronous))
+            port = free_port()
+            minimal = subprocess.Popen([sys.executable, __file__, "--minimal-server", str(port),
+                                        f"{tmp}/min{round_}.db", synchronous])
+            try:
+                wait_port(port, minimal)
+                samples["minimal HTTP server"].append(load(port, "/"))
+            finally:
+                minimal.terminate()
+                minimal.wait()
+            port = free_port()
+            env = {**os.environ, "CONTROL_PLANE_URL": "http://127.0.0.1:9", "GATEWAY_API_KEY": "bench",
+                   "GATEWAY_DB": f"{tmp}/gw{round_}.db", "GATEWAY_PORT": str(port),
+                   "GATEWAY_SYNCHRONOUS": synchronous, "GATEWAY_AGENT_ID": "bench",
+                   "GATEWAY_WS_URL": "ws://127.0.0.1:9/ws", "GATEWAY_LINGER_SECONDS": "3600",
+                   "GATEWAY_BACKOFF_BASE_SECONDS": "60", "GATEWAY_LOG_LEVEL": "ERROR", "GATEWAY_MAX_DB_MB": "4096"}
+            gateway = subprocess.Popen([sys.executable, "-m", "edge_gateway"], cwd=ROOT, env=env,
+                                       stdout=subprocess.DEVNULL)
+            try:
+                wait_port(port, gateway)
+                samples["edge gateway"].append(load(port))
+            finally:
+                gateway.terminate()
+                gateway.wait()
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def uplink_rate() -> tuple[float, dict]:
@@ -232,7 +237,7 @@ def uplink_rate() -> tuple[float, dict]:
 
 def main() -> None:
     print(f"store rate: {CLIENTS} concurrent clients x {STORES_PER_CLIENT} stores of {RECORDS_PER_STORE} records "
-          f"(WAL; same durability for all three)\n")
+          f"(WAL; same durability for all three; median of {ROUNDS} interleaved rounds)\n")
     for synchronous in ("NORMAL", "FULL"):
         rates = store_rates(synchronous)
         minimal = rates["minimal HTTP server"]

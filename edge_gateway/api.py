@@ -63,6 +63,10 @@ def parse_store(raw: bytes, now_ms: int) -> list[Record]:
     if not isinstance(table, str) or not TABLE_NAME.match(table):
         raise ApiError(400, "VALIDATION_ERROR",
                        "must be 1-64 characters: a letter, then letters, digits, '_', '.', '-'", field="table")
+    unknown = sorted(set(body) - {"table", "data", "records"})
+    if unknown:
+        raise ApiError(400, "VALIDATION_ERROR", "is not a field of a store (table, data or records)",
+                       field=str(unknown[0])[:100])
     has_data, has_records = "data" in body, "records" in body
     if has_data == has_records:
         raise ApiError(400, "VALIDATION_ERROR", "exactly one of data or records is required", field="data")
@@ -83,15 +87,16 @@ def parse_store(raw: bytes, now_ms: int) -> list[Record]:
     dumps = _compact.encode
     for i, value in enumerate(values):
         text = dumps(value)
-        # characters <= bytes <= 4 x characters: encode only when the length alone cannot decide
-        if len(text) > MAX_RECORD_BYTES // 4 and len(text.encode()) > MAX_RECORD_BYTES:
+        if len(text) > MAX_RECORD_BYTES:  # ASCII (non-ASCII is escaped): characters are bytes
             raise ApiError(413, "PAYLOAD_TOO_LARGE", f"a record may be at most {MAX_RECORD_BYTES} bytes as JSON",
                            field="data" if has_data else f"records.{i}")
         records.append(Record(prefix + noise[20 * i:20 * i + 20], table, text, ts))
     return records
 
 
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# ensure_ascii: the text is plain ASCII, so its length is its size, and a lone surrogate ("\ud800", valid
+# JSON but not encodable as UTF-8) stays an escape instead of failing the insert.
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def _reject_constant(name: str) -> Any:

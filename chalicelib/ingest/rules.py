@@ -30,7 +30,8 @@ def normalize_ts(value: str) -> str:
 
 
 def data_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """ASCII JSON: its length is its size, and a lone surrogate (valid JSON, not UTF-8) stays escaped."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 def first_occurrences(record_ids: Iterable[str]) -> tuple[list[int], int]:

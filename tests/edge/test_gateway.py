@@ -74,6 +74,7 @@ def rows(gateway: Gateway) -> int:
     (b'{"table": "t", "records": []}', 400, "records"),
     (b'{"table": "t", "records": {"a": 1}}', 400, "records"),
     (b'{"table": "t", "data": NaN}', 400, None),
+    (b'{"table": "t", "data": 1, "tabel": "x"}', 400, "tabel"),
 ])
 def test_bad_input_is_4xx_and_stores_nothing(gw, body, status, field):
     got, answer = raw_post(url(gw), "/buffer/store", body)
@@ -93,6 +94,13 @@ def test_a_300_kib_record_is_413_and_nothing_of_its_store_is_kept(gw):
     r = call(url(gw), "POST", "/buffer/store", body={"table": "t", "data": big})
     assert r.status == 413
     assert rows(gw) == 0
+
+
+def test_unicode_and_lone_surrogates_round_trip(gw, cp):
+    r = raw_post(url(gw), "/buffer/store", b'{"table": "t", "records": [{"s": "\\ud800"}, {"s": "h\xc3\xa9 \xe2\x82\xac"}]}')
+    assert r[0] == 201, r
+    assert call(url(gw), "POST", "/uplink/flush").json["uploaded"] == 2
+    assert sorted(v["data"]["s"] for v in cp.records.values()) == sorted(["\ud800", "h\u00e9 \u20ac"])
 
 
 def test_unknown_route_and_wrong_method(gw):

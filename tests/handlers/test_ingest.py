@@ -154,3 +154,11 @@ def test_records_are_org_isolated_and_operator_only(http, setup, root):
     assert records(http, other_ops).json["items"] == []
     assert records(http, other_ops, agentId=setup["a"]["agentId"]).json["items"] == []
     assert records(http, setup["a"]["apiKey"]).status == 403
+
+
+def test_unicode_and_a_lone_surrogate_are_stored_as_sent(http, setup):
+    raw = b'{"records": [{"recordId": "u1", "table": "t", "data": {"s": "\\ud800 h\xc3\xa9"}, "ts": "2026-12-01T10:00:00Z"}]}'
+    r = http.call("POST", "/ingest", setup["a"]["apiKey"], raw_body=raw)
+    assert r.status == 200 and r.json["accepted"] == 1, r.json
+    got = records(http, setup["ops"], agentId=setup["a"]["agentId"]).json["items"]
+    assert got[0]["data"] == {"s": "\ud800 h\u00e9"}
