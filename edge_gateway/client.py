@@ -51,8 +51,12 @@ class ControlPlane:
             conn.close()
         self._local.conn = None
 
-    def request(self, method: str, path: str, body: dict | None = None) -> Reply:
-        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+    def request(self, method: str, path: str, body: dict | bytes | None = None) -> Reply:
+        """`body`: a dict to send as JSON, or JSON bytes already encoded."""
+        if isinstance(body, bytes):
+            data: bytes | None = body
+        else:
+            data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"

@@ -334,3 +334,17 @@ def test_graceful_stop_finishes_and_checkpoints(tmp_path, cp):
         assert again.buffer.backlog == 50 and again.buffer.counters["stored"] == 50
     finally:
         again.stop()
+
+
+def test_the_upload_body_embeds_stored_json_exactly():
+    from edge_gateway.api import parse_store
+    from edge_gateway.buffer import StoredRecord
+    from edge_gateway.uplink import encode_batch
+
+    values = [{"a": [1, 2.5, None, True]}, "x\"y\\z", 0, [], {"nested": {"k": "\u20ac\ud800"}}]
+    records = parse_store(json.dumps({"table": "t.x-1", "records": values}).encode(), 1_700_000_000_000)
+    stored = [StoredRecord(r.record_id, r.table, r.data, r.ts, seq=i) for i, r in enumerate(records)]
+    body = json.loads(encode_batch(stored))
+    assert [r["data"] for r in body["records"]] == values
+    assert body["records"][0] == {"recordId": records[0].record_id, "table": "t.x-1", "data": values[0],
+                                  "ts": "2023-11-14T22:13:20.000Z"}
