@@ -5,7 +5,7 @@ import http.client
 import json
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 
 @dataclass
@@ -79,4 +79,4 @@ class ControlPlane:
     def ws_url(self) -> str:
         scheme = "wss" if self.scheme == "https" else "ws"
         port = f":{self.port}" if self.port else ""
-        return f"{scheme}://{self.host}{port}{self.prefix}/ws?token={self.api_key}"
+        return f"{scheme}://{self.host}{port}{self.prefix}/ws?token={quote(self.api_key, safe='')}"

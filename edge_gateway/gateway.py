@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from urllib.parse import quote
 
 from edge_gateway.api import Api
 from edge_gateway.buffer import Buffer
@@ -29,7 +30,7 @@ class Gateway:
                              batch_bytes=config.batch_bytes, backoff_base=config.backoff_base,
                              backoff_cap=config.backoff_cap, idle_interval=config.linger_seconds)
         self.uplink.state.agent_id = config.agent_id
-        self.control = ControlChannel(self.buffer, self.cp, self.metrics, config.ws_url or self.cp.ws_url(),
+        self.control = ControlChannel(self.buffer, self.cp, self.metrics, self._ws_url(),
                                       self._agent_id, poll_seconds=config.command_poll_seconds,
                                       renew_seconds=config.ws_renew_seconds)
         self.control.register("ping", self._ping)
@@ -38,6 +39,15 @@ class Gateway:
         self.api = Api(self, config.host, config.port)
         self.started_at = time.time()
         self._stopped = threading.Event()
+
+    def _ws_url(self) -> str:
+        """GATEWAY_WS_URL (the WebSocket API on AWS) with the agent key as `token`; else the local stack's /ws."""
+        if not self.config.ws_url:
+            return self.cp.ws_url()
+        if "token=" in self.config.ws_url:
+            return self.config.ws_url
+        separator = "&" if "?" in self.config.ws_url else "?"
+        return f"{self.config.ws_url}{separator}token={quote(self.config.api_key, safe='')}"
 
     # --- command handlers ------------------------------------------------------------
 

@@ -348,3 +348,20 @@ def test_the_upload_body_embeds_stored_json_exactly():
     assert [r["data"] for r in body["records"]] == values
     assert body["records"][0] == {"recordId": records[0].record_id, "table": "t.x-1", "data": values[0],
                                   "ts": "2023-11-14T22:13:20.000Z"}
+
+
+def test_the_websocket_url_carries_the_agent_key(tmp_path, cp):
+    from edge_gateway.config import Config
+    from edge_gateway.gateway import Gateway
+
+    base = dict(control_plane_url="https://abc.execute-api.eu-west-1.amazonaws.com/api", api_key="cpk.K.s/+=",
+                db_path=str(tmp_path / "a.db"), port=0)
+    local = Gateway(Config(**base))
+    assert local.control.ws_url == "wss://abc.execute-api.eu-west-1.amazonaws.com/api/ws?token=cpk.K.s%2F%2B%3D"
+    local.buffer.close()
+    local.api.server.server_close()
+    aws = Gateway(Config(**base | {"db_path": str(tmp_path / "b.db"),
+                                   "ws_url": "wss://ws1.execute-api.eu-west-1.amazonaws.com/prod"}))
+    assert aws.control.ws_url == "wss://ws1.execute-api.eu-west-1.amazonaws.com/prod?token=cpk.K.s%2F%2B%3D"
+    aws.buffer.close()
+    aws.api.server.server_close()
