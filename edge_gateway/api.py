@@ -175,6 +175,7 @@ class Api:
             records = parse_store(raw, int(time.time() * 1000))
         except ApiError:
             g.metrics.invalid.inc()
+            g.invalid_stores += 1
             raise
         try:
             result = g.buffer.store(records)

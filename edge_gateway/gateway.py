@@ -38,6 +38,7 @@ class Gateway:
         self.control.register("set-log-level", self._set_log_level)
         self.api = Api(self, config.host, config.port)
         self.started_at = time.time()
+        self.invalid_stores = 0  # bad input refused with 4xx by this process (nothing stored)
         self._stopped = threading.Event()
 
     def _ws_url(self) -> str:
@@ -107,7 +108,7 @@ class Gateway:
         self.metrics.quarantine_size.set(self.buffer.counters.get("quarantined", 0))
 
     def stats(self) -> dict:
-        return self.buffer.stats()
+        return {**self.buffer.stats(), "invalidStores": self.invalid_stores}
 
     def uplink_status(self) -> dict:
         s = self.uplink.state

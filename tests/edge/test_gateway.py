@@ -84,6 +84,7 @@ def test_bad_input_is_4xx_and_stores_nothing(gw, body, status, field):
         assert answer["error"]["details"][0]["field"] == field
     assert rows(gw) == 0
     assert gw.buffer.counters["stored"] == 0
+    assert call(url(gw), "GET", "/buffer/stats").json["invalidStores"] == 1
 
 
 def test_a_300_kib_record_is_413_and_nothing_of_its_store_is_kept(gw):
