@@ -15,6 +15,8 @@ Failures:
   it. A batch of several records is split in halves and each half retried at
   once, so only the records the control plane really rejects (down to single
   records) move to the quarantine table; the rest keeps flowing.
+- a timeout halves the next batch (down to 10 records; it doubles back after
+  each success): the timed-out request may still be running upstream.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from edge_gateway.metrics import Metrics
 
 log = logging.getLogger("edge_gateway.uplink")
 
+MIN_BATCH = 10
 RETRYABLE_4XX = {408, 409, 425, 429}  # 409: a concurrent identical request (Idempotency) or busy item
 AUTH = {401, 403}
 
@@ -65,6 +68,7 @@ class Uplink:
         self.cp = control_plane
         self.metrics = metrics
         self.batch_records = batch_records
+        self.current_batch = batch_records  # shrinks after timeouts (see _adapt)
         self.batch_bytes = batch_bytes
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -119,7 +123,15 @@ class Uplink:
         return total
 
     def _next_batch(self) -> list[StoredRecord]:
-        return self.buffer.oldest(self.batch_records, self.batch_bytes)
+        return self.buffer.oldest(self.current_batch, self.batch_bytes)
+
+    def _adapt(self, outcome: SendOutcome) -> None:
+        """A timed-out batch may still be processed upstream: resending the same size again would pile
+        work onto a slow control plane. Halve the batch after a timeout, grow it back after successes."""
+        if outcome.ok:
+            self.current_batch = min(self.batch_records, self.current_batch * 2)
+        elif outcome.error and "timed out" in outcome.error:
+            self.current_batch = max(MIN_BATCH, self.current_batch // 2)
 
     # --- flush (POST /uplink/flush) ------------------------------------------
 
@@ -146,6 +158,7 @@ class Uplink:
                 "remaining": self.buffer.backlog, "ok": error is None, "error": error}
 
     def _record(self, outcome: SendOutcome) -> None:
+        self._adapt(outcome)
         now = time.time()
         if outcome.ok:
             self.state.last_success = now

@@ -45,7 +45,7 @@ class GatewayProcess:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONTROL_PLANE_URL": control_plane_url,
                     "GATEWAY_API_KEY": api_key, "GATEWAY_DB": str(db), "GATEWAY_PORT": str(self.port),
                     "GATEWAY_BACKOFF_BASE_SECONDS": "0.1", "GATEWAY_BACKOFF_CAP_SECONDS": "1",
-                    "GATEWAY_LINGER_SECONDS": "0.05", "GATEWAY_REQUEST_TIMEOUT_SECONDS": "5", **env}
+                    "GATEWAY_LINGER_SECONDS": "0.05", "GATEWAY_REQUEST_TIMEOUT_SECONDS": "20", **env}
         self.log = db.with_suffix(".log")
         self.process: subprocess.Popen | None = None
 
@@ -134,7 +134,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         store_many(gateway, 3500, 1500)
         assert gateway.stats()["backlog"] >= 1500
         with running_devstack(state_dir=state, port=port):
-            wait_until(lambda: gateway.stats()["backlog"] == 0, 180, "the backlog never drained")
+            wait_until(lambda: gateway.stats()["backlog"] == 0, 600, "the backlog never drained")
             stats = gateway.stats()
             seen: list[int] = []
             ids: set[str] = set()

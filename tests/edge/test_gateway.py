@@ -366,3 +366,25 @@ def test_the_websocket_url_carries_the_agent_key(tmp_path, cp):
     assert aws.control.ws_url == "wss://ws1.execute-api.eu-west-1.amazonaws.com/prod?token=cpk.K.s%2F%2B%3D"
     aws.buffer.close()
     aws.api.server.server_close()
+
+
+def test_a_timeout_halves_the_next_batch_and_success_grows_it_back(tmp_path, cp):
+    sizes = []
+
+    def slow_first(records):
+        sizes.append(len(records))
+        if len(sizes) == 1:
+            time.sleep(1.5)  # longer than the gateway's request timeout: the answer never arrives in time
+        return None
+
+    cp.script = slow_first
+    gateway = make_gateway(tmp_path, cp.url, request_timeout=1.0, linger_seconds=3600, batch_records=100)
+    try:
+        call(url(gateway), "POST", "/buffer/store", body={"table": "t", "records": [{"i": i} for i in range(300)]})
+        deadline = time.monotonic() + 20
+        while call(url(gateway), "POST", "/uplink/flush").json["remaining"] and time.monotonic() < deadline:
+            pass  # (the background uplink may take batches too; the first one times out either way)
+        assert sizes[:3] == [100, 50, 100]  # halved after the timeout, back to full after a success
+        assert len(cp.records) == 300  # the timed-out batch was stored upstream: resent as duplicates
+    finally:
+        gateway.stop()
