@@ -35,20 +35,24 @@ OUTPUT_ENV = {
 TTL_ATTRIBUTES = {"MainTableName": "ttl", "OutboxTableName": "ttl", "IdempotencyTableName": "expiration"}
 
 
-def deploy(stack_name: str, session: boto3.session.Session | None = None, timeout: float = 120.0) -> dict[str, str]:
-    """Create (or reuse) the stack and return its outputs by name."""
+def deploy(stack_name: str, session: boto3.session.Session | None = None, timeout: float = 900.0) -> dict[str, str]:
+    """Create the stack, or update it to the current template, and return its outputs by name."""
     session = session or boto3.session.Session()
     cfn = session.client("cloudformation")
     body = TEMPLATE_PATH.read_text()
     try:
         cfn.create_stack(StackName=stack_name, TemplateBody=body)
     except cfn.exceptions.AlreadyExistsException:
-        pass
+        try:
+            cfn.update_stack(StackName=stack_name, TemplateBody=body)
+        except cfn.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
     deadline = time.monotonic() + timeout
     while True:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         status = stack["StackStatus"]
-        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status and "IN_PROGRESS" not in status:
             break
         if "FAILED" in status or "ROLLBACK" in status:
             raise RuntimeError(f"stack {stack_name} ended in {status}: {stack.get('StackStatusReason')}")
