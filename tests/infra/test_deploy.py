@@ -119,3 +119,22 @@ def test_pepper_is_read_from_the_stack_secret_and_required_on_lambda(aws, monkey
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "control-plane-prod-APIHandler")
     with pytest.raises(RuntimeError, match="pepper missing"):
         Settings.from_env().api_key_pepper
+
+
+def test_docs_list_exactly_the_schedules_the_app_defines(app_module):
+    import re
+
+    from chalice.app import ScheduledEventConfig
+
+    defined = {source.name: source.schedule_expression.to_string() for source in app_module.app.event_sources
+               if isinstance(source, ScheduledEventConfig)}
+    section = (ROOT / "docs" / "DEPLOY.md").read_text().split("## Schedules", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.MULTILINE))
+    assert documented == defined
+
+
+def test_the_websocket_stage_is_one_value_in_config_and_docs():
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stage = config["websocket_api_stage"]
+    assert all("websocket_api_stage" not in s for s in config["stages"].values())
+    assert f"WebSocket API stage | `{stage}`" in (ROOT / "docs" / "DEPLOY.md").read_text()
