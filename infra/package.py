@@ -120,6 +120,7 @@ def package(stage: str, env: dict[str, str], out_dir: Path) -> Path:
     functions_env = stage_environment(env)
     with tempfile.TemporaryDirectory(prefix="chalice-package-") as tmp:
         project = copy_project(Path(tmp), stage, functions_env)
+        _share_cache(project)
         plain_dir = Path(tmp) / "plain"
         _chalice(project, ["package", "--stage", stage, str(plain_dir)], functions_env)
         plain = json.loads((plain_dir / "sam.json").read_text())
@@ -130,7 +131,21 @@ def package(stage: str, env: dict[str, str], out_dir: Path) -> Path:
             shutil.rmtree(out_dir)
         _chalice(project, ["package", "--stage", stage, "--merge-template", str(merge_path), str(out_dir)],
                  functions_env)
+        _keep_cache(project)
     return out_dir / "sam.json"
+
+
+def _share_cache(project: Path) -> None:
+    """Chalice caches the built dependency layer in .chalice/deployments (git-ignored): reuse the checkout's."""
+    cache = ROOT / ".chalice" / "deployments"
+    if cache.is_dir():
+        shutil.copytree(cache, project / ".chalice" / "deployments", dirs_exist_ok=True)
+
+
+def _keep_cache(project: Path) -> None:
+    built = project / ".chalice" / "deployments"
+    if built.is_dir():
+        shutil.copytree(built, ROOT / ".chalice" / "deployments", dirs_exist_ok=True)
 
 
 def cfn_lint(*templates: Path) -> int:
