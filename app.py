@@ -18,8 +18,10 @@ from chalicelib.fanout import fanout, handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
+from chalicelib.ops import routes as ops_routes, service as ops_service
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
+from chalicelib.reports import routes as reports_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 
@@ -29,7 +31,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
-                  instances_routes.bp, logs_routes.bp, settings_routes.bp):
+                  instances_routes.bp, logs_routes.bp, settings_routes.bp, ops_routes.bp, reports_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -60,6 +62,12 @@ def outbox_fanout(event):
 def jobs_work(event):
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
     return job_leases.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule("cron(0 9 * * ? *)", name="ops_nightly_scan")
+def ops_nightly_scan(event):
+    """The nightly ops scan (chalicelib/ops/scan.py): failures grouped and filed on GitHub."""
+    return ops_service.nightly(event.context)
 
 
 def local_seed() -> dict:

@@ -8,7 +8,7 @@ name its queues and stream at import time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 
@@ -35,6 +35,13 @@ class Settings:
     max_body_bytes: int
     websocket_endpoint_override: str | None
     log_retention_days: int = 14
+    # Ops scan (chalicelib/ops): the jobs DLQ it reads, where it files issues, the optional model.
+    jobs_dlq_url: str = ""
+    github_token: str | None = field(default=None, repr=False)  # never printed, logged or returned
+    github_repo: str | None = None
+    github_api_url: str = "https://api.github.com"
+    llm_model: str | None = None
+    ops_log_group_prefix: str = "/aws/lambda/control-plane-"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +77,13 @@ class Settings:
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
             # Instance log entries expire (DynamoDB TTL) this long after they were received.
             log_retention_days=_int("LOG_RETENTION_DAYS", 14),
+            jobs_dlq_url=os.environ.get("JOBS_DLQ_URL", f"{queue_base}/{stack}-jobs-dlq"),
+            github_token=os.environ.get("GITHUB_TOKEN") or None,
+            github_repo=os.environ.get("GITHUB_REPO") or None,
+            github_api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            llm_model=os.environ.get("LLM_MODEL") or None,
+            # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
+            ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
         )
 
 

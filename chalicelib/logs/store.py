@@ -39,6 +39,10 @@ def level_partition(org_id: str, instance_id: str, level: str) -> str:
     return f"{partition(org_id, instance_id)}#{level}"
 
 
+def error_partition(org_id: str) -> str:
+    return f"ORG#{org_id}#LOGS#ERROR"
+
+
 def new_item(org_id: str, instance_id: str, entry_id: str, timestamp: str, level: str, message: str,
              fields: dict | None, expires_at: int) -> dict:
     return {
@@ -49,6 +53,8 @@ def new_item(org_id: str, instance_id: str, entry_id: str, timestamp: str, level
         "fields": json.dumps(fields, separators=(",", ":")) if fields is not None else None,
         "ttl": expires_at,
         "GSI1PK": level_partition(org_id, instance_id, level), "GSI1SK": entry_id,
+        # Sparse, org-wide: ERROR entries of every instance, read by logs/failures.py (the ops scan).
+        **({"GSI2PK": error_partition(org_id), "GSI2SK": entry_id} if level == "ERROR" else {}),
     }
 
 

@@ -245,8 +245,13 @@ def merge(stored: dict | None, agg: Aggregate) -> GroupState:
 
 # --- GitHub issue text ------------------------------------------------------------------
 
+def marker_text(fp: str) -> str:
+    """What the scan searches for on GitHub (the text inside the hidden comment)."""
+    return f"{MARKER_PREFIX} {fp}"
+
+
 def marker(fp: str) -> str:
-    return f"<!-- {MARKER_PREFIX} {fp} -->"
+    return f"<!-- {marker_text(fp)} -->"
 
 
 _MARKER = re.compile(r"<!--\s*" + re.escape(MARKER_PREFIX) + r"\s*([0-9a-f]{16})\s*-->")

@@ -85,3 +85,20 @@ def seed_root(admin_api_key: str | None) -> dict:
     except dynamo.ConditionFailed:
         pass  # that ADMIN_API_KEY was seeded before
     return {"orgId": org_id, "adminApiKey": api_key}
+
+
+def all_org_ids() -> list[str]:
+    """Every organization's id (system sweeps such as the ops scan; one Query per 1000 orgs)."""
+    ids: list[str] = []
+    start = None
+    while True:
+        page = store.list_org_ids(start_key=start)
+        ids.extend(item["orgId"] for item in page.items)
+        if not page.last_key:
+            return ids
+        start = page.last_key
+
+
+def root_org_id() -> str | None:
+    """The root organization (the platform's own: schedules act for it)."""
+    return store.root_org_id()

@@ -4,6 +4,7 @@
   PK ROOT, SK ROOT                        - which organization is the root one
   PK KEY#{keyId}, SK KEY                  - a key (core/auth.py reads it on every request)
   GSI1PK ORG#{orgId}#KEYS, GSI1SK keyId   - an org's keys, for GET /keys
+  GSI1PK ORGS, GSI1SK orgId               - every organization (sweeps: the ops scan)
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chalicelib.core.auth import key_pk
 from chalicelib.core.config import settings
 
 ROOT_KEY = {"PK": "ROOT", "SK": "ROOT"}
+ORGS_INDEX_PK = "ORGS"
 
 
 def _table() -> str:
@@ -21,8 +23,16 @@ def _table() -> str:
 
 def org_put(org_id: str, name: str, root: bool = False) -> dynamo.Put:
     return dynamo.Put(_table(), {"PK": f"ORG#{org_id}", "SK": "ORG", "type": "org", "orgId": org_id,
-                                 "name": name, "root": root, "createdAt": clock.iso()},
+                                 "name": name, "root": root, "createdAt": clock.iso(),
+                                 # every organization, for sweeps over all of them (the ops scan)
+                                 "GSI1PK": ORGS_INDEX_PK, "GSI1SK": org_id},
                       condition="attribute_not_exists(PK)")
+
+
+def list_org_ids(limit: int = 1000, start_key: dict | None = None) -> dynamo.Page:
+    """Organization ids (KEYS of GSI1's ORGS partition), oldest first."""
+    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": ORGS_INDEX_PK}, index="GSI1", limit=limit,
+                        start_key=start_key)
 
 
 def root_pointer_put(org_id: str) -> dynamo.Put:
