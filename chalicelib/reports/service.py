@@ -49,7 +49,7 @@ def generate(ctx: Ctx, order_id: str | None = None, events: PatchEvents | None =
             raise NotFound(f"no patch events for order {order_id}")
         return [_build(ctx, order_id, found)]
     since = store.watermark(ctx.org_id)
-    changed = list(source.orders_changed_since(ctx, since or ""))
+    changed = list(source.orders_changed_since(ctx, since))
     existing = store.get_many(ctx.org_id, [o for o, _ in changed])
     reports = []
     for oid, last_at in changed:
