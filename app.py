@@ -21,9 +21,11 @@ from chalicelib.logs import routes as logs_routes
 from chalicelib.ops import routes as ops_routes, service as ops_service
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
+from chalicelib.patches import routes as patches_routes, worker as patches_worker
 from chalicelib.reports import routes as reports_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
+from chalicelib.workspaces import routes as workspaces_routes
 
 logger = Logger(service="control-plane")
 app = ControlPlaneApp(app_name="control-plane")
@@ -33,6 +35,8 @@ app.register_middleware(contract_errors, "http")
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
                   instances_routes.bp, logs_routes.bp, settings_routes.bp, ops_routes.bp, reports_routes.bp):
     app.register_blueprint(blueprint)
+app.register_blueprint(patches_routes.bp)
+app.register_blueprint(workspaces_routes.bp)
 
 
 @app.on_ws_connect()
@@ -62,6 +66,12 @@ def outbox_fanout(event):
 def jobs_work(event):
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
     return job_leases.handle_batch(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
+def patches_work(event):
+    """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
+    return patches_worker.handle_batch(event.to_dict(), event.context)
 
 
 @app.schedule("cron(0 9 * * ? *)", name="ops_nightly_scan")
