@@ -81,7 +81,9 @@ def _logs(ctx: "Ctx") -> Source:
 
 
 def _field(event: Any, name: str) -> Any:
-    return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
+    """A PatchEvent (pydantic, snake_case attributes) or a dict in the contract's camelCase."""
+    row = event if isinstance(event, dict) else event.model_dump(by_alias=True)
+    return row.get(name)
 
 
 def patches_available() -> bool:

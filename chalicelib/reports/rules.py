@@ -28,8 +28,9 @@ from chalicelib.core.clock import parse_iso
 DECIDED = ("applied", "failed", "rejected")
 
 
-def _get(event: Any, name: str) -> Any:
-    return event.get(name) if isinstance(event, dict) else getattr(event, name, None)
+def _row(event: Any) -> dict:
+    """A PatchEvent (pydantic, snake_case attributes) or a dict in the contract's camelCase."""
+    return event if isinstance(event, dict) else event.model_dump(by_alias=True)
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -41,7 +42,7 @@ def _seconds(start: str, end: str) -> float:
 
 
 def summarize(order_id: str, events: Iterable[Any]) -> dict:
-    rows = sorted(({k: _get(e, k) for k in ("eventId", "batchId", "factory", "phase", "file", "op", "status",
+    rows = sorted(({k: _row(e).get(k) for k in ("eventId", "batchId", "factory", "phase", "file", "op", "status",
                                                "error", "at", "durationMs")} for e in events),
                   key=lambda r: (r["at"] or "", r["eventId"] or ""))
     ops = {s: 0 for s in ("requested", "applied", "failed", "rejected")}
