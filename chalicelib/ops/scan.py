@@ -114,18 +114,18 @@ def ingest(ctx: "Ctx", scope: str, all_sources: list[sources.Source], seconds_le
             if seconds_left() <= 0:
                 stats.checkpointed = True
                 return
-            failures = source.read(after, PAGE)
-            stats.items_read += len(failures)
-            if not failures:
+            page = source.read(after, PAGE)
+            stats.items_read += page.read
+            if page.cursor is None:
                 break
-            pairs = [(f, mark is None or f.cursor > mark) for f in failures]
-            new_mark = max(mark or "", failures[-1].cursor)
+            pairs = [(f, mark is None or f.cursor > mark) for f in page.failures]
+            new_mark = max(mark or "", page.cursor)
             _fold(ctx, pairs, source.key, new_mark if new_mark != (mark or "") else None, stats)
             mark = new_mark
-            stats.ingested += len(failures)
-            if len(failures) < PAGE:
+            stats.ingested += len(page.failures)
+            if not page.more:
                 break
-            after = failures[-1].cursor
+            after = page.cursor
         stats.sources_read.append(source.key)
 
 

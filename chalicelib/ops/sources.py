@@ -26,13 +26,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+COLLATERAL = "BATCH_NOT_APPLIED"  # patches: an op rejected because another op of its batch failed
 CLOUDWATCH_PATTERNS = ('"ERROR"', '"Task timed out"', '"Traceback"')  # plain/quoted terms only
+
+
+@dataclass
+class Page:
+    failures: list[Failure]   # oldest first (a source may skip items that are not failures of their own)
+    cursor: str | None        # the cursor of the last item read (None: nothing read)
+    read: int                 # items read
+    more: bool                # the source may have more after `cursor`
 
 
 @dataclass
 class Source:
     key: str
-    read: Callable[[str | None, int], list[Failure]]   # (after cursor, limit) -> failures, oldest first
+    read: Callable[[str | None, int], Page]   # (after cursor, limit) -> one page
+
+
+def _page(failures: list[Failure], limit: int, read: int | None = None, cursor: str | None = None) -> Page:
+    count = len(failures) if read is None else read
+    last = cursor if cursor is not None else (failures[-1].cursor if failures else None)
+    return Page(failures, last, count, count >= limit)
 
 
 def _iso_ms(ms: int) -> str:
@@ -48,7 +63,7 @@ def _ms_cursor(ms: int) -> str:
 def _jobs(ctx: "Ctx") -> Source:
     from chalicelib.jobs import failures
 
-    def read(after: str | None, limit: int) -> list[Failure]:
+    def read(after: str | None, limit: int) -> Page:
         jobs, _ = failures.failed_jobs(ctx, after, limit)
         out = []
         for j in jobs:
@@ -60,7 +75,7 @@ def _jobs(ctx: "Ctx") -> Source:
             trace = details if isinstance(details, str) and rules.has_traceback(details) else None
             out.append(Failure(rules.JOB, j["jobId"], j["failedAt"], message, ctx.org_id, j.get("jobType") or "",
                                trace, j["cursor"]))
-        return out
+        return _page(out, limit)
 
     return Source(f"{rules.JOB}#{ctx.org_id}", read)
 
@@ -68,14 +83,14 @@ def _jobs(ctx: "Ctx") -> Source:
 def _logs(ctx: "Ctx") -> Source:
     from chalicelib.logs import failures
 
-    def read(after: str | None, limit: int) -> list[Failure]:
+    def read(after: str | None, limit: int) -> Page:
         entries, _ = failures.error_entries(ctx, after, limit)
         out = []
         for e in entries:
             fields = e.get("fields") or {}
             trace = fields.get("traceback") if isinstance(fields.get("traceback"), str) else None
             out.append(Failure(rules.LOG, e["id"], e["timestamp"], e["message"], ctx.org_id, "", trace, e["cursor"]))
-        return out
+        return _page(out, limit)
 
     return Source(f"{rules.LOG}#{ctx.org_id}", read)
 
@@ -97,15 +112,18 @@ def patches_available() -> bool:
 def _patches(ctx: "Ctx") -> Source:
     from chalicelib.patches import service
 
-    def read(after: str | None, limit: int) -> list[Failure]:
+    def read(after: str | None, limit: int) -> Page:
         out = []
-        for e in service.failed_events(ctx, after, limit):
+        events = service.failed_events(ctx, after, limit)
+        for e in events:
+            if str(_field(e, "error") or "").startswith(COLLATERAL):
+                continue  # rejected only because another operation of its batch failed: that one is the failure
             status = str(_field(e, "status") or "failed")
             op = str(_field(e, "op") or "")
             message = str(_field(e, "error") or status)
             out.append(Failure(rules.PATCH, str(_field(e, "eventId")), str(_field(e, "at")), message, ctx.org_id,
                                f"{status} {op}".strip(), None, str(_field(e, "eventId"))))
-        return out
+        return _page(out, limit, len(events), str(_field(events[-1], "eventId")) if events else None)
 
     return Source(f"{rules.PATCH}#{ctx.org_id}", read)
 
@@ -115,7 +133,7 @@ def _patches(ctx: "Ctx") -> Source:
 def _dead_letters() -> Source:
     from chalicelib.jobs import failures
 
-    def read(after: str | None, limit: int) -> list[Failure]:
+    def read(after: str | None, limit: int) -> Page:
         out = []
         for m in sorted(failures.dead_letters(10), key=lambda m: m["sentAtMs"]):
             body = m["body"] if isinstance(m["body"], dict) else {}
@@ -124,7 +142,7 @@ def _dead_letters() -> Source:
             message = f"jobs queue message dead-lettered: {what} {ids}".strip()
             out.append(Failure(rules.JOB_DLQ, m["messageId"], _iso_ms(m["sentAtMs"]), message, body.get("orgId"),
                                what, None, _ms_cursor(m["sentAtMs"])))
-        return out
+        return Page(out, out[-1].cursor if out else None, len(out), False)  # a peek: no paging
 
     return Source(f"{rules.JOB_DLQ}#jobs", read)
 
@@ -132,7 +150,7 @@ def _dead_letters() -> Source:
 def _cloudwatch(group: str, prefix: str) -> Source:
     function = group[len(prefix):] if group.startswith(prefix) else group.rsplit("/", 1)[-1]
 
-    def read(after: str | None, limit: int) -> list[Failure]:
+    def read(after: str | None, limit: int) -> Page:
         start = int(after) + 1 if after else 0
         seen: dict[str, dict] = {}
         for pattern in CLOUDWATCH_PATTERNS:
@@ -149,7 +167,7 @@ def _cloudwatch(group: str, prefix: str) -> Source:
             trace = message if rules.has_traceback(message) else None
             out.append(Failure(rules.CLOUDWATCH, e["eventId"], _iso_ms(e["timestamp"]), message.splitlines()[0] if message else "",
                                None, function, trace, _ms_cursor(e["timestamp"])))
-        return out
+        return Page(out, out[-1].cursor if out else None, len(out), False)  # every match after `after`, at once
 
     return Source(f"{rules.CLOUDWATCH}#{function}", read)
 
