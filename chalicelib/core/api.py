@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, idempotency, ids
+from chalicelib.core import audit, cors, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.aws.dynamo import TransactionConflict, decode_token
+from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
@@ -62,6 +63,15 @@ class Call:
         """Who did it, for audit events and `claimedBy`-style fields."""
         return self.principal.actor if self.principal else "anonymous"
 
+    @property
+    def ctx(self) -> Ctx:
+        """What a service receives: the caller and the trace, never the request (the Call -> Ctx adapter)."""
+        return Ctx(principal=self.principal, trace_id=self.trace_id)
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("idempotency-key")
+
 
 @dataclass
 class Endpoint:
@@ -97,7 +107,7 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
             return _handle(spec, handler, bp, params)
 
         view.__name__ = handler.__name__
-        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        bp.route(path, methods=[method], content_types=list(content_types), cors=cors.route_config())(view)
         ENDPOINTS.append(spec)
         return handler
 
@@ -159,14 +169,6 @@ def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_i
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
-
-
-def page_start(next_token: str | None, scope: str) -> dict | None:
-    """The ExclusiveStartKey behind a client's nextToken for the list `scope`, or 400 naming nextToken."""
-    try:
-        return decode_token(next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:

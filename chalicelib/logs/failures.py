@@ -23,5 +23,5 @@ def error_entries(ctx: "Ctx", after: str | None, limit: int) -> tuple[list[dict]
         condition += " AND GSI2SK > :after"
         values[":after"] = after
     page = dynamo.query(settings().main_table, condition, values, index="GSI2", limit=limit)
-    entries = [{**store.public(item), "cursor": item["id"]} for item in page.items]
+    entries = [{**store.LogEntry.from_item(item).public(), "cursor": item["id"]} for item in page.items]
     return entries, (entries[-1]["cursor"] if entries else None)

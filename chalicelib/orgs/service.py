@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 
 from chalicelib.aws import dynamo
@@ -66,6 +67,11 @@ def key_infos(items: list[dict]) -> list[dict]:
     return [_key_info(i) for i in items]
 
 
+def org_ids() -> Iterator[str]:
+    """Every organization's id (for schedules that visit each organization)."""
+    return store.org_ids()
+
+
 def seed_root(admin_api_key: str | None) -> dict:
     """Make sure the root organization and an admin key exist (local stack, first deploy).
 
@@ -85,18 +91,6 @@ def seed_root(admin_api_key: str | None) -> dict:
     except dynamo.ConditionFailed:
         pass  # that ADMIN_API_KEY was seeded before
     return {"orgId": org_id, "adminApiKey": api_key}
-
-
-def all_org_ids() -> list[str]:
-    """Every organization's id (system sweeps such as the ops scan; one Query per 1000 orgs)."""
-    ids: list[str] = []
-    start = None
-    while True:
-        page = store.list_org_ids(start_key=start)
-        ids.extend(item["orgId"] for item in page.items)
-        if not page.last_key:
-            return ids
-        start = page.last_key
 
 
 def root_org_id() -> str | None:

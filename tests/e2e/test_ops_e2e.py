@@ -27,14 +27,12 @@ COMMENTS = "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
 SCHEDULE = "ops_nightly_scan"
 
 
+SCHEDULES = "/_local/schedules"  # the local stack's schedule endpoint: the one place that knows the path
+
+
 def run_schedule(stack, name: str):
-    """Fire a schedule now through the local stack (`POST /_local/schedules/{name}/run`; older
-    local stacks served it under /_devstack): the one place that knows the path."""
-    for base in ("/_local/schedules", "/_devstack/schedules"):
-        reply = call(stack.url, "POST", f"{base}/{name}/run", None, timeout=120)
-        if reply.status == 200:
-            return reply
-    return reply
+    """Fire a schedule now and wait for it: `POST /_local/schedules/{name}/run` -> {name, ok, durationMs, error?}."""
+    return call(stack.url, "POST", f"{SCHEDULES}/{name}/run", None, timeout=120)
 
 
 @pytest.fixture(scope="module")
