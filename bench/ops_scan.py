@@ -134,7 +134,7 @@ def main() -> None:
             issues = len(github.issues)
 
     print(__doc__.split("\n\n")[0] + "\n")
-    print(table(rows, ("scan", "failures", "groups", "opened", "commented", "GitHub calls", "items read",
+    print(table(rows, ("scan", "failures", "group writes", "opened", "commented", "GitHub calls", "items read",
                        "DynamoDB calls", "s (moto)")))
     print(f"\nGitHub issues at the end: {issues} (20 + 5 fingerprints; no duplicate).")
     print("GitHub calls per scan = 1 list of closed issues + per new group (search marker + create)"
