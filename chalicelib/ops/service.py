@@ -76,12 +76,16 @@ def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> dict:
         raise
     gh = scan.github_client(ctx, lambda: 10.0)
     if gh is not None and group.get("githubNumber"):
-        try:
-            # GitHub silently drops a login it cannot assign; the comment names the claimer either way.
-            gh.update_issue(group["githubNumber"], assignees=[claimed_by])
-            gh.comment(group["githubNumber"], rules.claim_comment(claimed_by))
-        except (GitHubError, OutOfTime) as error:
-            log.warning("github claim update failed", extra={"fingerprint": issue_id, "error": str(error)})
+        number = group["githubNumber"]
+        # The comment first: it names the claimer even when GitHub refuses the assignment
+        # (a name that is not a login it can assign: dropped silently or 422).
+        for step, call in (("comment", lambda: gh.comment(number, rules.claim_comment(claimed_by))),
+                           ("assign", lambda: gh.update_issue(number, assignees=[claimed_by]))):
+            try:
+                call()
+            except (GitHubError, OutOfTime) as error:
+                log.warning("github claim step failed", extra={"fingerprint": issue_id, "step": step,
+                                                                "error": str(error)})
     return public(claimed)
 
 
