@@ -124,9 +124,12 @@ def test_rate_limited_create_still_yields_one_issue(http, admin, maker, github):
     assert [r.status for r in github.calls(ISSUES)][-2:] == [403, 201]
 
 
-def test_claim_summary_and_access(http, admin, github, org):
+def test_claim_summary_and_access(http, admin, github, org, maker):
+    maker.call("POST", f"/instances/{maker.instance['instanceId']}/logs", maker.key,
+               {"entries": [{"level": "ERROR", "message": "queue consumer stalled for 41 s"}]})
+    scan(http, admin)
     items = http.get("/api/ops/issues", admin).json["items"]
-    target = items[0]
+    target = next(i for i in items if "stalled" in i["title"])
     r = http.post(f"/api/ops/issues/{target['id']}/claim", admin, {"claimedBy": "alice"})
     assert r.status == 200, r.json
     assert r.json["status"] == "in_progress" and r.json["claimedBy"] == "alice"
@@ -134,7 +137,7 @@ def test_claim_summary_and_access(http, admin, github, org):
     assert [a["login"] for a in issue["assignees"]] == ["alice"]
     assert github.comments[target["githubNumber"]][-1]["body"] == "Claimed by alice: status in_progress."
     summary = http.get("/api/ops/summary", admin).json
-    assert summary["byStatus"]["in_progress"] == 1 and summary["total"] == len(items)
+    assert summary["byStatus"]["in_progress"] >= 1 and summary["total"] == len(items)
     assert sum(summary["bySeverity"].values()) == summary["total"]
     assert http.post("/api/ops/issues/0000000000000000/claim", admin, {"claimedBy": "x"}).status == 404
     assert http.post(f"/api/ops/issues/{target['id']}/claim", admin, {}).status == 400
