@@ -86,6 +86,8 @@ class Endpoint:
     tag: str
     errors: tuple[int, ...]
     content_types: tuple[str, ...]
+    # Other success statuses answered with the same body model (POST /tasks: 200 for an existing task).
+    also: tuple[int, ...] = ()
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -94,13 +96,14 @@ ENDPOINTS: list[Endpoint] = []
 def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summary: str, tag: str,
              body: type[pydantic.BaseModel] | None = None, query: type[pydantic.BaseModel] | None = None,
              response: Any = None, status: int = 200, errors: Iterable[int] = (),
-             content_types: Iterable[str] = (JSON,)) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+             content_types: Iterable[str] = (JSON,),
+             also: Iterable[int] = ()) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
     """Register a route on `bp` whose handler takes a Call (see module doc)."""
     standard = {400, 413} | ({401, 403} if scope else set())
     if method == "POST":  # Idempotency-Key reused with another body: 409 IDEMPOTENCY_KEY_REUSED
         standard.add(409)
     spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
-                    tuple(sorted(standard | set(errors))), tuple(content_types))
+                    tuple(sorted(standard | set(errors))), tuple(content_types), tuple(also))
 
     def decorator(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
         def view(**params: str) -> Response:

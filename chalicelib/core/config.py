@@ -43,6 +43,7 @@ class Settings:
     max_body_bytes: int
     websocket_endpoint_override: str | None
     log_retention_days: int = 14
+    session_retention_days: float = 7.0
     cors_allow_origins: str = "*"
     jobs_idle_poll_seconds: int = 5
     api_key_pepper_secret: str | None = None
@@ -88,6 +89,9 @@ class Settings:
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
             # Instance log entries expire (DynamoDB TTL) this long after they were received.
             log_retention_days=_int("LOG_RETENTION_DAYS", 14),
+            # Sessions not terminal this long after creation are expired by a schedule
+            # (a float: tests and the local stack use a few seconds).
+            session_retention_days=float(os.environ.get("SESSION_RETENTION_DAYS", 7)),
             # Browser origins allowed to call the API: one origin or "*" (chalicelib/core/cors.py).
             cors_allow_origins=os.environ.get("CORS_ALLOW_ORIGINS", "*"),
             # nextPollSeconds when a poll found nothing.
