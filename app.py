@@ -11,11 +11,14 @@ from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
+from chalicelib.commands import routes as commands_routes, service as commands_service
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import settings
+from chalicelib.core.context import Ctx
 from chalicelib.fanout import fanout, handlers as ws
 from chalicelib.jobs import leases as job_leases, routes as jobs_routes
+from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.logs import routes as logs_routes
 from chalicelib.ops import routes as ops_routes, service as ops_service
@@ -38,7 +41,8 @@ app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
-                  sessions_routes.bp, tasks_routes.bp, audit_routes.bp, ops_routes.bp, reports_routes.bp):
+                  sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
+                  ingest_routes.bp, commands_routes.bp, ops_routes.bp, reports_routes.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(patches_routes.bp)
 app.register_blueprint(workspaces_routes.bp)
@@ -85,6 +89,13 @@ def expire_sessions(event):
 def jobs_lease_sweep(event):
     """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
     return job_leases.sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def commands_expire(event):
+    """Pending commands past their ttlSeconds become expired (chalicelib/commands/service.py)."""
+    expired = commands_service.expire_due(Ctx.system())
+    logger.info("commands expired", extra={"expired": expired})
 
 
 @app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
