@@ -56,14 +56,17 @@ def make_tree(root: Path, rng: random.Random) -> dict[str, bytes]:
     return files
 
 
-def make_ops(files: dict[str, bytes], rng: random.Random) -> list[dict]:
-    """10 ops per file; anchored ops bottom-up so line numbers of the original stay valid."""
+def make_ops(files: dict[str, bytes], rng: random.Random, lines_only: bool = False) -> list[dict]:
+    """10 ops per file; anchored ops bottom-up so line numbers of the original stay valid.
+    lines_only: every anchor a line number (what a unified diff hunk is), no search or marker."""
     ops = []
     for path, data in files.items():
         lines = data.decode().split("\n")
         f = int(path[5:8])
         per_file = [{"op": "append", "file": path, "content": "appended line"}]
         kinds = ["lines", "line-after", "search", "marker", "line-before", "search-after", "line", "lines"]
+        if lines_only:
+            kinds = ["lines", "line-after", "line", "lines", "line-before", "line-after", "line", "lines"]
         for slot, kind in zip(range(4, -4, -1), kinds):
             base = 400 + slot * 600 if slot >= 0 else 3000 + slot * 300
             at = base + rng.randrange(0, 50)
@@ -109,75 +112,63 @@ def best(fn, rounds: int = ROUNDS) -> float:
     return min(times)
 
 
-def main() -> int:
-    gnu = ensure_gnu_patch()
-    if gnu is None:
-        print("SKIPPED: GNU patch is not installed and could not be installed (apt-get install patch)")
-        return 0
-    rng = random.Random(12)
-    with tempfile.TemporaryDirectory(prefix="patch-bench-") as tmp:
-        tmp = Path(tmp)
-        original = tmp / "original"
-        files = make_tree(original, rng)
-        ops = make_ops(files, rng)
-        batch = {"workspace": "bench", "operations": ops}
+def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: list[dict], label: str) -> None:
+    batch = {"workspace": "bench", "operations": ops}
+    expected = tmp / "expected"
+    shutil.rmtree(expected, ignore_errors=True)
+    shutil.copytree(original, expected)
+    result = agent_patch.apply_batch(batch, expected, durable=False)
+    assert result["status"] == "applied", [r for r in result["results"] if r["status"] != "applied"][:3]
+    diff = unified_diff(original, expected, sorted(files))
+    (tmp / "edits.diff").write_bytes(diff)
+    hunks = diff.count(b"\n@@ ") + diff.startswith(b"@@")
 
-        # correctness first: the engine's result, as a diff, is what GNU patch produces too
-        expected = tmp / "expected"
-        shutil.copytree(original, expected)
-        result = agent_patch.apply_batch(batch, expected)
-        assert result["status"] == "applied", [r for r in result["results"] if r["status"] != "applied"][:3]
-        diff = unified_diff(original, expected, sorted(files))
-        (tmp / "edits.diff").write_bytes(diff)
-        hunks = diff.count(b"\n@@ ")
+    def fresh(name: str) -> Path:
+        target = tmp / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(original, target)
+        return target
 
-        def fresh(name: str) -> Path:
-            target = tmp / name
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(original, target)
-            return target
+    check = fresh("gnu-check")
+    subprocess.run([gnu, "-p1", "-s", "-d", str(check), "-i", str(tmp / "edits.diff")], check=True)
+    assert all((check / p).read_bytes() == (expected / p).read_bytes() for p in files), "outputs differ"
+    cpu: dict[str, list[float]] = {"gnu": [], "files": [], "memory": []}
 
-        check = fresh("gnu-check")
-        subprocess.run([gnu, "-p1", "-s", "-d", str(check), "-i", str(tmp / "edits.diff")], check=True)
-        assert all((check / p).read_bytes() == (expected / p).read_bytes() for p in files), "outputs differ"
+    def run_gnu() -> float:
+        target = fresh("gnu")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([gnu, "-p1", "-s", "-d", str(target), "-i", str(tmp / "edits.diff")], check=True)
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["gnu"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        return elapsed
 
-        cpu: dict[str, list[float]] = {"gnu": [], "files": [], "memory": []}
+    def run_engine_files(durable: bool = False) -> float:
+        target = fresh("engine")
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        outcome = agent_patch.apply_batch(batch, target, durable=durable)
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        assert outcome["status"] == "applied"
+        if not durable:
+            cpu["files"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        return elapsed
 
-        def run_gnu() -> float:
-            target = fresh("gnu")
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            subprocess.run([gnu, "-p1", "-s", "-d", str(target), "-i", str(tmp / "edits.diff")], check=True)
-            elapsed = time.perf_counter() - started
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu["gnu"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-            return elapsed
+    def run_engine_memory() -> float:
+        before = time.process_time()
+        started = time.perf_counter()
+        outcome = engine.apply_batch(ops, files.get)
+        elapsed = time.perf_counter() - started
+        cpu["memory"].append(time.process_time() - before)
+        assert outcome.ok
+        return elapsed
 
-        def run_engine_files(durable: bool = False) -> float:
-            target = fresh("engine")
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            started = time.perf_counter()
-            outcome = agent_patch.apply_batch(batch, target, durable=durable)
-            elapsed = time.perf_counter() - started
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            if not durable:
-                cpu["files"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-            assert outcome["status"] == "applied"
-            return elapsed
-
-        def run_engine_memory() -> float:
-            before = time.process_time()
-            started = time.perf_counter()
-            outcome = engine.apply_batch(ops, files.get)
-            elapsed = time.perf_counter() - started
-            cpu["memory"].append(time.process_time() - before)
-            assert outcome.ok
-            return elapsed
-
-        gnu_s, files_s, memory_s = best(run_gnu), best(run_engine_files), best(run_engine_memory)
-        durable_s = best(lambda: run_engine_files(durable=True), rounds=2)
+    gnu_s, files_s, memory_s = best(run_gnu), best(run_engine_files), best(run_engine_memory)
+    durable_s = best(lambda: run_engine_files(durable=True), rounds=2)
     g, f, m = min(cpu["gnu"]), min(cpu["files"]), min(cpu["memory"])
-    print(f"{FILES} files x {LINES:,} lines, {len(ops):,} operations ({hunks:,} diff hunks for GNU patch), "
+    print(f"{label}: {FILES} files x {LINES:,} lines, {len(ops):,} operations ({hunks:,} diff hunks for GNU patch), "
           f"best of {ROUNDS}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  {'':36}{'wall ms':>9}{'ratio':>8}{'CPU ms':>9}{'ratio':>8}")
     print(f"  {'GNU patch (-p1, unified diff)':36}{gnu_s * 1000:9.1f}{'1.00x':>8}{g * 1000:9.1f}{'1.00x':>8}")
@@ -186,6 +177,21 @@ def main() -> int:
     print(f"  {'engine, files to files, fsync':36}{durable_s * 1000:9.1f}{durable_s / gnu_s:7.2f}x   (the CLI default)")
     print(f"  {'engine alone, in memory':36}{memory_s * 1000:9.1f}{memory_s / gnu_s:7.2f}x{m * 1000:9.1f}{m / g:7.2f}x")
     print("  outputs byte-identical to GNU patch's: yes")
+
+
+def main() -> int:
+    gnu = ensure_gnu_patch()
+    if gnu is None:
+        print("SKIPPED: GNU patch is not installed and could not be installed (apt-get install patch)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="patch-bench-") as tmp:
+        tmp = Path(tmp)
+        original = tmp / "original"
+        files = make_tree(original, random.Random(12))
+        compare(gnu, tmp, original, files, make_ops(files, random.Random(13)),
+                "every op and anchor (30% search/marker)")
+        compare(gnu, tmp, original, files, make_ops(files, random.Random(13), lines_only=True),
+                "line anchors only (a diff hunk's own kind)")
     return 0
 
 

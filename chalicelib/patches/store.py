@@ -136,9 +136,10 @@ def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: 
     else:
         index, key = None, ("PK", f"ORG#{org_id}#PEVENTS")
     if search:
-        filters.append("(contains(#file, :s) OR contains(#error, :s) OR contains(batchId, :s)"
-                       " OR contains(factory, :s) OR contains(phase, :s) OR contains(#op, :s))")
-        names.update({"#file": "file", "#error": "error", "#op": "op"})
+        filters.append("(contains(#file, :s) OR contains(#error, :s) OR contains(#batch, :s)"
+                       " OR contains(#factory, :s) OR contains(#phase, :s) OR contains(#op, :s))")
+        names.update({"#file": "file", "#error": "error", "#op": "op", "#batch": "batchId",
+                      "#factory": "factory", "#phase": "phase"})
         values[":s"] = search
     values[":pk"] = key[1]
     return dynamo.query(_table(), f"{key[0]} = :pk", values, names=names or None, index=index, limit=limit,
