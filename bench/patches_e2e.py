@@ -7,7 +7,8 @@ each; then every batch submitted at once (one submitter thread per workspace, so
 a workspace are in a known order), each batch `--ops` operations (a marker replacement, a
 line insertion, a search replacement, appends to new files). Figures: submit rate (202s/s),
 and batches applied per second from the first submit to the last batch applied, with the
-latency from 202 to applied (p50/p99), polled through GET /api/patches/batches/{id}.
+time from request to applied (p50/p99, from the batches' own requestedAt/finishedAt) and the
+worker's time per batch (durationMs). Only each workspace's last batch is polled.
 
 The local stack is one process whose moto serves one request at a time: the figure
 measures the worker's AWS calls per batch more than anything about AWS.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.testing import running_devstack  # noqa: E402
+from chalicelib.core import clock  # noqa: E402
 from tests.e2e.client import call  # noqa: E402
 
 
@@ -53,6 +55,7 @@ def main() -> int:
             put_file(stack.url, key, ws, "main.txt", "###HEAD###\nhead\n###HEAD###\n" + body)
         per_ws = args.batches // len(names)
         submitted: dict[str, float] = {}
+        order: dict[str, list[str]] = {}
         lock = threading.Lock()
 
         def submit(ws):
@@ -68,31 +71,35 @@ def main() -> int:
                 assert r.status == 202, r.json
                 with lock:
                     submitted[r.json["batchId"]] = time.perf_counter()
+                    order.setdefault(ws, []).append(r.json["batchId"])
 
         started = time.perf_counter()
         with ThreadPoolExecutor(len(names)) as pool:
             list(pool.map(submit, names))
         submit_s = time.perf_counter() - started
-        applied: dict[str, float] = {}
-        pending = set(submitted)
+        # poll only each workspace's last batch (batches of a workspace apply in order), so the
+        # polling does not compete with the worker for the single-threaded local moto
+        last = {ws: ids[-1] for ws, ids in order.items()}
+        pending = set(last.values())
         while pending:
             for batch_id in list(pending):
-                view = call(stack.url, "GET", f"/api/patches/batches/{batch_id}", key).json
-                if view["status"] != "queued":
-                    assert view["status"] == "applied", view
-                    applied[batch_id] = time.perf_counter()
+                if call(stack.url, "GET", f"/api/patches/batches/{batch_id}", key).json["status"] != "queued":
                     pending.discard(batch_id)
             if pending:
-                time.sleep(0.1)
-        total_s = max(applied.values()) - started
-        latencies = sorted((applied[b] - submitted[b]) * 1000 for b in submitted)
+                time.sleep(0.25)
+        total_s = time.perf_counter() - started
+        views = [call(stack.url, "GET", f"/api/patches/batches/{b}", key).json for b in submitted]
+        assert {v["status"] for v in views} == {"applied"}, {v["status"] for v in views}
+        latencies = sorted((clock.parse_iso(v["finishedAt"]) - clock.parse_iso(v["requestedAt"])) * 1000 for v in views)
+        work = sorted(v["durationMs"] for v in views)
     n = len(submitted)
     print(f"{n} batches x {args.ops} operations over {len(names)} workspaces, all submitted at once")
     print(f"  submit: {n / submit_s:6.1f} batches/s (202)")
     print(f"  end to end: {n / total_s:6.1f} batches/s applied ({n * args.ops / total_s:.0f} operations/s), "
           f"{total_s:.1f} s in all")
-    print(f"  202 -> applied: p50 {statistics.median(latencies):.0f} ms, "
-          f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]:.0f} ms (status polled every 0.1 s)")
+    print(f"  requested -> applied (server times): p50 {statistics.median(latencies):.0f} ms, "
+          f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]:.0f} ms (queueing included)")
+    print(f"  worker time per batch (durationMs): p50 {statistics.median(work):.0f} ms, p99 {work[int(len(work) * 0.99)]:.0f} ms")
     return 0
 
 

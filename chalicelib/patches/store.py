@@ -75,10 +75,6 @@ def finish_batch(org_id: str, batch_id: str, outcome: str, results_json: str, fi
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
 
 
-def mark_events_written(org_id: str, batch_id: str) -> dynamo.Update:
-    return dynamo.Update(_table(), batch_key(org_id, batch_id), set={"eventsWritten": True})
-
-
 def _results_json(results: list[OpResult]) -> str:
     return json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results], separators=(",", ":"))
 
