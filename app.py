@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger
-from chalice import Response
+from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
@@ -21,6 +21,10 @@ from chalicelib.logs import routes as logs_routes
 from chalicelib.orgs import routes as orgs_routes
 from chalicelib.orgs.service import seed_root
 from chalicelib.patches import routes as patches_routes, worker as patches_worker
+from chalicelib.audit import routes as audit_routes
+from chalicelib.core.context import Ctx
+from chalicelib.sessions import routes as sessions_routes, service as sessions
+from chalicelib.tasks import routes as tasks_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 from chalicelib.workspaces import routes as workspaces_routes
@@ -31,7 +35,8 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
-                  instances_routes.bp, logs_routes.bp, settings_routes.bp):
+                  instances_routes.bp, logs_routes.bp, settings_routes.bp,
+                  sessions_routes.bp, tasks_routes.bp, audit_routes.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(patches_routes.bp)
 app.register_blueprint(workspaces_routes.bp)
@@ -70,6 +75,20 @@ def jobs_work(event):
 def patches_work(event):
     """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
     return patches_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def expire_sessions(event):
+    """Open sessions older than SESSION_RETENTION_DAYS become expired (chalicelib/sessions/service.py)."""
+    result = sessions.expire_old(Ctx.system())
+    logger.info("session retention", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def jobs_lease_sweep(event):
+    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
+    return job_leases.sweep()
 
 
 def local_seed() -> dict:

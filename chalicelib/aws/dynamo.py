@@ -7,10 +7,6 @@ two exceptions domains care about: ConditionFailed and TransactionConflict.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,7 +17,6 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients
-from chalicelib.core.config import settings
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -109,16 +104,24 @@ class Put:
     condition: str | None = None
     names: dict | None = None
     values: dict | None = None
+    # In a transaction: a failed condition hands back the item as it was (ConditionFailed.item),
+    # saving the read that would otherwise follow. Single-item puts always ask for it.
+    return_old_on_failure: bool = False
 
     def request(self) -> dict:
-        return {"TableName": self.table, "Item": serialize_item(self.item),
-                **_expression_args(self.condition, self.names, self.values)}
+        request = {"TableName": self.table, "Item": serialize_item(self.item),
+                   **_expression_args(self.condition, self.names, self.values)}
+        if self.return_old_on_failure:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return request
 
 
 @dataclass
 class Update:
     """SET each field of `set`, SET each field of `copy` to another attribute of the same item,
-    REMOVE each of `remove`, ADD each of `add`, if `condition`."""
+    REMOVE each of `remove`, ADD each of `add`, if `condition`. A field of `set` or `remove`
+    may be a tuple of names: a path into a map (("metadata", "k") is metadata.k), so two
+    writers of different keys of one map do not overwrite each other."""
 
     table: str
     key: dict
@@ -139,13 +142,20 @@ class Update:
         clauses = []
         sets = []
         removes = list(self.remove)
+        def path(prefix: str, name: str | tuple[str, ...]) -> str:
+            if isinstance(name, tuple):
+                for j, part in enumerate(name):
+                    names[f"{prefix}_{j}"] = part
+                return ".".join(f"{prefix}_{j}" for j in range(len(name)))
+            names[prefix] = name
+            return prefix
+
         for i, (name, value) in enumerate(self.set.items()):
             if value is None:  # setting None means: remove the attribute
                 removes.append(name)
                 continue
-            names[f"#s{i}"] = name
             values[f":s{i}"] = value
-            sets.append(f"#s{i} = :s{i}")
+            sets.append(f"{path(f'#s{i}', name)} = :s{i}")
         for i, (name, source) in enumerate(self.copy.items()):
             names[f"#c{i}"], names[f"#f{i}"] = name, source
             sets.append(f"#c{i} = #f{i}")
@@ -156,8 +166,7 @@ class Update:
             clauses.append("SET " + ", ".join(sets))
         remove_refs = []
         for i, name in enumerate(removes):
-            names[f"#r{i}"] = name
-            remove_refs.append(f"#r{i}")
+            remove_refs.append(path(f"#r{i}", name))
         if remove_refs:
             clauses.append("REMOVE " + ", ".join(remove_refs))
         adds = []
@@ -229,7 +238,7 @@ def get(table: str, key: dict, consistent: bool = False) -> dict | None:
 
 def put(op: Put) -> None:
     try:
-        _ddb().put_item(**op.request(), ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        _ddb().put_item(**{**op.request(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
     except ClientError as e:
         if _is(e, "ConditionalCheckFailedException"):
             old = e.response.get("Item")
@@ -366,34 +375,3 @@ def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> It
         if not page.last_key:
             return
         start = page.last_key
-
-
-# --- pagination tokens -----------------------------------------------------
-# A nextToken is the LastEvaluatedKey, signed with the key pepper and bound to
-# the organization and list, so a client can neither forge a key into another
-# partition nor replay a token against another list.
-
-def encode_token(last_key: dict | None, scope: str) -> str | None:
-    if not last_key:
-        return None
-    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True, default=str).encode()
-    sig = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(sig + raw).decode().rstrip("=")
-
-
-def decode_token(token: str | None, scope: str) -> dict | None:
-    """The key behind `token`, or ValueError when it was not issued for `scope`."""
-    if not token:
-        return None
-    try:
-        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        sig, raw = blob[:12], blob[12:]
-        expected = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
-        if not hmac.compare_digest(sig, expected):
-            raise ValueError("bad signature")
-        value = json.loads(raw)
-        if not isinstance(value, dict):
-            raise ValueError("not a key")
-        return value
-    except (ValueError, TypeError) as e:
-        raise ValueError("nextToken is not valid for this list") from e

@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, idempotency, ids
+from chalicelib.core import audit, cors, idempotency, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.aws.dynamo import TransactionConflict, decode_token
+from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from chalicelib.core.models import PageModel
 
@@ -62,6 +63,15 @@ class Call:
         """Who did it, for audit events and `claimedBy`-style fields."""
         return self.principal.actor if self.principal else "anonymous"
 
+    @property
+    def ctx(self) -> Ctx:
+        """What a service receives: the caller and the trace, never the request (the Call -> Ctx adapter)."""
+        return Ctx(principal=self.principal, trace_id=self.trace_id)
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("idempotency-key")
+
 
 @dataclass
 class Endpoint:
@@ -76,6 +86,8 @@ class Endpoint:
     tag: str
     errors: tuple[int, ...]
     content_types: tuple[str, ...]
+    # Other success statuses answered with the same body model (POST /tasks: 200 for an existing task).
+    also: tuple[int, ...] = ()
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -84,20 +96,21 @@ ENDPOINTS: list[Endpoint] = []
 def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summary: str, tag: str,
              body: type[pydantic.BaseModel] | None = None, query: type[pydantic.BaseModel] | None = None,
              response: Any = None, status: int = 200, errors: Iterable[int] = (),
-             content_types: Iterable[str] = (JSON,)) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+             content_types: Iterable[str] = (JSON,),
+             also: Iterable[int] = ()) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
     """Register a route on `bp` whose handler takes a Call (see module doc)."""
     standard = {400, 413} | ({401, 403} if scope else set())
     if method == "POST":  # Idempotency-Key reused with another body: 409 IDEMPOTENCY_KEY_REUSED
         standard.add(409)
     spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
-                    tuple(sorted(standard | set(errors))), tuple(content_types))
+                    tuple(sorted(standard | set(errors))), tuple(content_types), tuple(also))
 
     def decorator(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
         def view(**params: str) -> Response:
             return _handle(spec, handler, bp, params)
 
         view.__name__ = handler.__name__
-        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        bp.route(path, methods=[method], content_types=list(content_types), cors=cors.route_config())(view)
         ENDPOINTS.append(spec)
         return handler
 
@@ -159,14 +172,6 @@ def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_i
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
-
-
-def page_start(next_token: str | None, scope: str) -> dict | None:
-    """The ExclusiveStartKey behind a client's nextToken for the list `scope`, or 400 naming nextToken."""
-    try:
-        return decode_token(next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:

@@ -114,6 +114,8 @@ def _operation(ep: Endpoint) -> dict:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     else:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    for status in ep.also:
+        responses[str(status)] = dict(responses[str(ep.status)])
     for status in ep.errors:
         if str(status) in responses:
             continue

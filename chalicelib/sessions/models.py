@@ -1,0 +1,93 @@
+"""Sessions over HTTP: requests (camelCase, snake_case accepted) and responses."""
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import Field, field_validator
+
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.sessions.rules import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Status
+
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_KEYS = 100
+MAX_KEY_LENGTH = 128
+PAGE_MAX = 10_000  # page k reads k x pageSize keys: past this, follow nextToken
+
+
+def metadata_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """JSON (no NaN), at most 16 KiB and 100 keys a request, keys 1-128 characters."""
+    if value is None:
+        return None
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"at most {MAX_METADATA_KEYS} keys a request")
+    for key in value:
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise ValueError(f"keys are 1 to {MAX_KEY_LENGTH} characters")
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+class CreateSessionRequest(ApiModel):
+    agent_role: str = Field(min_length=1, max_length=128)
+    task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return metadata_object(value)
+
+
+class UpdateSessionRequest(ApiModel):
+    """Every field optional; metadata is merged key by key (a null value removes that key)."""
+
+    status: Optional[Status] = None
+    task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    metadata: Optional[dict[str, Any]] = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return metadata_object(value)
+
+
+# Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
+StatusName = Literal[tuple(s.value for s in Status)]  # type: ignore[valid-type]
+
+
+class SessionListQuery(ApiModel):
+    status: Optional[StatusName] = None
+    page: int = Field(default=1, ge=1, le=PAGE_MAX)
+    page_size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
+    next_token: Optional[str] = None
+
+
+class ActiveListQuery(ApiModel):
+    page: int = Field(default=1, ge=1, le=PAGE_MAX)
+    page_size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
+    next_token: Optional[str] = None
+
+
+class Session(ResponseModel):
+    session_id: str
+    agent_role: str
+    status: Status
+    task_id: Optional[str] = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+
+
+class SessionList(PageModel):
+    """The contract's page-based list (`sessions`, `total`, `page`, `pageSize`), plus nextToken for deep paging."""
+
+    sessions: list[Session]
+    total: int
+    page: int
+    page_size: int

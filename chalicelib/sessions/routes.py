@@ -1,0 +1,54 @@
+"""Sessions over HTTP: thin, each route builds a command and calls the service."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.core.api import Call, endpoint
+from chalicelib.core.auth import Scope
+from chalicelib.sessions import models, service
+from chalicelib.sessions.rules import Status
+
+bp = Blueprint(__name__)
+TAG = "Sessions, tasks, approvals, audit"
+
+
+@endpoint(bp, "/sessions", "POST", scope=Scope.AGENT, body=models.CreateSessionRequest, response=models.Session,
+          status=201, tag=TAG, summary="Start a session (status pending)")
+def create_session(call: Call) -> models.Session:
+    b = call.body
+    view = service.create(call.ctx, service.CreateSession(b.agent_role, b.task_id, b.metadata))
+    return models.Session.model_validate(view)
+
+
+@endpoint(bp, "/sessions", "GET", scope=Scope.AGENT, query=models.SessionListQuery, response=models.SessionList,
+          tag=TAG, summary="Sessions newest first, a page at a time, with the total (counters, not a count)")
+def list_sessions(call: Call) -> models.SessionList:
+    q = call.query
+    status = Status(q.status) if q.status else None
+    page = service.list_sessions(call.ctx, service.ListSessions(status, q.page, q.page_size, q.next_token))
+    return models.SessionList.model_validate(page)
+
+
+@endpoint(bp, "/sessions/active", "GET", scope=Scope.AGENT, query=models.ActiveListQuery,
+          response=models.SessionList, tag=TAG, summary="Active sessions, newest first, with their total")
+def list_active_sessions(call: Call) -> models.SessionList:
+    q = call.query
+    page = service.list_sessions(call.ctx,
+                                 service.ListSessions(Status.ACTIVE, q.page, q.page_size, q.next_token))
+    return models.SessionList.model_validate(page)
+
+
+@endpoint(bp, "/sessions/{sessionId}", "GET", scope=Scope.AGENT, response=models.Session, tag=TAG,
+          errors=(404,), summary="One session")
+def get_session(call: Call) -> models.Session:
+    return models.Session.model_validate(service.get(call.ctx, call.params["sessionId"]))
+
+
+@endpoint(bp, "/sessions/{sessionId}", "PUT", scope=Scope.AGENT, body=models.UpdateSessionRequest,
+          response=models.Session, tag=TAG, errors=(404, 409),
+          summary="Move the status, set taskId, merge metadata key by key (null removes a key)")
+def update_session(call: Call) -> models.Session:
+    b = call.body
+    view = service.update(call.ctx, service.UpdateSession(call.params["sessionId"], b.status, b.task_id,
+                                                               b.metadata))
+    return models.Session.model_validate(view)

@@ -1,0 +1,217 @@
+"""Sessions: create, get, update (status, taskId, metadata merge), list with total, retention.
+
+Every change is one transaction: the session, its counters (when the status
+moves), its audit event and its `session:updated` outbox event. A status
+write is conditional on the status the service read, so of two concurrent
+moves exactly one lands; the other re-reads and gets its answer from the
+rules (409 INVALID_TRANSITION once the session is terminal).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws import dynamo
+from chalicelib.core import ids, paging
+from chalicelib.core.context import Ctx
+from chalicelib.core.errors import InvalidTransition, NotFound, Unavailable, ValidationError
+from chalicelib.core.tx import TxFailed
+from chalicelib.sessions import rules, store
+from chalicelib.sessions.rules import Answer, Status
+
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+EVENT = "session:updated"
+RETENTION_PAGE = 100
+_READ_ATTEMPTS = 8  # re-reads after a lost condition: only a steady stream of other writers exhausts them
+
+
+@dataclass(frozen=True)
+class CreateSession:
+    agent_role: str
+    task_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UpdateSession:
+    session_id: str
+    status: Status | None = None
+    task_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ListSessions:
+    status: Status | None = None
+    page: int = 1
+    page_size: int = rules.PAGE_SIZE_DEFAULT
+    next_token: str | None = None
+
+
+def _owner(ctx: Ctx) -> str | None:
+    return ctx.principal.agent_id if ctx.principal is not None else None
+
+
+def _commit(tx) -> None:
+    dynamo.retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
+
+
+def create(ctx: Ctx, command: CreateSession) -> dict:
+    now = ctx.iso()
+    session = store.Session(org_id=ctx.org_id, session_id=ids.new_id(), agent_role=command.agent_role,
+                            status=Status.PENDING, created_at=now, updated_at=now, task_id=command.task_id,
+                            metadata=rules.merge_metadata({}, command.metadata or {}), owner_agent_id=_owner(ctx))
+    view = session.public()
+    tx = ctx.tx()
+    tx.put("session", store.put_new(session))
+    tx.put("list", store.put_list_entry(session))
+    tx.update("counts", store.count_new(ctx.org_id, session.status))
+    tx.audit("session", session.session_id, "created",
+             {"agentRole": session.agent_role, "taskId": session.task_id, "status": session.status.value})
+    tx.emit(EVENT, view, agent_id=session.owner_agent_id)
+    _commit(tx)
+    return view
+
+
+def load(ctx: Ctx, session_id: str) -> store.Session:
+    if not ULID.fullmatch(session_id):
+        raise NotFound(f"no session {session_id[:64]}")
+    session = store.get(ctx.org_id, session_id)
+    if session is None:
+        raise NotFound(f"no session {session_id}")
+    return session
+
+
+def get(ctx: Ctx, session_id: str) -> dict:
+    return load(ctx, session_id).public()
+
+
+def update(ctx: Ctx, command: UpdateSession) -> dict:
+    for _ in range(_READ_ATTEMPTS):
+        session = load(ctx, command.session_id)
+        current = session.status
+        moving = False
+        if command.status is not None:
+            answer = rules.transition(current, command.status)
+            if answer is Answer.INVALID:
+                raise InvalidTransition(f"a {current.value} session cannot become {command.status.value}",
+                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
+            moving = answer is Answer.MOVE
+        edits = command.task_id is not None or bool(command.metadata)
+        if edits and not rules.may_edit(current):
+            raise InvalidTransition(f"a {current.value} session is final: taskId and metadata no longer change")
+        if not moving and not edits:
+            return session.public()  # same-state update: nothing to write
+        now = ctx.iso()
+        new_status = command.status if moving else current
+        after = store.Session(**{**session.__dict__, "status": new_status, "updated_at": now,
+                                 "task_id": command.task_id or session.task_id,
+                                 "metadata": rules.merge_metadata(session.metadata, command.metadata or {})})
+        details: dict[str, Any] = {}
+        if moving:
+            details["status"] = {"from": current.value, "to": new_status.value}
+        if command.task_id is not None:
+            details["taskId"] = command.task_id
+        if command.metadata:
+            details["metadataKeys"] = sorted(command.metadata)
+        tx = ctx.tx()
+        tx.update("session", store.change(ctx.org_id, session.session_id, current, now, new_status if moving else None,
+                                          command.task_id, command.metadata))
+        if moving:
+            tx.update("counts", store.count_move(ctx.org_id, current, new_status))
+        tx.audit("session", session.session_id, "updated", details)
+        view = after.public()
+        tx.emit(EVENT, view, agent_id=session.owner_agent_id)
+        try:
+            _commit(tx)
+        except TxFailed as failed:
+            if failed.name == "session":
+                continue  # someone moved it since we read it: decide again on what is there now
+            raise
+        return view
+    raise Unavailable("the session is busy with other changes; retry", headers={"Retry-After": "1"})
+
+
+def _scope(ctx: Ctx, status: Status | None) -> str:
+    return f"sessions:{ctx.org_id}:{status.value if status else '*'}"
+
+
+def list_sessions(ctx: Ctx, command: ListSessions) -> dict:
+    """Page k: k x pageSize keys from the keys-only index (or pageSize after a nextToken), then one
+    BatchGetItem for the page's sessions and the counters behind `total`."""
+    scope = _scope(ctx, command.status)
+    size = command.page_size
+    if command.next_token:
+        token = paging.start_key(command.next_token, scope)
+        if not isinstance(token.get("k"), dict) or not isinstance(token.get("p"), int):
+            raise ValidationError.field("nextToken", "nextToken is not valid for this list")
+        page_no = token["p"] + 1
+        found = store.list_keys(ctx.org_id, command.status, size, token["k"])
+        window = found.items
+    else:
+        page_no = command.page
+        skip, upto = rules.page_window(page_no, size)
+        found = store.list_keys(ctx.org_id, command.status, upto)
+        window = found.items[skip:upto]
+    sessions, counts = store.batch_with_counts(ctx.org_id, window)
+    if command.status is not None:  # the index is eventually consistent; the item is the truth
+        sessions = [s for s in sessions if s.status == command.status]
+    more = bool(found.last_key) and len(window) == size
+    token = paging.next_token({"k": _index_key(window[-1]), "p": page_no}, scope) if more else None
+    total = int(counts.get(command.status.value if command.status else store.ALL, 0))
+    return {"sessions": [s.public() for s in sessions], "total": max(total, 0), "page": page_no,
+            "pageSize": size, "nextToken": token}
+
+
+def _index_key(key: dict) -> dict:
+    return {k: key[k] for k in ("PK", "SK", "GSI5PK", "GSI5SK")}
+
+
+# --- retention -----------------------------------------------------------------
+
+def expire_old(ctx: Ctx) -> dict:
+    """Expire every open session created more than SESSION_RETENTION_DAYS ago, in pages of 100 per
+    index shard. Each expiry is conditional on the status it found, so a second run (or one racing
+    a client's update) changes nothing twice."""
+    cutoff = rules.retention_cutoff_ms(ctx.now(), ctx.settings.session_retention_days)
+    bound = ids.time_bound(max(cutoff, 0), upper=False)
+    expired = skipped = 0
+    for shard in range(store.OPEN_SHARDS):
+        start = None
+        while True:
+            sessions, start = store.open_before(shard, bound, RETENTION_PAGE, start)
+            for session in sessions:
+                if _expire_one(ctx.for_org(session.org_id), session):
+                    expired += 1
+                else:
+                    skipped += 1
+            if not start:
+                break
+    return {"expired": expired, "skipped": skipped}
+
+
+def _expire_one(ctx: Ctx, session: store.Session) -> bool:
+    if rules.transition(session.status, Status.EXPIRED) is not Answer.MOVE:
+        return False
+    now = ctx.iso()
+    after = store.Session(**{**session.__dict__, "status": Status.EXPIRED, "updated_at": now})
+    tx = ctx.tx()
+    tx.update("session", store.change(ctx.org_id, session.session_id, session.status, now, Status.EXPIRED))
+    tx.update("counts", store.count_move(ctx.org_id, session.status, Status.EXPIRED))
+    tx.audit("session", session.session_id, "expired",
+             {"status": {"from": session.status.value, "to": Status.EXPIRED.value},
+              "retentionDays": ctx.settings.session_retention_days})
+    tx.emit(EVENT, after.public(), agent_id=session.owner_agent_id)
+    try:
+        _commit(tx)
+    except TxFailed:
+        return False  # changed since the index saw it (completed, or expired by another run)
+    return True
+
+
+def exists_check(ctx: Ctx, session_id: str) -> dynamo.ConditionCheck | None:
+    """For other domains' transactions: the session exists in this org (None: the id cannot exist)."""
+    if not ULID.fullmatch(session_id):
+        return None
+    return store.exists_check(ctx.org_id, session_id)

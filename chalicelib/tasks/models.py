@@ -1,0 +1,126 @@
+"""Tasks and approvals over HTTP (camelCase; snake_case such as idempotency_key accepted)."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import Field, field_validator
+
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
+
+PAYLOAD_MAX_BYTES = 64 * 1024
+ID = dict(min_length=1, max_length=128)
+
+
+def _json(value: Any) -> Any:
+    import json
+
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
+    if len(text.encode()) > PAYLOAD_MAX_BYTES:
+        raise ValueError(f"must be at most {PAYLOAD_MAX_BYTES} bytes as JSON")
+    return value
+
+
+class CreateTaskRequest(ApiModel):
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    from_role: Optional[str] = Field(default=None, **ID)
+    to_role: str = Field(**ID)
+    type: str = Field(**ID)
+    payload: Any = Field(default_factory=dict)
+    trace_id: Optional[str] = Field(default=None, **ID)
+    requires_approval: bool = False
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: Any) -> Any:
+        return _json(value)
+
+
+class UpdateTaskRequest(ApiModel):
+    status: Optional[TaskStatus] = None
+    result: Any = None
+
+    @field_validator("result")
+    @classmethod
+    def _result(cls, value: Any) -> Any:
+        return _json(value)
+
+
+# Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
+TaskStatusName = Literal[tuple(s.value for s in TaskStatus)]  # type: ignore[valid-type]
+ApprovalStatusName = Literal[tuple(s.value for s in ApprovalStatus)]  # type: ignore[valid-type]
+
+
+class TaskListQuery(ApiModel):
+    status: Optional[TaskStatusName] = None
+    to_role: Optional[str] = Field(default=None, **ID)
+    session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    limit: int = Field(default=50, ge=1, le=100)
+    next_token: Optional[str] = None
+
+
+class StatusQuery(ApiModel):
+    session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    to_role: Optional[str] = Field(default=None, **ID)
+
+
+class Task(ResponseModel):
+    task_id: str
+    idempotency_key: str
+    session_id: Optional[str] = None
+    from_role: Optional[str] = None
+    to_role: str
+    type: str
+    payload: Any = None
+    status: TaskStatus
+    trace_id: str
+    requires_approval: bool
+    result: Any = None
+    approval_id: Optional[str] = None
+    created_at: str
+    updated_at: str
+
+
+class TaskPage(PageModel):
+    items: list[Task]
+
+
+class CreateApprovalRequest(ApiModel):
+    task_id: str = Field(min_length=1, max_length=64)
+    requested_by: str = Field(**ID)
+    reason: Optional[str] = Field(default=None, max_length=2000)
+
+
+class DecisionRequest(ApiModel):
+    decision: Decision
+    decided_by: str = Field(**ID)
+    comment: Optional[str] = Field(default=None, max_length=2000)
+
+
+class ApprovalListQuery(ApiModel):
+    status: ApprovalStatusName = "pending"
+    limit: int = Field(default=50, ge=1, le=100)
+    next_token: Optional[str] = None
+
+
+class Approval(ResponseModel):
+    approval_id: str
+    task_id: str
+    requested_by: str
+    reason: Optional[str] = None
+    status: ApprovalStatus
+    decided_by: Optional[str] = None
+    comment: Optional[str] = None
+    decided_at: Optional[str] = None
+    created_at: str
+    updated_at: str
+    task: Optional[Task] = None
+
+
+class ApprovalPage(PageModel):
+    items: list[Approval]
+

@@ -1,0 +1,320 @@
+"""Tasks and approvals: create (deduplicated by idempotencyKey), list, get, update, fetch_status,
+request and decide approvals.
+
+Each use case commits once: the task (and its idempotency key, its approval),
+the audit events and the outbox events in one transaction. Audit events of a
+task carry the task's traceId, so GET /audit?traceId= tells the task's story.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws import dynamo
+from chalicelib.core import ids, paging
+from chalicelib.core.context import Ctx
+from chalicelib.core.errors import (Conflict, IdempotencyKeyReused, InvalidTransition, NotFound, Unavailable,
+                                    ValidationError)
+from chalicelib.core.tx import TxFailed
+from chalicelib.sessions import service as sessions
+from chalicelib.tasks import rules, store
+from chalicelib.tasks.rules import Answer, ApprovalStatus, Decision, TaskStatus
+
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_READ_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class CreateTask:
+    idempotency_key: str
+    to_role: str
+    type: str
+    payload: Any = None
+    session_id: str | None = None
+    from_role: str | None = None
+    trace_id: str | None = None
+    requires_approval: bool = False
+
+    def fingerprint(self) -> str:
+        return rules.fingerprint({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+
+
+@dataclass(frozen=True)
+class UpdateTask:
+    task_id: str
+    status: TaskStatus | None = None
+    result: Any = ...  # ... = not sent (null is a result)
+
+
+@dataclass(frozen=True)
+class ListTasks:
+    status: TaskStatus | None = None
+    to_role: str | None = None
+    session_id: str | None = None
+    limit: int = 50
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchStatus:
+    session_id: str | None = None
+    to_role: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestApproval:
+    task_id: str
+    requested_by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Decide:
+    approval_id: str
+    decision: Decision
+    decided_by: str
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ListApprovals:
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    limit: int = 50
+    next_token: str | None = None
+
+
+def _agent(ctx: Ctx) -> str | None:
+    return ctx.principal.agent_id if ctx.principal is not None else None
+
+
+def _traced(ctx: Ctx, trace_id: str) -> Ctx:
+    """The same caller, under the task's trace: its audit events join the task's story."""
+    return dataclasses.replace(ctx, trace_id=trace_id)
+
+
+def _commit(tx) -> None:
+    dynamo.retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
+
+
+# --- tasks ------------------------------------------------------------------------
+
+def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
+    """(task, created). One transaction: the idempotency key (taken only if free), the session
+    check, the task, with requiresApproval its pending approval, their audit and outbox events.
+    A key already taken: the existing task (same request) or 409 IDEMPOTENCY_KEY_REUSED."""
+    fingerprint = command.fingerprint()
+    session_check = None
+    if command.session_id is not None:
+        session_check = sessions.exists_check(ctx, command.session_id)
+        if session_check is None:
+            raise ValidationError.field("sessionId", f"no session {command.session_id[:64]} in this organization")
+    for _ in range(_READ_ATTEMPTS):
+        now_s, at = int(ctx.now()), ctx.iso()
+        task_id = ids.new_id()
+        trace_id = command.trace_id or ctx.trace_id
+        tctx = _traced(ctx, trace_id)
+        status = rules.initial_status(command.requires_approval)
+        task = {"taskId": task_id, "idempotencyKey": command.idempotency_key, "sessionId": command.session_id,
+                "fromRole": command.from_role, "toRole": command.to_role, "type": command.type,
+                "payload": command.payload, "status": status.value, "traceId": trace_id,
+                "requiresApproval": command.requires_approval, "createdAt": at, "updatedAt": at}
+        tx = tctx.tx()
+        tx.put("idempotency", store.claim_key(ctx.org_id, command.idempotency_key, task_id, fingerprint, now_s,
+                                              ctx.settings.idempotency_ttl_seconds))
+        if session_check is not None:
+            tx.check("session", session_check)
+        approval = None
+        if command.requires_approval:
+            approval = {"approvalId": ids.new_id(), "taskId": task_id,
+                        "requestedBy": command.from_role or ctx.actor, "reason": "requiresApproval at creation",
+                        "status": ApprovalStatus.PENDING.value, "createdAt": at, "updatedAt": at}
+            task["approvalId"] = approval["approvalId"]
+        tx.put("task", store.put_task(ctx.org_id, task, _agent(ctx)))
+        tx.audit("task", task_id, "created", {"idempotencyKey": command.idempotency_key, "status": status.value,
+                                              "toRole": command.to_role, "sessionId": command.session_id})
+        view = store.task_public(store.task_item(ctx.org_id, task, None))
+        if approval is not None:
+            tx.put("approval", store.put_approval(ctx.org_id, approval))
+            tx.audit("approval", approval["approvalId"], "requested", {"taskId": task_id})
+            tx.emit("approval:requested", {**store.approval_public(approval), "task": view}, agent_id=_agent(ctx))
+        tx.emit("task:updated", view, agent_id=_agent(ctx))
+        try:
+            _commit(tx)
+        except TxFailed as failed:
+            if failed.name == "session":
+                raise ValidationError.field("sessionId", f"no session {command.session_id} in this organization") from None
+            if failed.name != "idempotency":
+                raise
+            existing = _existing(ctx, command, fingerprint, now_s, failed.item)
+            if existing is None:
+                continue  # the key expired or its task vanished between our write and read: try again
+            return existing, False
+        return view, True
+    raise Unavailable("the idempotency key is busy; retry", headers={"Retry-After": "1"})
+
+
+def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int, key: dict | None) -> dict | None:
+    """The task behind a taken key (`key`: the key item the failed condition returned, if any)."""
+    if key is None:
+        key = store.get_key(ctx.org_id, command.idempotency_key)
+    if key is None or key["expiresAt"] <= now_s:
+        return None
+    if key["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused("idempotencyKey was already used with another request",
+                                   [{"field": "idempotencyKey", "message": "used with another body"}])
+    item = store.get_task(ctx.org_id, key["taskId"])
+    return store.task_public(item) if item else None
+
+
+def _load_task(ctx: Ctx, task_id: str) -> dict:
+    if not ULID.fullmatch(task_id):
+        raise NotFound(f"no task {task_id[:64]}")
+    item = store.get_task(ctx.org_id, task_id)
+    if item is None:
+        raise NotFound(f"no task {task_id}")
+    return item
+
+
+def get(ctx: Ctx, task_id: str) -> dict:
+    return store.task_public(_load_task(ctx, task_id))
+
+
+def update(ctx: Ctx, command: UpdateTask) -> dict:
+    for _ in range(_READ_ATTEMPTS):
+        item = _load_task(ctx, command.task_id)
+        current = TaskStatus(item["status"])
+        moving = False
+        if command.status is not None:
+            answer = rules.put_transition(current, command.status)
+            if answer is Answer.INVALID:
+                raise InvalidTransition(f"a {current.value} task cannot become {command.status.value} here",
+                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
+            moving = answer is Answer.MOVE
+        setting_result = command.result is not ...
+        if setting_result and not rules.may_set_result(current):
+            raise InvalidTransition(f"a {current.value} task is final: its result no longer changes")
+        if not moving and not setting_result:
+            return store.task_public(item)
+        at = ctx.iso()
+        new_status = command.status if moving else current
+        after = {**store.task_public(item), "status": new_status.value, "updatedAt": at}
+        if setting_result:
+            after["result"] = command.result
+        tctx = _traced(ctx, item["traceId"])
+        tx = tctx.tx()
+        tx.update("task", store.move_task(ctx.org_id, command.task_id, current, at, new_status if moving else None,
+                                          command.result))
+        details: dict[str, Any] = {"resultSet": setting_result}
+        if moving:
+            details["status"] = {"from": current.value, "to": new_status.value}
+        tx.audit("task", command.task_id, "updated", details)
+        tx.emit("task:updated", after, agent_id=item.get("actorAgentId"))
+        try:
+            _commit(tx)
+        except TxFailed:
+            continue  # moved since we read it: decide again
+        return after
+    raise Unavailable("the task is busy with other changes; retry", headers={"Retry-After": "1"})
+
+
+def list_tasks(ctx: Ctx, command: ListTasks) -> dict:
+    scope = f"tasks:{ctx.org_id}:{command.status.value if command.status else ''}:{command.to_role}:{command.session_id}"
+    page = store.list_tasks(ctx.org_id, command.status, command.to_role, command.session_id, command.limit,
+                            paging.start_key(command.next_token, scope))
+    return {"items": [store.task_public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}
+
+
+def fetch_status(ctx: Ctx, command: FetchStatus) -> dict:
+    if command.session_id is None and command.to_role is None:
+        raise ValidationError.field("sessionId", "give sessionId, toRole or both")
+    tasks = store.all_tasks(ctx.org_id, command.session_id, command.to_role)
+    return {"items": [store.task_public(t) for t in rules.latest_per_key(tasks)], "nextToken": None}
+
+
+# --- approvals --------------------------------------------------------------------
+
+def request_approval(ctx: Ctx, command: RequestApproval) -> dict:
+    """A pending task waits for a decision: the approval and the task's move in one transaction."""
+    item = _load_task(ctx, command.task_id)
+    current = TaskStatus(item["status"])
+    if not rules.may_request_approval(current):
+        raise InvalidTransition(f"only a pending task can wait for approval; this one is {current.value}",
+                                [{"field": "taskId", "message": f"task is {current.value}"}])
+    at = ctx.iso()
+    approval = {"approvalId": ids.new_id(), "taskId": command.task_id, "requestedBy": command.requested_by,
+                "reason": command.reason, "status": ApprovalStatus.PENDING.value, "createdAt": at, "updatedAt": at}
+    task_after = {**store.task_public(item), "status": TaskStatus.AWAITING_APPROVAL.value, "updatedAt": at,
+                  "requiresApproval": True, "approvalId": approval["approvalId"]}
+    tx = _traced(ctx, item["traceId"]).tx()
+    tx.update("task", store.move_task(ctx.org_id, command.task_id, current, at, TaskStatus.AWAITING_APPROVAL,
+                                      approval_id=approval["approvalId"]))
+    tx.put("approval", store.put_approval(ctx.org_id, approval))
+    tx.audit("approval", approval["approvalId"], "requested", {"taskId": command.task_id,
+                                                               "requestedBy": command.requested_by})
+    tx.audit("task", command.task_id, "updated",
+             {"status": {"from": current.value, "to": TaskStatus.AWAITING_APPROVAL.value},
+              "approvalId": approval["approvalId"]})
+    view = {**store.approval_public(approval), "task": task_after}
+    tx.emit("approval:requested", view, agent_id=item.get("actorAgentId"))
+    tx.emit("task:updated", task_after, agent_id=item.get("actorAgentId"))
+    try:
+        _commit(tx)
+    except TxFailed as failed:
+        if failed.name == "task":
+            raise Conflict("the task changed while the approval was requested; read it and retry") from None
+        raise
+    return view
+
+
+def decide(ctx: Ctx, command: Decide) -> dict:
+    """Exactly once: the approval's write is conditional on `pending`, the task's on waiting for
+    this approval; both commit with their audit and outbox events or neither does."""
+    if not ULID.fullmatch(command.approval_id):
+        raise NotFound(f"no approval {command.approval_id[:64]}")
+    approval = store.get_approval(ctx.org_id, command.approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {command.approval_id}")
+    if approval["status"] != ApprovalStatus.PENDING.value:
+        raise Conflict(f"approval {command.approval_id} was already {approval['status']}")
+    task = store.get_task(ctx.org_id, approval["taskId"])
+    if task is None or task["status"] != TaskStatus.AWAITING_APPROVAL.value:
+        raise Conflict("the approval's task is no longer waiting for it")
+    approval_status, task_status = rules.after_decision(command.decision)
+    at = ctx.iso()
+    decided = {**approval, "status": approval_status.value, "decidedBy": command.decided_by,
+               "comment": command.comment, "decidedAt": at, "updatedAt": at}
+    task_after = {**store.task_public(task), "status": task_status.value, "updatedAt": at}
+    tx = _traced(ctx, task["traceId"]).tx()
+    tx.update("approval", store.decide(ctx.org_id, command.approval_id, approval_status, command.decided_by,
+                                       command.comment, at))
+    tx.update("task", store.move_task(ctx.org_id, task["taskId"], TaskStatus.AWAITING_APPROVAL, at, task_status,
+                                      expected_approval=command.approval_id))
+    tx.audit("approval", command.approval_id, "decided", {"decision": command.decision.value,
+                                                          "decidedBy": command.decided_by})
+    tx.audit("task", task["taskId"], "updated",
+             {"status": {"from": TaskStatus.AWAITING_APPROVAL.value, "to": task_status.value},
+              "approvalId": command.approval_id})
+    view = {**store.approval_public(decided), "task": task_after}
+    tx.emit("approval:decided", view, agent_id=task.get("actorAgentId"))
+    tx.emit("task:updated", task_after, agent_id=task.get("actorAgentId"))
+    try:
+        _commit(tx)
+    except TxFailed:
+        raise Conflict(f"approval {command.approval_id} was already decided") from None
+    return view
+
+
+def list_approvals(ctx: Ctx, command: ListApprovals) -> dict:
+    """A page of approvals, each with its task (one BatchGetItem for the page's tasks)."""
+    scope = f"approvals:{ctx.org_id}:{command.status.value}"
+    page = store.list_approvals(ctx.org_id, command.status, command.limit, paging.start_key(command.next_token, scope))
+    tasks = store.get_tasks(ctx.org_id, [a["taskId"] for a in page.items]) if page.items else {}
+    items = []
+    for approval in page.items:
+        view = store.approval_public(approval)
+        if approval["taskId"] in tasks:
+            view["task"] = store.task_public(tasks[approval["taskId"]])
+        items.append(view)
+    return {"items": items, "nextToken": paging.next_token(page.last_key, scope)}
