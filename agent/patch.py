@@ -48,7 +48,7 @@ def _read(root: Path):
     return read
 
 
-def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False) -> dict:
+def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, durable: bool = True) -> dict:
     """Apply a batch to files under `root`; returns {"status", "results"} (see module doc)."""
     root = Path(root)
     try:
@@ -62,12 +62,13 @@ def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False) -> 
     if not outcome.ok:
         return {"status": "failed", "results": results}
     if not dry_run:
-        commit(root, outcome.files)
+        commit(root, outcome.files, durable=durable)
     return {"status": "validated" if dry_run else "applied", "results": results}
 
 
-def commit(root: Path, files: dict[str, bytes]) -> None:
-    """Write every file or none: temporary files first, then renames with backups to roll back."""
+def commit(root: Path, files: dict[str, bytes], durable: bool = True) -> None:
+    """Write every file or none: temporary files first, then renames with backups to roll back.
+    `durable`: fsync each temporary file before the renames (a power cut cannot leave an empty file)."""
     staged: list[tuple[Path, Path]] = []
     created_dirs: list[Path] = []
     try:
@@ -84,8 +85,9 @@ def commit(root: Path, files: dict[str, bytes]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".patch-tmp", dir=target.parent)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    out.flush()
+                    os.fsync(out.fileno())
             if target.exists():
                 os.chmod(tmp, target.stat().st_mode & 0o7777)
             staged.append((Path(tmp), target))
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("batch", help="the batch JSON file ('-' for stdin)")
     a.add_argument("--root", required=True)
     a.add_argument("--dry-run", action="store_true")
+    a.add_argument("--no-fsync", action="store_true", help="skip fsync of the new files (faster, not power-cut safe)")
     f = sub.add_parser("from-files", help="build a PatchBatch from generated files")
     f.add_argument("--generated", required=True, help="directory of generated files")
     f.add_argument("--root", required=True, help="directory holding the current files")
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "apply":
         raw = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text()
         batch = json.loads(raw)
-        result = apply_batch(batch, args.root, dry_run=args.dry_run or bool(batch.get("dryRun")))
+        result = apply_batch(batch, args.root, dry_run=args.dry_run or bool(batch.get("dryRun")),
+                             durable=not args.no_fsync)
         print(json.dumps(result, indent=2))
         return 0 if result["status"] in ("applied", "validated") else 1
     batch = from_files(args.generated, args.root, args.workspace, taskId=args.task_id, orderId=args.order_id,

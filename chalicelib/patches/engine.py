@@ -91,17 +91,37 @@ class OpError(Exception):
 # --- text as lines ---------------------------------------------------------------
 
 def decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")  # the fast path; surrogateescape only when needed
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape")
 
 
 def encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+# str.splitlines also splits at these; a text without them (and without a lone \r) splits
+# the same way with splitlines (C speed) as with our "\n"-only rule
+_OTHER_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _plain_breaks(text: str) -> bool:
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return False
+    return not any(ch in text for ch in _OTHER_BREAKS)
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines with their own endings; the last has none when the text has no final newline."""
+    """Lines with their own endings; the last has none when the text has no final newline.
+    Only "\n" ends a line ("\r\n" is a line ending in "\r\n"; a lone "\r" is text)."""
     if not text:
         return []
+    if _plain_breaks(text):
+        return text.splitlines(keepends=True)
     parts = text.split("\n")
     lines = [p + "\n" for p in parts[:-1]]
     if parts[-1]:
@@ -118,48 +138,54 @@ def _strip(line: str) -> str:
 
 
 class TextFile:
-    """A file being patched: complete lines (each with an ending) plus whether the original
-    lacked a final newline (restored when written back)."""
+    """A file being patched: its lines, each with its own ending except, when the file has no
+    final newline, the last. After every operation the state is exactly what parsing the
+    rendered text would give, so an op sees the same file whether it runs in a batch or alone."""
 
     __slots__ = ("lines", "eol", "no_final_newline", "_text")
 
     def __init__(self, text: str):
-        lines = split_lines(text)
-        self.eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-        self.no_final_newline = bool(lines) and not lines[-1].endswith("\n")
-        if self.no_final_newline:
-            lines[-1] += self.eol
-        self.lines = lines
-        self._text: str | None = None
+        self.lines = split_lines(text)
+        self.no_final_newline = bool(self.lines) and not self.lines[-1].endswith("\n")
+        self._text: str | None = text
+        self._detect_eol()
+
+    def _detect_eol(self) -> None:
+        """Inserted lines take the ending of the file's first line ("\n" when it has none)."""
+        first = self.lines[0] if self.lines else ""
+        self.eol = "\r\n" if first.endswith("\r\n") else "\n"
 
     def text(self) -> str:
         if self._text is None:
             self._text = "".join(self.lines)
         return self._text
 
-    def set_lines(self, lines: list[str]) -> None:
+    render = text
+
+    def opened(self) -> tuple[list[str], str | None]:
+        """The lines with the last one given an ending (so whole lines can follow it), and that
+        line as it was (None when it had an ending already)."""
+        lines = self.lines
+        if self.no_final_newline and lines:
+            last = lines[-1]
+            return lines[:-1] + [last + self.eol], last
+        return lines, None
+
+    def set_lines(self, lines: list[str], open_last: str | None = None, opened: str | None = None) -> None:
+        """The spliced lines; a file without a final newline keeps having none."""
+        if not lines:
+            self.no_final_newline = False
+        elif self.no_final_newline:
+            last = lines[-1]
+            if opened is not None and last == opened and open_last is not None:
+                lines[-1] = open_last  # the original last line, exactly (a trailing "\r" stays)
+            elif last.endswith("\r\n"):
+                lines[-1] = last[:-2]
+            elif last.endswith("\n"):
+                lines[-1] = last[:-1]
         self.lines = lines
         self._text = None
-
-    def set_text(self, text: str) -> None:
-        """The file is now exactly `text` (an exact-text replacement): lines again. The ending
-        style stays the file's unless the new first line carries one of its own."""
-        lines = split_lines(text)
-        if len(lines) > 1 or (lines and lines[0].endswith("\n")):
-            self.eol = "\r\n" if lines[0].endswith("\r\n") else "\n"
-        self.no_final_newline = bool(lines) and not lines[-1].endswith("\n")
-        if self.no_final_newline:
-            lines[-1] += self.eol
-        self.lines = lines
-        self._text = None
-
-    def render(self) -> str:
-        text = self.text()
-        if self.no_final_newline and text.endswith("\n"):
-            # the ending added on parse is the file's style; a last line whose own text ends
-            # in "\r" keeps it
-            text = text[:-len(self.eol)] if text.endswith(self.eol) else text[:-1]
-        return text
+        self._detect_eol()
 
     def as_lines(self, content: str) -> list[str]:
         """`content` as whole lines in this file's line ending, with a final newline."""
@@ -172,6 +198,26 @@ class TextFile:
             body = body.replace("\n", self.eol)
         return split_lines(body)
 
+    def replace_text(self, sel: "Selection", content: str) -> None:
+        """Replace the exact text sel.start..sel.end by `content`, re-splitting only the lines the
+        match touches."""
+        lines = self.lines
+        offset = sel.line_offset
+        segment = "".join(lines[sel.first:sel.last + 1])
+        segment = segment[:sel.start - offset] + content + segment[sel.end - offset:]
+        rest = lines[sel.last + 1:]
+        new = split_lines(segment)
+        if new and rest and not new[-1].endswith("\n"):
+            new[-1] += rest[0]  # the match ate the segment's last ending: it joins the next line
+            rest = rest[1:]
+        elif not new and rest and sel.first > 0 and not lines[sel.first - 1].endswith("\n"):
+            pass  # cannot happen: every line but the last has an ending
+        out = lines[:sel.first] + new + rest
+        self.no_final_newline = bool(out) and not out[-1].endswith("\n")
+        self.lines = out
+        self._text = None
+        self._detect_eol()
+
 
 # --- anchors ----------------------------------------------------------------------
 
@@ -180,8 +226,9 @@ class Selection:
     first: int  # 0-based line index, inclusive
     last: int   # 0-based, inclusive
     matched_by: str
-    start: int = -1  # search: character span in the text
+    start: int = -1  # search: character span in the rendered text
     end: int = -1
+    line_offset: int = 0  # search: where line `first` starts in the rendered text
 
 
 def _anchor(op: Mapping[str, Any]) -> tuple[str, Any]:
@@ -263,7 +310,7 @@ def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_S
         if n < 1 or n > count:
             raise OpError(LINE_OUT_OF_RANGE, f"line {n} outside 1..{count}")
         return Selection(n - 1, n - 1, "line")
-    text = f.render()  # the real text: no phantom final newline
+    text = f.text()
     at = text.find(value)
     if at < 0:
         raise OpError(SEARCH_NOT_FOUND, "search text found 0 times (must be exactly once)")
@@ -273,7 +320,8 @@ def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_S
     end = at + len(value)
     first = text.count("\n", 0, at)
     last = first + value.count("\n", 0, len(value) - 1)
-    return Selection(first, last, "search", at, end)
+    line_offset = text.rfind("\n", 0, at) + 1
+    return Selection(first, last, "search", at, end, line_offset)
 
 
 # --- operations -------------------------------------------------------------------
@@ -281,26 +329,27 @@ def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_S
 def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> str | None:
     """Apply one operation to a file in place; returns matchedBy (None for append/prepend)."""
     name, content = op.get("op"), op.get("content") or ""
-    if name == "append":
-        f.set_lines(f.lines + f.as_lines(content))
-        return None
-    if name == "prepend":
-        f.set_lines(f.as_lines(content) + f.lines)
+    if name in ("append", "prepend"):
+        lines, original_last = f.opened()
+        opened_last = lines[-1] if original_last is not None else None
+        added = f.as_lines(content)
+        f.set_lines(lines + added if name == "append" else added + lines, original_last, opened_last)
         return None
     if name not in ANCHORED:
         raise OpError(INVALID_OPERATION, f"unknown op {name!r}")
     sel = select(f, op, timeout)
-    lines = f.lines
+    if name == "replace-block" and sel.matched_by == "search":
+        f.replace_text(sel, content)
+        return sel.matched_by
+    lines, original_last = f.opened()
+    opened_last = lines[-1] if original_last is not None else None
     if name == "replace-block":
-        if sel.matched_by == "search":
-            text = f.render()
-            f.set_text(text[:sel.start] + content + text[sel.end:])
-        else:
-            f.set_lines(lines[:sel.first] + f.as_lines(content) + lines[sel.last + 1:])
+        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.last + 1:]
     elif name == "insert-before":
-        f.set_lines(lines[:sel.first] + f.as_lines(content) + lines[sel.first:])
+        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.first:]
     else:
-        f.set_lines(lines[:sel.last + 1] + f.as_lines(content) + lines[sel.last + 1:])
+        spliced = lines[:sel.last + 1] + f.as_lines(content) + lines[sel.last + 1:]
+    f.set_lines(spliced, original_last, opened_last)
     return sel.matched_by
 
 
@@ -354,10 +403,11 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
     before: dict[str, bytes | None] = {}
     working: dict[str, TextFile | None] = {}
     results: list[Result] = []
+    normalized: dict[str, str] = {}
     for index, op in enumerate(ops):
         name = op["op"]
         try:
-            path = normalize_path(op["file"])
+            path = normalized.get(op["file"]) or normalized.setdefault(op["file"], normalize_path(op["file"]))
         except PathError as e:
             results.append(Result(index, str(op["file"]), name, False, None, f"{INVALID_OPERATION}: file {e}",
                                   INVALID_OPERATION))

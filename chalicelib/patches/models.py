@@ -130,6 +130,16 @@ class DryRunAnswer(ResponseModel):
     results: list[OpResult]
 
 
+class ApplyAnswer(ResponseModel):
+    """POST /api/patches/apply: 202 {batchId, status: queued}, or 200 for a dry run
+    {batchId, status: validated|failed, dryRun: true, results} (one documented shape)."""
+
+    batch_id: str
+    status: Literal["queued", "validated", "failed"]
+    dry_run: Optional[bool] = None
+    results: Optional[list[OpResult]] = None
+
+
 class BatchView(ResponseModel):
     batch_id: str
     workspace: str

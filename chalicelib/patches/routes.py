@@ -18,7 +18,7 @@ def _ctx(call: Call) -> Ctx:
 
 
 @endpoint(bp, "/api/patches/apply", "POST", scope=Scope.AGENT, body=models.PatchBatch,
-          response=models.ApplyAccepted, status=202, tag=TAG,
+          response=models.ApplyAnswer, status=202, also=(200,), tag=TAG,
           summary="Queue a patch batch (202); with dryRun the results at once (200), nothing changes")
 def apply(call: Call):
     answer = service.submit(_ctx(call), call.body)

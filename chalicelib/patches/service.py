@@ -180,15 +180,17 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
     (3) the engine; (4) the results written on the batch item (still queued); (5) blobs, then
     the conditional manifest write: the commit point; (6) queued -> applied|failed|rejected
     with the day and order aggregates, one transaction whose condition makes it happen once;
-    (7) the per-operation events (deterministic ids: a repeat rewrites the same items)."""
+    (7) the per-operation events (deterministic ids: a repeat rewrites the same items, and a
+    delivery that finds the batch finished writes them again in case the first died midway)."""
     batch_id = message["batchId"]
     item = store.get_batch(ctx.org_id, batch_id)
     if item is None:
         log.error("no batch %s for a queued message: dropped", batch_id)
         return "dropped"
     if item["status"] != store.QUEUED:
-        if not item.get("eventsWritten"):
-            _write_events(ctx, item)
+        # finished by an earlier delivery, which may have died before its events were all
+        # written: write them again (same ids, so nothing is stored or delivered twice)
+        _write_events(ctx, item)
         return "duplicate"
     started_ms = int(ctx.now() * 1000)
     operations = load_operations(message)
@@ -220,25 +222,26 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
 def _finish_and_record(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], started_ms: int) -> str:
     finished_ms = int(ctx.now() * 1000)
     try:
-        _finish(ctx, item, outcome, results, started_ms, finished_ms)
+        final = _finish(ctx, item, outcome, results, started_ms, finished_ms)
     except TxFailed as failed:
         if failed.name != "batch":
             raise
         log.info("batch %s was finished by another delivery", item["batchId"])
-    final = store.get_batch(ctx.org_id, item["batchId"])
+        final = store.get_batch(ctx.org_id, item["batchId"])
     _write_events(ctx, final)
     return final["status"]
 
 
 def _finish(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], started_ms: int,
-            finished_ms: int) -> None:
+            finished_ms: int) -> dict:
+    """queued -> outcome with the aggregates, once; returns the batch item as it now is."""
     org_id, batch_id = ctx.org_id, item["batchId"]
     at = ctx.iso(finished_ms / 1000)
     duration = max(0, finished_ms - started_ms)
+    results_json = json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results],
+                              separators=(",", ":"))
     tx = ctx.tx()
-    tx.update("batch", store.finish_batch(org_id, batch_id, outcome, json.dumps(
-        [r.model_dump(by_alias=True, exclude_none=True) for r in results], separators=(",", ":")),
-        at, duration))
+    tx.update("batch", store.finish_batch(org_id, batch_id, outcome, results_json, at, duration))
     if results:
         day, counters = aggregate_counters(item, results, at)
         tx.update("day", store.day_update(org_id, day, counters, at))
@@ -248,6 +251,9 @@ def _finish(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], start
                                                   {"total": len(results), "applied": applied,
                                                    "failed": len(results) - applied}, at))
     dynamo.retry_conflicts(tx.commit)
+    final = {k: v for k, v in item.items() if k not in ("pendingResults", "pendingOutcome")}
+    final.update(status=outcome, results=results_json, finishedAt=at, durationMs=duration)
+    return final
 
 
 def aggregate_counters(item: dict, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
@@ -308,7 +314,6 @@ def _write_events(ctx: "Ctx", item: dict) -> None:
             entry["id"] = f"{event.event_id}"  # a repeat rewrites the same outbox item (MODIFY, not delivered twice)
             outbox_items.append(entry)
         dynamo.batch_put(ctx.settings.outbox_table, outbox_items)
-    dynamo.update(store.mark_events_written(ctx.org_id, item["batchId"]), return_new=False)
 
 
 # --- reads ---------------------------------------------------------------------------

@@ -75,10 +75,6 @@ def finish_batch(org_id: str, batch_id: str, outcome: str, results_json: str, fi
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
 
 
-def mark_events_written(org_id: str, batch_id: str) -> dynamo.Update:
-    return dynamo.Update(_table(), batch_key(org_id, batch_id), set={"eventsWritten": True})
-
-
 def _results_json(results: list[OpResult]) -> str:
     return json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results], separators=(",", ":"))
 
@@ -136,9 +132,10 @@ def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: 
     else:
         index, key = None, ("PK", f"ORG#{org_id}#PEVENTS")
     if search:
-        filters.append("(contains(#file, :s) OR contains(#error, :s) OR contains(batchId, :s)"
-                       " OR contains(factory, :s) OR contains(phase, :s) OR contains(#op, :s))")
-        names.update({"#file": "file", "#error": "error", "#op": "op"})
+        filters.append("(contains(#file, :s) OR contains(#error, :s) OR contains(#batch, :s)"
+                       " OR contains(#factory, :s) OR contains(#phase, :s) OR contains(#op, :s))")
+        names.update({"#file": "file", "#error": "error", "#op": "op", "#batch": "batchId",
+                      "#factory": "factory", "#phase": "phase"})
         values[":s"] = search
     values[":pk"] = key[1]
     return dynamo.query(_table(), f"{key[0]} = :pk", values, names=names or None, index=index, limit=limit,

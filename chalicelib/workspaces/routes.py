@@ -33,6 +33,18 @@ class Files(ResponseModel):
     items: list[FileEntry]
 
 
+class FilesAnswer(ResponseModel):
+    """GET .../files: with ?path= one file (path, sha256, size, content), without it the list
+    (items); documented as one shape."""
+
+    workspace: str
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+    content: Optional[str] = None
+    items: Optional[list[FileEntry]] = None
+
+
 class PathQuery(ApiModel):
     path: Optional[str] = None
 
@@ -42,7 +54,7 @@ def _ctx(call: Call) -> Ctx:
 
 
 @endpoint(bp, "/api/workspaces/{workspace}/files", "PUT", scope=Scope.OPERATOR, query=FileQuery,
-          response=FileWritten, tag=TAG, content_types=RAW,
+          response=FileWritten, tag=TAG, content_types=RAW, errors=(415, 503),
           summary="Write one file of a workspace (raw body; committed atomically with a conditional manifest write)")
 def put_file(call: Call) -> FileWritten:
     return FileWritten.model_validate(
@@ -50,7 +62,7 @@ def put_file(call: Call) -> FileWritten:
 
 
 @endpoint(bp, "/api/workspaces/{workspace}/files", "GET", scope=Scope.AGENT, query=FileQuery,
-          response=FileContent, tag=TAG, errors=(404,),
+          response=FilesAnswer, tag=TAG, errors=(404,),
           summary="With ?path=: one file ({path, sha256, size, content}); without: the list of files")
 def get_files(call: Call):
     ctx, workspace = _ctx(call), call.params["workspace"]

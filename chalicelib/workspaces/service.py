@@ -19,7 +19,7 @@ from chalicelib.workspaces import store
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
 
-WRITE_ATTEMPTS = 8
+WRITE_ATTEMPTS = 25  # each failed attempt means another writer committed: progress is made
 __all__ = ["PreconditionFailed", "Snapshot", "snapshot", "commit", "put_file", "get_file", "list_files"]
 
 
@@ -99,7 +99,7 @@ def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
             return {"workspace": workspace, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
                     "size": len(data)}
         except PreconditionFailed:
-            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+            time.sleep(random.uniform(0.005, 0.03) * min(attempt + 1, 8))  # jittered, capped
     raise Unavailable("the workspace is busy with other writes; retry", headers={"Retry-After": "1"})
 
 

@@ -113,9 +113,23 @@ def test_file_api_put_get_list(http, op_key):
     assert http.get("/api/workspaces/files/files?path=nope.txt", op_key).status == 404
 
 
-def test_concurrent_file_writers_lose_no_change(http, op_key, org):
+def test_concurrent_file_writers_lose_no_change(http, op_key, org, monkeypatch):
+    from chalicelib.aws import blobs
     from chalicelib.core.context import Ctx
     from chalicelib.workspaces import service as workspaces
+
+    # In-process moto checks If-Match and then writes without a lock; S3 does both atomically
+    # (the local stack serializes conditional PUTs: devstack/moto_server.py). Give moto S3's
+    # atomicity here; every writer still reads, races and retries on 412 for real.
+    lock, real_put = threading.Lock(), blobs.put
+
+    def atomic_put(*args, **kwargs):
+        if kwargs.get("if_match") is None and not kwargs.get("if_none_match"):
+            return real_put(*args, **kwargs)
+        with lock:
+            return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(blobs, "put", atomic_put)
 
     ctx = Ctx.system(org["orgId"])
     errors = []
