@@ -24,11 +24,15 @@ from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.jobs import routes as jobs_routes
 from chalicelib.logs import routes as logs_routes
+from chalicelib.ops import routes as ops_routes
 from chalicelib.orgs import routes as orgs_routes
+from chalicelib.patches import routes as patches_routes
+from chalicelib.reports import routes as reports_routes
 from chalicelib.sessions import routes as sessions_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 from chalicelib.tasks import routes as tasks_routes
+from chalicelib.workspaces import routes as workspaces_routes
 
 if on_lambda():
     # Once per cold start, and here: a function without its pepper stops at init with
@@ -42,7 +46,8 @@ app.register_middleware(contract_errors, "http")
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
-                  ingest_routes.bp, commands_routes.bp):
+                  ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
+                  reports_routes.bp, ops_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -130,6 +135,22 @@ def commands_expire(event):
 
     expired = commands_service.expire_due(_system_ctx())
     _logger().info("commands expired", extra={"expired": expired})
+
+
+@app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
+def patches_work(event):
+    """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
+    from chalicelib.patches import worker as patches_worker
+
+    return patches_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule("cron(0 9 * * ? *)", name="ops_nightly_scan")
+def ops_nightly_scan(event):
+    """The nightly ops scan (chalicelib/ops/scan.py): failures grouped and filed on GitHub."""
+    from chalicelib.ops import service as ops_service
+
+    return ops_service.nightly(event.context)
 
 
 def local_seed() -> dict:

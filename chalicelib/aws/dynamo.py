@@ -134,6 +134,7 @@ class Update:
     names: dict | None = None
     values: dict | None = None
     copy: dict = field(default_factory=dict)
+    if_missing: dict = field(default_factory=dict)  # SET name = if_not_exists(name, value)
 
     def request(self) -> dict:
         # Pure: building the request twice (a retried transaction) gives the same
@@ -160,6 +161,9 @@ class Update:
         for i, (name, source) in enumerate(self.copy.items()):
             names[f"#c{i}"], names[f"#f{i}"] = name, source
             sets.append(f"#c{i} = #f{i}")
+        for i, (name, value) in enumerate(self.if_missing.items()):
+            names[f"#m{i}"], values[f":m{i}"] = name, value
+            sets.append(f"#m{i} = if_not_exists(#m{i}, :m{i})")
         if sets:
             clauses.append("SET " + ", ".join(sets))
         remove_refs = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 
@@ -56,6 +56,13 @@ class Settings:
     cors_allow_origins: str = "*"
     jobs_idle_poll_seconds: int = 5
     api_key_pepper_secret: str | None = None
+    # Ops scan (chalicelib/ops): the jobs DLQ it reads, where it files issues, the optional model.
+    jobs_dlq_url: str = ""
+    github_token: str | None = field(default=None, repr=False)  # never printed, logged or returned
+    github_repo: str | None = None
+    github_api_url: str = "https://api.github.com"
+    llm_model: str | None = None
+    ops_log_group_prefix: str = "/aws/lambda/control-plane-"
 
     def require_outbox_stream_arn(self) -> str:
         """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
@@ -125,6 +132,13 @@ class Settings:
             jobs_idle_poll_seconds=max(1, _int_or_default("JOBS_IDLE_POLL_SECONDS", 5)),
             # Where the API key pepper lives on AWS (a Secrets Manager secret the data stack creates).
             api_key_pepper_secret=os.environ.get("API_KEY_PEPPER_SECRET_ARN") or None,
+            jobs_dlq_url=os.environ.get("JOBS_DLQ_URL", f"{queue_base}/{stack}-jobs-dlq"),
+            github_token=os.environ.get("GITHUB_TOKEN") or None,
+            github_repo=os.environ.get("GITHUB_REPO") or None,
+            github_api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            llm_model=os.environ.get("LLM_MODEL") or None,
+            # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
+            ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
         )
 
 
