@@ -2,6 +2,8 @@
 
   python -m agent --url http://127.0.0.1:8000 --register-key <operator key> --name builder --pool linux
   python -m agent --url ... --api-key <agent key> --agent-id <agentId> [--handlers mypkg.jobs:HANDLERS]
+  python -m agent patch apply BATCH.json --root DIR      (see agent/patch.py)
+  python -m agent patch from-files --generated GEN --root DIR --workspace WS
 
 Environment: CP_URL, CP_API_KEY, CP_AGENT_ID, CP_OPERATOR_KEY stand in for the flags.
 On start it prints one JSON line {"agentId", "apiKey"?} to stdout (the key only
@@ -31,6 +33,11 @@ def _handlers(spec: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["patch"]:  # python -m agent patch apply|from-files (agent/patch.py)
+        from agent.patch import main as patch_main
+
+        return patch_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m agent", description="The control plane's reference agent.")
     p.add_argument("--url", default=os.environ.get("CP_URL", "http://127.0.0.1:8000"))
     p.add_argument("--api-key", default=os.environ.get("CP_API_KEY"), help="an agent key (with --agent-id)")

@@ -49,11 +49,34 @@ class SerializeDynamoDB:
                     close()
 
 
+class SerializeConditionalPuts:
+    """WSGI middleware: S3 PUTs with If-Match / If-None-Match one at a time. moto checks the
+    condition and then writes, without a lock; S3 does both atomically, and the workspace
+    store's manifest commit (chalicelib/workspaces) depends on that."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "PUT" or not (
+                environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")):
+            return self._app(environ, start_response)
+        with self.lock:
+            result = self._app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
 class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         fast_moto.patch_transactions()
         fast_moto.patch_index_queries()
-        serialized = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        serialized = SerializeDynamoDB(SerializeConditionalPuts(DomainDispatcherApplication(create_backend_app)))
         # The snapshotter (devstack/persistence.py) reads under the same lock and saves when `changes` moved.
         self.dynamodb_lock = serialized.lock
         self.changes = ChangeCounter(serialized)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING
 
 from chalicelib.core.context import Ctx
 from chalicelib.core.observability import bind_trace, logger
 from chalicelib.jobs import rules, service
 from chalicelib.jobs.rules import Action
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 KIND = rules.CHECK_KIND
 message = rules.check_message
@@ -62,5 +64,8 @@ def _record(record: SQSRecord) -> None:
 
 def handle_batch(event: dict, context: Any = None) -> Any:
     """Lambda's SQS batch: every record checked; failures reported one by one (ReportBatchItemFailures)."""
+    # Imported here: the API functions import this module's neighbours but never run the consumer.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     processor = BatchProcessor(event_type=EventType.SQS)  # per call: it holds the batch's state
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -108,3 +108,8 @@ def seed_root(ctx: Ctx, admin_api_key: str | None) -> dict[str, Any]:
     except TxFailed:
         pass  # that ADMIN_API_KEY was seeded before
     return {"orgId": org_id, "adminApiKey": api_key}
+
+
+def root_org_id() -> str | None:
+    """The root organization (the platform's own: schedules act for it)."""
+    return store.root_org_id()

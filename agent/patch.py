@@ -1,0 +1,171 @@
+"""`python -m agent patch ...`: the control plane's patch engine on local files.
+
+  python -m agent patch apply BATCH.json --root DIR [--dry-run]
+      Apply a PatchBatch (the JSON of POST /api/patches/apply) to the files under DIR with the
+      same engine the control plane runs. All or nothing: every new file is written to a
+      temporary file beside its target first; only when every one is written are they renamed
+      over their targets (originals kept as backups until the last rename, and restored if a
+      rename fails). A failing batch touches nothing. Prints {"status", "results"}; exit 0 when
+      applied (or validated), 1 when it failed.
+
+  python -m agent patch from-files --generated GEN_DIR --root DIR --workspace WS [--factory F ...]
+      Build a PatchBatch that turns the files under DIR into the generated files under GEN_DIR
+      (the files-to-patches bridge: new files, marker-block replacements, whole-file
+      replacements; expectedSha256 on every op of an existing file). Prints the batch JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from chalicelib.patches import engine, rules
+
+
+class PatchFailed(Exception):
+    pass
+
+
+def _target(root: Path, path: str) -> Path:
+    relative = engine.normalize_path(path)
+    target = (root / relative)
+    real_root = os.path.realpath(root)
+    if not os.path.realpath(target).startswith(real_root + os.sep):
+        raise engine.PathError(f"{path} leaves the root (symlink)")
+    return target
+
+
+def _read(root: Path):
+    def read(path: str) -> bytes | None:
+        target = _target(root, path)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError:
+            return None
+    return read
+
+
+def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, durable: bool = True) -> dict:
+    """Apply a batch to files under `root`; returns {"status", "results"} (see module doc)."""
+    root = Path(root)
+    try:
+        outcome = engine.apply_batch(batch.get("operations") or [], _read(root))
+    except engine.PathError as e:
+        return {"status": "failed", "results": [], "error": str(e)}
+    results = [{"index": r.index, "file": r.file, "op": r.op,
+                "status": ("validated" if dry_run else "applied") if r.ok else "failed",
+                **({"matchedBy": r.matched_by} if r.matched_by else {}), **({"error": r.error} if r.error else {})}
+               for r in outcome.results]
+    if not outcome.ok:
+        return {"status": "failed", "results": results}
+    if not dry_run:
+        commit(root, outcome.files, durable=durable)
+    return {"status": "validated" if dry_run else "applied", "results": results}
+
+
+def commit(root: Path, files: dict[str, bytes], durable: bool = True) -> None:
+    """Write every file or none: temporary files first, then renames with backups to roll back.
+    `durable`: fsync each temporary file before the renames (a power cut cannot leave an empty file)."""
+    staged: list[tuple[Path, Path]] = []
+    created_dirs: list[Path] = []
+    try:
+        for path, data in sorted(files.items()):
+            target = _target(root, path)
+            missing = []
+            parent = target.parent
+            while not parent.exists():
+                missing.append(parent)
+                parent = parent.parent
+            for directory in reversed(missing):
+                directory.mkdir()
+                created_dirs.append(directory)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".patch-tmp", dir=target.parent)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                if durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            if target.exists():
+                os.chmod(tmp, target.stat().st_mode & 0o7777)
+            staged.append((Path(tmp), target))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for directory in reversed(created_dirs):
+            _rmdir(directory)
+        raise
+    backups: list[tuple[Path, Path | None]] = []  # (target, backup or None when it was new)
+    try:
+        for tmp, target in staged:
+            backup = None
+            if target.exists():
+                backup = target.with_name(f".{target.name}.patch-bak")
+                os.replace(target, backup)
+            backups.append((target, backup))
+            os.replace(tmp, target)
+    except BaseException:
+        for target, backup in reversed(backups):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for directory in reversed(created_dirs):
+            _rmdir(directory)
+        raise
+    for _, backup in backups:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
+def _rmdir(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
+
+
+def from_files(generated_dir: str | os.PathLike, root: str | os.PathLike, workspace: str, **meta: str | None) -> dict:
+    generated_dir, root = Path(generated_dir), Path(root)
+    generated = {}
+    for path in sorted(generated_dir.rglob("*")):
+        if path.is_file():
+            generated[path.relative_to(generated_dir).as_posix()] = engine.decode(path.read_bytes())
+    return rules.files_to_batch(workspace, generated, _read(root), **meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m agent patch", description="Patch batches on local files.")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("apply", help="apply a PatchBatch JSON file to --root, all or nothing")
+    a.add_argument("batch", help="the batch JSON file ('-' for stdin)")
+    a.add_argument("--root", required=True)
+    a.add_argument("--dry-run", action="store_true")
+    a.add_argument("--no-fsync", action="store_true", help="skip fsync of the new files (faster, not power-cut safe)")
+    f = sub.add_parser("from-files", help="build a PatchBatch from generated files")
+    f.add_argument("--generated", required=True, help="directory of generated files")
+    f.add_argument("--root", required=True, help="directory holding the current files")
+    f.add_argument("--workspace", required=True)
+    for name in ("task-id", "order-id", "factory", "phase"):
+        f.add_argument(f"--{name}")
+    f.add_argument("--out", help="write the batch here instead of stdout")
+    args = p.parse_args(argv)
+    if args.command == "apply":
+        raw = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text()
+        batch = json.loads(raw)
+        result = apply_batch(batch, args.root, dry_run=args.dry_run or bool(batch.get("dryRun")),
+                             durable=not args.no_fsync)
+        print(json.dumps(result, indent=2))
+        return 0 if result["status"] in ("applied", "validated") else 1
+    batch = from_files(args.generated, args.root, args.workspace, taskId=args.task_id, orderId=args.order_id,
+                       factory=args.factory, phase=args.phase)
+    text = json.dumps(batch, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,199 @@
+"""The patch engine against GNU patch on the same edits: 100 files x 5,000 lines, 1,000 operations.
+
+The edits: 10 per file, a mix of every op and anchor (replace-block by lines, by line, by
+search, by a ###MARKER### pair; insert-before / insert-after by line and by search; append;
+prepend). The engine's result is turned into a unified diff (`diff -u`) that GNU patch then
+applies to a fresh copy of the same tree; both outputs are checked byte-identical first.
+
+Timed (best of ROUNDS, each on a fresh copy, copying outside the clock):
+- GNU patch: `patch -p1 -s -d TREE < edits.diff` (a process: parse the diff, read, write);
+- the engine, files to files: `agent.patch.apply_batch` (read every file, apply the 1,000
+  ops, write the changed files to temporary files and rename them in), without fsync as
+  GNU patch does, and with fsync per file (the CLI's default);
+- the engine alone: the 1,000 ops on files already in memory.
+Goal: engine (files to files) <= 1.0x GNU patch.
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent import patch as agent_patch  # noqa: E402
+from chalicelib.patches import engine  # noqa: E402
+
+FILES, LINES, OPS_PER_FILE, ROUNDS = 100, 5_000, 10, 5
+
+
+def ensure_gnu_patch() -> str | None:
+    found = shutil.which("patch")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "patch"], capture_output=True, timeout=300)
+    return shutil.which("patch")
+
+
+def make_tree(root: Path, rng: random.Random) -> dict[str, bytes]:
+    files = {}
+    for f in range(FILES):
+        lines = [f"f{f} line {i} {rng.randrange(10**9):09d} payload {'x' * rng.randrange(10, 60)}" for i in range(LINES)]
+        for k, at in enumerate(range(250, LINES, 1000)):  # marker pairs enclosing 5-line blocks
+            lines[at] = lines[at + 6] = f"###BLOCK_{f}_{k}###"
+        data = ("\n".join(lines) + "\n").encode()
+        files[f"src/f{f:03d}.txt"] = data
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return files
+
+
+def make_ops(files: dict[str, bytes], rng: random.Random, lines_only: bool = False) -> list[dict]:
+    """10 ops per file; anchored ops bottom-up so line numbers of the original stay valid.
+    lines_only: every anchor a line number (what a unified diff hunk is), no search or marker."""
+    ops = []
+    for path, data in files.items():
+        lines = data.decode().split("\n")
+        f = int(path[5:8])
+        per_file = [{"op": "append", "file": path, "content": "appended line"}]
+        kinds = ["lines", "line-after", "search", "marker", "line-before", "search-after", "line", "lines"]
+        if lines_only:
+            kinds = ["lines", "line-after", "line", "lines", "line-before", "line-after", "line", "lines"]
+        for slot, kind in zip(range(4, -4, -1), kinds):
+            base = 400 + slot * 600 if slot >= 0 else 3000 + slot * 300
+            at = base + rng.randrange(0, 50)
+            while lines[at - 1].startswith("###") or lines[at].startswith("###"):
+                at += 7
+            if kind == "lines":
+                op = {"op": "replace-block", "anchor": {"lines": {"start": at, "end": at + 2}}, "content": "A\nB"}
+            elif kind == "line":
+                op = {"op": "replace-block", "anchor": {"line": at}, "content": "one line"}
+            elif kind == "line-after":
+                op = {"op": "insert-after", "anchor": {"line": at}, "content": "after\nafter 2"}
+            elif kind == "line-before":
+                op = {"op": "insert-before", "anchor": {"line": at}, "content": "before"}
+            elif kind == "search":
+                op = {"op": "replace-block", "anchor": {"search": lines[at - 1].split(" payload")[0] + " "},
+                      "content": "SEARCHED "}
+            elif kind == "search-after":
+                op = {"op": "insert-after", "anchor": {"search": lines[at - 1]}, "content": "after search"}
+            else:
+                op = {"op": "replace-block", "anchor": {"marker": f"###BLOCK_{f}_1###"},
+                      "content": f"###BLOCK_{f}_1###\nnew block\n###BLOCK_{f}_1###"}
+            per_file.append({"file": path, **op})
+        per_file.append({"op": "prepend", "file": path, "content": "prepended line"})
+        ops.extend(per_file)
+    assert len(ops) == FILES * OPS_PER_FILE, len(ops)
+    return ops
+
+
+def unified_diff(before: Path, after: Path, paths: list[str]) -> bytes:
+    chunks = []
+    for path in paths:
+        out = subprocess.run(["diff", "-u", "--label", f"a/{path}", "--label", f"b/{path}",
+                              str(before / path), str(after / path)], capture_output=True)
+        assert out.returncode in (0, 1), out.stderr
+        chunks.append(out.stdout)
+    return b"".join(chunks)
+
+
+def best(fn, rounds: int = ROUNDS) -> float:
+    times = []
+    for _ in range(rounds):
+        times.append(fn())
+    return min(times)
+
+
+def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: list[dict], label: str) -> None:
+    batch = {"workspace": "bench", "operations": ops}
+    expected = tmp / "expected"
+    shutil.rmtree(expected, ignore_errors=True)
+    shutil.copytree(original, expected)
+    result = agent_patch.apply_batch(batch, expected, durable=False)
+    assert result["status"] == "applied", [r for r in result["results"] if r["status"] != "applied"][:3]
+    diff = unified_diff(original, expected, sorted(files))
+    (tmp / "edits.diff").write_bytes(diff)
+    hunks = diff.count(b"\n@@ ") + diff.startswith(b"@@")
+
+    def fresh(name: str) -> Path:
+        target = tmp / name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(original, target)
+        return target
+
+    check = fresh("gnu-check")
+    subprocess.run([gnu, "-p1", "-s", "-d", str(check), "-i", str(tmp / "edits.diff")], check=True)
+    assert all((check / p).read_bytes() == (expected / p).read_bytes() for p in files), "outputs differ"
+    cpu: dict[str, list[float]] = {"gnu": [], "files": [], "memory": []}
+
+    def run_gnu() -> float:
+        target = fresh("gnu")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([gnu, "-p1", "-s", "-d", str(target), "-i", str(tmp / "edits.diff")], check=True)
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["gnu"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        return elapsed
+
+    def run_engine_files(durable: bool = False) -> float:
+        target = fresh("engine")
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        outcome = agent_patch.apply_batch(batch, target, durable=durable)
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        assert outcome["status"] == "applied"
+        if not durable:
+            cpu["files"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        return elapsed
+
+    def run_engine_memory() -> float:
+        before = time.process_time()
+        started = time.perf_counter()
+        outcome = engine.apply_batch(ops, files.get)
+        elapsed = time.perf_counter() - started
+        cpu["memory"].append(time.process_time() - before)
+        assert outcome.ok
+        return elapsed
+
+    gnu_s, files_s, memory_s = best(run_gnu), best(run_engine_files), best(run_engine_memory)
+    durable_s = best(lambda: run_engine_files(durable=True), rounds=2)
+    g, f, m = min(cpu["gnu"]), min(cpu["files"]), min(cpu["memory"])
+    print(f"{label}: {FILES} files x {LINES:,} lines, {len(ops):,} operations ({hunks:,} diff hunks for GNU patch), "
+          f"best of {ROUNDS}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  {'':36}{'wall ms':>9}{'ratio':>8}{'CPU ms':>9}{'ratio':>8}")
+    print(f"  {'GNU patch (-p1, unified diff)':36}{gnu_s * 1000:9.1f}{'1.00x':>8}{g * 1000:9.1f}{'1.00x':>8}")
+    print(f"  {'engine, files to files, no fsync':36}{files_s * 1000:9.1f}{files_s / gnu_s:7.2f}x"
+          f"{f * 1000:9.1f}{f / g:7.2f}x   <- the comparison (goal <= 1.0x)")
+    print(f"  {'engine, files to files, fsync':36}{durable_s * 1000:9.1f}{durable_s / gnu_s:7.2f}x   (the CLI default)")
+    print(f"  {'engine alone, in memory':36}{memory_s * 1000:9.1f}{memory_s / gnu_s:7.2f}x{m * 1000:9.1f}{m / g:7.2f}x")
+    print("  outputs byte-identical to GNU patch's: yes")
+
+
+def main() -> int:
+    gnu = ensure_gnu_patch()
+    if gnu is None:
+        print("SKIPPED: GNU patch is not installed and could not be installed (apt-get install patch)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="patch-bench-") as tmp:
+        tmp = Path(tmp)
+        original = tmp / "original"
+        files = make_tree(original, random.Random(12))
+        compare(gnu, tmp, original, files, make_ops(files, random.Random(13)),
+                "every op and anchor (30% search/marker)")
+        compare(gnu, tmp, original, files, make_ops(files, random.Random(13), lines_only=True),
+                "line anchors only (a diff hunk's own kind)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The one place that talks to S3: objects, and writes conditional on what is there.
+
+`put(..., if_match=etag)` writes only if the object still has that ETag and
+`put(..., if_none_match=True)` only if it does not exist: both raise
+PreconditionFailed otherwise (S3 412, and the 409 ConditionalRequestConflict
+real S3 may answer under concurrent writes, which means the same: re-read).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import clients
+
+
+class PreconditionFailed(Exception):
+    """The object changed (If-Match) or exists (If-None-Match) since it was read."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    etag: str
+
+
+def _s3():
+    return clients.client("s3")
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def get(bucket: str, key: str) -> Blob | None:
+    try:
+        response = _s3().get_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if _code(e) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return Blob(response["Body"].read(), response["ETag"])
+
+
+def put(bucket: str, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False,
+        content_type: str = "application/octet-stream") -> str:
+    """Write `data`; returns the new ETag. Raises PreconditionFailed when a condition does not hold."""
+    args = {"Bucket": bucket, "Key": key, "Body": data, "ContentType": content_type}
+    if if_match is not None:
+        args["IfMatch"] = if_match
+    if if_none_match:
+        args["IfNoneMatch"] = "*"
+    try:
+        return _s3().put_object(**args)["ETag"]
+    except ClientError as e:
+        code = _code(e)
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or _status(e) in (409, 412):
+            raise PreconditionFailed(f"{key}: {code}") from None
+        if if_match is not None and code in ("NoSuchKey", "404"):
+            raise PreconditionFailed(f"{key}: gone") from None
+        raise
+
+
+def exists(bucket: str, key: str) -> bool:
+    try:
+        _s3().head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as e:
+        if _code(e) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def delete(bucket: str, key: str) -> None:
+    _s3().delete_object(Bucket=bucket, Key=key)

@@ -1,0 +1,459 @@
+"""The patch engine: pure Python, no AWS. The control plane's worker and the agent CLI both use it.
+
+    outcome = apply_batch(ops, read)        # read(path) -> bytes | None (None: no such file)
+    outcome.ok, outcome.results, outcome.files   # files: path -> new bytes, only when ok
+
+Semantics (binding, API.md "Patches"; examples in docs/PATCHES.md):
+
+- Text is handled as lines. A line is its text plus its own ending (`\\n` or `\\r\\n`); the
+  last line may have none (a file without a final newline). Endings are never rewritten:
+  untouched lines keep theirs byte for byte, inserted lines take the file's ending (the
+  first line's; `\\n` for a new or one-line file), and a file without a final newline still
+  has none after the batch. Bytes that are not UTF-8 survive (surrogateescape).
+- Anchors select lines: `marker` (a regex, searched in each line without its ending) selects
+  the first matching line, and when a later line matches too, everything up to that second
+  match (a marker pair encloses a block); `lines` {start, end} (1-based, inclusive); `line` n;
+  `search` the exact text, which must occur exactly once (overlapping occurrences count).
+- `replace-block` replaces the selection with `content` (for `search` the exact text, verbatim;
+  otherwise the whole lines); `insert-before` / `insert-after` insert `content` as whole lines
+  before the first / after the last selected line; `append` / `prepend` add `content` as
+  whole lines at the end / start, creating a missing file. Every other op on a missing file
+  fails (FILE_NOT_FOUND). `content` inserted as lines gets a final newline when it has none.
+- Operations apply in batch order; an op on a file sees the result of the previous ops on it.
+  `expectedSha256` is compared with the file as it was before the batch (drift detection).
+- A batch is all or nothing: when any op fails, `files` is empty; every op still gets a
+  result (later ops are evaluated against the state the successful ops produced).
+- A marker regex is matched with the `regex` module's timeout (MARKER_TIMEOUT_SECONDS per op),
+  so a pathological pattern fails its op (MARKER_TIMEOUT) instead of holding the worker.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import regex
+
+MARKER_TIMEOUT_SECONDS = 0.5
+_META = set(".^$*+?{}[]\\|()")
+
+# error codes (the part before ':' in an error message)
+FILE_NOT_FOUND = "FILE_NOT_FOUND"
+MARKER_NOT_FOUND = "MARKER_NOT_FOUND"
+MARKER_INVALID = "MARKER_INVALID"
+MARKER_TIMEOUT = "MARKER_TIMEOUT"
+SEARCH_NOT_FOUND = "SEARCH_NOT_FOUND"
+SEARCH_AMBIGUOUS = "SEARCH_AMBIGUOUS"
+LINE_OUT_OF_RANGE = "LINE_OUT_OF_RANGE"
+SHA256_MISMATCH = "SHA256_MISMATCH"
+INVALID_OPERATION = "INVALID_OPERATION"
+
+OPS = ("replace-block", "insert-before", "insert-after", "append", "prepend")
+ANCHORED = ("replace-block", "insert-before", "insert-after")
+
+
+class PathError(ValueError):
+    pass
+
+
+def normalize_path(path: str) -> str:
+    """A workspace-relative path, normalized (`./a//b` -> `a/b`); PathError for anything that
+    could leave the workspace or mean different files on different systems."""
+    if not isinstance(path, str) or not path:
+        raise PathError("must be a non-empty relative path")
+    if "\x00" in path:
+        raise PathError("must not contain NUL")
+    if "\\" in path:
+        raise PathError("must use '/' (a backslash is not allowed)")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
+        raise PathError("must be relative (no absolute path)")
+    if any(ord(ch) < 32 for ch in path):
+        raise PathError("must not contain control characters")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathError("must not contain '..'")
+    if not parts or path.endswith("/"):
+        raise PathError("must name a file")
+    return "/".join(parts)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class OpError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+# --- text as lines ---------------------------------------------------------------
+
+def decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")  # the fast path; surrogateescape only when needed
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+
+
+# str.splitlines also splits at these; a text without them (and without a lone \r) splits
+# the same way with splitlines (C speed) as with our "\n"-only rule
+_OTHER_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _plain_breaks(text: str) -> bool:
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return False
+    return not any(ch in text for ch in _OTHER_BREAKS)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their own endings; the last has none when the text has no final newline.
+    Only "\n" ends a line ("\r\n" is a line ending in "\r\n"; a lone "\r" is text)."""
+    if not text:
+        return []
+    if _plain_breaks(text):
+        return text.splitlines(keepends=True)
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _strip(line: str) -> str:
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    return line
+
+
+class TextFile:
+    """A file being patched: its lines, each with its own ending except, when the file has no
+    final newline, the last. After every operation the state is exactly what parsing the
+    rendered text would give, so an op sees the same file whether it runs in a batch or alone."""
+
+    __slots__ = ("lines", "eol", "no_final_newline", "_text")
+
+    def __init__(self, text: str):
+        self.lines = split_lines(text)
+        self.no_final_newline = bool(self.lines) and not self.lines[-1].endswith("\n")
+        self._text: str | None = text
+        self._detect_eol()
+
+    def _detect_eol(self) -> None:
+        """Inserted lines take the ending of the file's first line ("\n" when it has none)."""
+        first = self.lines[0] if self.lines else ""
+        self.eol = "\r\n" if first.endswith("\r\n") else "\n"
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "".join(self.lines)
+        return self._text
+
+    render = text
+
+    def opened(self) -> tuple[list[str], str | None]:
+        """The lines with the last one given an ending (so whole lines can follow it), and that
+        line as it was (None when it had an ending already)."""
+        lines = self.lines
+        if self.no_final_newline and lines:
+            last = lines[-1]
+            return lines[:-1] + [last + self.eol], last
+        return lines, None
+
+    def set_lines(self, lines: list[str], open_last: str | None = None, opened: str | None = None) -> None:
+        """The spliced lines; a file without a final newline keeps having none."""
+        if not lines:
+            self.no_final_newline = False
+        elif self.no_final_newline:
+            last = lines[-1]
+            if opened is not None and last == opened and open_last is not None:
+                lines[-1] = open_last  # the original last line, exactly (a trailing "\r" stays)
+            elif last.endswith("\r\n"):
+                lines[-1] = last[:-2]
+            elif last.endswith("\n"):
+                lines[-1] = last[:-1]
+        self.lines = lines
+        self._text = None
+        self._detect_eol()
+
+    def as_lines(self, content: str) -> list[str]:
+        """`content` as whole lines in this file's line ending, with a final newline."""
+        if not content:
+            return []
+        body = content.replace("\r\n", "\n")
+        if not body.endswith("\n"):
+            body += "\n"
+        if self.eol != "\n":
+            body = body.replace("\n", self.eol)
+        return split_lines(body)
+
+    def replace_text(self, sel: "Selection", content: str) -> None:
+        """Replace the exact text sel.start..sel.end by `content`, re-splitting only the lines the
+        match touches."""
+        lines = self.lines
+        offset = sel.line_offset
+        segment = "".join(lines[sel.first:sel.last + 1])
+        segment = segment[:sel.start - offset] + content + segment[sel.end - offset:]
+        rest = lines[sel.last + 1:]
+        new = split_lines(segment)
+        if new and rest and not new[-1].endswith("\n"):
+            new[-1] += rest[0]  # the match ate the segment's last ending: it joins the next line
+            rest = rest[1:]
+        elif not new and rest and sel.first > 0 and not lines[sel.first - 1].endswith("\n"):
+            pass  # cannot happen: every line but the last has an ending
+        out = lines[:sel.first] + new + rest
+        self.no_final_newline = bool(out) and not out[-1].endswith("\n")
+        self.lines = out
+        self._text = None
+        self._detect_eol()
+
+
+# --- anchors ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    first: int  # 0-based line index, inclusive
+    last: int   # 0-based, inclusive
+    matched_by: str
+    start: int = -1  # search: character span in the rendered text
+    end: int = -1
+    line_offset: int = 0  # search: where line `first` starts in the rendered text
+
+
+def _anchor(op: Mapping[str, Any]) -> tuple[str, Any]:
+    anchor = op.get("anchor") or {}
+    given = [(k, anchor[k]) for k in ("marker", "lines", "line", "search") if anchor.get(k) is not None]
+    if len(given) != 1:
+        raise OpError(INVALID_OPERATION, "an anchor has exactly one of marker, lines, line, search")
+    return given[0]
+
+
+_compiled: dict[str, Any] = {}
+
+
+def _pattern(marker: str) -> Any:
+    found = _compiled.get(marker)
+    if found is None:
+        try:
+            found = regex.compile(marker)
+        except (regex.error, TypeError, ValueError, OverflowError) as e:
+            raise OpError(MARKER_INVALID, f"marker is not a valid regex: {e}") from None
+        if len(_compiled) > 512:
+            _compiled.clear()
+        _compiled[marker] = found
+    return found
+
+
+def _marker_lines(f: TextFile, marker: str, timeout: float) -> list[int]:
+    """Indexes of the first two lines the marker matches."""
+    lines = f.lines
+    if not _META.intersection(marker) and "\n" not in marker and "\r" not in marker:
+        # A literal marker (the usual ###NAME### template marker): a substring search of the
+        # whole text finds the lines the per-line regex search would, without a call per line.
+        text, found, pos = f.text(), [], 0
+        while len(found) < 2:
+            at = text.find(marker, pos)
+            if at < 0:
+                break
+            index = text.count("\n", 0, at) if not found else found[-1] + text.count("\n", prev_at, at)
+            found.append(index)
+            prev_at = at
+            pos = text.find("\n", at)
+            if pos < 0:
+                break
+            pos += 1
+        return found
+    pattern = _pattern(marker)
+    deadline = time.monotonic() + timeout
+    found = []
+    for index, line in enumerate(lines):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise OpError(MARKER_TIMEOUT, f"marker matching took over {timeout}s")
+        try:
+            hit = pattern.search(_strip(line), timeout=remaining)
+        except TimeoutError:
+            raise OpError(MARKER_TIMEOUT, f"marker matching took over {timeout}s") from None
+        if hit is not None:
+            found.append(index)
+            if len(found) == 2:
+                break
+    return found
+
+
+def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> Selection:
+    kind, value = _anchor(op)
+    count = len(f.lines)
+    if kind == "marker":
+        hits = _marker_lines(f, value, timeout)
+        if not hits:
+            raise OpError(MARKER_NOT_FOUND, f"no line matches marker {value!r}")
+        return Selection(hits[0], hits[-1], "marker")
+    if kind == "lines":
+        start, end = int(value["start"]), int(value["end"])
+        if start < 1 or end < start or end > count:
+            raise OpError(LINE_OUT_OF_RANGE, f"lines {start}..{end} outside 1..{count}")
+        return Selection(start - 1, end - 1, "lines")
+    if kind == "line":
+        n = int(value)
+        if n < 1 or n > count:
+            raise OpError(LINE_OUT_OF_RANGE, f"line {n} outside 1..{count}")
+        return Selection(n - 1, n - 1, "line")
+    text = f.text()
+    at = text.find(value)
+    if at < 0:
+        raise OpError(SEARCH_NOT_FOUND, "search text found 0 times (must be exactly once)")
+    if text.find(value, at + 1) >= 0:
+        n = max(2, text.count(value))
+        raise OpError(SEARCH_AMBIGUOUS, f"search text found {n} times (must be exactly once)")
+    end = at + len(value)
+    first = text.count("\n", 0, at)
+    last = first + value.count("\n", 0, len(value) - 1)
+    line_offset = text.rfind("\n", 0, at) + 1
+    return Selection(first, last, "search", at, end, line_offset)
+
+
+# --- operations -------------------------------------------------------------------
+
+def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> str | None:
+    """Apply one operation to a file in place; returns matchedBy (None for append/prepend)."""
+    name, content = op.get("op"), op.get("content") or ""
+    if name in ("append", "prepend"):
+        lines, original_last = f.opened()
+        opened_last = lines[-1] if original_last is not None else None
+        added = f.as_lines(content)
+        f.set_lines(lines + added if name == "append" else added + lines, original_last, opened_last)
+        return None
+    if name not in ANCHORED:
+        raise OpError(INVALID_OPERATION, f"unknown op {name!r}")
+    sel = select(f, op, timeout)
+    if name == "replace-block" and sel.matched_by == "search":
+        f.replace_text(sel, content)
+        return sel.matched_by
+    lines, original_last = f.opened()
+    opened_last = lines[-1] if original_last is not None else None
+    if name == "replace-block":
+        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.last + 1:]
+    elif name == "insert-before":
+        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.first:]
+    else:
+        spliced = lines[:sel.last + 1] + f.as_lines(content) + lines[sel.last + 1:]
+    f.set_lines(spliced, original_last, opened_last)
+    return sel.matched_by
+
+
+@dataclass
+class Result:
+    index: int
+    file: str
+    op: str
+    ok: bool
+    matched_by: str | None = None
+    error: str | None = None
+    code: str | None = None
+
+
+@dataclass
+class Outcome:
+    results: list[Result]
+    files: dict[str, bytes] = field(default_factory=dict)  # new content of changed files (only when ok)
+    before: dict[str, bytes | None] = field(default_factory=dict)  # what each touched file was
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def drift(self) -> bool:
+        return any(r.code == SHA256_MISMATCH for r in self.results)
+
+
+def _get(op: Any, key: str, alias: str | None = None) -> Any:
+    if isinstance(op, Mapping):
+        return op.get(key, op.get(alias) if alias else None)
+    return getattr(op, key, None)
+
+
+def as_dict(op: Any) -> dict:
+    """An operation as the engine reads it (accepts the pydantic models and plain dicts)."""
+    if isinstance(op, Mapping):
+        anchor = op.get("anchor")
+        return {"op": op.get("op"), "file": op.get("file"), "content": op.get("content") or "",
+                "anchor": dict(anchor) if anchor else None,
+                "expectedSha256": op.get("expectedSha256", op.get("expected_sha256"))}
+    dumped = op.model_dump(by_alias=True, exclude_none=True)
+    return as_dict(dumped)
+
+
+def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
+                timeout: float = MARKER_TIMEOUT_SECONDS) -> Outcome:
+    """Apply every op in order to the files `read` returns; all or nothing (see module doc)."""
+    ops = [as_dict(o) for o in ops]
+    before: dict[str, bytes | None] = {}
+    working: dict[str, TextFile | None] = {}
+    results: list[Result] = []
+    normalized: dict[str, str] = {}
+    for index, op in enumerate(ops):
+        name = op["op"]
+        try:
+            path = normalized.get(op["file"]) or normalized.setdefault(op["file"], normalize_path(op["file"]))
+        except PathError as e:
+            results.append(Result(index, str(op["file"]), name, False, None, f"{INVALID_OPERATION}: file {e}",
+                                  INVALID_OPERATION))
+            continue
+        if path not in before:
+            data = read(path)
+            before[path] = data
+            working[path] = TextFile(decode(data)) if data is not None else None
+        try:
+            expected = op.get("expectedSha256")
+            if expected:
+                original = before[path]
+                actual = sha256(original) if original is not None else None
+                if actual != expected.lower():
+                    raise OpError(SHA256_MISMATCH, f"{path} has sha256 {actual or 'none (missing)'}, "
+                                                   f"expected {expected.lower()}")
+            f = working[path]
+            if f is None:
+                if name not in ("append", "prepend"):
+                    raise OpError(FILE_NOT_FOUND, f"{path} does not exist")
+                f = TextFile("")
+            # ops on one file see the previous result; a failing op leaves the file as it was
+            trial = _copy(f)
+            matched_by = apply_op(trial, op, timeout)
+            working[path] = trial
+            results.append(Result(index, path, name, True, matched_by))
+        except OpError as e:
+            matched = _anchor_kind(op)
+            results.append(Result(index, path, name, False, matched, str(e), e.code))
+    outcome = Outcome(results, before=before)
+    if outcome.ok:
+        for path, f in working.items():
+            if f is None:
+                continue
+            data = encode(f.render())
+            if data != before[path] or before[path] is None:
+                outcome.files[path] = data
+    return outcome
+
+
+def _anchor_kind(op: Mapping[str, Any]) -> str | None:
+    anchor = op.get("anchor") or {}
+    return next((k for k in ("marker", "lines", "line", "search") if anchor.get(k) is not None), None)
+
+
+def _copy(f: TextFile) -> TextFile:
+    clone = TextFile.__new__(TextFile)
+    clone.lines, clone.eol, clone.no_final_newline, clone._text = f.lines, f.eol, f.no_final_newline, f._text
+    return clone

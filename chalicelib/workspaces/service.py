@@ -1,0 +1,136 @@
+"""Workspaces: read and write files, and commit a set of file changes at once.
+
+Used by the file API (routes.py) and by the patches worker (`snapshot` + `commit`): a batch
+reads one snapshot, computes every new file, and commits them with one conditional manifest
+write. See store.py for why that is atomic and loses no concurrent change.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from chalicelib.aws.blobs import PreconditionFailed
+from chalicelib.core.errors import NotFound, Unavailable, ValidationError
+from chalicelib.workspaces import store
+
+if TYPE_CHECKING:
+    from chalicelib.core.context import Ctx
+
+WRITE_ATTEMPTS = 25  # each failed attempt means another writer committed: progress is made
+__all__ = ["PreconditionFailed", "Snapshot", "snapshot", "commit", "put_file", "get_file", "list_files"]
+
+
+@dataclass
+class Snapshot:
+    """One workspace as of one manifest; `read` fetches (and caches) file contents."""
+
+    org_id: str
+    workspace: str
+    manifest: store.Manifest
+    _cache: dict[str, bytes] = field(default_factory=dict)
+
+    def read(self, path: str) -> bytes | None:
+        entry = self.manifest.files.get(path)
+        if entry is None:
+            return None
+        if path not in self._cache:
+            self._cache[path] = store.get_blob(self.org_id, entry["sha256"])
+        return self._cache[path]
+
+    def committed_batch(self, batch_id: str) -> dict | None:
+        return self.manifest.batch(batch_id)
+
+
+def snapshot(ctx: "Ctx", workspace: str) -> Snapshot:
+    return Snapshot(ctx.org_id, workspace, store.read_manifest(ctx.org_id, workspace))
+
+
+def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | None = None,
+           after_blob: Callable[[int], None] | None = None) -> str:
+    """Write the changed files' blobs, then the manifest if it is still the snapshot's.
+    Raises PreconditionFailed when another writer committed first (re-read and retry).
+    `after_blob(n)` runs after the n-th blob is written (fault injection in tests)."""
+    manifest = store.Manifest(dict(snap.manifest.files), list(snap.manifest.batches), snap.manifest.etag)
+    known = {entry["sha256"] for entry in snap.manifest.files.values()}
+    for count, (path, data) in enumerate(sorted(files.items()), start=1):
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in known:  # content-addressed: a blob the workspace already has is there
+            store.put_blob(ctx.org_id, digest, data)
+            known.add(digest)
+        manifest.files[path] = {"sha256": digest, "size": len(data)}
+        if after_blob is not None:
+            after_blob(count)
+    if batch is not None:
+        manifest.batches.append(batch)
+    return store.write_manifest(ctx.org_id, snap.workspace, manifest)
+
+
+def _workspace(workspace: str) -> str:
+    import re
+
+    from chalicelib.patches.models import NAME_PATTERN
+
+    if not re.fullmatch(NAME_PATTERN, workspace or ""):
+        raise ValidationError.field("workspace", "1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    return workspace
+
+
+def _path(path: str | None) -> str:
+    from chalicelib.patches.engine import PathError, normalize_path
+
+    if path is None:
+        raise ValidationError.field("path", "required")
+    try:
+        return normalize_path(path)
+    except PathError as e:
+        raise ValidationError.field("path", str(e)) from None
+
+
+def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
+    """Write one file (a commit of one file); retried when another writer got there first."""
+    workspace, path = _workspace(workspace), _path(path)
+    for attempt in range(WRITE_ATTEMPTS):
+        snap = snapshot(ctx, workspace)
+        try:
+            commit(ctx, snap, {path: data})
+            return {"workspace": workspace, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data)}
+        except PreconditionFailed:
+            time.sleep(random.uniform(0.005, 0.03) * min(attempt + 1, 8))  # jittered, capped
+    raise Unavailable("the workspace is busy with other writes; retry", headers={"Retry-After": "1"})
+
+
+def get_file(ctx: "Ctx", workspace: str, path: str) -> dict:
+    workspace, path = _workspace(workspace), _path(path)
+    snap = snapshot(ctx, workspace)
+    data = snap.read(path)
+    if data is None:
+        raise NotFound(f"no file {path} in workspace {workspace}")
+    entry = snap.manifest.files[path]
+    return {"workspace": workspace, "path": path, "sha256": entry["sha256"], "size": entry["size"],
+            "content": data.decode("utf-8", "replace")}
+
+
+def list_files(ctx: "Ctx", workspace: str) -> dict:
+    workspace = _workspace(workspace)
+    manifest = store.read_manifest(ctx.org_id, workspace)
+    return {"workspace": workspace,
+            "items": [{"path": p, "sha256": e["sha256"], "size": e["size"]} for p, e in sorted(manifest.files.items())]}
+
+
+def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:
+    """Every file of a workspace (tests, small workspaces)."""
+    snap = snapshot(ctx, _workspace(workspace))
+    return {p: snap.read(p) for p in snap.manifest.files}
+
+
+def put_claim_check(org_id: str, batch_id: str, body: bytes) -> str:
+    """A large patch batch, stored for the worker to fetch (the message carries only the key)."""
+    return store.put_claim_check(org_id, batch_id, body)
+
+
+def get_claim_check(key: str) -> bytes | None:
+    return store.get_claim_check(key)

@@ -1,0 +1,90 @@
+"""Workspaces: files in S3, per organization and workspace.
+
+  orgs/{org}/blobs/{sha256}                   file contents, content-addressed (immutable)
+  orgs/{org}/workspaces/{ws}/manifest.json    {"v", "files": {path: {sha256, size}}, "batches": [...]}
+
+The manifest is the workspace: a file exists when the manifest names it. A change writes
+its blobs first (invisible until named) and then replaces the manifest with a conditional
+write (If-Match the ETag it read, If-None-Match for a new workspace). The manifest write is
+the commit point: a reader sees every file of a batch or none, and of two writers that read
+the same manifest only one commits; the other re-reads and tries again, so no change is lost.
+`batches` remembers the last batch ids committed (with their time), so a worker that died
+after the commit knows, on redelivery, that its batch is already in.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from chalicelib.aws import blobs
+from chalicelib.core.config import settings
+
+KEEP_BATCHES = 200
+
+
+def _bucket() -> str:
+    return settings().workspace_bucket
+
+
+def manifest_key(org_id: str, workspace: str) -> str:
+    return f"orgs/{org_id}/workspaces/{workspace}/manifest.json"
+
+
+def blob_key(org_id: str, digest: str) -> str:
+    return f"orgs/{org_id}/blobs/{digest}"
+
+
+def batch_key(org_id: str, batch_id: str) -> str:
+    """Claim checks: a large patch batch travels as this object's key."""
+    return f"orgs/{org_id}/batches/{batch_id}.json"
+
+
+@dataclass
+class Manifest:
+    files: dict[str, dict] = field(default_factory=dict)
+    batches: list[dict] = field(default_factory=list)
+    etag: str | None = None  # None: the workspace does not exist yet
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"v": 1, "files": self.files, "batches": self.batches[-KEEP_BATCHES:]},
+                          separators=(",", ":"), sort_keys=True).encode()
+
+    def batch(self, batch_id: str) -> dict | None:
+        return next((b for b in self.batches if b.get("batchId") == batch_id), None)
+
+
+def read_manifest(org_id: str, workspace: str) -> Manifest:
+    found = blobs.get(_bucket(), manifest_key(org_id, workspace))
+    if found is None:
+        return Manifest()
+    raw = json.loads(found.data)
+    return Manifest(raw.get("files", {}), raw.get("batches", []), found.etag)
+
+
+def write_manifest(org_id: str, workspace: str, manifest: Manifest) -> str:
+    """Replace the manifest if it is still the one read (raises blobs.PreconditionFailed otherwise)."""
+    return blobs.put(_bucket(), manifest_key(org_id, workspace), manifest.to_bytes(),
+                     if_match=manifest.etag, if_none_match=manifest.etag is None,
+                     content_type="application/json")
+
+
+def put_blob(org_id: str, digest: str, data: bytes) -> None:
+    blobs.put(_bucket(), blob_key(org_id, digest), data)
+
+
+def get_blob(org_id: str, digest: str) -> bytes:
+    found = blobs.get(_bucket(), blob_key(org_id, digest))
+    if found is None:  # a manifest names only blobs written before it
+        raise RuntimeError(f"blob {digest} named by a manifest is missing")
+    return found.data
+
+
+def put_claim_check(org_id: str, batch_id: str, body: bytes) -> str:
+    key = batch_key(org_id, batch_id)
+    blobs.put(_bucket(), key, body, content_type="application/json")
+    return key
+
+
+def get_claim_check(key: str) -> bytes | None:
+    found = blobs.get(_bucket(), key)
+    return found.data if found else None
