@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint cfn-lint bench fuzz deploy clean python
+.PHONY: run test lint cfn-lint bench fuzz deploy clean python gateway
 
 python:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: put python3.13 on PATH (or install it with pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
@@ -32,12 +32,23 @@ $(STAMP): requirements.txt requirements-dev.txt | python
 run: $(STAMP)
 	$(BIN)/python -m devstack --host $(HOST) --port $(PORT) $(if $(FRESH),--fresh)
 
+# The edge gateway beside the agents (docs/GATEWAY.md): make gateway CONTROL_PLANE_URL=http://127.0.0.1:8000
+# GATEWAY_API_KEY=<agent key> [GATEWAY_DB=gateway.db] [GATEWAY_PORT=3000] [GATEWAY_MAX_DB_MB=512]
+GATEWAY_DB ?= gateway.db
+GATEWAY_PORT ?= 3000
+GATEWAY_MAX_DB_MB ?= 512
+gateway: $(STAMP)
+	CONTROL_PLANE_URL=$(or $(CONTROL_PLANE_URL),http://$(HOST):$(PORT)) GATEWAY_API_KEY=$(GATEWAY_API_KEY) \
+		GATEWAY_DB=$(GATEWAY_DB) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_MAX_DB_MB=$(GATEWAY_MAX_DB_MB) \
+		$(BIN)/python -m edge_gateway
+
 # Static checks; `make test` runs them first. Add further linters as prerequisites here.
 lint: cfn-lint
 
-# cfn-lint the data stack template, and the app packaged by `chalice package`.
+# cfn-lint the data stack template and the app as `chalice package` emits it (packaged
+# against a throwaway stack deployed into in-process moto; see infra/package.py).
 cfn-lint: $(STAMP)
-	$(BIN)/cfn-lint infra/template.yaml
+	$(BIN)/python -m infra.package --check
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

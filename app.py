@@ -1,96 +1,160 @@
 """Wiring only: blueprints, WebSocket handlers, stream and queue consumers, schedules.
 
 Rules live in chalicelib/<domain>/; see docs/ARCHITECTURE.md for the tour.
+
+Every Lambda function of the app imports this module, so it imports only
+what registration needs (the REST blueprints); the WebSocket, stream, queue
+and schedule handlers import their modules when they first run, so a cold
+start pays for its own handler only (bench/cold_import.py).
 """
 from __future__ import annotations
 
+import functools
 import os
 
-from aws_lambda_powertools import Logger
 from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
-from chalicelib.aws.dynamo import deserialize_item
+from chalicelib.audit import routes as audit_routes
+from chalicelib.commands import routes as commands_routes
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
-from chalicelib.core.config import settings
-from chalicelib.fanout import fanout, handlers as ws
-from chalicelib.jobs import leases as job_leases, routes as jobs_routes
+from chalicelib.core.config import on_lambda, settings
+from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
+from chalicelib.jobs import routes as jobs_routes
 from chalicelib.logs import routes as logs_routes
+from chalicelib.ops import routes as ops_routes
 from chalicelib.orgs import routes as orgs_routes
-from chalicelib.orgs.service import seed_root
-from chalicelib.patches import routes as patches_routes, worker as patches_worker
-from chalicelib.audit import routes as audit_routes
-from chalicelib.core.context import Ctx
-from chalicelib.sessions import routes as sessions_routes, service as sessions
-from chalicelib.tasks import routes as tasks_routes
+from chalicelib.patches import routes as patches_routes
+from chalicelib.reports import routes as reports_routes
+from chalicelib.sessions import routes as sessions_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
+from chalicelib.tasks import routes as tasks_routes
 from chalicelib.workspaces import routes as workspaces_routes
 
-logger = Logger(service="control-plane")
+if on_lambda():
+    # Once per cold start, and here: a function without its pepper stops at init with
+    # one clear log line (chalicelib/core/config.py) instead of serving with a default.
+    settings().api_key_pepper
+
 app = ControlPlaneApp(app_name="control-plane")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 
 for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_routes.bp,
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
-                  sessions_routes.bp, tasks_routes.bp, audit_routes.bp):
+                  sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
+                  ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
+                  reports_routes.bp, ops_routes.bp):
     app.register_blueprint(blueprint)
-app.register_blueprint(patches_routes.bp)
-app.register_blueprint(workspaces_routes.bp)
 
+
+@functools.lru_cache(maxsize=1)
+def _logger():
+    from aws_lambda_powertools import Logger
+
+    return Logger(service="control-plane")
+
+
+def _system_ctx():
+    from chalicelib.core.context import Ctx
+
+    return Ctx.system()
+
+
+# --- WebSocket API ------------------------------------------------------------
 
 @app.on_ws_connect()
 def ws_connect(event):
+    from chalicelib.fanout import handlers as ws
+
     return Response(body="", status_code=ws.connect(event.to_dict()))
 
 
 @app.on_ws_message()
 def ws_message(event):
+    from chalicelib.fanout import handlers as ws
+
     ws.message(event.to_dict())
 
 
 @app.on_ws_disconnect()
 def ws_disconnect(event):
+    from chalicelib.fanout import handlers as ws
+
     ws.disconnect(event.to_dict())
 
 
-@app.on_dynamodb_record(stream_arn=settings().outbox_stream_arn, batch_size=100, starting_position="LATEST")
+# --- stream and queue consumers ---------------------------------------------------
+
+@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
 def outbox_fanout(event):
+    from chalicelib.aws.dynamo import deserialize_item
+    from chalicelib.fanout import fanout
+
     events = [fanout.event_from_image(deserialize_item(r.new_image))
               for r in event if r.event_name == "INSERT" and r.new_image]
     result = fanout.deliver(events)
-    logger.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+    _logger().info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
 def jobs_work(event):
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
+    from chalicelib.jobs import leases as job_leases
+
     return job_leases.handle_batch(event.to_dict(), event.context)
 
 
-@app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
-def patches_work(event):
-    """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
-    return patches_worker.handle_batch(event.to_dict(), event.context)
+# --- schedules (listed in docs/DEPLOY.md; fired locally through /_local/schedules) --
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def jobs_lease_sweep(event):
+    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
+    from chalicelib.jobs import leases as job_leases
+
+    return job_leases.sweep()
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def expire_sessions(event):
     """Open sessions older than SESSION_RETENTION_DAYS become expired (chalicelib/sessions/service.py)."""
-    result = sessions.expire_old(Ctx.system())
-    logger.info("session retention", extra=result)
+    from chalicelib.sessions import service as sessions
+
+    result = sessions.expire_old(_system_ctx())
+    _logger().info("session retention", extra=result)
     return result
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def jobs_lease_sweep(event):
-    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
-    return job_leases.sweep()
+def commands_expire(event):
+    """Pending commands past their ttlSeconds become expired (chalicelib/commands/service.py)."""
+    from chalicelib.commands import service as commands_service
+
+    expired = commands_service.expire_due(_system_ctx())
+    _logger().info("commands expired", extra={"expired": expired})
+
+
+@app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
+def patches_work(event):
+    """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
+    from chalicelib.patches import worker as patches_worker
+
+    return patches_worker.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule("cron(0 9 * * ? *)", name="ops_nightly_scan")
+def ops_nightly_scan(event):
+    """The nightly ops scan (chalicelib/ops/scan.py): failures grouped and filed on GitHub."""
+    from chalicelib.ops import service as ops_service
+
+    return ops_service.nightly(event.context)
 
 
 def local_seed() -> dict:
     """Called by the local stack at start: the root organization and its admin key."""
+    from chalicelib.orgs.service import seed_root
+
     return seed_root(os.environ.get("ADMIN_API_KEY"))

@@ -1,67 +1,145 @@
-"""`make deploy STAGE=prod`: the data stack, then Chalice, then what Chalice cannot configure.
+"""`make deploy STAGE=prod`: the data stack, then the app, with no hand edits.
 
-1. Deploy infra/template.yaml as stack `controlplane-{stage}` (tables, queues, bucket).
-2. Write its outputs into .chalice/config.json as the stage's environment variables.
-3. `chalice deploy --stage {stage}` with those variables in the environment too:
-   app.py names its queues and the outbox stream ARN when it is imported, which
-   happens on the deploying machine.
-4. Turn on ReportBatchItemFailures for every SQS event source mapping of the
-   app: Chalice creates the mappings without it, and without it Lambda ignores
-   the handlers' partial-batch responses.
+1. Create or update the data stack `controlplane-{stage}` from infra/template.yaml
+   (tables, queues, buckets, the API key pepper secret) and read its outputs.
+2. Hand them to Chalice: `chalice package` for the stage, with the outputs as
+   the functions' environment and the merge template (infra/package.py). The
+   checkout's .chalice/config.json is not touched.
+3. Upload the packaged code to the stack's deployment bucket and create or
+   update the app stack `controlplane-{stage}-app` from the packaged template
+   (a CloudFormation change set; SAM transform, so CAPABILITY_AUTO_EXPAND).
+4. Print the REST and WebSocket URLs. `--seed-root` then seeds the root
+   organization and prints its admin key once (docs/DEPLOY.md).
+
+Steps 1-2 and the artifact upload are tested against moto (tests/infra/test_deploy.py);
+moto cannot run the SAM transform, so step 3's change set is exercised on AWS only.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 
-from infra.stack import deploy as deploy_stack, environment
+from infra import package as packaging
+from infra import stack
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / ".chalice" / "config.json"
+BUILD = ROOT / ".chalice" / "build"  # git-ignored
+
+Packager = Callable[[str, dict[str, str], Path], Path]
 
 
-def write_stage_environment(stage: str, env: dict[str, str], config_path: Path = CONFIG) -> None:
-    config = json.loads(config_path.read_text())
-    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
-    stage_config.setdefault("environment_variables", {}).update(env)
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+def data_stack_name(stage: str) -> str:
+    return f"controlplane-{stage}"
 
 
-def enable_partial_batch_responses(app_name: str, stage: str, session: boto3.session.Session) -> list[str]:
-    """Set FunctionResponseTypes=ReportBatchItemFailures on the app's SQS mappings; returns their UUIDs."""
-    lam = session.client("lambda")
-    prefix = f"{app_name}-{stage}-"
-    updated = []
-    for page in lam.get_paginator("list_event_source_mappings").paginate():
-        for mapping in page["EventSourceMappings"]:
-            function = mapping["FunctionArn"].split(":function:")[-1].split(":")[0]
-            if not function.startswith(prefix) or ":sqs:" not in mapping.get("EventSourceArn", ""):
+def app_stack_name(stage: str) -> str:
+    return f"{data_stack_name(stage)}-app"
+
+
+def prepare(stage: str, session: boto3.session.Session, packager: Packager = packaging.package,
+            build_root: Path = BUILD) -> tuple[dict[str, str], Path]:
+    """Steps 1-2: the data stack's outputs, and the app packaged for them; returns (outputs, template path)."""
+    name = data_stack_name(stage)
+    outputs = stack.deploy(name, session)
+    env = {"STACK_NAME": name, **stack.environment(outputs)}
+    template = packager(stage, env, build_root / stage)
+    return outputs, template
+
+
+def upload_artifacts(template_path: Path, bucket: str, prefix: str, session: boto3.session.Session) -> dict[str, Any]:
+    """Upload every local CodeUri/ContentUri of the packaged template to S3 (content-addressed); returns the
+    template with s3:// URIs in their place (what `aws cloudformation package` does)."""
+    template = json.loads(template_path.read_text())
+    s3 = session.client("s3")
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties", {})
+        for field in ("CodeUri", "ContentUri"):
+            location = properties.get(field)
+            if not isinstance(location, str) or location.startswith("s3://"):
                 continue
-            if "ReportBatchItemFailures" not in mapping.get("FunctionResponseTypes", []):
-                lam.update_event_source_mapping(UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"])
-            updated.append(mapping["UUID"])
-    return updated
+            path = (template_path.parent / location).resolve()
+            data = path.read_bytes()
+            key = f"{prefix}/{hashlib.sha256(data).hexdigest()}{path.suffix}"
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+            properties[field] = f"s3://{bucket}/{key}"
+    return template
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def deploy_app_stack(name: str, template: dict[str, Any], bucket: str, session: boto3.session.Session,
+                     timeout: float = 1800.0) -> dict[str, str]:
+    """Create or update the app stack through a change set; returns its outputs."""
+    cfn, s3 = session.client("cloudformation"), session.client("s3")
+    body = json.dumps(template).encode()
+    key = f"templates/{name}/{hashlib.sha256(body).hexdigest()}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body)  # a packaged API's template exceeds TemplateBody's 51 KB
+    region = session.region_name or "us-east-1"
+    url = f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    try:
+        status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
+        change_type = "CREATE" if status == "REVIEW_IN_PROGRESS" else "UPDATE"
+    except cfn.exceptions.ClientError:
+        change_type = "CREATE"
+    change_set = cfn.create_change_set(
+        StackName=name, ChangeSetName=f"deploy-{int(time.time())}", TemplateURL=url, ChangeSetType=change_type,
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"])["Id"]
+    try:
+        cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set, WaiterConfig={"Delay": 5})
+    except Exception:
+        reason = cfn.describe_change_set(ChangeSetName=change_set).get("StatusReason", "")
+        if "didn't contain changes" in reason or "No updates" in reason:
+            print(f"{name}: no changes")
+            return _outputs(cfn, name)
+        raise RuntimeError(f"change set for {name} failed: {reason}") from None
+    cfn.execute_change_set(ChangeSetName=change_set)
+    waiter = "stack_create_complete" if change_type == "CREATE" else "stack_update_complete"
+    cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 10, "MaxAttempts": int(timeout // 10)})
+    return _outputs(cfn, name)
+
+
+def _outputs(cfn: Any, name: str) -> dict[str, str]:
+    stack_description = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack_description.get("Outputs", [])}
+
+
+def seed_root(outputs: dict[str, str], stage: str) -> dict[str, Any]:
+    """The root organization and a new admin key, against the stage's tables (prints the key once)."""
+    os.environ.update({"STACK_NAME": data_stack_name(stage), **stack.environment(outputs)})
+    from chalicelib.orgs.service import seed_root as seed
+
+    return seed(os.environ.get("ADMIN_API_KEY"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev")
-    args = parser.parse_args()
-    stack = f"controlplane-{args.stage}"
+    parser.add_argument("--seed-root", action="store_true", help="after deploying, seed the root org and print its key")
+    args = parser.parse_args(argv)
     session = boto3.session.Session()
-    env = {"STACK_NAME": stack, **environment(deploy_stack(stack, session))}
-    write_stage_environment(args.stage, env)
-    subprocess.run([str(Path(sys.executable).with_name("chalice")), "deploy", "--stage", args.stage], cwd=ROOT, check=True,
-                   env={**os.environ, **env})
-    app_name = json.loads(CONFIG.read_text())["app_name"]
-    print("ReportBatchItemFailures on:", enable_partial_batch_responses(app_name, args.stage, session))
+    try:
+        outputs, template_path = prepare(args.stage, session)
+    except packaging.PackageError as error:
+        print(f"deploy: {error}", file=sys.stderr)
+        return 1
+    template = upload_artifacts(template_path, outputs["DeploymentBucketName"], f"app/{args.stage}", session)
+    app_outputs = deploy_app_stack(app_stack_name(args.stage), template, outputs["DeploymentBucketName"], session)
+    for name in ("EndpointURL", "WebsocketConnectEndpointURL"):
+        if name in app_outputs:
+            print(f"{name}: {app_outputs[name]}")
+    if args.seed_root:
+        seed = seed_root(outputs, args.stage)
+        print(f"root org {seed['orgId']}, admin key (shown once): {seed['adminApiKey']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,6 +26,7 @@ OUTPUT_ENV = {
     "PatchesQueueUrl": "PATCHES_QUEUE_URL",
     "PatchesDeadLetterQueueUrl": "PATCHES_DLQ_URL",
     "WorkspaceBucketName": "WORKSPACE_BUCKET",
+    "ApiKeyPepperSecretArn": "API_KEY_PEPPER_SECRET_ARN",
 }
 
 # moto's CloudFormation ignores TimeToLiveSpecification (the table shows TTL
@@ -34,20 +35,24 @@ OUTPUT_ENV = {
 TTL_ATTRIBUTES = {"MainTableName": "ttl", "OutboxTableName": "ttl", "IdempotencyTableName": "expiration"}
 
 
-def deploy(stack_name: str, session: boto3.session.Session | None = None, timeout: float = 120.0) -> dict[str, str]:
-    """Create (or reuse) the stack and return its outputs by name."""
+def deploy(stack_name: str, session: boto3.session.Session | None = None, timeout: float = 900.0) -> dict[str, str]:
+    """Create the stack, or update it to the current template, and return its outputs by name."""
     session = session or boto3.session.Session()
     cfn = session.client("cloudformation")
     body = TEMPLATE_PATH.read_text()
     try:
         cfn.create_stack(StackName=stack_name, TemplateBody=body)
     except cfn.exceptions.AlreadyExistsException:
-        pass
+        try:
+            cfn.update_stack(StackName=stack_name, TemplateBody=body)
+        except cfn.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
     deadline = time.monotonic() + timeout
     while True:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         status = stack["StackStatus"]
-        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status and "IN_PROGRESS" not in status:
             break
         if "FAILED" in status or "ROLLBACK" in status:
             raise RuntimeError(f"stack {stack_name} ended in {status}: {stack.get('StackStatusReason')}")
@@ -56,6 +61,8 @@ def deploy(stack_name: str, session: boto3.session.Session | None = None, timeou
         time.sleep(0.5)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     _ensure_ttl(session.client("dynamodb"), outputs)
+    if "ApiKeyPepperSecretArn" not in outputs:
+        outputs["ApiKeyPepperSecretArn"] = _ensure_pepper_secret(session.client("secretsmanager"), stack_name)
     return outputs
 
 
@@ -68,6 +75,17 @@ def _ensure_ttl(dynamodb, outputs: dict[str, str]) -> None:
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
         )
+
+
+def _ensure_pepper_secret(secretsmanager, stack_name: str) -> str:
+    """moto's CloudFormation skips AWS::SecretsManager::Secret (it warns and emits no output): make the
+    secret the template describes, with a generated value, once. On AWS the stack has made it."""
+    name = f"{stack_name}-api-key-pepper"
+    try:
+        return secretsmanager.describe_secret(SecretId=name)["ARN"]
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        value = secretsmanager.get_random_password(PasswordLength=64, ExcludePunctuation=True)["RandomPassword"]
+        return secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
 
 
 def environment(outputs: dict[str, str]) -> dict[str, str]:

@@ -51,6 +51,10 @@ def aws(_moto_account):
 
 @pytest.fixture(scope="session")
 def _app(_moto_account):
+    from infra.stack import deploy, environment
+
+    # app.py wires the outbox stream ARN at import, as a Lambda does: the stack must exist first.
+    os.environ.update(environment(deploy("cp-test")))
     import app as module
 
     return module

@@ -25,10 +25,12 @@ _deserializer = TypeDeserializer()
 class ConditionFailed(Exception):
     """A conditional write's condition was false (in a transaction: `index` says which item)."""
 
-    def __init__(self, index: int | None = None, item: dict | None = None):
+    def __init__(self, index: int | None = None, item: dict | None = None, indexes: list[int] | None = None):
         super().__init__(f"condition failed (index={index})")
         self.index = index
         self.item = item
+        # In a transaction: every item whose condition failed (DynamoDB reports each), first one = index.
+        self.indexes = indexes if indexes is not None else ([] if index is None else [index])
 
 
 class TransactionConflict(Exception):
@@ -283,10 +285,11 @@ def transact(ops: list[Put | Update | Delete | ConditionCheck]) -> None:
         if not _is(e, "TransactionCanceledException"):
             raise
         reasons = e.response.get("CancellationReasons") or []
-        for index, reason in enumerate(reasons):
-            if reason.get("Code") == "ConditionalCheckFailed":
-                old = reason.get("Item")
-                raise ConditionFailed(index=index, item=deserialize_item(old) if old else None) from None
+        failed = [i for i, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"]
+        if failed:
+            old = reasons[failed[0]].get("Item")
+            raise ConditionFailed(index=failed[0], item=deserialize_item(old) if old else None,
+                                  indexes=failed) from None
         raise TransactionConflict(str(reasons)) from None
 
 

@@ -37,3 +37,14 @@ def depth(queue_url: str) -> int:
     attrs = clients.client("sqs").get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     return int(attrs.get("ApproximateNumberOfMessages", 0))
+
+
+def peek(queue_url: str, limit: int = 10) -> list[dict]:
+    """Up to `limit` (<= 10) messages without consuming them (visibility timeout 0: they stay
+    visible to everyone else): [{messageId, body, sentAtMs}]."""
+    response = clients.client("sqs").receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=max(1, min(10, limit)), VisibilityTimeout=0,
+        WaitTimeSeconds=0, AttributeNames=["SentTimestamp"])
+    return [{"messageId": m["MessageId"], "body": m.get("Body", ""),
+             "sentAtMs": int(m.get("Attributes", {}).get("SentTimestamp", 0))}
+            for m in response.get("Messages", [])]

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids
+from chalicelib.core import audit, cors, ids
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
@@ -138,6 +138,8 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                 raise ValidationError.field("Idempotency-Key", "at most 255 characters")
             scope_key = f"{principal.org_id if principal else '-'}:{spec.method}:{request.path}:{key}"
             canonical = call.body.model_dump(mode="json") if call.body is not None else raw.decode("utf-8", "replace")
+            from chalicelib.core import idempotency  # Powertools: imported by the first keyed POST, not at cold start
+
             result = idempotency.run_once(scope_key, canonical, lambda: _render(spec, handler(call)),
                                           bp.lambda_context)
         else:

@@ -7,9 +7,18 @@ name its queues and stream at import time.
 """
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+
+
+log = logging.getLogger(__name__)
+DEVELOPMENT_PEPPER = "local-development-pepper"
+
+
+def on_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 def _int(name: str, default: int) -> int:
@@ -36,7 +45,7 @@ class Settings:
     patches_queue_name: str
     patches_queue_url: str
     workspace_bucket: str
-    api_key_pepper: str
+    api_key_pepper_env: str | None  # API_KEY_PEPPER: tests and the local stack; on AWS the secret below
     idempotency_ttl_seconds: int
     event_ttl_seconds: int
     connection_ttl_seconds: int
@@ -47,6 +56,43 @@ class Settings:
     cors_allow_origins: str = "*"
     jobs_idle_poll_seconds: int = 5
     api_key_pepper_secret: str | None = None
+    # Ops scan (chalicelib/ops): the jobs DLQ it reads, where it files issues, the optional model.
+    jobs_dlq_url: str = ""
+    github_token: str | None = field(default=None, repr=False)  # never printed, logged or returned
+    github_repo: str | None = None
+    github_api_url: str = "https://api.github.com"
+    llm_model: str | None = None
+    ops_log_group_prefix: str = "/aws/lambda/control-plane-"
+
+    def require_outbox_stream_arn(self) -> str:
+        """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
+        if not self.outbox_stream_arn:
+            raise RuntimeError(
+                "OUTBOX_STREAM_ARN is not set: the app wires the outbox table's stream when it is imported, and only "
+                "a deployed data stack knows its ARN. Deploy it first (make deploy STAGE=..., or "
+                "`python -m infra.stack controlplane-STAGE` prints the variables to export).")
+        return self.outbox_stream_arn
+
+    @cached_property
+    def api_key_pepper(self) -> str:
+        """The keyed-hash secret for API keys, resolved on first use (so once per cold start).
+
+        API_KEY_PEPPER if set (tests, the local stack); else the Secrets Manager
+        secret the data stack made (API_KEY_PEPPER_SECRET_ARN); else, outside
+        Lambda only, a development value. On Lambda a missing pepper is an
+        error, never the development value: every key would be forgeable.
+        """
+        if self.api_key_pepper_env:
+            return self.api_key_pepper_env
+        if self.api_key_pepper_secret:
+            from chalicelib.aws import secrets
+
+            return secrets.secret_string(self.api_key_pepper_secret)
+        if on_lambda():
+            log.error("API key pepper missing: set API_KEY_PEPPER_SECRET_ARN (make deploy does) or API_KEY_PEPPER; "
+                      "refusing to run with the development pepper")
+            raise RuntimeError("API key pepper missing (API_KEY_PEPPER_SECRET_ARN / API_KEY_PEPPER unset)")
+        return DEVELOPMENT_PEPPER
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -58,20 +104,15 @@ class Settings:
             stack_name=stack,
             main_table=os.environ.get("MAIN_TABLE", f"{stack}-main"),
             outbox_table=os.environ.get("OUTBOX_TABLE", f"{stack}-outbox"),
-            # Chalice needs a literal ARN at import time; the placeholder only
-            # keeps imports working where no stream exists (unit tests).
-            outbox_stream_arn=os.environ.get(
-                "OUTBOX_STREAM_ARN", f"arn:aws:dynamodb:{region}:{account}:table/{stack}-outbox/stream/unset"
-            ),
+            # Its label is a timestamp only a deployed stack knows: no default (require_outbox_stream_arn).
+            outbox_stream_arn=os.environ.get("OUTBOX_STREAM_ARN", ""),
             idempotency_table=os.environ.get("IDEMPOTENCY_TABLE", f"{stack}-idempotency"),
             jobs_queue_name=os.environ.get("JOBS_QUEUE_NAME", f"{stack}-jobs"),
             jobs_queue_url=os.environ.get("JOBS_QUEUE_URL", f"{queue_base}/{stack}-jobs"),
             patches_queue_name=os.environ.get("PATCHES_QUEUE_NAME", f"{stack}-patches.fifo"),
             patches_queue_url=os.environ.get("PATCHES_QUEUE_URL", f"{queue_base}/{stack}-patches.fifo"),
             workspace_bucket=os.environ.get("WORKSPACE_BUCKET", f"{stack}-workspaces-{account}"),
-            # Keyed hash secret for API keys. On AWS set it from a secret store;
-            # the default exists only so local stacks and tests start.
-            api_key_pepper=os.environ.get("API_KEY_PEPPER", "local-development-pepper"),
+            api_key_pepper_env=os.environ.get("API_KEY_PEPPER") or None,
             idempotency_ttl_seconds=_int("IDEMPOTENCY_TTL_SECONDS", 24 * 3600),
             event_ttl_seconds=_int("EVENT_TTL_SECONDS", 24 * 3600),
             # API Gateway closes a WebSocket after 2 h at most.
@@ -91,6 +132,13 @@ class Settings:
             jobs_idle_poll_seconds=max(1, _int_or_default("JOBS_IDLE_POLL_SECONDS", 5)),
             # Where the API key pepper lives on AWS (a Secrets Manager secret the data stack creates).
             api_key_pepper_secret=os.environ.get("API_KEY_PEPPER_SECRET_ARN") or None,
+            jobs_dlq_url=os.environ.get("JOBS_DLQ_URL", f"{queue_base}/{stack}-jobs-dlq"),
+            github_token=os.environ.get("GITHUB_TOKEN") or None,
+            github_repo=os.environ.get("GITHUB_REPO") or None,
+            github_api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            llm_model=os.environ.get("LLM_MODEL") or None,
+            # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
+            ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
         )
 
 

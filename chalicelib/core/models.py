@@ -12,10 +12,12 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 
+# defer_build: a model's validator is built on its first use, not at import, so a
+# cold start pays only for the models its handler touches (bench/cold_import.py).
 class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
-        serialize_by_alias=True, extra="forbid",
+        serialize_by_alias=True, extra="forbid", defer_build=True,
     )
 
 
@@ -23,7 +25,7 @@ class ResponseModel(BaseModel):
     """Responses: camelCase out, and tolerant of extra fields when read back (tests, SDK)."""
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
-                              serialize_by_alias=True)
+                              serialize_by_alias=True, defer_build=True)
 
 
 class PageModel(ResponseModel):

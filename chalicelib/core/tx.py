@@ -38,10 +38,11 @@ MAX_ITEMS = 100  # TransactWriteItems' limit
 class TxFailed(Exception):
     """The condition of the write called `name` was false; `item` is its old value when DynamoDB returned it."""
 
-    def __init__(self, name: str, item: dict | None = None):
+    def __init__(self, name: str, item: dict | None = None, names: list[str] | None = None):
         super().__init__(f"condition of {name!r} failed")
         self.name = name
         self.item = item
+        self.names = names or [name]  # every write whose condition failed (a transaction reports each)
 
 
 class Tx:
@@ -103,7 +104,8 @@ class Tx:
                 dynamo.transact([write for _, write in self._writes])
         except dynamo.ConditionFailed as failed:
             name = self._writes[failed.index][0] if failed.index is not None else self._writes[0][0]
-            raise TxFailed(name, failed.item) from None
+            names = [self._writes[i][0] for i in failed.indexes if i < len(self._writes)] or [name]
+            raise TxFailed(name, failed.item, names) from None
         self._committed = True
 
     @staticmethod

@@ -22,8 +22,7 @@ import random
 import time
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING
 
 from chalicelib.agents import service as agents
 from chalicelib.aws import dynamo, queues
@@ -32,6 +31,9 @@ from chalicelib.core.config import settings
 from chalicelib.events.outbox import event_put
 from chalicelib.jobs import rules, store
 from chalicelib.jobs.rules import Action, Status
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 log = logging.getLogger(__name__)
 KIND = "check-run"
@@ -172,5 +174,8 @@ def _record(record: SQSRecord) -> None:
 
 def handle_batch(event: dict, context: Any = None) -> dict:
     """Lambda's SQS batch: every record checked; failures reported one by one (ReportBatchItemFailures)."""
+    # Imported here: the API functions import this module (polls schedule checks) but never run the consumer.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     processor = BatchProcessor(event_type=EventType.SQS)  # per call: it holds the batch's state
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

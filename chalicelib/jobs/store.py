@@ -64,6 +64,13 @@ def status_index(org_id: str, job_id: str, target: str, status: Status, order_ke
     }
 
 
+def failure_index(org_id: str, job_id: str, status: Status, now_iso: str) -> dict:
+    """GSI6 (sparse): failed jobs by failure time, read by chalicelib/jobs/failures.py (the ops scan)."""
+    if status is not Status.FAILED:
+        return {}
+    return {"GSI6PK": f"ORG#{org_id}#JOBS#FAILED#AT", "GSI6SK": f"{now_iso}#{job_id}"}
+
+
 def list_index(org_id: str, target: str | None, status: Status | None) -> tuple[str, str, bool]:
     """(index, partition, newest_first) for a GET /jobs filter."""
     if target and status:
@@ -179,6 +186,7 @@ def finish_job_update(org_id: str, job_id: str, target: str, order_key: str, sta
         "errorJson": _dumps(error) if error is not None else None,
         "completion": fingerprint,
         **status_index(org_id, job_id, target, status, order_key),
+        **failure_index(org_id, job_id, status, now_iso),
     }, condition=condition, names={"#st": "status"}, values=values)
 
 
@@ -191,6 +199,7 @@ def complete_job_update(org_id: str, job_id: str, run_id: str, status: Status, n
         "errorJson": _dumps(error) if error is not None else None,
         "completion": fingerprint,
         "GSI2PK": f"ORG#{org_id}#JOBS#{status.value}", "GSI2SK": job_id, "GSI4SK": job_id,
+        **failure_index(org_id, job_id, status, now_iso),
     }, copy={"GSI4PK": _finish_pk_attr(status)}, condition="#st = :running AND runId = :run",
         names={"#st": "status"}, values={":running": Status.RUNNING.value, ":run": run_id})
 

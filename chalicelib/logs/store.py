@@ -40,6 +40,10 @@ def level_partition(org_id: str, instance_id: str, level: str) -> str:
     return f"{partition(org_id, instance_id)}#{level}"
 
 
+def error_partition(org_id: str) -> str:
+    return f"ORG#{org_id}#LOGS#ERROR"
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """A log entry item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
@@ -63,6 +67,8 @@ class LogEntry:
             "fields": json.dumps(self.fields, separators=(",", ":")) if self.fields is not None else None,
             "ttl": self.expires_at,
             "GSI1PK": level_partition(org_id, instance_id, self.level), "GSI1SK": self.entry_id,
+            # Sparse, org-wide: ERROR entries of every instance, read by logs/failures.py (the ops scan).
+            **({"GSI2PK": error_partition(org_id), "GSI2SK": self.entry_id} if self.level == "ERROR" else {}),
         }
 
     @classmethod

@@ -91,3 +91,8 @@ def seed_root(admin_api_key: str | None) -> dict:
     except dynamo.ConditionFailed:
         pass  # that ADMIN_API_KEY was seeded before
     return {"orgId": org_id, "adminApiKey": api_key}
+
+
+def root_org_id() -> str | None:
+    """The root organization (the platform's own: schedules act for it)."""
+    return store.root_org_id()

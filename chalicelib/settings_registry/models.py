@@ -4,7 +4,7 @@ import math
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import Field, PlainValidator, RootModel, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, PlainValidator, RootModel, WithJsonSchema, field_validator, model_validator
 
 from chalicelib.core.models import ApiModel, ResponseModel
 
@@ -94,9 +94,14 @@ class SettingEntries(ApiModel):
     entries: list[SettingEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
 
 
-class RegistryPut(RootModel[Union[SettingEntryIn, SettingEntries]]):
+class RegistryPut(RootModel):
     """One entry, or {entries: [...]}. Dispatched on the `entries` field, so a bad
     request reports the fields of the form it used (not both union branches)."""
+
+    # Built on first use, like every ApiModel; `root` annotated rather than RootModel[...], whose
+    # parametrized class pydantic would build at import (bench/cold_import.py).
+    model_config = ConfigDict(defer_build=True)
+    root: Union[SettingEntryIn, SettingEntries]
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "RegistryPut":
@@ -127,8 +132,11 @@ class SettingEntriesOut(ResponseModel):
     entries: list[SettingEntry]
 
 
-class RegistryPutResult(RootModel[Union[SettingEntry, SettingEntriesOut]]):
+class RegistryPutResult(RootModel):
     """The stored entry, or {entries: [...]}: the same form as the request."""
+
+    model_config = ConfigDict(defer_build=True)
+    root: Union[SettingEntry, SettingEntriesOut]
 
 
 class SettingList(ResponseModel):

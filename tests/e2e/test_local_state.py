@@ -62,3 +62,38 @@ def test_state_survives_ctrl_c_and_kill_9_and_fresh_starts_empty(tmp_path):
     with running_devstack(state_dir=state, port=port, fresh=True) as fresh:
         assert call(fresh.url, "GET", "/jobs", operator).status == 401  # that key is gone with the state
         assert call(fresh.url, "GET", "/jobs", fresh.admin_api_key).json["items"] == []
+
+
+def test_a_running_agent_keeps_working_across_a_stack_restart(tmp_path):
+    from agent import Agent, Backoff
+
+    state, port = tmp_path / "state", _free_port()
+    env = {"JOBS_IDLE_POLL_SECONDS": "1"}
+
+    def completed(url: str, key: str, job_id: str) -> bool:
+        return call(url, "GET", f"/jobs/{job_id}", key).json.get("status") == "COMPLETED"
+
+    def wait_until(predicate, what: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)  # polling a condition, not waiting for time to pass
+
+    with running_devstack(state_dir=state, port=port, env=env) as first:
+        operator = call(first.url, "POST", "/keys", first.admin_api_key, {"name": "ops", "scope": "operator"}).json[
+            "apiKey"]
+        agent = Agent.register(first.url, operator, "survivor", pools=["state"],
+                               handlers={"echo": lambda job: {"echo": job.payload}},
+                               backoff=Backoff(base=0.2, cap=1.0))
+        agent.client.backoff = Backoff(base=0.2, cap=1.0, attempts=3)
+        agent.start()
+        try:
+            before = call(first.url, "POST", "/jobs", operator, {"pool": "state", "type": "echo", "payload": 1}).json
+            wait_until(lambda: completed(first.url, operator, before["jobId"]), "the first job")
+            assert first.stop(signal.SIGINT) == 0
+            with running_devstack(state_dir=state, port=port, env=env) as second:
+                after = call(second.url, "POST", "/jobs", operator, {"pool": "state", "type": "echo", "payload": 2}).json
+                wait_until(lambda: completed(second.url, operator, after["jobId"]), "the job queued after the restart")
+        finally:
+            agent.stop(wait=False)
+    assert agent.stats["completed"] == 2

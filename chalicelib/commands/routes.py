@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.commands import models, service
+from chalicelib.core.api import Call, endpoint
+from chalicelib.core.auth import Scope
+
+bp = Blueprint(__name__)
+TAG = "Agent gateway"
+
+
+@endpoint(bp, "/agents/{agentId}/commands", "POST", scope=Scope.OPERATOR, body=models.IssueCommandRequest,
+          response=models.CommandResponse, status=201, tag=TAG, errors=(404,),
+          summary="Send a command to an agent (status pending); emits command:issued to that agent's WebSocket")
+def issue(call: Call) -> dict:
+    b = call.body
+    return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
+
+
+@endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query=models.CommandListQuery,
+          response=models.CommandList, tag=TAG,
+          summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
+def list_commands(call: Call) -> dict:
+    q = call.query
+    return service.list_for_agent(call.ctx, service.ListCommands(call.params["agentId"], q.status, q.limit,
+                                                                   q.next_token))
+
+
+@endpoint(bp, "/commands/{commandId}", "GET", scope=Scope.AGENT, response=models.CommandResponse, tag=TAG,
+          errors=(404,), summary="One command (an agent key: only its own agent's)")
+def get_command(call: Call) -> dict:
+    return service.get(call.ctx, call.params["commandId"])
+
+
+@endpoint(bp, "/commands/{commandId}/ack", "POST", scope=Scope.AGENT, body=models.AckRequest,
+          response=models.CommandResponse, tag=TAG, errors=(404,),
+          summary="The agent's outcome (acked or failed); a second ack answers the first outcome; "
+                  "409 INVALID_TRANSITION once expired; emits command:acked")
+def ack(call: Call) -> dict:
+    b = call.body
+    return service.ack(call.ctx, service.AckCommand(call.params["commandId"], b.status, b.result))

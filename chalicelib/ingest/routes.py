@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.core.api import Call, endpoint
+from chalicelib.core.auth import Scope
+from chalicelib.ingest import models, service
+
+bp = Blueprint(__name__)
+TAG = "Agent gateway"
+
+
+@endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body=models.IngestRequest, response=models.IngestResult,
+          tag=TAG, errors=(503,),
+          summary="Edge gateway upload (agent key): stores each record once per (agent, recordId); "
+                  "answers accepted and duplicates")
+def ingest(call: Call) -> dict:
+    ctx = call.ctx
+    agent_id = service.require_agent_key(ctx)
+    return service.ingest(ctx, service.IngestBatch(agent_id, call.body.records))
+
+
+@endpoint(bp, "/ingest/records", "GET", scope=Scope.OPERATOR, query=models.RecordsQuery,
+          response=models.RecordPage, tag=TAG,
+          summary="Ingested records, oldest first (by ts), filtered by table and/or agent, strictly after since")
+def list_records(call: Call) -> dict:
+    q = call.query
+    return service.list_records(call.ctx, service.ListRecords(q.table, q.agent_id, q.since, q.limit,
+                                                                q.next_token))

@@ -1,0 +1,87 @@
+"""Ingested records: keys and queries.
+
+  PK     ORG#{org}#INGEST#AGENT#{agent}    SK     REC#{recordId}          - the dedup key: one item per
+                                                                            (org, agent, recordId)
+  GSI1PK ORG#{org}#INGEST                  GSI1SK {ts}#{agent}#{recordId}  - every record of the org
+  GSI2PK ORG#{org}#INGEST#AGENT#{agent}    GSI2SK {ts}#{recordId}          - one agent's
+  GSI3PK ORG#{org}#INGEST#TABLE#{table}    GSI3SK {ts}#{agent}#{recordId}  - one table's
+  GSI4PK ORG#{org}#INGEST#TABLE#{table}#AGENT#{agent}  GSI4SK {ts}#{recordId} - one table of one agent
+
+Every filter combination of GET /ingest/records is one Query on one index,
+oldest first, `since` as a key condition (GSIxSK > "{since}$": '$' sorts
+right after '#', so records at exactly `since` are excluded), Limit = the
+page size: a page costs its own items, never the table.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws import dynamo
+from chalicelib.core.config import settings
+
+
+def _table() -> str:
+    return settings().main_table
+
+
+@dataclass(frozen=True)
+class IngestedRecord:
+    org_id: str
+    agent_id: str
+    record_id: str
+    table: str
+    data_json: str
+    ts: str
+    received_at: str
+
+    def to_item(self) -> dict:
+        o, a, r, t = self.org_id, self.agent_id, self.record_id, self.table
+        return {
+            "PK": f"ORG#{o}#INGEST#AGENT#{a}", "SK": f"REC#{r}", "type": "ingest",
+            "orgId": o, "agentId": a, "recordId": r, "table": t, "ts": self.ts, "receivedAt": self.received_at,
+            # JSON text: arbitrary JSON round-trips exactly (floats, nulls, empty keys); never queried.
+            "data": self.data_json,
+            "GSI1PK": f"ORG#{o}#INGEST", "GSI1SK": f"{self.ts}#{a}#{r}",
+            "GSI2PK": f"ORG#{o}#INGEST#AGENT#{a}", "GSI2SK": f"{self.ts}#{r}",
+            "GSI3PK": f"ORG#{o}#INGEST#TABLE#{t}", "GSI3SK": f"{self.ts}#{a}#{r}",
+            "GSI4PK": f"ORG#{o}#INGEST#TABLE#{t}#AGENT#{a}", "GSI4SK": f"{self.ts}#{r}",
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "IngestedRecord":
+        return cls(item["orgId"], item["agentId"], item["recordId"], item["table"], item["data"], item["ts"],
+                   item["receivedAt"])
+
+    def public(self) -> dict[str, Any]:
+        return {"recordId": self.record_id, "agentId": self.agent_id, "table": self.table,
+                "data": json.loads(self.data_json), "ts": self.ts, "receivedAt": self.received_at}
+
+
+def put_new(record: IngestedRecord) -> dynamo.Put:
+    """Store the record unless (org, agent, recordId) is already stored."""
+    return dynamo.Put(_table(), record.to_item(), condition="attribute_not_exists(PK)")
+
+
+def _index(org_id: str, table: str | None, agent_id: str | None) -> tuple[str, str]:
+    if table and agent_id:
+        return "GSI4", f"ORG#{org_id}#INGEST#TABLE#{table}#AGENT#{agent_id}"
+    if table:
+        return "GSI3", f"ORG#{org_id}#INGEST#TABLE#{table}"
+    if agent_id:
+        return "GSI2", f"ORG#{org_id}#INGEST#AGENT#{agent_id}"
+    return "GSI1", f"ORG#{org_id}#INGEST"
+
+
+def query(org_id: str, table: str | None, agent_id: str | None, since: str | None, limit: int,
+          start_key: dict | None) -> tuple[list[IngestedRecord], dict | None]:
+    index, pk = _index(org_id, table, agent_id)
+    names = {"#pk": f"{index}PK"}
+    condition, values = "#pk = :pk", {":pk": pk}
+    if since is not None:
+        condition += " AND #sk > :since"
+        names["#sk"] = f"{index}SK"
+        values[":since"] = f"{since}$"
+    page = dynamo.query(_table(), condition, values, names=names, index=index, limit=limit, start_key=start_key)
+    return [IngestedRecord.from_item(i) for i in page.items], page.last_key

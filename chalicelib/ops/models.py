@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import Field
+
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+
+Status = Literal["open", "in_progress", "closed"]
+Severity = Literal["critical", "high", "medium", "low"]
+
+
+class ScanRequest(ApiModel):
+    scope: Literal["full", "incremental"] = "incremental"
+
+
+class ScanResult(ResponseModel):
+    scan_id: str
+    scope: str
+    ingested: int
+    issues_opened: int
+    issues_updated: int
+    groups_touched: int = 0
+    not_filed: int = 0
+    github_calls: int = 0
+    items_read: int = 0
+    checkpointed: bool = False
+
+
+class IssueQuery(ApiModel):
+    status: Optional[Status] = None
+    severity: Optional[Severity] = None
+    limit: int = Field(default=50, ge=1, le=200)
+    next_token: Optional[str] = Field(default=None, max_length=2048)
+
+
+class OpsIssue(ResponseModel):
+    id: str
+    fingerprint: str
+    title: str
+    kind: str
+    severity: str
+    status: str
+    count: int
+    first_seen: str
+    last_seen: str
+    samples: list[dict[str, Any]]
+    normalized: str
+    filed: bool
+    github_number: Optional[int] = None
+    github_url: Optional[str] = None
+    claimed_by: Optional[str] = None
+
+
+class OpsIssuePage(PageModel):
+    items: list[OpsIssue]
+
+
+class ClaimRequest(ApiModel):
+    claimed_by: str = Field(min_length=1, max_length=128)
+
+
+class Summary(ResponseModel):
+    total: int
+    by_status: dict[str, int]
+    by_severity: dict[str, int]
+    not_filed: int

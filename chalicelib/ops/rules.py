@@ -1,0 +1,294 @@
+"""Pure decisions of the ops scan: what a failure is, its fingerprint, its severity, the issue text.
+
+No store, no AWS, no HTTP here: the scan (scan.py) reads failures from their
+sources, these rules group them, the store keeps the groups, github.py files them.
+
+Normalization (docs/OPS.md shows examples): the parts of a message that change
+from one occurrence to the next (timestamps, UUIDs, ULIDs, hex, temporary
+paths, IPs, numbers, quoted values) become placeholders; a traceback keeps
+only its stable part (exception type, the normalized final message and the
+frames as `file:function`, without line numbers or the caller's own paths).
+The fingerprint is a hash of (kind, normalized text): one group, one GitHub
+issue, per fingerprint.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Failure kinds: where a failure came from. Part of the fingerprint, so a job
+# error and a log line with the same words stay two groups.
+JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH = "job", "job-dlq", "log", "patch", "cloudwatch"
+KINDS = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH)
+
+SEVERITIES = ("critical", "high", "medium", "low")
+STATUSES = ("open", "in_progress", "closed")
+MAX_SAMPLES = 5
+MARKER_PREFIX = "ops-fingerprint:"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failure read from a source; `cursor` is what the source's watermark becomes after it."""
+
+    kind: str
+    source_id: str          # the job id, log entry id, patch event id, CloudWatch event id
+    at: str                 # ISO 8601 UTC
+    message: str
+    org_id: str | None = None
+    subject: str = ""       # what failed: a job type, a patch op, a function name
+    traceback: str | None = None
+    cursor: str = ""
+
+    def sample(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "sourceId": self.source_id, "at": self.at, "message": self.message[:500]}
+        if self.org_id:
+            out["orgId"] = self.org_id
+        if self.subject:
+            out["subject"] = self.subject
+        return out
+
+
+# --- normalization ------------------------------------------------------------------
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    # ISO 8601 timestamps (date, optional time, fraction, zone) before numbers eat them.
+    (re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"), "<ts>"),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<ts>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    # ULIDs (this project's ids): 26 Crockford base32 characters starting with a time digit.
+    (re.compile(r"\b[0-7][0-9A-HJKMNP-TV-Z]{25}\b"), "<id>"),
+    # Temporary paths: the directory part changes on every run.
+    (re.compile(r"(?:/private)?/(?:tmp|var/folders|var/tmp|dev/shm)/[^\s'\",:;)\]]*"), "<tmp>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
+    # Hex runs of 8+ with at least one digit (hashes, request ids, object addresses).
+    (re.compile(r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    # Quoted values: ids and user input inside quotes ('job-17', "abc").
+    (re.compile(r"'[^'\n]{0,200}'"), "'<v>'"),
+    (re.compile(r'"[^"\n]{0,200}"'), '"<v>"'),
+    # Numbers, also inside identifiers (job-42, worker7, 3.5s).
+    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
+]
+_SPACES = re.compile(r"\s+")
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<func>\S+)')
+# The exception line: an unindented dotted name, optionally `: message` (the last one wins: chained
+# exceptions end with the one that escaped).
+_EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s*(?P<msg>.*))?$")
+
+
+def normalize(text: str) -> str:
+    """The stable part of one message: variable parts replaced by placeholders, spaces collapsed."""
+    out = text.strip()
+    for pattern, placeholder in _RULES:
+        out = pattern.sub(placeholder, out)
+    return _SPACES.sub(" ", out)[:500]
+
+
+def _frame_file(path: str) -> str:
+    """A frame's file without the machine's prefix: site-packages/x/y.py -> x/y.py, /var/task/a.py -> a.py."""
+    for anchor in ("site-packages/", "dist-packages/", "/var/task/", "/var/runtime/"):
+        if anchor in path:
+            return path.split(anchor, 1)[1]
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:]) if len(parts) > 1 else path
+
+
+def normalize_traceback(text: str) -> str:
+    """`Type: normalized message @ file:func > file:func` (innermost last), from a Python traceback."""
+    frames: list[str] = []
+    last_exception = ""
+    for line in text.splitlines():
+        frame = _FRAME.match(line)
+        if frame:
+            frames.append(f"{_frame_file(frame['file'])}:{frame['func']}")
+            continue
+        exc = _EXCEPTION.match(line) if not line[:1].isspace() and not line.startswith("Traceback") else None
+        if exc and (exc["msg"] is not None or frames):
+            last_exception = exc["type"] + (": " + normalize(exc["msg"]) if exc["msg"] else "")
+    # The innermost frames say where it broke; the outer ones are the framework's plumbing.
+    stable = " > ".join(frames[-5:])
+    return f"{last_exception} @ {stable}" if stable else last_exception
+
+
+def has_traceback(text: str) -> bool:
+    return "Traceback (most recent call last)" in text
+
+
+def group_key(failure: Failure) -> str:
+    """What the fingerprint hashes: the kind, what failed, and the normalized message or traceback."""
+    body = failure.traceback or (failure.message if has_traceback(failure.message) else None)
+    normalized = normalize_traceback(body) if body else normalize(failure.message)
+    subject = normalize(failure.subject) if failure.subject else ""
+    return f"{failure.kind}|{subject}|{normalized}"
+
+
+def fingerprint(failure: Failure) -> str:
+    return fingerprint_of_key(group_key(failure))
+
+
+def fingerprint_of_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# --- severity -------------------------------------------------------------------------
+
+_CRITICAL = re.compile(r"Task timed out|Runtime exited|out of memory|MemoryError|Killed", re.IGNORECASE)
+
+
+def base_severity(failure: Failure) -> str:
+    """Dead letters and crashed or timed-out functions are critical; unhandled tracebacks and failed
+    jobs high; ERROR logs and failed patches medium; rejected patches (bad input, caught) low."""
+    text = f"{failure.message}\n{failure.traceback or ''}"
+    if failure.kind == JOB_DLQ or _CRITICAL.search(text):
+        return "critical"
+    if failure.kind == CLOUDWATCH or failure.kind == JOB or has_traceback(text):
+        return "high"
+    if failure.kind == PATCH and failure.subject.startswith("rejected"):
+        return "low"
+    return "medium"
+
+
+def severity(base: str, count: int) -> str:
+    """A group that keeps happening is one step more severe: 100 occurrences or more."""
+    index = SEVERITIES.index(base)
+    if count >= 100 and index > 0:
+        index -= 1
+    return SEVERITIES[index]
+
+
+# --- groups -----------------------------------------------------------------------------
+
+@dataclass
+class Aggregate:
+    """What one scan learned about one fingerprint."""
+
+    fingerprint: str
+    kind: str
+    key: str
+    title: str
+    base_severity: str
+    new_count: int = 0      # occurrences after the source's watermark: added to the group's count
+    old_count: int = 0      # occurrences at or before it (a full rescan): only rebuild a lost group
+    first_seen: str = ""
+    last_seen: str = ""
+    samples: list[dict] = field(default_factory=list)
+
+    def add(self, failure: Failure, is_new: bool) -> None:
+        if is_new:
+            self.new_count += 1
+        else:
+            self.old_count += 1
+        if not self.first_seen or failure.at < self.first_seen:
+            self.first_seen = failure.at
+        if failure.at > self.last_seen:
+            self.last_seen = failure.at
+        self.samples = merge_samples(self.samples, [failure.sample()])
+
+
+def title_of(failure: Failure) -> str:
+    key = group_key(failure).split("|", 2)
+    what = f" {failure.subject}" if failure.subject else ""
+    return f"[ops] {failure.kind}{what}: {key[2]}"[:200]
+
+
+def aggregate(failures: list[tuple[Failure, bool]]) -> dict[str, Aggregate]:
+    """Fold (failure, is_new) pairs into one Aggregate per fingerprint."""
+    groups: dict[str, Aggregate] = {}
+    for failure, is_new in failures:
+        key = group_key(failure)
+        fp = fingerprint_of_key(key)
+        agg = groups.get(fp)
+        if agg is None:
+            agg = groups[fp] = Aggregate(fp, failure.kind, key, title_of(failure), base_severity(failure))
+        agg.add(failure, is_new)
+    return groups
+
+
+def merge_samples(existing: list[dict], new: list[dict]) -> list[dict]:
+    """The newest MAX_SAMPLES samples, one per source id."""
+    seen: dict[str, dict] = {}
+    for s in [*existing, *new]:
+        seen[f"{s.get('kind')}:{s.get('sourceId')}"] = s
+    return sorted(seen.values(), key=lambda s: s.get("at", ""))[-MAX_SAMPLES:]
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """A stored group, merged with one scan's aggregate."""
+
+    count: int
+    first_seen: str
+    last_seen: str
+    samples: list[dict]
+    severity: str
+    created: bool
+
+
+def merge(stored: dict | None, agg: Aggregate) -> GroupState:
+    """The group after this scan. A group already stored counts only the new occurrences (the
+    old ones were counted when it first saw them); a group with no record (new, or its record
+    was lost) counts everything this scan saw."""
+    if stored is None:
+        count = agg.old_count + agg.new_count
+        first, last, samples = agg.first_seen, agg.last_seen, agg.samples
+    else:
+        count = int(stored.get("count", 0)) + agg.new_count
+        first = min(filter(None, [stored.get("firstSeen"), agg.first_seen]))
+        last = max(filter(None, [stored.get("lastSeen"), agg.last_seen]))
+        samples = merge_samples(stored.get("samples") or [], agg.samples)
+    base = stored.get("baseSeverity", agg.base_severity) if stored else agg.base_severity
+    return GroupState(count, first, last, samples, severity(base, count), stored is None)
+
+
+# --- GitHub issue text ------------------------------------------------------------------
+
+def marker_text(fp: str) -> str:
+    """What the scan searches for on GitHub (the text inside the hidden comment)."""
+    return f"{MARKER_PREFIX} {fp}"
+
+
+def marker(fp: str) -> str:
+    return f"<!-- {marker_text(fp)} -->"
+
+
+_MARKER = re.compile(r"<!--\s*" + re.escape(MARKER_PREFIX) + r"\s*([0-9a-f]{16})\s*-->")
+
+
+def marker_in(body: str | None) -> str | None:
+    found = _MARKER.search(body or "")
+    return found.group(1) if found else None
+
+
+def issue_body(group: dict, analysis: str | None = None) -> str:
+    lines = [
+        f"**Severity:** {group['severity']}  ",
+        f"**Kind:** {group['kind']}  ",
+        f"**Occurrences:** {group['count']} (first {group['firstSeen']}, last {group['lastSeen']})",
+        "",
+        "**Normalized:**",
+        "```",
+        group["key"].split("|", 2)[2],
+        "```",
+    ]
+    if analysis:
+        lines += ["", "**Probable cause (automated analysis):**", "", analysis.strip()]
+    lines += ["", "**Samples:**", ""]
+    for s in group.get("samples") or []:
+        org = f" org {s['orgId']}" if s.get("orgId") else ""
+        lines.append(f"- `{s['at']}` {s['kind']} `{s['sourceId']}`{org}: {s['message'][:300]}")
+    lines += ["", "Filed by the control plane's ops scan; it comments here when the failure recurs.",
+              marker(group["fingerprint"])]
+    return "\n".join(lines)
+
+
+def recurrence_comment(group: dict, previous: int, reopened: bool) -> str:
+    head = "Recurred after the issue was closed; reopened. " if reopened else ""
+    return (f"{head}Occurrences: {group['count']} (+{group['count'] - previous} since the last report); "
+            f"last seen {group['lastSeen']}; severity {group['severity']}.")
+
+
+def claim_comment(claimed_by: str) -> str:
+    return f"Claimed by {claimed_by}: status in_progress."

@@ -1,0 +1,270 @@
+"""The ops scan: read failures from every source, group them, file one GitHub issue per group.
+
+Two phases, both resumable:
+
+1. Ingest. Each source is read in pages after its watermark (`incremental`) or
+   from the start of its retention (`full`). A page is folded into one
+   Aggregate per fingerprint; the groups it touches are read in one
+   BatchGetItem and written back with the source's new watermark in one
+   TransactWriteItems. A full rescan counts only what lies past the watermark
+   for groups that exist (the rest was counted when first seen) and rebuilds a
+   group whose record was lost from everything it sees. Cost: items read =
+   failures read + groups touched; writes = groups touched, per page.
+2. Sync. Groups GitHub has not heard about are in a sparse index. For each:
+   no known issue -> search the fingerprint marker (a lost record finds its
+   issue) -> else create; a known issue -> comment with the new count, reopen
+   first when it was closed. One list call per scan learns which issues
+   people closed. GitHub calls are proportional to groups, never to failures.
+
+A scan that runs short of time stops between pages or between groups: the
+watermarks and the sync index are the checkpoint, and the next scan
+continues. One scan at a time (a lease item); filing never duplicates because
+a group's issue number is stored in the same write that takes it out of the
+sync index, and a lost number is found again by its marker.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from chalicelib.aws import dynamo
+from chalicelib.core import ids
+from chalicelib.core.errors import Conflict
+from chalicelib.ops import analysis, rules, sources, store
+from chalicelib.ops.github import GitHub, GitHubError, OutOfTime
+
+if TYPE_CHECKING:
+    from chalicelib.core.context import Ctx
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+RESERVE_SECONDS = 3.0     # stop this long before the deadline: the last writes must land
+LOCK_SECONDS = 900        # a Lambda runs at most 15 minutes: a crashed scan's lock expires after that
+LABEL = "ops"
+
+
+@dataclass
+class ScanStats:
+    scan_id: str
+    scope: str
+    ingested: int = 0
+    issues_opened: int = 0
+    issues_updated: int = 0
+    groups_touched: int = 0
+    items_read: int = 0
+    writes: int = 0
+    github_calls: int = 0
+    github_errors: int = 0
+    not_filed: int = 0
+    checkpointed: bool = False
+    sources_read: list[str] = field(default_factory=list)
+
+    def result(self) -> dict:
+        return {"scanId": self.scan_id, "scope": self.scope, "ingested": self.ingested,
+                "issuesOpened": self.issues_opened, "issuesUpdated": self.issues_updated,
+                "groupsTouched": self.groups_touched, "notFiled": self.not_filed,
+                "githubCalls": self.github_calls, "itemsRead": self.items_read,
+                "checkpointed": self.checkpointed}
+
+
+def github_client(ctx: "Ctx", seconds_left: Callable[[], float]) -> GitHub | None:
+    s = ctx.settings
+    if not s.github_token or not s.github_repo:
+        return None
+    return GitHub(s.github_token, s.github_repo, s.github_api_url, seconds_left=seconds_left)
+
+
+def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = None,
+        gh: GitHub | None = None, use_github: bool = True) -> dict:
+    """One scan; `deadline` is an epoch time (the function's end). Raises Conflict if one is running."""
+    from chalicelib.orgs import service as orgs
+
+    def seconds_left() -> float:
+        return deadline - time.time() - RESERVE_SECONDS
+
+    stats = ScanStats(ids.new_id(), scope)
+    if not store.acquire_lock(stats.scan_id, ctx.now(), LOCK_SECONDS):
+        raise Conflict("an ops scan is already running; try again when it has finished")
+    try:
+        orgs_to_scan = org_ids if org_ids is not None else list(orgs.org_ids())
+        ingest(ctx, scope, sources.all_sources(ctx, orgs_to_scan, ctx.settings.ops_log_group_prefix),
+               seconds_left, stats)
+        client = gh if gh is not None else (github_client(ctx, seconds_left) if use_github else None)
+        if not stats.checkpointed:
+            sync(ctx, client, seconds_left, stats)
+    finally:
+        store.release_lock(stats.scan_id)
+    log.info("ops scan", extra=stats.result())
+    return stats.result()
+
+
+# --- ingest -----------------------------------------------------------------------------
+
+def ingest(ctx: "Ctx", scope: str, all_sources: list[sources.Source], seconds_left: Callable[[], float],
+           stats: ScanStats) -> None:
+    marks = store.watermarks()
+    stats.items_read += len(marks)
+    for source in all_sources:
+        mark = marks.get(source.key)
+        after = None if scope == "full" else mark
+        while True:
+            if seconds_left() <= 0:
+                stats.checkpointed = True
+                return
+            page = source.read(after, PAGE)
+            stats.items_read += page.read
+            if page.cursor is None:
+                break
+            pairs = [(f, mark is None or f.cursor > mark) for f in page.failures]
+            new_mark = max(mark or "", page.cursor)
+            _fold(ctx, pairs, source.key, new_mark if new_mark != (mark or "") else None, stats)
+            mark = new_mark
+            stats.ingested += len(page.failures)
+            if not page.more:
+                break
+            after = page.cursor
+        stats.sources_read.append(source.key)
+
+
+def _fold(ctx: "Ctx", pairs: list[tuple[rules.Failure, bool]], source_key: str, new_mark: str | None,
+          stats: ScanStats) -> None:
+    aggregates = rules.aggregate(pairs)
+    for attempt in range(3):
+        stored = store.get_groups(list(aggregates))
+        stats.items_read += len(stored)
+        writes = []
+        for fp, agg in aggregates.items():
+            before = stored.get(fp)
+            if before is not None and agg.new_count == 0:
+                continue  # a full rescan passing over what was already counted
+            state = rules.merge(before, agg)
+            writes.append(_group_write(ctx, fp, agg, before, state))
+        if new_mark is not None:
+            writes.append(store.watermark_put(source_key, new_mark, ctx.iso()))
+        try:
+            store.commit(writes)
+        except (dynamo.ConditionFailed, dynamo.TransactionConflict):
+            if attempt == 2:
+                raise
+            continue  # a claim or another writer touched a group: read again, merge again
+        stats.writes += len(writes)
+        stats.groups_touched += len(writes) - (1 if new_mark is not None else 0)
+        return
+
+
+def _group_write(ctx: "Ctx", fp: str, agg: rules.Aggregate, before: dict | None, state: rules.GroupState):
+    now = ctx.iso()
+    common = {"count": state.count, "firstSeen": state.first_seen, "lastSeen": state.last_seen,
+              "samples": state.samples, "severity": state.severity, "updatedAt": now}
+    if before is None:
+        return store.new_group_put({
+            **store.group_key(fp), "type": "opsGroup", "id": fp, "fingerprint": fp, "kind": agg.kind,
+            "key": agg.key, "title": agg.title, "baseSeverity": agg.base_severity, "status": "open",
+            "reportedCount": 0, "filed": False, "createdAt": now, **common,
+            **store.index_attrs(fp, "open", state.severity, needs_sync=True),
+        })
+    # A closed group that recurs is open again (sync reopens its GitHub issue).
+    status = "open" if before.get("status") == "closed" else before.get("status", "open")
+    return store.group_update(fp, {**common, "status": status,
+                                   **store.index_attrs(fp, status, state.severity, needs_sync=True)},
+                              expect_count=int(before.get("count", 0)))
+
+
+# --- sync with GitHub -------------------------------------------------------------------
+
+def sync(ctx: "Ctx", gh: GitHub | None, seconds_left: Callable[[], float], stats: ScanStats) -> None:
+    pending = store.groups_to_sync()
+    stats.items_read += len(pending)
+    if gh is None:
+        # No token: the groups are recorded and stay in the sync index, marked not filed,
+        # so the first scan with a token files them.
+        stats.not_filed = len(pending)
+        return
+    calls_before = gh.calls
+    try:
+        _learn_closed(ctx, gh, {g["fingerprint"]: g for g in pending})
+        for group in pending:
+            if seconds_left() <= 0:
+                stats.checkpointed = True
+                break
+            try:
+                _file(ctx, gh, group, stats)
+            except GitHubError as error:
+                # This group stays in the sync index; the next scan tries again (and searches its
+                # marker first, so an issue created before the error is found, not duplicated).
+                stats.github_errors += 1
+                log.warning("github filing failed", extra={"fingerprint": group["fingerprint"],
+                                                             "status": error.status, "error": error.message})
+    except OutOfTime:
+        stats.checkpointed = True
+    except GitHubError as error:
+        stats.github_errors += 1
+        log.warning("github unavailable", extra={"status": error.status, "error": error.message})
+    finally:
+        stats.github_calls += gh.calls - calls_before
+
+
+def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict]) -> None:
+    """Which of our issues people closed since the last look (one list call): mark them closed."""
+    started = ctx.iso()
+    since = store.github_state().get("closedCheckedAt")
+    for issue in gh.closed_since(LABEL, since):
+        fp = rules.marker_in(issue.get("body"))
+        if fp is None:
+            continue
+        group = pending.get(fp) or store.get_group(fp)
+        if group is None or group.get("githubState") == "closed":
+            continue
+        fields: dict = {"githubState": "closed", "githubNumber": issue["number"], "githubUrl": issue.get("html_url")}
+        if fp not in pending:  # nothing new since: the group is done
+            fields.update(status="closed", **{k: v for k, v in store.index_attrs(
+                fp, "closed", group["severity"], needs_sync=False).items() if k.startswith("GSI2")})
+        store.commit([store.group_update(fp, fields)])
+        group.update(fields)
+    store.github_state_put(started)
+
+
+def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats) -> None:
+    fp = group["fingerprint"]
+    number = group.get("githubNumber")
+    url = group.get("githubUrl")
+    previous = int(group.get("reportedCount") or 0)
+    was_closed = group.get("githubState") == "closed"
+    action = "commented"
+    if number is None:
+        found = gh.find_by_marker(rules.marker_text(fp))
+        if found is not None:
+            number, url, was_closed = found["number"], found.get("html_url"), found.get("state") == "closed"
+        else:
+            issue = gh.create_issue(group["title"], rules.issue_body(group, analysis.probable_cause(ctx, group)),
+                                    [LABEL, f"severity:{group['severity']}"])
+            number, url, action = issue["number"], issue.get("html_url"), "opened"
+    if action != "opened":
+        if was_closed:
+            gh.update_issue(number, state="open", state_reason="reopened")
+            action = "reopened"
+        gh.comment(number, rules.recurrence_comment(group, previous, action == "reopened"))
+    status = "open" if group.get("status") in (None, "closed") else group["status"]
+    fields = {"githubNumber": number, "githubUrl": url, "githubState": "open", "filed": True,
+              "reportedCount": group["count"], "reportedAt": ctx.iso(), "status": status,
+              **store.index_attrs(fp, status, group["severity"], needs_sync=False)}
+    tx = ctx.tx()
+    tx.update("group", store.group_update(fp, fields, expect_count=int(group["count"])))
+    tx.emit("ops:issue", event_data({**group, **fields}, action))
+    try:
+        tx.commit()
+    except Exception:  # the count moved (cannot under the lock) or the record vanished: next scan re-syncs
+        log.warning("ops group changed while filing", extra={"fingerprint": fp})
+    if action == "opened":
+        stats.issues_opened += 1
+    else:
+        stats.issues_updated += 1
+
+
+def event_data(group: dict, action: str) -> dict:
+    return {"id": group["fingerprint"], "action": action, "title": group.get("title"),
+            "severity": group.get("severity"), "status": group.get("status"), "count": group.get("count"),
+            "githubNumber": group.get("githubNumber"), "githubUrl": group.get("githubUrl")}

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Union
+
+from chalice import Blueprint
+
+from chalicelib.core.api import Call, endpoint
+from chalicelib.core.auth import Scope
+from chalicelib.core.context import Ctx
+from chalicelib.reports import models, service
+
+bp = Blueprint(__name__)
+TAG = "Delivery reports"
+
+
+def _ctx(call: Call) -> Ctx:
+    return Ctx(principal=call.principal, trace_id=call.trace_id)
+
+
+# Plain dicts out: a summary's null figures (no decided operation: successRate null) stay in the JSON.
+
+@endpoint(bp, "/api/delivery/reports/generate", "POST", scope=Scope.OPERATOR, body=models.GenerateRequest,
+          response=models.ReportPage, tag=TAG, errors=(404,),
+          summary="Generate the report of one order, or of every order with patch events since its last report")
+def generate(call: Call) -> dict:
+    return {"items": service.generate(_ctx(call), call.body.order_id), "nextToken": None}
+
+
+@endpoint(bp, "/api/delivery/reports", "GET", scope=Scope.OPERATOR, query=models.ReportQuery,
+          response=Union[models.Report, models.ReportPage], tag=TAG, errors=(404,),
+          summary="One order's report (?orderId=) or the list; ?generate=true regenerates first")
+def read(call: Call) -> dict:
+    q, ctx = call.query, _ctx(call)
+    if q.generate:
+        service.generate(ctx, q.order_id)
+    if q.order_id:
+        return service.get(ctx, q.order_id)
+    return service.list_reports(ctx, q.limit, q.next_token)

@@ -1,0 +1,79 @@
+"""Delivery reports: generate (one order, or every order with events since its last report), read, list.
+
+Patch events are read only through the patch system's service
+(chalicelib/patches/service.py: order_events, orders_changed_since); `events`
+is that module unless a caller passes another object with the same two
+functions (the unit tests do, with PatchEvent-shaped data).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from chalicelib.core import paging
+from chalicelib.core.context import Ctx
+from chalicelib.core.errors import NotFound
+from chalicelib.reports import rules, store
+
+
+class PatchEvents(Protocol):
+    def order_events(self, ctx: Ctx, order_id: str) -> list[Any]: ...
+    def orders_changed_since(self, ctx: Ctx, since_iso: str) -> list[tuple[str, str]]: ...
+
+
+def _patches() -> PatchEvents:
+    from chalicelib.patches import service  # the patch system owns its events
+
+    return service  # type: ignore[return-value]
+
+
+def _build(ctx: Ctx, order_id: str, events: list[Any]) -> dict:
+    summary = rules.summarize(order_id, events)
+    generated_at = ctx.iso()
+    report = {"orderId": order_id, "generatedAt": generated_at, "summary": summary,
+              "markdown": rules.markdown(summary, generated_at)}
+    tx = ctx.tx()
+    tx.put("report", store.report_put(ctx.org_id, order_id, generated_at, summary, report["markdown"]))
+    tx.emit("report:generated", {"orderId": order_id, "generatedAt": generated_at,
+                                 "successRate": summary["successRate"], "batches": summary["batches"]["total"],
+                                 "lastActivityAt": summary["lastActivityAt"]})
+    tx.commit()
+    return report
+
+
+def generate(ctx: Ctx, order_id: str | None = None, events: PatchEvents | None = None) -> list[dict]:
+    """One order's report (404 when it has no events), or every order changed since its last report."""
+    source = events or _patches()
+    if order_id is not None:
+        found = list(source.order_events(ctx, order_id))
+        if not found:
+            raise NotFound(f"no patch events for order {order_id}")
+        return [_build(ctx, order_id, found)]
+    since = store.watermark(ctx.org_id)
+    changed = list(source.orders_changed_since(ctx, since))
+    existing = store.get_many(ctx.org_id, [o for o, _ in changed])
+    reports = []
+    for oid, last_at in changed:
+        # Only orders whose newest event is newer than their report are rebuilt.
+        if oid in existing and existing[oid].get("lastEventAt", "") >= last_at:
+            continue
+        reports.append(_build(ctx, oid, list(source.order_events(ctx, oid))))
+    if changed:
+        newest = max(last for _, last in changed)
+        if newest > (since or ""):
+            tx = ctx.tx()
+            tx.put("watermark", store.watermark_put(ctx.org_id, newest))
+            tx.commit()
+    return reports
+
+
+def get(ctx: Ctx, order_id: str) -> dict:
+    item = store.get(ctx.org_id, order_id)
+    if item is None:
+        raise NotFound(f"no delivery report for order {order_id}")
+    return store.public(item)
+
+
+def list_reports(ctx: Ctx, limit: int, next_token: str | None) -> dict:
+    scope = f"reports:{ctx.org_id}"
+    page = store.list_reports(ctx.org_id, limit, paging.start_key(next_token, scope))
+    return {"items": [store.public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}

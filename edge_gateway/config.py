@@ -1,0 +1,61 @@
+"""The gateway's settings, from the environment (see docs/GATEWAY.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    control_plane_url: str
+    api_key: str
+    db_path: str = "gateway.db"
+    host: str = "127.0.0.1"
+    port: int = 3000
+    max_db_mb: float = 512.0
+    drop_oldest: bool = False
+    synchronous: str = "FULL"
+    ws_url: str | None = None               # default: CONTROL_PLANE_URL's /ws (the local stack)
+    agent_id: str | None = None             # default: learned from the control plane's answer to POST /ingest
+    batch_records: int = 500
+    batch_bytes: int = 192 * 1024
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    linger_seconds: float = 0.5             # a partial batch waits this long for company
+    unhealthy_after_seconds: float = 300.0  # /health is 503 once the uplink has failed this long
+    command_poll_seconds: float = 5.0
+    ws_renew_seconds: float = 6600.0        # API Gateway closes a WebSocket after 2 h
+    request_timeout: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
+        e = dict(os.environ if env is None else env)
+        missing = [name for name in ("CONTROL_PLANE_URL", "GATEWAY_API_KEY") if not e.get(name)]
+        if missing:
+            raise SystemExit(f"edge gateway: set {' and '.join(missing)} (see docs/GATEWAY.md)")
+        on_full = e.get("GATEWAY_ON_FULL", "refuse")
+        if on_full not in ("refuse", "drop-oldest"):
+            raise SystemExit("edge gateway: GATEWAY_ON_FULL must be refuse or drop-oldest")
+        return cls(
+            control_plane_url=e["CONTROL_PLANE_URL"],
+            api_key=e["GATEWAY_API_KEY"],
+            db_path=e.get("GATEWAY_DB", "gateway.db"),
+            host=e.get("GATEWAY_HOST", "127.0.0.1"),
+            port=int(e.get("GATEWAY_PORT", 3000)),
+            max_db_mb=float(e.get("GATEWAY_MAX_DB_MB", 512)),
+            drop_oldest=on_full == "drop-oldest",
+            synchronous=e.get("GATEWAY_SYNCHRONOUS", "FULL").upper(),
+            ws_url=e.get("GATEWAY_WS_URL") or None,
+            agent_id=e.get("GATEWAY_AGENT_ID") or None,
+            batch_records=int(e.get("GATEWAY_BATCH_RECORDS", 500)),
+            batch_bytes=int(e.get("GATEWAY_BATCH_KB", 192)) * 1024,
+            backoff_base=float(e.get("GATEWAY_BACKOFF_BASE_SECONDS", 0.5)),
+            backoff_cap=float(e.get("GATEWAY_BACKOFF_CAP_SECONDS", 60)),
+            linger_seconds=float(e.get("GATEWAY_LINGER_SECONDS", 0.5)),
+            unhealthy_after_seconds=float(e.get("GATEWAY_UNHEALTHY_AFTER_SECONDS", 300)),
+            command_poll_seconds=float(e.get("GATEWAY_COMMAND_POLL_SECONDS", 5)),
+            ws_renew_seconds=float(e.get("GATEWAY_WS_RENEW_SECONDS", 6600)),
+            request_timeout=float(e.get("GATEWAY_REQUEST_TIMEOUT_SECONDS", 10)),
+            log_level=e.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
+        )

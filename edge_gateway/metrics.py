@@ -1,0 +1,49 @@
+"""Prometheus metrics, in a registry of the gateway's own (tests run several gateways in one process)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.counters = {
+            "stored": Counter("gateway_records_stored", "Records durably buffered", registry=r),
+            "uplinked": Counter("gateway_records_uplinked", "Records the control plane accepted as new", registry=r),
+            "duplicates": Counter("gateway_records_duplicates",
+                                  "Records the control plane already had (a retried upload)", registry=r),
+            "dropped": Counter("gateway_records_dropped", "Oldest records deleted at the disk cap (drop-oldest)",
+                               registry=r),
+            "refused": Counter("gateway_stores_refused", "Stores refused with 507 at the disk cap", registry=r),
+            "refusedRecords": Counter("gateway_records_refused", "Records in stores refused at the disk cap",
+                                      registry=r),
+            "quarantined": Counter("gateway_records_quarantined",
+                                   "Records the control plane rejected for good (moved to quarantine)", registry=r),
+            "retries": Counter("gateway_uplink_retries", "Uplink attempts that failed and will be retried",
+                               registry=r),
+        }
+        self.invalid = Counter("gateway_stores_invalid", "Stores rejected for bad input (4xx, nothing stored)",
+                               registry=r)
+        self.backlog = Gauge("gateway_backlog_records", "Records waiting in the buffer", registry=r)
+        self.used_bytes = Gauge("gateway_buffer_bytes", "Bytes the buffered records take against the cap", registry=r)
+        self.cap_bytes = Gauge("gateway_buffer_cap_bytes", "The buffer's disk cap", registry=r)
+        self.quarantine_size = Gauge("gateway_quarantine_records", "Records in quarantine", registry=r)
+        self.uplink_latency = Histogram("gateway_uplink_latency_seconds", "POST /ingest round trip",
+                                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.consecutive_failures = Gauge("gateway_uplink_consecutive_failures", "Uplink failures in a row",
+                                          registry=r)
+        self.control_connected = Gauge("gateway_control_channel_connected", "1 while the WebSocket is open",
+                                       registry=r)
+        self.commands = Counter("gateway_commands", "Commands handled, by outcome", ["status"], registry=r)
+
+    def add(self, deltas: dict[str, int]) -> None:
+        for name, delta in deltas.items():
+            counter = self.counters.get(name)
+            if counter is not None and delta > 0:
+                counter.inc(delta)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,140 @@
+"""make deploy's logic against moto, up to the hand-over to Chalice (infra/deploy.py, infra/package.py),
+and the API key pepper read from the secret the data stack creates."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra import deploy, package
+from infra.stack import OUTPUT_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeChalice:
+    """Stands where `chalice package` runs: records what it was handed, writes what it would emit."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, str], Path]] = []
+
+    def __call__(self, stage: str, env: dict[str, str], out_dir: Path) -> Path:
+        self.calls.append((stage, dict(env), out_dir))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "deployment.zip").write_bytes(b"app code")
+        (out_dir / "layer-deployment.zip").write_bytes(b"layer")
+        template = {"Resources": {
+            "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "./deployment.zip"}},
+            "ManagedLayer": {"Type": "AWS::Serverless::LayerVersion",
+                             "Properties": {"ContentUri": "./layer-deployment.zip"}}}}
+        (out_dir / "sam.json").write_text(json.dumps(template))
+        return out_dir / "sam.json"
+
+
+def test_deploy_creates_then_updates_the_data_stack_and_hands_its_outputs_to_chalice(aws, tmp_path):
+    chalice = FakeChalice()
+    session = boto3.session.Session()
+    outputs, template = deploy.prepare("unit", session, packager=chalice, build_root=tmp_path)
+    again, _ = deploy.prepare("unit", session, packager=chalice, build_root=tmp_path)  # an update: no changes
+
+    assert outputs == again
+    (stage, env, out_dir), second = chalice.calls
+    assert second == chalice.calls[0] and stage == "unit" and out_dir == tmp_path / "unit"
+    assert env["STACK_NAME"] == "controlplane-unit"
+    assert set(OUTPUT_ENV.values()) <= set(env)
+    assert env["MAIN_TABLE"] == "controlplane-unit-main"
+    assert env["OUTBOX_STREAM_ARN"] == outputs["OutboxStreamArn"] and "/stream/" in env["OUTBOX_STREAM_ARN"]
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=env["API_KEY_PEPPER_SECRET_ARN"])
+    assert len(secret["SecretString"]) == 64
+
+    uploaded = deploy.upload_artifacts(template, outputs["DeploymentBucketName"], "app/unit", session)
+    s3 = boto3.client("s3")
+    for resource, field, content in (("APIHandler", "CodeUri", b"app code"), ("ManagedLayer", "ContentUri", b"layer")):
+        uri = uploaded["Resources"][resource]["Properties"][field]
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        assert bucket == outputs["DeploymentBucketName"] and key.startswith("app/unit/")
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+
+
+def test_packaging_without_a_deployed_stack_fails_with_one_clear_line(tmp_path):
+    with pytest.raises(package.PackageError, match="deploy the data stack first"):
+        package.stage_environment({"STACK_NAME": "controlplane-x"})
+    env = {k: v for k, v in os.environ.items() if k not in set(OUTPUT_ENV.values())}
+    done = subprocess.run([sys.executable, "-m", "infra.package", str(tmp_path / "out")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("package: no OUTBOX_STREAM_ARN") and done.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "out").exists()
+
+    imported = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert imported.returncode != 0 and "OUTBOX_STREAM_ARN is not set" in imported.stderr
+    assert "/stream/unset" not in imported.stdout + imported.stderr  # no placeholder ARN any more
+
+
+def test_merge_template_reports_partial_batch_failures_and_answers_preflight_204():
+    plain = {"Resources": {
+        "JobsWork": {"Type": "AWS::Serverless::Function", "Properties": {"Events": {
+            "JobsWorkSqsEventSource": {"Type": "SQS", "Properties": {"Queue": "arn", "BatchSize": 10}}}}},
+        "OutboxFanout": {"Type": "AWS::Serverless::Function", "Properties": {"Events": {
+            "OutboxFanoutDynamodbEventSource": {"Type": "DynamoDB", "Properties": {}}}}},
+        "RestAPI": {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionBody": {"paths": {
+            "/jobs": {"get": {}, "options": {"x-amazon-apigateway-integration": {"type": "mock", "responses": {
+                "default": {"statusCode": "200", "responseParameters": {
+                    "method.response.header.Access-Control-Allow-Origin": "'*'"}}}}}},
+            "/health": {"get": {}}}}}}}}
+    merge = package.merge_template(plain, "https://ui.example")
+    resources = merge["Resources"]
+    assert resources["JobsWork"]["Properties"]["Events"]["JobsWorkSqsEventSource"]["Properties"] == {
+        "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    assert "OutboxFanout" not in resources
+    body = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    assert set(body["paths"]) == {"/jobs"}
+    options = body["paths"]["/jobs"]["options"]
+    assert options["x-amazon-apigateway-integration"]["responses"]["default"]["statusCode"] == "204"
+    assert "Access-Control-Allow-Origin" in options["responses"]["204"]["headers"]
+    unknown_path = body["x-amazon-apigateway-gateway-responses"]["MISSING_AUTHENTICATION_TOKEN"]
+    assert unknown_path["statusCode"] == 404
+    assert json.loads(unknown_path["responseTemplates"]["application/json"].replace(
+        "$context.httpMethod $context.path", "GET /nope"))["error"]["code"] == "NOT_FOUND"
+    assert unknown_path["responseParameters"] == {
+        "gatewayresponse.header.Access-Control-Allow-Origin": "'https://ui.example'"}
+
+
+def test_pepper_is_read_from_the_stack_secret_and_required_on_lambda(aws, monkeypatch):
+    from chalicelib.core.config import DEVELOPMENT_PEPPER, Settings
+
+    monkeypatch.delenv("API_KEY_PEPPER", raising=False)
+    monkeypatch.setenv("API_KEY_PEPPER_SECRET_ARN", aws["ApiKeyPepperSecretArn"])
+    stored = boto3.client("secretsmanager").get_secret_value(SecretId=aws["ApiKeyPepperSecretArn"])["SecretString"]
+    assert Settings.from_env().api_key_pepper == stored
+
+    monkeypatch.delenv("API_KEY_PEPPER_SECRET_ARN")
+    assert Settings.from_env().api_key_pepper == DEVELOPMENT_PEPPER  # locally only
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "control-plane-prod-APIHandler")
+    with pytest.raises(RuntimeError, match="pepper missing"):
+        Settings.from_env().api_key_pepper
+
+
+def test_docs_list_exactly_the_schedules_the_app_defines(app_module):
+    import re
+
+    from chalice.app import ScheduledEventConfig
+
+    defined = {source.name: source.schedule_expression.to_string() for source in app_module.app.event_sources
+               if isinstance(source, ScheduledEventConfig)}
+    section = (ROOT / "docs" / "DEPLOY.md").read_text().split("## Schedules", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.MULTILINE))
+    assert documented == defined
+
+
+def test_the_websocket_stage_is_one_value_in_config_and_docs():
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stage = config["websocket_api_stage"]
+    assert all("websocket_api_stage" not in s for s in config["stages"].values())
+    assert f"WebSocket API stage | `{stage}`" in (ROOT / "docs" / "DEPLOY.md").read_text()
