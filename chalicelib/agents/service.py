@@ -105,6 +105,11 @@ def active_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
     return store.active_check(org_id, agent_id)
 
 
+def exists_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
+    """A transaction item that fails unless the organization has this agent (active or not)."""
+    return store.exists_check(org_id, agent_id)
+
+
 def is_active(org_id: str, agent_id: str) -> bool | None:
     """True/False for a known agent, None for an unknown one (error paths only)."""
     item = store.get(org_id, agent_id, consistent=True)

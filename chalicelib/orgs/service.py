@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from chalicelib.agents import service as agents_service
 from chalicelib.aws import dynamo
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal, Scope, new_key
@@ -37,11 +38,19 @@ def create_key(principal: Principal, name: str, scope: str, agent_id: str | None
         raise ValidationError.field("expiresAt", "must be in the future")
     expires = clock.iso(expires_at.timestamp()) if expires_at is not None else None
     api_key, item = new_key(principal.org_id, Scope(scope), name, agent_id, expires, root=principal.root)
-    dynamo.transact([
-        store.key_item_put(item),
-        audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
-                        {"scope": scope, "agentId": agent_id}),
-    ])
+    # An agent key names an agent of this organization: checked in the same commit.
+    agent_check = [agents_service.exists_check(principal.org_id, agent_id)] if agent_id else []
+    try:
+        dynamo.transact([
+            *agent_check,
+            store.key_item_put(item),
+            audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
+                            {"scope": scope, "agentId": agent_id}),
+        ])
+    except dynamo.ConditionFailed as failed:
+        if agent_check and failed.index == 0:
+            raise NotFound(f"no agent {agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
+        raise
     return {**_key_info(item), "apiKey": api_key}
 
 

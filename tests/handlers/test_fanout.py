@@ -1,4 +1,5 @@
 """WebSocket handlers and the outbox fan-out, as Lambda would invoke them."""
+from tests.conftest import seed_agent
 import json
 
 import pytest
@@ -53,6 +54,7 @@ def test_ping_pong_and_ignored_messages(app_module, org, sent):
 
 def test_events_stay_in_their_org_and_agent_keys_see_their_agent_only(app_module, http, org, root, outbox, sent):
     other = http.post("/orgs", root["adminApiKey"], {"name": "B"}).json
+    seed_agent(org["orgId"], "agent-1")
     agent_key = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agentId": "agent-1"}).json["apiKey"]
     connect(app_module, "a1", org["adminKey"])
     connect(app_module, "a2", org["adminKey"])
