@@ -28,6 +28,7 @@ import uvicorn
 from devstack.asgi import DevstackApp
 from devstack.lambdas import Lambdas
 from devstack.moto_server import EmbeddedMoto
+from devstack import redact
 from devstack.pumps import start_pumps
 from devstack.websocket import WebSocketGateway
 from infra import stack
@@ -160,22 +161,30 @@ def _ready_info(public: str, moto_url: str, environment: dict[str, str], seed: d
 
 
 def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) -> None:
-    key = info.get("adminApiKey", "<apiKey>")
+    # The root key is printed only when this start generated it (nobody else
+    # knows it); a key from ADMIN_API_KEY is its owner's and never printed.
+    generated = "adminApiKey" in info and not os.environ.get("ADMIN_API_KEY")
+    key = info["adminApiKey"] if generated else ("$ADMIN_API_KEY" if "adminApiKey" in info else "<apiKey>")
+    ws_url = info["wsUrl"].split("?token=")[0] + f"?token={key}"
     lines = [
         "",
         "devstack is ready",
         f"  REST API    {info['url']}",
-        f"  WebSocket   {info['wsUrl']}",
+        f"  WebSocket   {ws_url}",
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
     ]
-    lines += [f"  {name:<11} {value}" for name, value in info.items()
+    lines += [f"  {name:<11} {key if name == 'adminApiKey' else value}" for name, value in info.items()
               if name not in ("url", "wsUrl", "motoUrl", "environment")]
     lines.append(f"  try         curl -H 'Authorization: Bearer {key}' {info['url']}{_example_path(app_object)}")
     if schedules:
         lines.append(f"  schedules   curl {info['url']}/_devstack/schedules")
         lines += [f"              curl -X POST {info['url']}/_devstack/schedules/{name}/run" for name in schedules]
     lines += ["  stop        Ctrl-C", ""]
-    print("\n".join(lines), flush=True)
+    stdout = sys.stdout
+    # A generated key must reach its user once: past the log's redaction.
+    out = stdout.raw_stream if generated and isinstance(stdout, redact.RedactingStream) else stdout
+    out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _example_path(app_object: Any) -> str:
@@ -187,6 +196,7 @@ def _example_path(app_object: Any) -> str:
 def _write_atomically(path: Path, text: str) -> None:
     # Readers poll for the file: they must never see it half written.
     partial = path.with_name(path.name + ".partial")
+    partial.touch(mode=0o600)  # it names the root key: the owner's eyes only
     partial.write_text(text)
     os.replace(partial, path)
 
@@ -198,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--ready-file", type=Path, help="write the URLs and seed as JSON here once serving")
     args = parser.parse_args(argv)
+    redact.install()  # before any logging or import: no key, token or bearer reaches the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client

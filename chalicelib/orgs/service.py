@@ -6,6 +6,7 @@ from datetime import datetime
 
 from chalicelib.agents import service as agents_service
 from chalicelib.aws import dynamo
+from chalicelib.fanout import fanout
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal, Scope, new_key
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
@@ -62,9 +63,12 @@ def revoke_key(principal: Principal, key_id: str, trace_id: str | None = None) -
         ])
     except dynamo.ConditionFailed:
         item = store.get_key(key_id)
-        if item and item.get("orgId") == principal.org_id and item.get("revokedAt"):
-            return  # already revoked: DELETE is idempotent
-        raise NotFound(f"no key {key_id}") from None
+        if not (item and item.get("orgId") == principal.org_id and item.get("revokedAt")):
+            raise NotFound(f"no key {key_id}") from None
+        # already revoked: DELETE is idempotent (and closes what may still be open)
+    # Revocation is at once, sockets included: REST fails from the commit on,
+    # and every WebSocket opened with the key is closed now.
+    fanout.close_opened_with(principal.org_id, key_id=key_id)
 
 
 def _key_info(item: dict) -> dict:
