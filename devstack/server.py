@@ -113,7 +113,14 @@ def _force_exit(signum: int, frame: Any) -> None:
 def _bind(host: str, port: int) -> socket.socket:
     """Bind first, so --port 0 picks a free port that the environment can name before the app loads."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    sock = socket.create_server((host, port), family=family)
+    # Nagle off. asyncio turns it off only for sockets whose proto is
+    # IPPROTO_TCP, and create_server's is 0, so the accepted sockets kept
+    # Nagle: a response written as headers then body waited for the client's
+    # delayed ACK, ~40 ms on every reused keep-alive connection (a fresh one
+    # escapes it in TCP quick-ACK mode). Accepted sockets inherit this option.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _public_address(host: str, port: int) -> str:
