@@ -114,6 +114,11 @@ def _operation(ep: Endpoint) -> dict:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     else:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    if ep.method == "POST" and str(ep.status) in responses:
+        responses[str(ep.status)]["headers"] = {"Idempotent-Replayed": {
+            "description": "`true` when this is the stored response of an earlier call with the same "
+                           "Idempotency-Key (a minted secret is not in it: it is shown once)",
+            "schema": {"type": "string", "enum": ["true"]}}}
     for status in ep.errors:
         if str(status) in responses:
             continue
