@@ -1,25 +1,42 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Both create .venv and install the pinned requirements on first use (and
-# again whenever a requirements file changes).
+# Both create .venv with Python 3.13 and install the pinned requirements on
+# first use (and again whenever a requirements file changes).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.13: `python3.13` on PATH if it runs (a pyenv shim may exist without
+# working), else a 3.13 that pyenv installed. Override with PYTHON=/path/to/python3.13.
+PYTHON ?= $(shell \
+	if python3.13 -c '' >/dev/null 2>&1; then command -v python3.13; exit 0; fi; \
+	for candidate in $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+		if [ -x "$$candidate" ] && "$$candidate" -c '' >/dev/null 2>&1; then echo "$$candidate"; exit 0; fi; \
+	done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: run test lint bench fuzz deploy clean
+.PHONY: run test lint cfn-lint bench fuzz deploy clean python
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+python:
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: put python3.13 on PATH (or install it with pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' || { echo "Python 3.13 is required, $(PYTHON) is $$($(PYTHON) -V 2>&1)"; exit 1; }
+
+$(STAMP): requirements.txt requirements-dev.txt | python
+	@test -x $(BIN)/python && $(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' \
+		|| { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# make run [PORT=8000] [HOST=127.0.0.1] [FRESH=1]: state lives in .devstack/state/ (FRESH=1 starts empty).
 run: $(STAMP)
-	$(BIN)/python -m devstack
+	$(BIN)/python -m devstack --host $(HOST) --port $(PORT) $(if $(FRESH),--fresh)
 
-lint: $(STAMP)
+# Static checks; `make test` runs them first. Add further linters as prerequisites here.
+lint: cfn-lint
+
+# cfn-lint the data stack template, and the app packaged by `chalice package`.
+cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint infra/template.yaml
 
 test: $(STAMP) lint

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger
-from chalice import Response
+from chalice import Rate, Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.aws.dynamo import deserialize_item
@@ -60,6 +60,12 @@ def outbox_fanout(event):
 def jobs_work(event):
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
     return job_leases.handle_batch(event.to_dict(), event.context)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def jobs_lease_sweep(event):
+    """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
+    return job_leases.sweep()
 
 
 def local_seed() -> dict:

@@ -2,8 +2,9 @@
 
     /ws                                   WebSocket: API Gateway WebSocket API -> $connect/$default/$disconnect
     POST|GET|DELETE /@connections/{id}    API Gateway management API (what apigatewaymanagementapi calls)
-    GET  /_devstack/schedules             scheduled handlers, their expressions and next runs
-    POST /_devstack/schedules/{name}/run  run a scheduled handler now, answer its result
+    GET  /_local/schedules                [{name, expression, nextFireAt}] of every app.schedule (loopback only)
+    POST /_local/schedules/{name}/run     run that schedule's handler now: {name, ok, durationMs, error?} (loopback only)
+    OPTIONS anything else                 CORS preflight: 204 with the Access-Control-Allow-* headers
     anything else                         REST API through Chalice's LocalGateway (authorizers included)
 
 Paths are routed on the raw (still percent-encoded) path: boto3 encodes the
@@ -20,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import ipaddress
 import json
 import logging
 import os
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -91,8 +94,8 @@ class DevstackApp:
                 status, headers, payload = self._authorized_management(scope, raw_path, method, segments[2], body)
             elif any(segment in (".", "..") for segment in segments):
                 status, headers, payload = _error(404, "NOT_FOUND", "no such path")
-            elif segments[1] == "_devstack":
-                status, headers, payload = await self._devstack(method, segments[2:])
+            elif segments[1] == "_local":
+                status, headers, payload = await self._local(scope, method, segments[2:])
             else:
                 status, headers, payload = await self._rest(scope, raw_path, body)
         except Exception:
@@ -127,24 +130,32 @@ class DevstackApp:
         return (410, [*_JSON, (b"x-amzn-errortype", b"GoneException")],
                 json.dumps({"message": f"connection {connection_id} is gone"}).encode())
 
-    # --- devstack endpoints ------------------------------------------------------
+    # --- local-only endpoints (never on AWS: the app does not define them) -----------
 
-    async def _devstack(self, method: str, rest: list[str]) -> Response:
-        if method == "GET" and rest == ["schedules"]:
-            return 200, _JSON, json.dumps({"schedules": self._scheduler.describe()}).encode()
-        if method == "POST" and len(rest) == 3 and rest[0] == "schedules" and rest[2] == "run":
+    async def _local(self, scope: dict[str, Any], method: str, rest: list[str]) -> Response:
+        client = (scope.get("client") or ("",))[0]
+        if not _is_loopback(client):
+            return _error(403, "FORBIDDEN", "the local endpoints answer loopback clients only")
+        if rest == ["schedules"]:
+            if method != "GET":
+                return _error(405, "METHOD_NOT_ALLOWED", "use GET")
+            return 200, _JSON, json.dumps(self._scheduler.describe()).encode()
+        if len(rest) == 3 and rest[0] == "schedules" and rest[2] == "run":
+            if method != "POST":
+                return _error(405, "METHOD_NOT_ALLOWED", "use POST")
             name = rest[1]
             if name not in self._scheduler.handlers:
-                error = {"error": {"code": "NOT_FOUND", "message": f"no schedule {name}"}}
-                return 404, _JSON, json.dumps(error).encode()
-            loop = asyncio.get_running_loop()
+                return _error(404, "NOT_FOUND", f"no schedule named {name}")
+            started = time.perf_counter()
+            answer: dict[str, Any] = {"name": name, "ok": True}
             try:
-                result = await loop.run_in_executor(self._lambdas.pool, self._scheduler.run_now, name)
+                await asyncio.get_running_loop().run_in_executor(self._lambdas.pool, self._scheduler.run_now, name)
             except Exception as error:
                 log.exception("scheduled handler %s failed", name)
-                return 500, _JSON, json.dumps({"error": {"code": "HANDLER_FAILED", "message": repr(error)}}).encode()
-            return 200, _JSON, json.dumps({"name": name, "result": result}, default=str).encode()
-        return 404, _JSON, b'{"error": {"code": "NOT_FOUND", "message": "unknown devstack endpoint"}}'
+                answer.update(ok=False, error=f"{type(error).__name__}: {error}")
+            answer["durationMs"] = round((time.perf_counter() - started) * 1000, 1)
+            return 200, _JSON, json.dumps(answer).encode()
+        return _error(404, "NOT_FOUND", "unknown local endpoint")
 
     # --- REST through Chalice's local API Gateway ---------------------------------
 
@@ -173,7 +184,24 @@ class DevstackApp:
         elif isinstance(payload, str):
             payload = payload.encode("utf-8")
         headers_out = _header_list(response.get("headers", {}), response.get("multiValueHeaders", {}))
-        return response["statusCode"], headers_out, payload
+        status = response["statusCode"]
+        if scope["method"] == "OPTIONS" and status == 200 and not payload:
+            # LocalGateway answers Chalice's generated preflight with 200; the packaged
+            # API answers 204 (infra/package.py), and so does the contract.
+            status = 204
+            headers_out = [(name, value) for name, value in headers_out if name != b"content-type"]
+        return status, headers_out, payload
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return status, _JSON, json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
 def _header_list(headers: dict[str, str], multi_value: dict[str, list[str]] | None = None) -> Headers:

@@ -23,6 +23,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from devstack import fast_moto
+from devstack.persistence import ChangeCounter
 
 _SERIALIZED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 
@@ -32,12 +33,12 @@ class SerializeDynamoDB:
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(_SERIALIZED_TARGETS):
             return self._app(environ, start_response)
-        with self._lock:
+        with self.lock:
             result = self._app(environ, start_response)
             # A WSGI body may be computed lazily while it is iterated: build it
             # inside the lock so the whole operation is serialized.
@@ -53,8 +54,11 @@ class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         fast_moto.patch_transactions()
         fast_moto.patch_index_queries()
-        app = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        serialized = SerializeDynamoDB(DomainDispatcherApplication(create_backend_app))
+        # The snapshotter (devstack/persistence.py) reads under the same lock and saves when `changes` moved.
+        self.dynamodb_lock = serialized.lock
+        self.changes = ChangeCounter(serialized)
+        self._server = make_server(host, port, self.changes, threaded=True, request_handler=MotoRequestHandler)
         # Nagle off (inherited by accepted sockets): werkzeug writes headers and
         # body separately, and the app's boto3 clients reuse keep-alive
         # connections, so every AWS call would otherwise wait ~40 ms for a delayed ACK.

@@ -234,8 +234,7 @@ class Scheduler:
                 {
                     "name": name,
                     "expression": handler.expression,
-                    "nextRun": handler.next_run.isoformat(),
-                    "lastRun": handler.last_run.isoformat() if handler.last_run else None,
+                    "nextFireAt": handler.next_run.isoformat(timespec="seconds").replace("+00:00", "Z"),
                 }
                 for name, handler in self.handlers.items()
             ]

@@ -12,6 +12,7 @@ it installs no signal handlers) and SIGINT/SIGTERM end the main thread's wait.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import logging
@@ -25,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from devstack import persistence
 from devstack.asgi import DevstackApp
 from devstack.lambdas import Lambdas
 from devstack.moto_server import EmbeddedMoto
@@ -35,26 +37,54 @@ from infra import stack
 
 log = logging.getLogger("devstack")
 
+DEFAULT_STATE_DIR = Path(__file__).resolve().parent.parent / ".devstack" / "state"
+
 # API Gateway's WebSocket message limit; uvicorn closes larger messages with 1009.
 WS_MAX_MESSAGE_BYTES = 128 * 1024
 
 
-def run(app_module: str, host: str, port: int, ready_file: Path | None) -> int:
-    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 1 if the server died."""
+def run(app_module: str, host: str, port: int, ready_file: Path | None, state_dir: Path | None = None,
+        fresh: bool = False) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 1 if the server died, 2 if the address is taken."""
+    try:
+        sock = _bind(host, port)
+    except OSError as error:
+        print(f"devstack: cannot listen on {host}:{port}: {error.strerror or error}"
+              + (" (another `make run`? choose one with PORT=...)" if error.errno == errno.EADDRINUSE else ""),
+              file=sys.stderr, flush=True)
+        return 2
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack like Ctrl-C
     stop = threading.Event()
+    state = persistence.StateDir(state_dir) if state_dir else None
+    if state and fresh:
+        state.clear()
+        log.info("state: starting empty (--fresh); %s cleared", state.path)
     moto = EmbeddedMoto()
     moto.start()
     lambdas: Lambdas | None = None
     server: uvicorn.Server | None = None
     server_thread: threading.Thread | None = None
+    snapshotter: persistence.Snapshotter | None = None
     pumps: list[threading.Thread] = []
     try:
-        sock = _bind(host, port)
         bound_port = sock.getsockname()[1]
         public = _public_address(host, bound_port)
-        environment = _prepare_environment(moto.url, public)
+        local = state.local() if state else {}
+        if local:
+            # The same pepper and root key as last time, so keys issued before a restart still authenticate.
+            os.environ.setdefault("API_KEY_PEPPER", local["apiKeyPepper"])
+            if local.get("adminApiKey"):
+                os.environ.setdefault("ADMIN_API_KEY", local["adminApiKey"])
+        outputs, environment = _prepare_environment(moto.url, public)
+        if state and (saved := state.load_snapshot()):
+            counts = persistence.restore(saved, outputs)
+            log.info("state: restored %(items)d items, %(messages)d queue messages, %(objects)d objects", counts)
         app_object, seed = _load_app(app_module)
+        if state:
+            state.remember_seed(seed)
+            snapshotter = persistence.Snapshotter(state, outputs, moto.changes, moto.dynamodb_lock)
+            snapshotter.save_if_changed()  # the seed, before anyone can use the key
+            snapshotter.start()
         lambdas = Lambdas(app_object)
         pumps, scheduler = start_pumps(lambdas, os.environ["AWS_DEFAULT_REGION"],
                                        os.environ.get("AWS_ACCOUNT_ID", "123456789012"), stop)
@@ -70,7 +100,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None) -> int:
                 log.error("the server stopped while starting")
                 return 1
             server_thread.join(0.05)
-        info = _ready_info(public, moto.url, environment, seed)
+        info = _ready_info(public, moto.url, environment, seed, state)
         _announce(info, app_object, scheduler.handlers)
         if ready_file:
             _write_atomically(ready_file, json.dumps(info, indent=2))
@@ -88,6 +118,8 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None) -> int:
         # A second Ctrl-C while stopping means "now": exit without the rest of the cleanup.
         signal.signal(signal.SIGINT, _force_exit)
         signal.signal(signal.SIGTERM, _force_exit)
+        if ready_file:
+            ready_file.unlink(missing_ok=True)  # no script may read a key of a stack that is gone
         stop.set()
         if server is not None and server_thread is not None:
             server.should_exit = True
@@ -98,6 +130,9 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None) -> int:
                 log.warning("%s did not stop within 10 s", pump.name)
         if lambdas is not None:
             lambdas.shutdown()
+        if snapshotter is not None:
+            snapshotter.stop()  # after every handler finished: what was acknowledged is in it
+            log.info("state: saved to %s", state.path if state else "")
         moto.stop()
 
 
@@ -132,8 +167,8 @@ def _public_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _prepare_environment(moto_url: str, public: str) -> dict[str, str]:
-    """Point every AWS client at moto, deploy the stack and export its outputs; returns those variables."""
+def _prepare_environment(moto_url: str, public: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Point every AWS client at moto, deploy the stack and export its outputs; returns them and those variables."""
     os.environ["AWS_ENDPOINT_URL"] = moto_url
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -142,9 +177,10 @@ def _prepare_environment(moto_url: str, public: str) -> dict[str, str]:
     # The app's management API client posts here instead of to execute-api.
     os.environ["WEBSOCKET_ENDPOINT_OVERRIDE"] = f"http://{public}"
     log.info("deploying stack %s into moto at %s", os.environ["STACK_NAME"], moto_url)
-    environment = stack.environment(stack.deploy(os.environ["STACK_NAME"]))
+    outputs = stack.deploy(os.environ["STACK_NAME"])
+    environment = stack.environment(outputs)
     os.environ.update(environment)
-    return environment
+    return outputs, environment
 
 
 def _load_app(module_name: str) -> tuple[Any, dict[str, Any]]:
@@ -155,12 +191,14 @@ def _load_app(module_name: str) -> tuple[Any, dict[str, Any]]:
     return module.app, dict(seed or {})
 
 
-def _ready_info(public: str, moto_url: str, environment: dict[str, str], seed: dict[str, Any]) -> dict[str, Any]:
+def _ready_info(public: str, moto_url: str, environment: dict[str, str], seed: dict[str, Any],
+                state: persistence.StateDir | None) -> dict[str, Any]:
     key = seed.get("adminApiKey", "<apiKey>")
     return {
         "url": f"http://{public}",
         "wsUrl": f"ws://{public}/ws?token={key}",
         "motoUrl": moto_url,
+        "stateDir": str(state.path) if state else None,
         # The app's environment (table names, queue URLs, stream ARN) for tools and tests.
         "environment": environment,
         **seed,
@@ -181,11 +219,13 @@ def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) 
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
     ]
     lines += [f"  {name:<11} {key if name == 'adminApiKey' else value}" for name, value in info.items()
-              if name not in ("url", "wsUrl", "motoUrl", "environment")]
+              if name not in ("url", "wsUrl", "motoUrl", "environment", "stateDir")]
+    if info.get("stateDir"):
+        lines.append(f"  state       {info['stateDir']}   (kept across restarts; make run FRESH=1 starts empty)")
     lines.append(f"  try         curl -H 'Authorization: Bearer {key}' {info['url']}{_example_path(app_object)}")
     if schedules:
-        lines.append(f"  schedules   curl {info['url']}/_devstack/schedules")
-        lines += [f"              curl -X POST {info['url']}/_devstack/schedules/{name}/run" for name in schedules]
+        lines.append(f"  schedules   curl {info['url']}/_local/schedules")
+        lines += [f"              curl -X POST {info['url']}/_local/schedules/{name}/run" for name in schedules]
     lines += ["  stop        Ctrl-C", ""]
     stdout = sys.stdout
     # A generated key must reach its user once: past the log's redaction.
@@ -211,12 +251,17 @@ def _write_atomically(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
     parser.add_argument("--app", default="app", help="module holding the Chalice `app` (default: app)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--host", default=os.environ.get("HOST") or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000), help="0 picks a free port")
     parser.add_argument("--ready-file", type=Path, help="write the URLs and seed as JSON here once serving")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
+                        help=f"where the stack keeps its state across restarts (default: {DEFAULT_STATE_DIR})")
+    parser.add_argument("--fresh", action="store_true", help="start empty: forget the saved state")
+    parser.add_argument("--no-state", action="store_true", help="keep nothing on disk (tests)")
     args = parser.parse_args(argv)
     redact.install()  # before any logging or import: no key, token or bearer reaches the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client
-    return run(args.app, args.host, args.port, args.ready_file)
+    return run(args.app, args.host, args.port, args.ready_file,
+               state_dir=None if args.no_state else args.state_dir, fresh=args.fresh)

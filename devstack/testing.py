@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class Devstack:
     info: dict[str, Any]
     log_path: Path
+    ready_file: Path
     process: subprocess.Popen = field(repr=False)
     returncode: int | None = None  # set once the stack has stopped
     _final_log: str | None = field(default=None, repr=False)  # the log outlives its temporary directory
@@ -83,13 +84,20 @@ class Devstack:
 
 @contextmanager
 def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
-                     timeout: float = 60) -> Iterator[Devstack]:
-    """Start ``python -m devstack`` on a free port, yield once it serves, stop it with SIGINT."""
+                     timeout: float = 60, state_dir: Path | None = None, fresh: bool = False,
+                     port: int = 0) -> Iterator[Devstack]:
+    """Start ``python -m devstack`` on a free port, yield once it serves, stop it with SIGINT.
+
+    Without `state_dir` the stack keeps nothing on disk (each test starts
+    empty); with it, the stack loads and saves its state there, as `make run` does.
+    """
     with tempfile.TemporaryDirectory(prefix="devstack-") as tmp:
         ready_file, log_path = Path(tmp) / "ready.json", Path(tmp) / "devstack.log"
+        state_args = ["--state-dir", str(state_dir)] if state_dir else ["--no-state"]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "devstack", "--app", app_module, "--port", "0", "--ready-file", str(ready_file)],
+                [sys.executable, "-m", "devstack", "--app", app_module, "--port", str(port), "--ready-file", str(ready_file),
+                 *state_args, *(["--fresh"] if fresh else [])],
                 cwd=REPO_ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 stdout=log,
@@ -101,7 +109,7 @@ def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
                 process.kill()
                 process.wait()
                 raise
-            stack = Devstack(info, log_path, process)
+            stack = Devstack(info, log_path, ready_file, process)
             try:
                 yield stack
             finally:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.agents import models, service
-from chalicelib.aws.dynamo import encode_token
-from chalicelib.core.api import Call, endpoint, page_start
+from chalicelib.core.paging import next_token as encode_token, start_key as page_start
+from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
 
 bp = Blueprint(__name__)

@@ -7,10 +7,6 @@ two exceptions domains care about: ConditionFailed and TransactionConflict.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,7 +17,6 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients, deferred
-from chalicelib.core.config import settings
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -376,34 +371,3 @@ def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> It
         if not page.last_key:
             return
         start = page.last_key
-
-
-# --- pagination tokens -----------------------------------------------------
-# A nextToken is the LastEvaluatedKey, signed with the key pepper and bound to
-# the organization and list, so a client can neither forge a key into another
-# partition nor replay a token against another list.
-
-def encode_token(last_key: dict | None, scope: str) -> str | None:
-    if not last_key:
-        return None
-    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True, default=str).encode()
-    sig = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
-    return base64.urlsafe_b64encode(sig + raw).decode().rstrip("=")
-
-
-def decode_token(token: str | None, scope: str) -> dict | None:
-    """The key behind `token`, or ValueError when it was not issued for `scope`."""
-    if not token:
-        return None
-    try:
-        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        sig, raw = blob[:12], blob[12:]
-        expected = hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
-        if not hmac.compare_digest(sig, expected):
-            raise ValueError("bad signature")
-        value = json.loads(raw)
-        if not isinstance(value, dict):
-            raise ValueError("not a key")
-        return value
-    except (ValueError, TypeError) as e:
-        raise ValueError("nextToken is not valid for this list") from e

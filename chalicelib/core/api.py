@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, idempotency, ids, strict_json
+from chalicelib.core import audit, cors, idempotency, ids, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.aws.dynamo import TransactionConflict, decode_token
+from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
                                     ValidationError)
 from chalicelib.core.models import PageModel
@@ -63,6 +64,15 @@ class Call:
         """Who did it, for audit events and `claimedBy`-style fields."""
         return self.principal.actor if self.principal else "anonymous"
 
+    @property
+    def ctx(self) -> Ctx:
+        """What a service receives: the caller and the trace, never the request (the Call -> Ctx adapter)."""
+        return Ctx(principal=self.principal, trace_id=self.trace_id)
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("idempotency-key")
+
 
 @dataclass
 class Endpoint:
@@ -98,7 +108,7 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
             return _handle(spec, handler, bp, params)
 
         view.__name__ = handler.__name__
-        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        bp.route(path, methods=[method], content_types=list(content_types), cors=cors.route_config())(view)
         ENDPOINTS.append(spec)
         return handler
 
@@ -213,14 +223,6 @@ def idempotency_scope(principal: Principal | None, method: str, path: str, key: 
 
 def _canonical_body(call: Call, raw: bytes) -> Any:
     return call.body.model_dump(mode="json") if call.body is not None else raw.decode("utf-8", "replace")
-
-
-def page_start(next_token: str | None, scope: str) -> dict | None:
-    """The ExclusiveStartKey behind a client's nextToken for the list `scope`, or 400 naming nextToken."""
-    try:
-        return decode_token(next_token, scope)
-    except ValueError as e:
-        raise ValidationError.field("nextToken", str(e)) from None
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:

@@ -16,6 +16,14 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _int_or_default(name: str, default: int) -> int:
+    """A tuning knob: a value that is not a whole number falls back to the default instead of failing the import."""
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class Settings:
     stack_name: str
@@ -35,6 +43,9 @@ class Settings:
     max_body_bytes: int
     websocket_endpoint_override: str | None
     log_retention_days: int = 14
+    cors_allow_origins: str = "*"
+    jobs_idle_poll_seconds: int = 5
+    api_key_pepper_secret: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +81,12 @@ class Settings:
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
             # Instance log entries expire (DynamoDB TTL) this long after they were received.
             log_retention_days=_int("LOG_RETENTION_DAYS", 14),
+            # Browser origins allowed to call the API: one origin or "*" (chalicelib/core/cors.py).
+            cors_allow_origins=os.environ.get("CORS_ALLOW_ORIGINS", "*"),
+            # nextPollSeconds when a poll found nothing.
+            jobs_idle_poll_seconds=max(1, _int_or_default("JOBS_IDLE_POLL_SECONDS", 5)),
+            # Where the API key pepper lives on AWS (a Secrets Manager secret the data stack creates).
+            api_key_pepper_secret=os.environ.get("API_KEY_PEPPER_SECRET_ARN") or None,
         )
 
 

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING
 from chalicelib.core import clock, ids
 from chalicelib.core.config import Settings, settings
 
+from chalicelib.core.auth import Principal, Scope
+
 if TYPE_CHECKING:
-    from chalicelib.core.auth import Principal
     from chalicelib.core.tx import Tx
 
 
 @dataclass(frozen=True)
 class Ctx:
-    principal: "Principal | None"
+    principal: Principal | None
     trace_id: str = field(default_factory=ids.new_id)
     # The org a system actor (a schedule, a queue consumer) acts for; a
     # principal's own org otherwise.
@@ -46,6 +47,22 @@ class Ctx:
     def actor(self) -> str:
         """Who did it, as audit events record it."""
         return self.principal.actor if self.principal is not None else "system"
+
+    # --- the agent-ownership rule, the one place it is applied ---------------
+
+    def require_agent(self, agent_id: str) -> None:
+        """An agent key may only act as (or on what belongs to) its own agent: 403 otherwise.
+        Operators, admins and the system act for every agent of the org."""
+        if self.principal is not None:
+            self.principal.require_agent(agent_id)
+
+    def agent_filter(self, agent_id: str | None) -> str | None:
+        """The agent a list is limited to: an agent key sees its own agent's only (asking for another: 403)."""
+        principal = self.principal
+        if principal is not None and principal.scope is Scope.AGENT:
+            self.require_agent(agent_id or principal.agent_id or "")
+            return principal.agent_id
+        return agent_id
 
     @property
     def settings(self) -> Settings:

@@ -26,6 +26,11 @@ from chalicelib.aws import dynamo
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
 
+# A transaction (or a write to an item transactions also touch) met another
+# one: safe to repeat. Re-exported so services need no aws import.
+TransactionConflict = dynamo.TransactionConflict
+retry_conflicts = dynamo.retry_conflicts
+
 Write = Union[dynamo.Put, dynamo.Update, dynamo.Delete, dynamo.ConditionCheck]
 MAX_ITEMS = 100  # TransactWriteItems' limit
 

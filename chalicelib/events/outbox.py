@@ -37,3 +37,8 @@ def event_put(*args: Any, **kwargs: Any) -> dynamo.Put:
 def emit(*args: Any, **kwargs: Any) -> None:
     """An event with no state change beside it (one PutItem)."""
     dynamo.put(event_put(*args, **kwargs))
+
+
+def emit_many(items: list[dict]) -> None:
+    """Events built with `event_item`, written with no state change beside them (BatchWriteItem, 25 per call)."""
+    dynamo.batch_put(settings().outbox_table, items)

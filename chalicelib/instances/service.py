@@ -10,59 +10,59 @@ from __future__ import annotations
 import re
 
 from chalicelib.agents import service as agents
-from chalicelib.aws import dynamo
-from chalicelib.core import audit, ids
-from chalicelib.core.api import Call, page_start
-from chalicelib.core.auth import Scope
-from chalicelib.core.errors import Forbidden, NotFound, ValidationError
-from chalicelib.instances import store
+from chalicelib.core import ids
+from chalicelib.core.context import Ctx
+from chalicelib.core.errors import NotFound, ValidationError
+from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.tx import TxFailed
+from chalicelib.instances import models, store
+from chalicelib.instances.store import Instance
 
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
-def create(call: Call, agent_id: str, name: str, game_type: str | None, metadata: dict | None) -> dict:
+def view(instance: Instance) -> models.Instance:
+    return models.Instance(instance_id=instance.instance_id, agent_id=instance.agent_id, name=instance.name,
+                           game_type=instance.game_type, metadata=instance.metadata,
+                           created_at=instance.created_at)
+
+
+def create(ctx: Ctx, command: models.CreateInstanceRequest) -> models.Instance:
     """One TransactWriteItems: the owning agent must exist in this org and be active
     (the agents domain's ConditionCheck, no extra read), the instance, its audit event."""
-    instance_id = ids.new_id()
-    item = store.new_item(call.org_id, instance_id, agent_id, name, game_type, metadata)
+    c = command
+    instance = Instance(org_id=ctx.org_id, instance_id=ids.new_id(), agent_id=c.agent_id, name=c.name,
+                        game_type=c.game_type, metadata=c.metadata, created_at=ctx.iso())
+    tx = ctx.tx()
+    tx.check("agent", agents.active_check(ctx.org_id, c.agent_id))
+    tx.put("instance", store.put(instance))
+    tx.audit("instance", instance.instance_id, "created", {"agentId": c.agent_id, "name": c.name})
     try:
-        dynamo.transact([
-            agents.active_check(call.org_id, agent_id),
-            store.put(item),
-            audit.audit_put(call.org_id, "instance", instance_id, "created", call.actor, call.trace_id,
-                            {"agentId": agent_id, "name": name}),
-        ])
-    except dynamo.ConditionFailed as failed:
-        if failed.index == 0:
-            raise ValidationError.field("agentId", f"no active agent {agent_id} in this organization") from None
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name == "agent":
+            raise ValidationError.field("agentId", f"no active agent {c.agent_id} in this organization") from None
         raise
-    return store.public(item)
+    return view(instance)
 
 
-def load(call: Call, instance_id: str) -> dict:
-    """The instance item, if it exists in the caller's org and the caller may act on it."""
+def load(ctx: Ctx, instance_id: str) -> Instance:
+    """The instance, if it exists in the caller's org and the caller may act on it."""
     if not ULID.fullmatch(instance_id):
         raise NotFound(f"no instance {instance_id[:64]}")
-    item = store.get(call.org_id, instance_id)
-    if item is None:
+    instance = store.get(ctx.org_id, instance_id)
+    if instance is None:
         raise NotFound(f"no instance {instance_id}")
-    principal = call.principal
-    if principal is not None and principal.scope is Scope.AGENT and principal.agent_id != item["agentId"]:
-        raise Forbidden("an agent key may only act on its own agent's instances")
-    return item
+    ctx.require_agent(instance.agent_id)
+    return instance
 
 
-def get(call: Call, instance_id: str) -> dict:
-    return store.public(load(call, instance_id))
+def get(ctx: Ctx, instance_id: str) -> models.Instance:
+    return view(load(ctx, instance_id))
 
 
-def list_instances(call: Call, agent_id: str | None, limit: int, next_token: str | None) -> dict:
-    principal = call.principal
-    if principal is not None and principal.scope is Scope.AGENT:
-        if agent_id is not None and agent_id != principal.agent_id:
-            raise Forbidden("an agent key may only list its own agent's instances")
-        agent_id = principal.agent_id
-    scope = f"instances:{call.org_id}:{agent_id or '*'}"
-    start = page_start(next_token, scope)
-    page = store.list_page(call.org_id, agent_id, limit, start)
-    return {"items": [store.public(i) for i in page.items], "nextToken": dynamo.encode_token(page.last_key, scope)}
+def list_instances(ctx: Ctx, query: models.InstanceListQuery) -> Page[models.Instance]:
+    agent_id = ctx.agent_filter(query.agent_id)
+    scope = f"instances:{ctx.org_id}:{agent_id or '*'}"
+    found = store.list_page(ctx.org_id, agent_id, query.limit, start_key(query.next_token, scope))
+    return page(found.items, found.last_key, scope, view)

@@ -68,8 +68,8 @@ def event_agent(run: dict) -> str | None:
     return run.get("claimedBy") or run.get("jobAgentId")
 
 
-def check(org_id: str, job_id: str, run_id: str) -> Action:
-    """Run one check; returns what it did (for logs and tests)."""
+def check(org_id: str, job_id: str, run_id: str, rearm: bool = True) -> Action:
+    """Run one check; returns what it did (for logs and tests). `rearm=False`: a live run sends no new timer."""
     for attempt in range(ATTEMPTS):
         item = store.get_run(org_id, job_id)
         run = run_view(item) if item else None
@@ -82,7 +82,8 @@ def check(org_id: str, job_id: str, run_id: str) -> Action:
         if decision.action is Action.DROP:
             return decision.action
         if decision.action is Action.REARM:
-            schedule([(message(org_id, job_id, run_id), decision.due_ms)])
+            if rearm:
+                schedule([(message(org_id, job_id, run_id), decision.due_ms)])
             return decision.action
         try:
             _transition(decision.action, item, heartbeat, now)
@@ -121,6 +122,36 @@ def _transition(action: Action, run: dict, heartbeat: int | None, now_ms: int) -
         raise AssertionError(action)
     dynamo.transact(ops)
     log.info("job %s run %s: %s", job_id, run_id, action.value)
+
+
+# --- the sweep: a schedule, the backstop to the delayed checks ----------------------
+
+def sweep() -> dict[str, int]:
+    """Check every RUNNING job of every organization now; returns how many ended in each action.
+
+    The delayed SQS checks are the timers; this catches a run whose timer was
+    lost anyway (a message dropped after maxReceiveCount, a local stack killed
+    before it saved the message). It applies the same rules.decide and the same
+    conditional transitions, so racing a check or a completion is harmless; it
+    never re-arms (a live run keeps the timer it has, or gets looked at again on
+    the next sweep), so it adds no messages. Cost: one GSI2 Query per
+    organization, one GetItem per RUNNING job (plus the agent's heartbeat when a
+    lease looks over).
+    """
+    from chalicelib.orgs import service as orgs  # the schedule's path only
+
+    counts: dict[str, int] = {}
+    for org_id in orgs.org_ids():
+        for job in store.running_jobs(org_id):
+            if not job.get("runId"):
+                continue
+            try:
+                action = check(org_id, job["jobId"], job["runId"], rearm=False).value
+            except RuntimeError:  # kept racing live progress: the run is alive, the next sweep looks again
+                action = "raced"
+            counts[action] = counts.get(action, 0) + 1
+    log.info("lease sweep: %s", counts or "no running jobs")
+    return counts
 
 
 # --- the SQS consumer ------------------------------------------------------------

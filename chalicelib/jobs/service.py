@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any, Callable, TypeVar
 
 from chalicelib.agents import service as agents
 from chalicelib.aws import dynamo
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal
+from chalicelib.core.config import settings
 from chalicelib.core.errors import (
     Conflict, Forbidden, InvalidTransition, JobNotRunning, NotFound, PayloadTooLarge, Unavailable, ValidationError,
 )
@@ -28,11 +28,8 @@ CLAIM_SLACK = 4  # extra candidates read per poll, for the ones another poll win
 
 
 def idle_poll_seconds() -> int:
-    """nextPollSeconds when a poll found nothing (JOBS_IDLE_POLL_SECONDS, default 5)."""
-    try:
-        return max(1, int(os.environ.get("JOBS_IDLE_POLL_SECONDS", rules.IDLE_POLL_SECONDS_DEFAULT)))
-    except ValueError:
-        return rules.IDLE_POLL_SECONDS_DEFAULT
+    """nextPollSeconds when a poll found nothing (JOBS_IDLE_POLL_SECONDS through Settings, default 5)."""
+    return settings().jobs_idle_poll_seconds
 
 
 def _retry_conflicts(fn: Callable[[], T]) -> T:

@@ -16,6 +16,8 @@ also a write to each of its four index entries, sized by the payload.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import json
 from typing import Any
 
@@ -235,6 +237,12 @@ def list_jobs(org_id: str, target: str | None, status: Status | None, limit: int
     index, pk, newest_first = list_index(org_id, target, status)
     return dynamo.query(_table(), f"{index}PK = :pk", {":pk": pk}, index=index, limit=limit,
                         start_key=start_key, forward=not newest_first)
+
+
+def running_jobs(org_id: str) -> Iterator[dict]:
+    """Every RUNNING job of an organization (GSI2, a page at a time): the lease sweep's input."""
+    return dynamo.query_all(_table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#JOBS#{Status.RUNNING.value}"},
+                            index="GSI2")
 
 
 def runs_of(org_id: str, job_ids: list[str]) -> dict[str, dict]:

@@ -14,12 +14,12 @@ TAG = "Instances and logs"
           response=models.PushLogsResult, status=202, tag=TAG, errors=(404, 503),
           summary="Push 1..500 log entries for an instance (its agent's key, or an operator); emits instance:log")
 def push_logs(call: Call) -> models.PushLogsResult:
-    return models.PushLogsResult.model_validate(service.push(call, call.params["instanceId"], call.body.entries))
+    return service.push(call.ctx, service.PushLogs(call.params["instanceId"], call.body.entries,
+                                                   call.idempotency_key))
 
 
 @endpoint(bp, "/instances/{instanceId}/logs", "GET", scope=Scope.AGENT, query=models.LogQuery,
           response=list[models.LogEntry], tag=TAG, errors=(404,),
           summary="Log entries, oldest first: the newest `limit`, or the first `limit` strictly after `since`")
 def read_logs(call: Call) -> list[models.LogEntry]:
-    q = call.query
-    return [models.LogEntry.model_validate(e) for e in service.read(call, call.params["instanceId"], q.limit, q.since, q.level)]
+    return service.read(call.ctx, service.ReadLogs(call.params["instanceId"], call.query))

@@ -17,53 +17,70 @@ BatchWriteItem (events).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
-from chalicelib.aws import dynamo
-from chalicelib.core import clock, ids
-from chalicelib.core.api import Call
-from chalicelib.core.config import settings
+from chalicelib.core import ids
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Unavailable, ValidationError
+from chalicelib.core.tx import TransactionConflict
 from chalicelib.events import outbox
 from chalicelib.instances import service as instances
-from chalicelib.logs import rules, store
-from chalicelib.logs.models import LogEntryIn
+from chalicelib.logs import events, models, rules, store
+from chalicelib.logs.store import LogEntry
 
 
-def push(call: Call, instance_id: str, entries: list[LogEntryIn]) -> dict:
-    instance = instances.load(call, instance_id)
-    received = clock.now()
+@dataclass(frozen=True)
+class PushLogs:
+    instance_id: str
+    entries: list[models.LogEntryIn]
+    idempotency_key: str | None = None  # entry ids derive from it, so a retry rewrites instead of adding
+
+
+@dataclass(frozen=True)
+class ReadLogs:
+    instance_id: str
+    query: models.LogQuery
+
+
+def _invalid(problems: list[dict[str, str]]) -> ValidationError:
+    return ValidationError(f"invalid request: {problems[0]['field']}: {problems[0]['message']}", problems)
+
+
+def push(ctx: Ctx, command: PushLogs) -> models.PushLogsResult:
+    instance = instances.load(ctx, command.instance_id)
+    entries = command.entries
+    received = ctx.now()
     now_ms = int(received * 1000)
     times = [rules.parse_timestamp_ms(e.timestamp) if e.timestamp is not None else now_ms for e in entries]
     problems = [{"field": f"entries.{i}.timestamp", "message": why}
                 for i, ms in enumerate(times) if (why := rules.check_entry_time(ms, now_ms))]
     if problems:
-        raise ValidationError(f"invalid request: {problems[0]['field']}: {problems[0]['message']}", problems)
-    key = call.headers.get("idempotency-key")
-    seed = hashlib.sha256(f"{call.org_id}|{instance_id}|{key}".encode()).digest() if key else None
-    entry_ids = ids.new_ids(times, seed)
+        raise _invalid(problems)
+    key = command.idempotency_key
+    seed = hashlib.sha256(f"{ctx.org_id}|{instance.instance_id}|{key}".encode()).digest() if key else None
     expires = store.expiry(received)
-    items = [store.new_item(call.org_id, instance_id, entry_id, rules.format_ms(ms), e.level, e.message,
-                            e.fields, expires)
-             for entry_id, ms, e in zip(entry_ids, times, entries)]
-    published = [store.public(item) for item in items]
+    stored = [LogEntry(ctx.org_id, instance.instance_id, entry_id, rules.format_ms(ms), e.level, e.message,
+                       e.fields, expires)
+              for entry_id, ms, e in zip(ids.new_ids(times, seed), times, entries)]
+    published = [entry.public() for entry in stored]
     too_big = [{"field": f"entries.{i}", "message": f"is over {rules.MAX_ENTRY_BYTES} bytes as JSON"}
                for i, p in enumerate(published) if len(rules.entry_json(p).encode()) > rules.MAX_ENTRY_BYTES]
     if too_big:
-        raise ValidationError(f"invalid request: {too_big[0]['field']}: {too_big[0]['message']}", too_big)
-    events = [outbox.event_item(call.org_id, "instance:log",
-                                {"instanceId": instance_id, "agentId": instance["agentId"], "entries": group},
-                                agent_id=instance["agentId"])
-              for group in rules.chunks(published)]
+        raise _invalid(too_big)
+    event_items = [outbox.event_item(ctx.org_id, events.INSTANCE_LOG, events.instance_log(instance, group),
+                                     agent_id=instance.agent_id)
+                   for group in rules.chunks(published)]
     try:
-        store.write(items)
-        dynamo.batch_put(settings().outbox_table, events)
-    except dynamo.TransactionConflict:
+        store.write(stored)
+        outbox.emit_many(event_items)
+    except TransactionConflict:
         raise Unavailable("the log store is throttling writes: retry with the same Idempotency-Key",
                           headers={"Retry-After": "1"}) from None
-    return {"accepted": len(items)}
+    return models.PushLogsResult(accepted=len(stored))
 
 
-def read(call: Call, instance_id: str, limit: int, since: str | None, level: str | None) -> list[dict]:
-    instances.load(call, instance_id)
-    items = store.query(call.org_id, instance_id, limit, level=level, after=rules.since_bound(since))
-    return [store.public(i) for i in items]
+def read(ctx: Ctx, command: ReadLogs) -> list[models.LogEntry]:
+    q = command.query
+    instances.load(ctx, command.instance_id)
+    found = store.query(ctx.org_id, command.instance_id, q.limit, level=q.level, after=rules.since_bound(q.since))
+    return [models.LogEntry.model_validate(entry.public()) for entry in found]

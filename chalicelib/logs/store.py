@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import dynamo
@@ -39,33 +40,54 @@ def level_partition(org_id: str, instance_id: str, level: str) -> str:
     return f"{partition(org_id, instance_id)}#{level}"
 
 
-def new_item(org_id: str, instance_id: str, entry_id: str, timestamp: str, level: str, message: str,
-             fields: dict | None, expires_at: int) -> dict:
-    return {
-        "PK": partition(org_id, instance_id), "SK": entry_id, "type": "log",
-        "id": entry_id, "orgId": org_id, "instanceId": instance_id, "timestamp": timestamp,
-        "level": level, "message": message,
-        # JSON text: arbitrary JSON round-trips exactly (nulls, floats, empty keys); never queried.
-        "fields": json.dumps(fields, separators=(",", ":")) if fields is not None else None,
-        "ttl": expires_at,
-        "GSI1PK": level_partition(org_id, instance_id, level), "GSI1SK": entry_id,
-    }
+@dataclass(frozen=True)
+class LogEntry:
+    """A log entry item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+
+    org_id: str
+    instance_id: str
+    entry_id: str
+    timestamp: str
+    level: str
+    message: str
+    fields: dict[str, Any] | None
+    expires_at: int
+
+    def to_item(self) -> dict:
+        org_id, instance_id = self.org_id, self.instance_id
+        return {
+            "PK": partition(org_id, instance_id), "SK": self.entry_id, "type": "log",
+            "id": self.entry_id, "orgId": org_id, "instanceId": instance_id, "timestamp": self.timestamp,
+            "level": self.level, "message": self.message,
+            # JSON text: arbitrary JSON round-trips exactly (nulls, floats, empty keys); never queried.
+            "fields": json.dumps(self.fields, separators=(",", ":")) if self.fields is not None else None,
+            "ttl": self.expires_at,
+            "GSI1PK": level_partition(org_id, instance_id, self.level), "GSI1SK": self.entry_id,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "LogEntry":
+        return cls(org_id=item["orgId"], instance_id=item["instanceId"], entry_id=item["id"],
+                   timestamp=item["timestamp"], level=item["level"], message=item["message"],
+                   fields=json.loads(item["fields"]) if item.get("fields") is not None else None,
+                   expires_at=int(item["ttl"]))
+
+    def public(self) -> dict[str, Any]:
+        """The entry as the API and the instance:log event show it."""
+        out: dict[str, Any] = {"id": self.entry_id, "instanceId": self.instance_id, "timestamp": self.timestamp,
+                               "level": self.level, "message": self.message}
+        if self.fields is not None:
+            out["fields"] = self.fields
+        return out
 
 
-def public(item: dict) -> dict[str, Any]:
-    out = {k: item[k] for k in ("id", "instanceId", "timestamp", "level", "message")}
-    if item.get("fields") is not None:
-        out["fields"] = json.loads(item["fields"])
-    return out
-
-
-def write(items: list[dict]) -> None:
+def write(entries: list[LogEntry]) -> None:
     """BatchWriteItem, 25 per call (a batch of 500 entries is 20 calls)."""
-    dynamo.batch_put(_table(), items)
+    dynamo.batch_put(_table(), [e.to_item() for e in entries])
 
 
 def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
-          after: str | None = None, now: float | None = None) -> list[dict]:
+          after: str | None = None, now: float | None = None) -> list[LogEntry]:
     """The page, oldest first: entries after `after` (oldest ones), or the newest `limit`."""
     pk, sk, index = ("GSI1PK", "GSI1SK", "GSI1") if level else ("PK", "SK", None)
     value = level_partition(org_id, instance_id, level) if level else partition(org_id, instance_id)
@@ -86,7 +108,7 @@ def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
         start = page.last_key
     if after is None:
         items.reverse()
-    return items
+    return [LogEntry.from_item(i) for i in items]
 
 
 def expiry(received_at: float) -> int:

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 from chalice import Blueprint
 
-from chalicelib.aws.dynamo import encode_token
-from chalicelib.core.api import Call, Reply, endpoint, page_start
+from chalicelib.core.paging import next_token as encode_token, start_key as page_start
+from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.orgs import models, service, store
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 
 from chalicelib.agents import service as agents_service
@@ -77,6 +78,11 @@ def _key_info(item: dict) -> dict:
 
 def key_infos(items: list[dict]) -> list[dict]:
     return [_key_info(i) for i in items]
+
+
+def org_ids() -> Iterator[str]:
+    """Every organization's id (for schedules that visit each organization)."""
+    return store.org_ids()
 
 
 def seed_root(admin_api_key: str | None) -> dict:

@@ -4,8 +4,11 @@
   PK ROOT, SK ROOT                        - which organization is the root one
   PK KEY#{keyId}, SK KEY                  - a key (core/auth.py reads it on every request)
   GSI1PK ORG#{orgId}#KEYS, GSI1SK keyId   - an org's keys, for GET /keys
+  GSI1PK ORGS, GSI1SK orgId               - every organization, for schedules that visit each (the lease sweep)
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
@@ -13,6 +16,7 @@ from chalicelib.core.auth import key_pk
 from chalicelib.core.config import settings
 
 ROOT_KEY = {"PK": "ROOT", "SK": "ROOT"}
+ALL_ORGS = "ORGS"
 
 
 def _table() -> str:
@@ -21,8 +25,15 @@ def _table() -> str:
 
 def org_put(org_id: str, name: str, root: bool = False) -> dynamo.Put:
     return dynamo.Put(_table(), {"PK": f"ORG#{org_id}", "SK": "ORG", "type": "org", "orgId": org_id,
-                                 "name": name, "root": root, "createdAt": clock.iso()},
+                                 "name": name, "root": root, "createdAt": clock.iso(),
+                                 "GSI1PK": ALL_ORGS, "GSI1SK": org_id},
                       condition="attribute_not_exists(PK)")
+
+
+def org_ids() -> Iterator[str]:
+    """Every organization's id, a page at a time (one Query per 1 MB of org items)."""
+    for item in dynamo.query_all(_table(), "GSI1PK = :pk", {":pk": ALL_ORGS}, index="GSI1"):
+        yield item["GSI1SK"]
 
 
 def root_pointer_put(org_id: str) -> dynamo.Put:

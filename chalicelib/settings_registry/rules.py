@@ -19,7 +19,6 @@ from typing import Any, Iterable, Mapping
 
 from chalicelib.settings_registry.ini import Problem, Setting
 
-VALUE_TYPES = ("int", "float", "bool", "string", "enum")
 APPLIES = {"int": {"min", "max", "enum"}, "float": {"min", "max", "enum"}, "string": {"min", "max", "pattern"},
            "enum": {"enum"}, "bool": set()}
 INT_TEXT = re.compile(r"[+-]?\d+")

@@ -1,14 +1,15 @@
 """The settings registry: upsert, list, delete, and validating a configuration against it."""
 from __future__ import annotations
 
-from typing import Any
-
-from chalicelib.aws import dynamo
 from chalicelib.core import audit
-from chalicelib.core.api import Call, page_start
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
-from chalicelib.settings_registry import ini, rules, store
-from chalicelib.settings_registry.models import RegistryPut, SettingEntries, SettingEntryIn
+from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.tx import TransactionConflict, TxFailed
+from chalicelib.settings_registry import ini, models, rules, store
+from chalicelib.settings_registry.store import RegistryEntry
+
+ENTITY = "settings-registry"
 
 
 def _invalid(details: list[dict[str, str]]) -> ValidationError:
@@ -16,20 +17,24 @@ def _invalid(details: list[dict[str, str]]) -> ValidationError:
     return ValidationError(f"invalid request: {summary}", details)
 
 
-def upsert(call: Call, body: RegistryPut) -> dict:
+def view(entry: RegistryEntry) -> models.SettingEntry:
+    return models.SettingEntry.model_validate(entry.public())
+
+
+def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
     """Check every entry (constraints by type, defaults, duplicates), then write them all.
 
     Writes are BatchWriteItem (25 per call) with the audit event in the last
     batch: not one transaction, but an upsert is idempotent, so a failed
     request (503) converges when it is repeated."""
-    batch = isinstance(body.root, SettingEntries)
-    entries: list[SettingEntryIn] = body.root.entries if batch else [body.root]
-    prefix = (lambda i: f"entries.{i}.") if batch else (lambda i: "")
+    batch = isinstance(command.root, models.SettingEntries)
+    entries = command.root.entries if isinstance(command.root, models.SettingEntries) else [command.root]
     details: list[dict[str, str]] = []
     seen: dict[tuple[str, str, str, str], int] = {}
     dumped = [e.model_dump(by_alias=True, exclude_none=True) for e in entries]
     for i, entry in enumerate(dumped):
-        details += [{"field": prefix(i) + f, "message": m} for f, m in rules.check_entry(entry)]
+        prefix = f"entries.{i}." if batch else ""
+        details += [{"field": prefix + f, "message": m} for f, m in rules.check_entry(entry)]
         ident = rules.identity(entry)
         if ident in seen:
             details.append({"field": f"entries.{i}", "message": f"repeats entries.{seen[ident]} "
@@ -37,43 +42,46 @@ def upsert(call: Call, body: RegistryPut) -> dict:
         seen.setdefault(ident, i)
     if details:
         raise _invalid(details)
-    items = [store.new_item(call.org_id, entry) for entry in dumped]
-    event = audit.audit_item(call.org_id, "settings-registry", f"{items[0]['gameType']}/{items[0]['fileType']}"
-                             if len(items) == 1 else "batch", "upserted", call.actor, call.trace_id,
-                             {"count": len(items), "keys": [[i["gameType"], i["fileType"], i["section"], i["key"]]
-                                                            for i in items[:50]]})
+    now = ctx.iso()
+    stored = [RegistryEntry.of(ctx.org_id, entry, now) for entry in dumped]
+    first = stored[0]
+    event = audit.audit_item(ctx.org_id, ENTITY, f"{first.game_type}/{first.file_type}" if len(stored) == 1
+                             else "batch", "upserted", ctx.actor, ctx.trace_id,
+                             {"count": len(stored), "keys": [[e.game_type, e.file_type, e.section, e.key]
+                                                             for e in stored[:50]]})
     try:
-        store.write(items + [event])
-    except dynamo.TransactionConflict:
+        store.write(stored, event)
+    except TransactionConflict:
         raise Unavailable("the registry is throttling writes: repeat the request",
                           headers={"Retry-After": "1"}) from None
-    out = [store.public(item) for item in items]
-    return {"entries": out} if batch else out[0]
+    out = [view(e) for e in stored]
+    return models.RegistryPutResult(models.SettingEntriesOut(entries=out) if batch else out[0])
 
 
-def list_entries(call: Call, names: dict[str, str | None], limit: int, next_token: str | None) -> dict:
-    scope = "settings:" + call.org_id + ":" + "|".join(rules.norm(names[n]) if names.get(n) else "*"
-                                                     for n in ("gameType", "fileType", "section", "key"))
-    start = page_start(next_token, scope)
-    page = store.list_page(call.org_id, names, limit, start)
-    return {"items": [store.public(i) for i in page.items], "nextToken": dynamo.encode_token(page.last_key, scope)}
+def list_entries(ctx: Ctx, query: models.RegistryQuery) -> Page[models.SettingEntry]:
+    names = {"gameType": query.game_type, "fileType": query.file_type, "section": query.section, "key": query.key}
+    scope = "settings:" + ctx.org_id + ":" + "|".join(rules.norm(v) if v else "*" for v in names.values())
+    found = store.list_page(ctx.org_id, names, query.limit, start_key(query.next_token, scope))
+    return page(found.items, found.last_key, scope, view)
 
 
-def delete(call: Call, game_type: str, file_type: str, section: str, key: str) -> None:
+def delete(ctx: Ctx, command: models.RegistryKey) -> None:
+    c = command
+    tx = ctx.tx()
+    tx.delete("entry", store.delete_op(ctx.org_id, c.game_type, c.file_type, c.section, c.key))
+    tx.audit(ENTITY, f"{c.game_type}/{c.file_type}", "deleted", {"section": c.section, "key": c.key})
     try:
-        dynamo.transact([
-            store.delete_op(call.org_id, game_type, file_type, section, key),
-            audit.audit_put(call.org_id, "settings-registry", f"{game_type}/{file_type}", "deleted", call.actor,
-                            call.trace_id, {"section": section, "key": key}),
-        ])
-    except dynamo.ConditionFailed:
-        raise NotFound(f"no registry entry {game_type}/{file_type} [{section}] {key}") from None
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name == "entry":
+            raise NotFound(f"no registry entry {c.game_type}/{c.file_type} [{c.section}] {c.key}") from None
+        raise
 
 
-def validate(call: Call, game_type: str, file_type: str, content: str | None,
-             values: dict[str, dict[str, Any]] | None) -> dict:
-    registry = rules.index(store.public(i) for i in store.of_file(call.org_id, game_type, file_type))
-    if content is not None:
-        settings, problems = ini.parse(content)
-        return rules.validate_ini(registry, settings, problems)
-    return rules.validate_values(registry, values or {})
+def validate(ctx: Ctx, command: models.ValidateRequest) -> models.ValidationReport:
+    c = command
+    registry = rules.index(e.public() for e in store.of_file(ctx.org_id, c.game_type, c.file_type))
+    if c.content is not None:
+        found, problems = ini.parse(c.content)
+        return models.ValidationReport.model_validate(rules.validate_ini(registry, found, problems))
+    return models.ValidationReport.model_validate(rules.validate_values(registry, c.values or {}))

@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib.aws import dynamo
-from chalicelib.core import clock
 from chalicelib.core.config import settings
 from chalicelib.settings_registry.rules import norm
 
@@ -44,32 +43,69 @@ def key(org_id: str, game_type: str, file_type: str, section: str, key_name: str
     return {"PK": f"ORG#{org_id}#SETTINGS#{_q(game_type)}#{_q(file_type)}", "SK": f"{_q(section)}#{_q(key_name)}"}
 
 
-def new_item(org_id: str, entry: dict[str, Any]) -> dict:
-    g, f, s, k = entry["gameType"], entry["fileType"], entry["section"], entry["key"]
-    return {
-        **key(org_id, g, f, s, k), "type": "setting", "orgId": org_id,
-        "gameType": g, "fileType": f, "section": s, "key": k, "valueType": entry["valueType"],
-        "default": json.dumps(entry["default"]) if entry.get("default") is not None else None,
-        "constraints": json.dumps(entry["constraints"]) if entry.get("constraints") else None,
-        "description": entry.get("description"), "updatedAt": clock.iso(),
-        "gameTypeNorm": norm(g), "fileTypeNorm": norm(f), "sectionNorm": norm(s), "keyNorm": norm(k),
-        "GSI1PK": f"ORG#{org_id}#SETKEY#{_q(s)}#{_q(k)}", "GSI1SK": f"{_q(g)}#{_q(f)}",
-        "GSI2PK": f"ORG#{org_id}#SETTINGS", "GSI2SK": f"{_q(g)}#{_q(f)}#{_q(s)}#{_q(k)}",
-    }
+@dataclass(frozen=True)
+class RegistryEntry:
+    """A registry entry item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+
+    org_id: str
+    game_type: str
+    file_type: str
+    section: str
+    key: str
+    value_type: str
+    default: Any
+    constraints: dict[str, Any] | None
+    description: str | None
+    updated_at: str
+
+    @classmethod
+    def of(cls, org_id: str, entry: dict[str, Any], updated_at: str) -> "RegistryEntry":
+        """From a request entry in its camelCase JSON form."""
+        return cls(org_id, entry["gameType"], entry["fileType"], entry["section"], entry["key"],
+                   entry["valueType"], entry.get("default"), entry.get("constraints") or None,
+                   entry.get("description"), updated_at)
+
+    def to_item(self) -> dict:
+        org_id, g, f, s, k = self.org_id, self.game_type, self.file_type, self.section, self.key
+        return {
+            **key(org_id, g, f, s, k), "type": "setting", "orgId": org_id,
+            "gameType": g, "fileType": f, "section": s, "key": k, "valueType": self.value_type,
+            "default": json.dumps(self.default) if self.default is not None else None,
+            "constraints": json.dumps(self.constraints) if self.constraints else None,
+            "description": self.description, "updatedAt": self.updated_at,
+            "gameTypeNorm": norm(g), "fileTypeNorm": norm(f), "sectionNorm": norm(s), "keyNorm": norm(k),
+            "GSI1PK": f"ORG#{org_id}#SETKEY#{_q(s)}#{_q(k)}", "GSI1SK": f"{_q(g)}#{_q(f)}",
+            "GSI2PK": f"ORG#{org_id}#SETTINGS", "GSI2SK": f"{_q(g)}#{_q(f)}#{_q(s)}#{_q(k)}",
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "RegistryEntry":
+        return cls(item["orgId"], item["gameType"], item["fileType"], item["section"], item["key"],
+                   item["valueType"], json.loads(item["default"]) if item.get("default") is not None else None,
+                   json.loads(item["constraints"]) if item.get("constraints") is not None else None,
+                   item.get("description"), item["updatedAt"])
+
+    def public(self) -> dict[str, Any]:
+        """The entry as the API shows it (and as the validation rules read it)."""
+        out: dict[str, Any] = {"gameType": self.game_type, "fileType": self.file_type, "section": self.section,
+                               "key": self.key, "valueType": self.value_type, "description": self.description,
+                               "updatedAt": self.updated_at}
+        if self.default is not None:
+            out["default"] = self.default
+        if self.constraints is not None:
+            out["constraints"] = self.constraints
+        return out
 
 
-def public(item: dict) -> dict[str, Any]:
-    out = {k: item.get(k) for k in ("gameType", "fileType", "section", "key", "valueType", "description",
-                                     "updatedAt")}
-    if item.get("default") is not None:
-        out["default"] = json.loads(item["default"])
-    if item.get("constraints") is not None:
-        out["constraints"] = json.loads(item["constraints"])
-    return out
+@dataclass(frozen=True)
+class EntryPage:
+    items: list[RegistryEntry]
+    last_key: dict | None
 
 
-def write(items: list[dict]) -> None:
-    dynamo.batch_put(_table(), items)
+def write(entries: list[RegistryEntry], audit_item: dict) -> None:
+    """BatchWriteItem, 25 per call; the audit event rides in the last batch."""
+    dynamo.batch_put(_table(), [e.to_item() for e in entries] + [audit_item])
 
 
 def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_name: str) -> dynamo.Delete:
@@ -77,11 +113,11 @@ def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_nam
                          condition="attribute_exists(PK)")
 
 
-def of_file(org_id: str, game_type: str, file_type: str) -> list[dict]:
+def of_file(org_id: str, game_type: str, file_type: str) -> list[RegistryEntry]:
     """Every entry of one (gameType, fileType): what /settings/validate checks against."""
     pk = key(org_id, game_type, file_type, "", "")["PK"]
     # Strongly consistent: validating right after seeding the registry is the common sequence.
-    return list(dynamo.query_all(_table(), "PK = :pk", {":pk": pk}, consistent=True))
+    return [RegistryEntry.from_item(i) for i in dynamo.query_all(_table(), "PK = :pk", {":pk": pk}, consistent=True)]
 
 
 @dataclass
@@ -125,7 +161,12 @@ def _start_key(item: dict, index: str | None) -> dict:
     return start
 
 
-def list_page(org_id: str, names: dict[str, str | None], limit: int, start: dict | None) -> dynamo.Page:
+def list_page(org_id: str, names: dict[str, str | None], limit: int, start: dict | None) -> EntryPage:
+    found = _list_items(org_id, names, limit, start)
+    return EntryPage([RegistryEntry.from_item(i) for i in found.items], found.last_key)
+
+
+def _list_items(org_id: str, names: dict[str, str | None], limit: int, start: dict | None) -> dynamo.Page:
     p = plan(org_id, names)
     if not p.filters:
         return dynamo.query(_table(), p.condition, p.values, index=p.index, limit=limit, start_key=start)

@@ -402,29 +402,32 @@ def test_a_batch_that_keeps_failing_is_skipped_and_the_stream_goes_on(stack):
 
 # Schedules --------------------------------------------------------------------------------------
 
-def test_schedules_are_listed_with_their_next_run(stack):
-    status, _, body = http(stack, "GET", "/_devstack/schedules")
+def test_schedules_are_listed_with_their_next_fire_time(stack):
+    status, _, body = http(stack, "GET", "/_local/schedules")
     assert status == 200
-    (tick,) = json.loads(body)["schedules"]
+    (tick,) = json.loads(body)
+    assert set(tick) == {"name", "expression", "nextFireAt"}
     assert (tick["name"], tick["expression"]) == ("tick", "rate(1 minute)")
-    next_run = datetime.fromisoformat(tick["nextRun"])
+    assert tick["nextFireAt"].endswith("Z")
+    next_run = datetime.fromisoformat(tick["nextFireAt"])
     # Within the next minute (a second of slack for a tick firing right now).
     assert timedelta(seconds=-1) < next_run - datetime.now(timezone.utc) <= timedelta(minutes=1)
 
 
 def test_a_schedule_runs_on_demand_with_a_scheduled_event(stack):
-    status, _, body = http(stack, "POST", "/_devstack/schedules/tick/run")
+    status, _, body = http(stack, "POST", "/_local/schedules/tick/run")
     assert status == 200
     answer = json.loads(body)
-    assert answer["name"] == "tick" and answer["result"]["ticked"] is True
+    assert answer["name"] == "tick" and answer["ok"] is True and "error" not in answer
+    assert isinstance(answer["durationMs"], (int, float)) and answer["durationMs"] >= 0
     event = recorded(stack, "schedule#tick")["payload"]
     assert {k: event[k] for k in ("version", "detail-type", "source", "account", "region", "detail")} == {
         "version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
         "region": "us-east-1", "detail": {}}
     assert event["resources"] == ["arn:aws:events:us-east-1:123456789012:rule/devstack-toy-local-tick"]
-    assert event["time"] == answer["result"]["time"] and event["id"]
-    status, _, _ = http(stack, "POST", "/_devstack/schedules/nope/run")
-    assert status == 404
+    assert event["time"] and event["id"]
+    status, _, body = http(stack, "POST", "/_local/schedules/nope/run")
+    assert status == 404 and json.loads(body)["error"]["code"] == "NOT_FOUND"
 
 
 # Shutdown ----------------------------------------------------------------------------------------------

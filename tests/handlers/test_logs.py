@@ -1,6 +1,7 @@
 """Instance logs over HTTP: push, read (limit/since/level), the contract's 4xx, events, retention."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from urllib.parse import urlencode
@@ -199,9 +200,9 @@ def test_retention_ttl_and_expired_entries_are_not_returned(http, setup, monkeyp
     # Items past their ttl that DynamoDB has not deleted yet are never returned, and a page
     # that passes them still fills up.
     fresh = read(http, s["agent"], s["iid"]).json[0]
-    expired = [store.new_item(s["org"]["orgId"], s["iid"], f"01M80000000000000000000{i:03d}", fresh["timestamp"],
+    expired = [store.LogEntry(s["org"]["orgId"], s["iid"], f"01M80000000000000000000{i:03d}", fresh["timestamp"],
                               "INFO", f"old{i}", None, int(time.time()) - 60) for i in range(5)]
-    expired[0]["SK"] = expired[0]["id"] = expired[0]["GSI1SK"] = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # newest of all
+    expired[0] = dataclasses.replace(expired[0], entry_id="7ZZZZZZZZZZZZZZZZZZZZZZZZZ")  # newest of all
     store.write(expired)
     assert [e["message"] for e in read(http, s["agent"], s["iid"], limit=1).json] == ["fresh"]
     assert [e["message"] for e in read(http, s["agent"], s["iid"], level="info").json] == ["fresh"]
@@ -211,7 +212,6 @@ def test_retention_ttl_and_expired_entries_are_not_returned(http, setup, monkeyp
 def test_a_retried_push_with_the_same_idempotency_key_stores_entries_once(http, setup, monkeypatch):
     from chalicelib.aws import dynamo
     from chalicelib.core.config import settings
-    from chalicelib.logs import service
 
     s = setup
     entries = [{"timestamp": ts(i), "level": "INFO", "message": f"r{i}"} for i in range(30)]
@@ -222,11 +222,11 @@ def test_a_retried_push_with_the_same_idempotency_key_stores_entries_once(http, 
             raise dynamo.TransactionConflict("throttled")
         return real(table, items)
 
-    monkeypatch.setattr(service.dynamo, "batch_put", outbox_down)
+    monkeypatch.setattr(dynamo, "batch_put", outbox_down)
     failed = push(http, s["agent"], s["iid"], entries, headers={"Idempotency-Key": "retry-1"})
     assert failed.status == 503 and failed.json["error"]["code"] == "UNAVAILABLE"
     assert len(read(http, s["agent"], s["iid"]).json) == 30  # entries stored, event not written
-    monkeypatch.setattr(service.dynamo, "batch_put", real)
+    monkeypatch.setattr(dynamo, "batch_put", real)
     again = push(http, s["agent"], s["iid"], entries, headers={"Idempotency-Key": "retry-1"})
     assert again.status == 202 and again.json == {"accepted": 30}
     assert [e["message"] for e in read(http, s["agent"], s["iid"]).json] == [f"r{i}" for i in range(30)]
