@@ -34,6 +34,7 @@ from chalice.local import LocalGateway, LocalGatewayException
 
 from devstack.lambdas import Lambdas
 from devstack.pumps import Scheduler
+from devstack import inprocess
 from devstack.sigv4 import SigV4Verifier
 from devstack.websocket import WebSocketGateway
 
@@ -105,6 +106,10 @@ class DevstackApp:
         await _respond(send, status, headers, payload)
 
     # --- API Gateway management API ---------------------------------------------
+
+    def serve_in_process(self, public_url: str) -> None:
+        """The app's own management API calls skip the TCP hop, not the SigV4 check (devstack/inprocess.py)."""
+        inprocess.install(public_url, self._verifier, self._management)
 
     def _authorized_management(self, scope: dict[str, Any], raw_path: str, method: str, connection_id: str,
                                body: bytes) -> Response:
@@ -198,10 +203,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return status, _JSON, json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
 def _header_list(headers: dict[str, str], multi_value: dict[str, list[str]] | None = None) -> Headers:

@@ -89,6 +89,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         pumps, scheduler = start_pumps(lambdas, os.environ["AWS_DEFAULT_REGION"],
                                        os.environ.get("AWS_ACCOUNT_ID", "123456789012"), stop)
         asgi = DevstackApp(lambdas, WebSocketGateway(lambdas, domain_name=public), scheduler)
+        asgi.serve_in_process(f"http://{public}")  # the fan-out's posts: no TCP hop, same SigV4 check
         server = uvicorn.Server(uvicorn.Config(
             asgi, host=host, port=bound_port, lifespan="off",
             ws="websockets",  # the implementation whose denial response (websocket.http.response.*) we rely on
