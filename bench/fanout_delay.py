@@ -64,9 +64,14 @@ async def measure(url: str, key: str, sockets: list, rounds: int) -> tuple[list[
         status, job, latency = await loop.run_in_executor(
             None, post, url, "/jobs", key, {"pool": "bench", "type": "noop", "payload": {"round": i}})
         assert status == 201, job
-        arrivals = await asyncio.wait_for(asyncio.gather(*waiters), 120)
+        done, pending = await asyncio.wait(waiters, timeout=60)
+        for task in pending:
+            task.cancel()
+        arrivals = [task.result() for task in done if task.exception() is None]
         assert all(a[1] == job["jobId"] for a in arrivals), "a socket got another job first"
-        delays.append(max(a[0] for a in arrivals) - sent)
+        if len(arrivals) < len(sockets):
+            print(f"  round {i}: {len(arrivals)} of {len(sockets)} sockets had the event within 60 s", flush=True)
+        delays.append(max(a[0] for a in arrivals) - sent if arrivals else float("inf"))
         latencies.append(latency)
     return delays, latencies
 
@@ -120,6 +125,10 @@ async def run(counts: list[int], rounds: int) -> None:
             print(f"  {count:>5} sockets: delay median {rows[-1][1]:7.0f} ms, max {rows[-1][2]:7.0f} ms, "
                   f"POST /jobs {rows[-1][3]:6.0f} ms", flush=True)
         kept = keep_alive_vs_fresh(stack.url, key)
+        problems = [line for line in stack.log_path.read_text(errors="replace").splitlines()
+                    if "ERROR" in line or "failed" in line]
+        if problems:
+            print(f"\n{len(problems)} error lines in the stack log, the first: {problems[:3]}")
         for ws in open_now:
             await ws.close()
     print("\nEvent delay (POST /jobs sent -> job:queued on the last open socket), median of", rounds, "rounds\n")
