@@ -12,6 +12,7 @@ it installs no signal handlers) and SIGINT/SIGTERM end the main thread's wait.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import errno
 import importlib
 import json
@@ -54,6 +55,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
               file=sys.stderr, flush=True)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack like Ctrl-C
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to the log (a hung stack)
     stop = threading.Event()
     state = persistence.StateDir(state_dir) if state_dir else None
     if state and fresh:

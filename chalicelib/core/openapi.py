@@ -91,7 +91,8 @@ def _parameters(ep: Endpoint) -> list[dict]:
     if ep.method == "POST":
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "maxLength": 255},
-                       "description": "Repeat with the same body within 24 h: the first response again"})
+                       "description": "Repeat with the same body within 24 h, with the same API key: the first "
+                                      "response again (without a minted secret, which is shown once)"})
     return params
 
 
