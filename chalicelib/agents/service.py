@@ -12,6 +12,7 @@ from typing import Any
 from chalicelib.agents import models, store
 from chalicelib.agents.store import ACTIVE, INACTIVE, Agent
 from chalicelib.core import ids
+from chalicelib.fanout import fanout
 from chalicelib.core.auth import Scope, new_key
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable
@@ -97,6 +98,8 @@ def deactivate(ctx: Ctx, agent_id: str) -> dict[str, Any]:
         tx.commit()
     except TxFailed:
         pass  # deactivated concurrently: the outcome is the same
+    # An inactive agent keeps no socket open: its events stop at once.
+    fanout.close_opened_with(ctx.org_id, agent_id=agent_id)
     return view(replace(agent, status=INACTIVE, updated_at=now))
 
 
@@ -114,6 +117,11 @@ def for_poll(ctx: Ctx, agent_id: str) -> Agent:
 def active_check(org_id: str, agent_id: str) -> Write:
     """A write for a unit of work that fails unless the agent exists and is active."""
     return store.active_check(org_id, agent_id)
+
+
+def exists_check(org_id: str, agent_id: str) -> Write:
+    """A transaction item that fails unless the organization has this agent (active or not)."""
+    return store.exists_check(org_id, agent_id)
 
 
 def is_active(org_id: str, agent_id: str) -> bool | None:

@@ -43,6 +43,9 @@ def message(event: dict) -> None:
     action = rules.parse_client_message(event.get("body"))
     if action == rules.PING:
         endpoint = websocket.endpoint_for(context["domainName"], context.get("stage", ""))
+        # system:connected is the first message on every connection, even when
+        # the client speaks before the fan-out has greeted it.
+        fanout.greet_before_answering(endpoint, context["connectionId"])
         websocket.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+from chalicelib.agents import service as agents_service
 from chalicelib.core import ids
 from chalicelib.core.auth import Scope, new_key
 from chalicelib.core.context import Ctx
+from chalicelib.fanout import fanout
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
 from chalicelib.core.paging import Page, page, start_key
 from chalicelib.core.tx import TxFailed
@@ -45,9 +47,16 @@ def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> dict[str, Any]:
     root = ctx.principal.root if ctx.principal is not None else False
     api_key, item = new_key(ctx.org_id, Scope(c.scope), c.name, c.agent_id, expires, root=root)
     tx = ctx.tx()
+    if c.agent_id:  # an agent key names an agent of this organization: checked in the same commit
+        tx.check("agent", agents_service.exists_check(ctx.org_id, c.agent_id))
     tx.put("key", store.key_item_put(item))
     tx.audit("key", item["keyId"], "created", {"scope": c.scope, "agentId": c.agent_id})
-    tx.commit()
+    try:
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name == "agent":
+            raise NotFound(f"no agent {c.agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
+        raise
     return {**key_info(ApiKey.from_item(item)), "apiKey": api_key}
 
 
@@ -61,9 +70,12 @@ def revoke_key(ctx: Ctx, key_id: str) -> None:
         if failed.name != "key":
             raise
         key = store.get_key(key_id)
-        if key is not None and key.org_id == ctx.org_id and key.revoked_at:
-            return  # already revoked: DELETE is idempotent
-        raise NotFound(f"no key {key_id}") from None
+        if not (key is not None and key.org_id == ctx.org_id and key.revoked_at):
+            raise NotFound(f"no key {key_id}") from None
+        # already revoked: DELETE is idempotent (and closes what may still be open)
+    # Revocation is at once, sockets included: REST fails from the commit on,
+    # and every WebSocket opened with the key is closed now.
+    fanout.close_opened_with(ctx.org_id, key_id=key_id)
 
 
 def key_info(key: ApiKey) -> dict[str, Any]:
