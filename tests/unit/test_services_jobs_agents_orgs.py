@@ -9,6 +9,7 @@ from chalicelib.agents import models as agent_models, service as agents, store a
 from chalicelib.agents.store import Agent
 from chalicelib.core import clock
 from chalicelib.core.auth import Scope
+from chalicelib.fanout import fanout
 from chalicelib.core.errors import (
     Conflict, Forbidden, InvalidTransition, JobNotRunning, NotFound, Unavailable, ValidationError,
 )
@@ -226,12 +227,15 @@ def test_a_heartbeat_of_an_unknown_or_inactive_agent_is_403():
 
 
 def test_deactivating_twice_is_a_no_op(monkeypatch):
+    closed = []
+    monkeypatch.setattr(fanout, "close_opened_with", lambda org, **who: closed.append(who))
     ctx, ledger = fake_ctx(principal())
     monkeypatch.setattr(agent_store, "get", lambda org, a, consistent=False: _agent(status="inactive"))
     assert agents.deactivate(ctx, "A1")["status"] == "inactive" and not ledger.attempts
     monkeypatch.setattr(agent_store, "get", lambda org, a, consistent=False: _agent())
     ledger.fail["agent"] = 1  # deactivated concurrently: the same outcome
     assert agents.deactivate(ctx, "A1")["status"] == "inactive"
+    assert closed == [{"agent_id": "A1"}]  # its sockets close
 
 
 def test_poll_refuses_an_inactive_agent(monkeypatch):
@@ -261,11 +265,14 @@ def test_key_rules():
 
 
 def test_revoking_twice_is_idempotent_and_another_orgs_key_is_404(monkeypatch):
+    closed = []
+    monkeypatch.setattr(fanout, "close_opened_with", lambda org, **who: closed.append(who))
     ctx, ledger = fake_ctx(principal(Scope.ADMIN))
     revoked = ApiKey("K1", ORG, "k", "operator", None, None, "then", "c")
     monkeypatch.setattr(org_store, "get_key", lambda key_id: revoked)
     ledger.fail["key"] = 1
     orgs.revoke_key(ctx, "K1")
+    assert closed == [{"key_id": "K1"}]  # revoking again still closes what may be open
     monkeypatch.setattr(org_store, "get_key", lambda key_id: replace(revoked, org_id="OTHER"))
     ledger.fail["key"] = 1
     with pytest.raises(NotFound):
