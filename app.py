@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 
-from chalice import Rate, Response
+from chalice import Cron, Rate, Response
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.audit import routes as audit_routes
@@ -142,7 +142,7 @@ def patches_work(event):
     return patches_worker.handle_batch(event.to_dict(), event.context)
 
 
-@app.schedule("cron(0 9 * * ? *)", name="ops_nightly_scan")
+@app.schedule(Cron(0, 9, "*", "*", "?", "*"), name="ops_nightly_scan")
 def ops_nightly_scan(event):
     """The nightly ops scan (chalicelib/ops/scan.py): failures grouped and filed on GitHub."""
     from chalicelib.ops import service as ops_service

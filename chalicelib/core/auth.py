@@ -119,7 +119,8 @@ def authenticate(api_key: str | None) -> Principal:
         raise KeyDenied("unknown API key")
     key_id = key_id_of(api_key)
     item = dynamo.get(settings().main_table, key_pk(key_id))
-    if item is None or not secret_matches(item, api_key):
+    # secret_matches first, always: an unknown keyId costs the same HMAC and compare as a known one.
+    if not secret_matches(item, api_key) or item is None:
         raise KeyDenied("unknown API key")
     if item.get("revokedAt"):
         raise KeyDenied("revoked API key", item["orgId"], key_id)
