@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from chalicelib.patches import engine, rules
@@ -29,30 +28,40 @@ class PatchFailed(Exception):
     pass
 
 
-def _target(root: Path, path: str) -> Path:
-    relative = engine.normalize_path(path)
-    target = (root / relative)
-    real_root = os.path.realpath(root)
-    if not os.path.realpath(target).startswith(real_root + os.sep):
-        raise engine.PathError(f"{path} leaves the root (symlink)")
-    return target
+class _Root:
+    """Paths under one root; a path whose real location is outside it (a symlink) is refused.
+    Real paths of directories are cached: one check per directory, not per file."""
 
+    def __init__(self, root: Path):
+        self.root = root
+        self.real = os.path.realpath(root)
+        self._dirs: dict[str, bool] = {}
 
-def _read(root: Path):
-    def read(path: str) -> bytes | None:
-        target = _target(root, path)
+    def target(self, path: str) -> Path:
+        relative = engine.normalize_path(path)
+        target = self.root / relative
+        parent = os.path.dirname(relative)
+        inside = self._dirs.get(parent)
+        if inside is None:
+            real_parent = os.path.realpath(self.root / parent) if parent else self.real
+            inside = self._dirs[parent] = real_parent == self.real or real_parent.startswith(self.real + os.sep)
+        if not inside or (os.path.islink(target) and not os.path.realpath(target).startswith(self.real + os.sep)):
+            raise engine.PathError(f"{path} leaves the root (symlink)")
+        return target
+
+    def read(self, path: str) -> bytes | None:
         try:
-            return target.read_bytes()
+            with open(self.target(path), "rb") as f:
+                return f.read()
         except FileNotFoundError:
             return None
-    return read
 
 
 def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, durable: bool = True) -> dict:
     """Apply a batch to files under `root`; returns {"status", "results"} (see module doc)."""
-    root = Path(root)
+    root = _Root(Path(root))
     try:
-        outcome = engine.apply_batch(batch.get("operations") or [], _read(root))
+        outcome = engine.apply_batch(batch.get("operations") or [], root.read)
     except engine.PathError as e:
         return {"status": "failed", "results": [], "error": str(e)}
     results = [{"index": r.index, "file": r.file, "op": r.op,
@@ -66,14 +75,14 @@ def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, dur
     return {"status": "validated" if dry_run else "applied", "results": results}
 
 
-def commit(root: Path, files: dict[str, bytes], durable: bool = True) -> None:
+def commit(root: "_Root", files: dict[str, bytes], durable: bool = True) -> None:
     """Write every file or none: temporary files first, then renames with backups to roll back.
     `durable`: fsync each temporary file before the renames (a power cut cannot leave an empty file)."""
     staged: list[tuple[Path, Path]] = []
     created_dirs: list[Path] = []
     try:
         for path, data in sorted(files.items()):
-            target = _target(root, path)
+            target = root.target(path)
             missing = []
             parent = target.parent
             while not parent.exists():
@@ -82,14 +91,17 @@ def commit(root: Path, files: dict[str, bytes], durable: bool = True) -> None:
             for directory in reversed(missing):
                 directory.mkdir()
                 created_dirs.append(directory)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".patch-tmp", dir=target.parent)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.patch-tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 if durable:
                     out.flush()
                     os.fsync(out.fileno())
-            if target.exists():
-                os.chmod(tmp, target.stat().st_mode & 0o7777)
+            try:
+                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+            except FileNotFoundError:
+                pass
             staged.append((Path(tmp), target))
     except BaseException:
         for tmp, _ in staged:
@@ -100,10 +112,11 @@ def commit(root: Path, files: dict[str, bytes], durable: bool = True) -> None:
     backups: list[tuple[Path, Path | None]] = []  # (target, backup or None when it was new)
     try:
         for tmp, target in staged:
-            backup = None
-            if target.exists():
-                backup = target.with_name(f".{target.name}.patch-bak")
+            backup = target.with_name(f".{target.name}.{os.getpid()}.patch-bak")
+            try:
                 os.replace(target, backup)
+            except FileNotFoundError:
+                backup = None
             backups.append((target, backup))
             os.replace(tmp, target)
     except BaseException:
@@ -130,12 +143,12 @@ def _rmdir(directory: Path) -> None:
 
 
 def from_files(generated_dir: str | os.PathLike, root: str | os.PathLike, workspace: str, **meta: str | None) -> dict:
-    generated_dir, root = Path(generated_dir), Path(root)
+    generated_dir, root = Path(generated_dir), _Root(Path(root))
     generated = {}
     for path in sorted(generated_dir.rglob("*")):
         if path.is_file():
             generated[path.relative_to(generated_dir).as_posix()] = engine.decode(path.read_bytes())
-    return rules.files_to_batch(workspace, generated, _read(root), **meta)
+    return rules.files_to_batch(workspace, generated, root.read, **meta)
 
 
 def main(argv: list[str] | None = None) -> int:

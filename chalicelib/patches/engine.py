@@ -163,12 +163,14 @@ class TextFile:
     render = text
 
     def opened(self) -> tuple[list[str], str | None]:
-        """The lines with the last one given an ending (so whole lines can follow it), and that
-        line as it was (None when it had an ending already)."""
+        """The lines (the same list: operations splice it in place, after their anchor resolved,
+        so a failing op never touches it) with the last one given an ending so whole lines can
+        follow it, and that line as it was (None when it had an ending already)."""
         lines = self.lines
         if self.no_final_newline and lines:
             last = lines[-1]
-            return lines[:-1] + [last + self.eol], last
+            lines[-1] = last + self.eol
+            return lines, last
         return lines, None
 
     def set_lines(self, lines: list[str], open_last: str | None = None, opened: str | None = None) -> None:
@@ -330,10 +332,14 @@ def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT
     """Apply one operation to a file in place; returns matchedBy (None for append/prepend)."""
     name, content = op.get("op"), op.get("content") or ""
     if name in ("append", "prepend"):
+        added = f.as_lines(content)
         lines, original_last = f.opened()
         opened_last = lines[-1] if original_last is not None else None
-        added = f.as_lines(content)
-        f.set_lines(lines + added if name == "append" else added + lines, original_last, opened_last)
+        if name == "append":
+            lines.extend(added)
+        else:
+            lines[0:0] = added
+        f.set_lines(lines, original_last, opened_last)
         return None
     if name not in ANCHORED:
         raise OpError(INVALID_OPERATION, f"unknown op {name!r}")
@@ -343,13 +349,14 @@ def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT
         return sel.matched_by
     lines, original_last = f.opened()
     opened_last = lines[-1] if original_last is not None else None
+    added = f.as_lines(content)
     if name == "replace-block":
-        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.last + 1:]
+        lines[sel.first:sel.last + 1] = added
     elif name == "insert-before":
-        spliced = lines[:sel.first] + f.as_lines(content) + lines[sel.first:]
+        lines[sel.first:sel.first] = added
     else:
-        spliced = lines[:sel.last + 1] + f.as_lines(content) + lines[sel.last + 1:]
-    f.set_lines(spliced, original_last, opened_last)
+        lines[sel.last + 1:sel.last + 1] = added
+    f.set_lines(lines, original_last, opened_last)
     return sel.matched_by
 
 
@@ -429,10 +436,10 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 if name not in ("append", "prepend"):
                     raise OpError(FILE_NOT_FOUND, f"{path} does not exist")
                 f = TextFile("")
-            # ops on one file see the previous result; a failing op leaves the file as it was
-            trial = _copy(f)
-            matched_by = apply_op(trial, op, timeout)
-            working[path] = trial
+            # ops on one file see the previous result; a failing op fails before it changes
+            # anything (its anchor is resolved first), so the file stays as it was
+            matched_by = apply_op(f, op, timeout)
+            working[path] = f
             results.append(Result(index, path, name, True, matched_by))
         except OpError as e:
             matched = _anchor_kind(op)
@@ -451,9 +458,3 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
 def _anchor_kind(op: Mapping[str, Any]) -> str | None:
     anchor = op.get("anchor") or {}
     return next((k for k in ("marker", "lines", "line", "search") if anchor.get(k) is not None), None)
-
-
-def _copy(f: TextFile) -> TextFile:
-    clone = TextFile.__new__(TextFile)
-    clone.lines, clone.eol, clone.no_final_newline, clone._text = f.lines, f.eol, f.no_final_newline, f._text
-    return clone

@@ -211,3 +211,13 @@ def test_a_worker_dying_after_the_first_file_changes_nothing_and_redelivery_appl
     assert read(stack, key, "crash", "a.txt") == "a\none\n" and read(stack, key, "crash", "b.txt") == "two\n"
     logs = call(stack.url, "GET", f"/api/patches/logs?search={batch_id}", key).json["items"]
     assert sorted(e["status"] for e in logs) == ["applied", "applied", "requested"]
+
+
+def test_concurrent_file_writers_lose_no_change(stack, key):
+    """Eight writers over HTTP, one workspace: each commit is a conditional manifest write, the
+    losers re-read and retry, and every file is there at the end."""
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: put_file(stack, key, "race", f"f{i}.txt", f"{i}\n"), range(8)))
+    files = call(stack.url, "GET", "/api/workspaces/race/files", key).json["items"]
+    assert sorted(f["path"] for f in files) == [f"f{i}.txt" for i in range(8)]
+    assert all(read(stack, key, "race", f"f{i}.txt") == f"{i}\n" for i in range(8))
