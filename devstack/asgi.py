@@ -9,6 +9,12 @@
 
 Paths are routed on the raw (still percent-encoded) path: boto3 encodes the
 connection id, which may contain '/', and '@' may arrive as %40.
+
+No softer than AWS: /@connections requires SigV4 with the stack's own
+credentials (devstack/sigv4.py); a body over the limit (MAX_BODY_BYTES, as
+API Gateway's payload limit) is refused with 413 from its Content-Length or,
+without one, as soon as the streamed bytes pass the limit: never read whole.
+An unknown path or a dot segment is 404 NOT_FOUND in the contract's shape.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import functools
 import ipaddress
 import json
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -27,6 +34,8 @@ from chalice.local import LocalGateway, LocalGatewayException
 
 from devstack.lambdas import Lambdas
 from devstack.pumps import Scheduler
+from devstack import inprocess
+from devstack.sigv4 import SigV4Verifier
 from devstack.websocket import WebSocketGateway
 
 log = logging.getLogger("devstack")
@@ -35,6 +44,16 @@ Headers = list[tuple[bytes, bytes]]
 Response = tuple[int, Headers, bytes]
 
 _JSON = [(b"content-type", b"application/json")]
+# The management API's own limit: API Gateway's 128 KB WebSocket message.
+MANAGEMENT_MAX_BODY_BYTES = 128 * 1024
+
+
+def _error(status: int, code: str, message: str, headers: Headers | None = None) -> Response:
+    return status, [*_JSON, *(headers or [])], json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 class DevstackApp:
@@ -43,6 +62,9 @@ class DevstackApp:
         self._websockets = websockets
         self._scheduler = scheduler
         self._gateway = LocalGateway(lambdas.app, Config())
+        self._verifier = SigV4Verifier(os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                                       os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+        self._max_body = int(os.environ.get("MAX_BODY_BYTES", 256 * 1024))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -55,13 +77,24 @@ class DevstackApp:
                 await send({"type": "websocket.http.response.body", "body": b'{"message": "WebSockets are at /ws"}'})
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = await _read_body(receive)
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         segments = [unquote(segment) for segment in raw_path.split("/")]
         method = scope["method"]
+        management = len(segments) == 3 and segments[1] == "@connections"
+        limit = MANAGEMENT_MAX_BODY_BYTES if management else self._max_body
         try:
-            if len(segments) == 3 and segments[1] == "@connections":
-                status, headers, payload = self._management(method, segments[2], body)
+            body = await _read_body(scope, receive, limit)
+        except BodyTooLarge:
+            # The rest of the body is never read: the connection closes after this answer.
+            status, headers, payload = _error(413, "PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes",
+                                              [(b"connection", b"close")])
+            await _respond(send, status, headers, payload)
+            return
+        try:
+            if management:
+                status, headers, payload = self._authorized_management(scope, raw_path, method, segments[2], body)
+            elif any(segment in (".", "..") for segment in segments):
+                status, headers, payload = _error(404, "NOT_FOUND", "no such path")
             elif segments[1] == "_local":
                 status, headers, payload = await self._local(scope, method, segments[2:])
             else:
@@ -70,11 +103,24 @@ class DevstackApp:
             log.exception("%s %s failed", method, raw_path)
             status, headers = 500, _JSON
             payload = b'{"error": {"code": "INTERNAL", "message": "internal error"}}'
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+        await _respond(send, status, headers, payload)
 
     # --- API Gateway management API ---------------------------------------------
+
+    def serve_in_process(self, public_url: str) -> None:
+        """The app's own management API calls skip the TCP hop, not the SigV4 check (devstack/inprocess.py)."""
+        inprocess.install(public_url, self._verifier, self._management)
+
+    def _authorized_management(self, scope: dict[str, Any], raw_path: str, method: str, connection_id: str,
+                               body: bytes) -> Response:
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        refused = self._verifier.verify(method, raw_path, scope.get("query_string", b"").decode("latin-1"),
+                                        headers, body)
+        if refused is not None:
+            log.warning("refused an unsigned or wrongly signed %s /@connections request", method)
+            return 403, [*_JSON, (b"x-amzn-errortype", b"ForbiddenException")], json.dumps(
+                {"message": refused}).encode()
+        return self._management(method, connection_id, body)
 
     def _management(self, method: str, connection_id: str, body: bytes) -> Response:
         if method not in ("POST", "GET", "DELETE"):
@@ -130,6 +176,10 @@ class DevstackApp:
         try:
             response = await asyncio.get_running_loop().run_in_executor(self._lambdas.pool, handle)
         except LocalGatewayException as error:  # authorizer refusals, unknown routes
+            if b"Missing Authentication Token" in (error.body or b"") or b"Credential" in (error.body or b""):
+                # Chalice's stand-in for API Gateway's unknown-route answer: the
+                # contract (and the packaged template's gateway responses) say 404.
+                return _error(404, "NOT_FOUND", "no such path")
             return error.CODE, _header_list(error.headers), error.body or b""
         payload = response.get("body")
         if payload is None:
@@ -155,10 +205,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return status, _JSON, json.dumps({"error": {"code": code, "message": message}}).encode()
-
-
 def _header_list(headers: dict[str, str], multi_value: dict[str, list[str]] | None = None) -> Headers:
     """Response headers for ASGI; Content-Type defaults to JSON as in `chalice local`; we set Content-Length."""
     pairs = [(name, value) for name, value in headers.items()]
@@ -170,13 +216,33 @@ def _header_list(headers: dict[str, str], multi_value: dict[str, list[str]] | No
     return encoded
 
 
-async def _read_body(receive: Any) -> bytes:
+async def _respond(send: Any, status: int, headers: Headers, payload: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+    """The request body, or BodyTooLarge as soon as Content-Length or the bytes so far pass `limit`."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise BodyTooLarge()
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)

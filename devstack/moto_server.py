@@ -14,6 +14,7 @@ under that lock).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -81,6 +82,10 @@ class EmbeddedMoto:
         self.dynamodb_lock = serialized.lock
         self.changes = ChangeCounter(serialized)
         self._server = make_server(host, port, self.changes, threaded=True, request_handler=MotoRequestHandler)
+        # Nagle off (inherited by accepted sockets): werkzeug writes headers and
+        # body separately, and the app's boto3 clients reuse keep-alive
+        # connections, so every AWS call would otherwise wait ~40 ms for a delayed ACK.
+        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         # werkzeug logs one line per request at INFO: thousands per minute here.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -12,6 +12,7 @@ it installs no signal handlers) and SIGINT/SIGTERM end the main thread's wait.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import errno
 import importlib
 import json
@@ -30,6 +31,7 @@ from devstack import persistence
 from devstack.asgi import DevstackApp
 from devstack.lambdas import Lambdas
 from devstack.moto_server import EmbeddedMoto
+from devstack import redact
 from devstack.pumps import start_pumps
 from devstack.websocket import WebSocketGateway
 from infra import stack
@@ -53,6 +55,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
               file=sys.stderr, flush=True)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the stack like Ctrl-C
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: every thread's stack to the log (a hung stack)
     stop = threading.Event()
     state = persistence.StateDir(state_dir) if state_dir else None
     if state and fresh:
@@ -88,6 +91,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         pumps, scheduler = start_pumps(lambdas, os.environ["AWS_DEFAULT_REGION"],
                                        os.environ.get("AWS_ACCOUNT_ID", "123456789012"), stop)
         asgi = DevstackApp(lambdas, WebSocketGateway(lambdas, domain_name=public), scheduler)
+        asgi.serve_in_process(f"http://{public}")  # the fan-out's posts: no TCP hop, same SigV4 check
         server = uvicorn.Server(uvicorn.Config(
             asgi, host=host, port=bound_port, lifespan="off",
             ws="websockets",  # the implementation whose denial response (websocket.http.response.*) we rely on
@@ -147,7 +151,14 @@ def _force_exit(signum: int, frame: Any) -> None:
 def _bind(host: str, port: int) -> socket.socket:
     """Bind first, so --port 0 picks a free port that the environment can name before the app loads."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    sock = socket.create_server((host, port), family=family)
+    # Nagle off. asyncio turns it off only for sockets whose proto is
+    # IPPROTO_TCP, and create_server's is 0, so the accepted sockets kept
+    # Nagle: a response written as headers then body waited for the client's
+    # delayed ACK, ~40 ms on every reused keep-alive connection (a fresh one
+    # escapes it in TCP quick-ACK mode). Accepted sockets inherit this option.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _public_address(host: str, port: int) -> str:
@@ -198,15 +209,19 @@ def _ready_info(public: str, moto_url: str, environment: dict[str, str], seed: d
 
 
 def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) -> None:
-    key = info.get("adminApiKey", "<apiKey>")
+    # The root key is printed only when this start generated it (nobody else
+    # knows it); a key from ADMIN_API_KEY is its owner's and never printed.
+    generated = "adminApiKey" in info and not os.environ.get("ADMIN_API_KEY")
+    key = info["adminApiKey"] if generated else ("$ADMIN_API_KEY" if "adminApiKey" in info else "<apiKey>")
+    ws_url = info["wsUrl"].split("?token=")[0] + f"?token={key}"
     lines = [
         "",
         "devstack is ready",
         f"  REST API    {info['url']}",
-        f"  WebSocket   {info['wsUrl']}",
+        f"  WebSocket   {ws_url}",
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
     ]
-    lines += [f"  {name:<11} {value}" for name, value in info.items()
+    lines += [f"  {name:<11} {key if name == 'adminApiKey' else value}" for name, value in info.items()
               if name not in ("url", "wsUrl", "motoUrl", "environment", "stateDir")]
     if info.get("stateDir"):
         lines.append(f"  state       {info['stateDir']}   (kept across restarts; make run FRESH=1 starts empty)")
@@ -215,7 +230,11 @@ def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) 
         lines.append(f"  schedules   curl {info['url']}/_local/schedules")
         lines += [f"              curl -X POST {info['url']}/_local/schedules/{name}/run" for name in schedules]
     lines += ["  stop        Ctrl-C", ""]
-    print("\n".join(lines), flush=True)
+    stdout = sys.stdout
+    # A generated key must reach its user once: past the log's redaction.
+    out = stdout.raw_stream if generated and isinstance(stdout, redact.RedactingStream) else stdout
+    out.write("\n".join(lines) + "\n")
+    out.flush()
 
 
 def _example_path(app_object: Any) -> str:
@@ -227,6 +246,7 @@ def _example_path(app_object: Any) -> str:
 def _write_atomically(path: Path, text: str) -> None:
     # Readers poll for the file: they must never see it half written.
     partial = path.with_name(path.name + ".partial")
+    partial.touch(mode=0o600)  # it names the root key: the owner's eyes only
     partial.write_text(text)
     os.replace(partial, path)
 
@@ -242,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="start empty: forget the saved state")
     parser.add_argument("--no-state", action="store_true", help="keep nothing on disk (tests)")
     args = parser.parse_args(argv)
+    redact.install()  # before any logging or import: no key, token or bearer reaches the log
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client

@@ -62,15 +62,20 @@ class WebSocketGateway:
         self._lambdas = lambdas
         self._domain_name = domain_name
         self._connections: dict[str, Connection] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, set by the first serve()
 
     # --- management API: POST/GET/DELETE /@connections/{id} -------------------
+
+    # Thread-safe: called on the server's loop (HTTP /@connections) and from the
+    # app's fan-out threads (devstack/inprocess.py); a connection's outbox is
+    # only ever touched on the loop.
 
     def post(self, connection_id: str, data: bytes) -> bool:
         """Queue a text frame. False when the connection is gone (410)."""
         connection = self._live(connection_id)
         if connection is None:
             return False
-        connection.outbox.put_nowait(data.decode("utf-8", errors="replace"))
+        self._on_loop(connection.outbox.put_nowait, data.decode("utf-8", errors="replace"))
         return True
 
     def info(self, connection_id: str) -> dict[str, Any] | None:
@@ -82,8 +87,19 @@ class WebSocketGateway:
         if connection is None:
             return False
         connection.state = "closing"
-        connection.outbox.put_nowait(_CLOSE)
+        self._on_loop(connection.outbox.put_nowait, _CLOSE)
         return True
+
+    def _on_loop(self, fn: Any, *args: Any) -> None:
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
 
     def _live(self, connection_id: str) -> Connection | None:
         connection = self._connections.get(connection_id)
@@ -92,6 +108,7 @@ class WebSocketGateway:
     # --- the client side: one ASGI websocket scope ------------------------------
 
     async def serve(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        self._loop = asyncio.get_running_loop()
         await receive()  # websocket.connect
         headers, multi_value_headers = _headers(scope)
         client = scope.get("client") or ("127.0.0.1", 0)

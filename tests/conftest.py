@@ -191,3 +191,15 @@ def sent(monkeypatch):
     recorder = SentMessages()
     monkeypatch.setattr(websocket, "post", recorder.post)
     return recorder
+
+
+def seed_agent(org_id: str, agent_id: str) -> str:
+    """An agent item with a chosen id (an agent key may only name an agent the org has: issue 9)."""
+    from chalicelib.agents import store as agents_store
+    from chalicelib.aws import dynamo as _dynamo
+
+    try:
+        _dynamo.put(agents_store.agent_put(org_id, agent_id, agent_id, [], None, None, "2026-01-01T00:00:00.000Z"))
+    except _dynamo.ConditionFailed:
+        pass
+    return agent_id

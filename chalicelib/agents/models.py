@@ -41,7 +41,7 @@ class AgentResponse(ResponseModel):
 
 
 class AgentCreated(AgentResponse):
-    api_key: str
+    api_key: Optional[str] = Field(default=None, description="shown once: absent from an idempotent replay")
 
 
 class AgentList(ResponseModel):

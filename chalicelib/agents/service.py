@@ -9,6 +9,7 @@ import json
 
 from chalicelib.agents import store
 from chalicelib.aws import dynamo
+from chalicelib.fanout import fanout
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal, Scope, new_key
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable
@@ -86,6 +87,8 @@ def deactivate(principal: Principal, agent_id: str, trace_id: str | None) -> dic
         ])
     except dynamo.ConditionFailed:
         pass  # deactivated concurrently: the outcome is the same
+    # An inactive agent keeps no socket open: its events stop at once.
+    fanout.close_opened_with(org_id, agent_id=agent_id)
     return view({**item, "status": INACTIVE, "updatedAt": now})
 
 
@@ -103,6 +106,11 @@ def for_poll(org_id: str, agent_id: str) -> dict:
 def active_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
     """A transaction item that fails unless the agent exists and is active."""
     return store.active_check(org_id, agent_id)
+
+
+def exists_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
+    """A transaction item that fails unless the organization has this agent (active or not)."""
+    return store.exists_check(org_id, agent_id)
 
 
 def is_active(org_id: str, agent_id: str) -> bool | None:

@@ -88,6 +88,10 @@ def active_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
                                  names={"#st": "status"}, values={":active": ACTIVE})
 
 
+def exists_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
+    return dynamo.ConditionCheck(_table(), agent_key(org_id, agent_id), condition="attribute_exists(PK)")
+
+
 def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | None) -> dynamo.ConditionCheck:
     if heartbeat_ms is None:
         return dynamo.ConditionCheck(_table(), agent_key(org_id, agent_id),

@@ -3,7 +3,8 @@
 Each connection records the endpoint it came in through
 (https://{domainName}/{stage}); posts go there, or to
 WEBSOCKET_ENDPOINT_OVERRIDE on the local stack. A post to a connection that
-is gone answers False so the caller can forget it.
+is gone answers False so the caller can forget it. `close` is the management
+API's DeleteConnection: API Gateway closes the socket (and runs $disconnect).
 """
 from __future__ import annotations
 
@@ -37,4 +38,17 @@ def post(endpoint: str, connection_id: str, data: bytes) -> bool:
         if code == "PayloadTooLargeException":
             log.warning("dropped a message over the WebSocket size limit for %s", connection_id)
             return True
+        raise
+
+
+def close(endpoint: str, connection_id: str) -> bool:
+    """Close one connection (DeleteConnection). False when it was already gone (410)."""
+    api = clients.client("apigatewaymanagementapi", endpoint_url=settings().websocket_endpoint_override or endpoint)
+    try:
+        api.delete_connection(ConnectionId=connection_id)
+        return True
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code")
+        if code == "GoneException" or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 410:
+            return False
         raise

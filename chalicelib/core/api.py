@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, ids
+from chalicelib.core import audit, cors, idempotency, ids, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from chalicelib.core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
+                                    ValidationError)
 from chalicelib.core.models import PageModel
 
 log = logging.getLogger(__name__)
@@ -120,15 +121,17 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
 def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, params: dict[str, str]) -> Response:
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}
-    trace_id = headers.get("x-trace-id") or ids.new_id()
+    trace_id = valid_trace_id(headers.get("x-trace-id"))
+    source = source_of(request)
     principal: Principal | None = None
     try:
         raw = request.raw_body or b""
         if len(raw) > settings().max_body_bytes:
             raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
-        principal = _authenticate(spec, headers, request.method, request.path, trace_id)
+        principal = _authenticate(spec, headers, request.method, request.path, trace_id, source)
         if principal is not None:
             principal.require(spec.scope)
+        check_path_params(params)
         call = Call(principal, params, _validate_query(spec, request.query_params), None, raw, headers, trace_id)
         if spec.body is not None:
             call.body = _validate_body(spec.body, raw)
@@ -136,11 +139,8 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
         if spec.method == "POST" and key:
             if len(key) > 255:
                 raise ValidationError.field("Idempotency-Key", "at most 255 characters")
-            scope_key = f"{principal.org_id if principal else '-'}:{spec.method}:{request.path}:{key}"
-            canonical = call.body.model_dump(mode="json") if call.body is not None else raw.decode("utf-8", "replace")
-            from chalicelib.core import idempotency  # Powertools: imported by the first keyed POST, not at cold start
-
-            result = idempotency.run_once(scope_key, canonical, lambda: _render(spec, handler(call)),
+            result = idempotency.run_once(idempotency_scope(principal, spec.method, request.path, key),
+                                          _canonical_body(call, raw), lambda: _render(spec, handler(call)),
                                           bp.lambda_context)
         else:
             result = _render(spec, handler(call))
@@ -155,7 +155,7 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
             # key, a non-root admin), is an authorization denial to audit.
             audit.record_denial(principal.org_id if principal else None,
                                 principal.key_id if principal else "anonymous",
-                                error.message, request.method, request.path, trace_id, status=403)
+                                error.message, request.method, request.path, trace_id, status=403, source=source)
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
         log.exception("unhandled error in %s %s", spec.method, spec.path)
@@ -166,14 +166,66 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                     status_code=result["statusCode"], headers=result["headers"])
 
 
-def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str) -> Principal | None:
+def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str,
+                  source: str | None = None) -> Principal | None:
     if spec.scope is None:
         return None
+    return authenticate_or_401(headers, method, path, trace_id, source)
+
+
+def authenticate_or_401(headers: dict, method: str, path: str, trace_id: str | None,
+                        source: str | None = None) -> Principal:
+    """The caller's principal, or Unauthorized after auditing the denial."""
     try:
         return authenticate(bearer_token(headers))
     except KeyDenied as denied:
-        audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id)
+        audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id,
+                            source=source)
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
+
+
+# --- request hygiene (issue 9): what may come in from the edge ---------------
+
+# A trace id lands in audit items and index keys (GSI2PK): bounded and plain.
+TRACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# No id we mint or accept is longer; a longer path parameter cannot name anything.
+MAX_PATH_PARAM_LENGTH = 128
+
+
+def valid_trace_id(presented: str | None) -> str:
+    """The client's X-Trace-Id when it is 1..128 plain characters, else a fresh id (never an error)."""
+    if presented and TRACE_ID.fullmatch(presented):
+        return presented
+    return ids.new_id()
+
+
+def source_of(request: Any) -> str | None:
+    """The caller's address as API Gateway saw it (the per-source denial count's key)."""
+    context = getattr(request, "context", None) or {}
+    return (context.get("identity") or {}).get("sourceIp")
+
+
+def check_path_params(params: dict[str, str]) -> None:
+    """400 for a path parameter no id can be (too long, a lone surrogate); 404 for a dot segment."""
+    for name, value in params.items():
+        if value in (".", ".."):
+            raise NotFound(f"no resource at a '{value}' path segment")
+        if len(value) > MAX_PATH_PARAM_LENGTH:
+            raise ValidationError.field(name, f"at most {MAX_PATH_PARAM_LENGTH} characters")
+        try:
+            strict_json.check_text(name, value)
+        except strict_json.BadJson as bad:
+            raise ValidationError.field(bad.field, bad.message) from None
+
+
+def idempotency_scope(principal: Principal | None, method: str, path: str, key: str) -> str:
+    """An Idempotency-Key is scoped to the calling API key (as payment APIs do), the method and the path."""
+    caller = principal.key_id if principal else "-"
+    return f"{caller}:{method}:{path}:{key}"
+
+
+def _canonical_body(call: Call, raw: bytes) -> Any:
+    return call.body.model_dump(mode="json") if call.body is not None else raw.decode("utf-8", "replace")
 
 
 def pydantic_details(error: pydantic.ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -198,15 +250,14 @@ def _validate_query(spec: Endpoint, query_params: dict | None) -> Any:
         raise _validation_error(pydantic_details(e)) from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
     try:
-        # NaN/Infinity are not JSON (RFC 8259) and cannot be stored in DynamoDB;
-        # nesting deep enough to exhaust the parser's recursion is hostile input.
-        data = json.loads(raw, parse_constant=_reject_constant) if raw.strip() else {}
+        # Only what a strict JSON parser reads back and DynamoDB stores (see
+        # core/strict_json.py); nesting deep enough to exhaust the parser's
+        # recursion is hostile input.
+        data = strict_json.loads(raw) if raw.strip() else {}
+    except strict_json.BadJson as bad:
+        raise ValidationError.field(bad.field, bad.message) from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationError.field("body", "is not valid JSON") from None
     try:
@@ -241,12 +292,17 @@ def _error(error: ApiError) -> dict:
     return {"statusCode": error.status, "headers": {"Content-Type": JSON, **error.headers}, "body": error.body()}
 
 
-_CHALICE_CODES = {405: "VALIDATION_ERROR", 415: "VALIDATION_ERROR", 400: "VALIDATION_ERROR",
+_CHALICE_CODES = {405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE", 400: "VALIDATION_ERROR",
                   404: "NOT_FOUND", 403: "FORBIDDEN", 401: "UNAUTHORIZED", 500: "INTERNAL"}
 
 
 def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
-    """HTTP middleware: Chalice's own errors (405, 415, ...) in the contract's error shape."""
+    """HTTP middleware: Chalice's own errors (405, 415, ...) in the contract's error shape.
+
+    Chalice answers a wrong method (405) or content type (415) before the
+    route's view runs, so before its auth: a caller without a valid key must
+    learn nothing about the route, and gets the 401 first (see `_after_auth`).
+    """
     response = get_response(event)
     if response.status_code >= 400 and isinstance(response.body, (dict, str)):
         body = response.body
@@ -256,10 +312,30 @@ def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
             except ValueError:
                 return response
         if isinstance(body, dict) and "Code" in body and "error" not in body:
+            if response.status_code in (405, 415):
+                denied = _after_auth(event)
+                if denied is not None:
+                    return denied
             code = _CHALICE_CODES.get(response.status_code, "VALIDATION_ERROR")
             response.body = json.dumps({"error": {"code": code, "message": body.get("Message", "")}})
             response.headers["Content-Type"] = JSON
     return response
+
+
+def _after_auth(request: Any) -> Response | None:
+    """The 401 a request without a valid key gets on a route that needs one, else None."""
+    path = (getattr(request, "context", None) or {}).get("resourcePath")
+    if path is not None and all(e.scope is None for e in ENDPOINTS if e.path == path):
+        return None  # a public route (GET /health): no key to check
+    headers = {k.lower(): v for k, v in (request.headers or {}).items()}
+    trace_id = valid_trace_id(headers.get("x-trace-id"))
+    try:
+        authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
+    except Unauthorized as error:
+        result = _error(error)
+        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=401,
+                        headers={**result["headers"], "X-Trace-Id": trace_id})
+    return None
 
 
 PATH_PARAM = re.compile(r"{([^}]+)}")

@@ -5,7 +5,13 @@ change and its audit event commit together. Keys:
   PK ORG#{org}#AUDIT, SK {eventId}                      - the org's trail, in time order
   GSI1PK ORG#{org}#AUDIT#{entityType}#{entityId}        - one entity's history
   GSI2PK ORG#{org}#TRACE#{traceId}                      - one trace across entities
-Denials of unknown keys have no org; they go to the "-" partition.
+Denials of a known organization's key are one event each in that org's trail.
+Denials with no organization (no key, an unknown key) are counted, not listed:
+one item per source and minute, bumped with ADD, so an unauthenticated flood
+grows the table by at most one item per source per minute (and those expire):
+  PK DENIALS#{yyyy-mm-ddThh:mm}, SK {source}            - count, last reason/path
+An audit write that fails is logged at ERROR with what it would have recorded;
+it never turns the denial itself into a 500.
 """
 from __future__ import annotations
 
@@ -39,11 +45,35 @@ def audit_put(*args: Any, **kwargs: Any) -> dynamo.Put:
     return dynamo.Put(settings().main_table, audit_item(*args, **kwargs))
 
 
+# How long a per-minute denial count is kept (DynamoDB TTL).
+DENIAL_COUNT_TTL_SECONDS = 7 * 24 * 3600
+MAX_SOURCE_LENGTH = 64
+
+
+def denial_count_update(source: str | None, reason: str, method: str, path: str, status: int) -> dynamo.Update:
+    """ADD 1 to the count of denials from `source` in the current minute (one item per source and minute)."""
+    now = clock.now()
+    minute = clock.iso(now)[:16]
+    return dynamo.Update(
+        settings().main_table, {"PK": f"DENIALS#{minute}", "SK": (source or "unknown")[:MAX_SOURCE_LENGTH]},
+        set={"type": "denials", "minute": minute, "lastReason": reason, "lastMethod": method,
+             "lastPath": path[:256], "lastStatus": status, "ttl": int(now) + DENIAL_COUNT_TTL_SECONDS},
+        add={"count": 1})
+
+
 def record_denial(org_id: str | None, actor: str, reason: str, method: str, path: str,
-                  trace_id: str | None = None, status: int = 401) -> None:
-    """Denials are recorded best-effort: failing to audit must not turn a 401 into a 500."""
+                  trace_id: str | None = None, status: int = 401, source: str | None = None) -> None:
+    """One audit event for an org's denial, one counter bump for a denial with no org.
+
+    Failing to audit must not turn a 401 into a 500: the failure is logged at
+    ERROR with the event it lost (never silently).
+    """
+    details = {"reason": reason, "method": method, "path": path[:256], "status": status}
     try:
-        dynamo.put(audit_put(org_id, "auth", actor, "denied", actor, trace_id,
-                             {"reason": reason, "method": method, "path": path, "status": status}))
-    except Exception:  # noqa: BLE001 - logged, the denial itself still stands
-        log.exception("could not record an authorization denial")
+        if org_id is None:
+            dynamo.update(denial_count_update(source, reason, method, path, status), return_new=False)
+        else:
+            dynamo.put(audit_put(org_id, "auth", actor, "denied", actor, trace_id, details))
+    except Exception:  # noqa: BLE001 - logged loudly, the denial itself still stands
+        log.exception("AUDIT WRITE FAILED: lost the denial %s", {"orgId": org_id, "actor": actor,
+                                                                 "traceId": trace_id, "source": source, **details})

@@ -5,6 +5,10 @@ GetItem and the item holds only HMAC-SHA256(pepper, key), never the key. A
 key in another format (ADMIN_API_KEY may be any string) is found by an id
 derived from its keyed hash. No cache: a revoked key fails on its next
 request.
+
+Equal time: an unknown keyId is checked against a dummy hash, so a known
+keyId with a wrong secret and an unknown keyId do the same work (one GetItem,
+one HMAC, one constant-time compare) and cannot be told apart by timing.
 """
 from __future__ import annotations
 
@@ -56,6 +60,12 @@ class Principal:
             raise Forbidden("an agent key may only act as its own agent")
 
 
+# What an unknown keyId is compared against: the same length as a real hash, matching none.
+DUMMY_HASH = "0" * 64
+# Longer than any key we mint or accept as ADMIN_API_KEY: refused before any work.
+MAX_KEY_LENGTH = 512
+
+
 def _hash(api_key: str) -> str:
     return hmac.new(settings().api_key_pepper.encode(), api_key.encode(), hashlib.sha256).hexdigest()
 
@@ -96,12 +106,20 @@ class KeyDenied(Exception):
         self.key_id = key_id
 
 
+def secret_matches(item: dict | None, api_key: str) -> bool:
+    """Whether `api_key` is the key stored in `item`; the same work when `item` is None (unknown keyId)."""
+    stored = (item or {}).get("hash") or DUMMY_HASH
+    return hmac.compare_digest(stored, _hash(api_key)) and item is not None
+
+
 def authenticate(api_key: str | None) -> Principal:
     if not api_key:
         raise KeyDenied("missing API key")
+    if len(api_key) > MAX_KEY_LENGTH:
+        raise KeyDenied("unknown API key")
     key_id = key_id_of(api_key)
     item = dynamo.get(settings().main_table, key_pk(key_id))
-    if not item or not hmac.compare_digest(item.get("hash", ""), _hash(api_key)):
+    if not secret_matches(item, api_key):
         raise KeyDenied("unknown API key")
     if item.get("revokedAt"):
         raise KeyDenied("revoked API key", item["orgId"], key_id)

@@ -91,7 +91,8 @@ def _parameters(ep: Endpoint) -> list[dict]:
     if ep.method == "POST":
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "maxLength": 255},
-                       "description": "Repeat with the same body within 24 h: the first response again"})
+                       "description": "Repeat with the same body within 24 h, with the same API key: the first "
+                                      "response again (without a minted secret, which is shown once)"})
     return params
 
 
@@ -114,6 +115,11 @@ def _operation(ep: Endpoint) -> dict:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     else:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    if ep.method == "POST" and str(ep.status) in responses:
+        responses[str(ep.status)]["headers"] = {"Idempotent-Replayed": {
+            "description": "`true` when this is the stored response of an earlier call with the same "
+                           "Idempotency-Key (a minted secret is not in it: it is shown once)",
+            "schema": {"type": "string", "enum": ["true"]}}}
     for status in ep.also:
         responses[str(status)] = dict(responses[str(ep.status)])
     for status in ep.errors:

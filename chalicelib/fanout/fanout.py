@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from chalicelib.aws import websocket
+from chalicelib.core import clock
 from chalicelib.fanout import rules, store
 
 log = logging.getLogger(__name__)
@@ -76,12 +77,65 @@ def _send_all(connection: rules.Connection, events: list[rules.Event]) -> tuple[
 
 
 def _send(connection: rules.Connection, event: rules.Event) -> bool:
-    message = rules.wire(event.name, event.data)
-    if websocket.post(connection.endpoint, connection.connection_id, message):
-        return True
     if event.name == "system:connected":
-        for delay in CONNECTED_RETRY_DELAYS:
-            time.sleep(delay)
-            if websocket.post(connection.endpoint, connection.connection_id, message):
-                return True
+        if store.claim_greeting(connection.connection_id) is not None:
+            return True  # the connection's first client message greeted it already
+        delivered = _post_connected(connection.endpoint, connection.connection_id, event.data)
+        store.mark_greeted(connection.connection_id)
+        return delivered
+    return websocket.post(connection.endpoint, connection.connection_id, rules.wire(event.name, event.data))
+
+
+def _post_connected(endpoint: str, connection_id: str, data: dict) -> bool:
+    message = rules.wire("system:connected", data)
+    if websocket.post(endpoint, connection_id, message):
+        return True
+    for delay in CONNECTED_RETRY_DELAYS:
+        time.sleep(delay)
+        if websocket.post(endpoint, connection_id, message):
+            return True
     return False
+
+
+# How long a client message waits for a greeting the fan-out claimed but has not sent yet.
+GREETING_WAIT_SECONDS = 2.0
+
+
+def greet_before_answering(endpoint: str, connection_id: str) -> None:
+    """Make sure system:connected went out before this connection's first answer (a pong).
+
+    Whoever claims the greeting first sends it: this handler (then at once),
+    or the fan-out, which is sending it right now; then wait until it has.
+    """
+    state = store.claim_greeting(connection_id)
+    if state is None:
+        _post_connected(endpoint, connection_id, {"timestamp": clock.iso(), "connectionId": connection_id})
+        store.mark_greeted(connection_id)
+        return
+    deadline = time.monotonic() + GREETING_WAIT_SECONDS
+    while state == store.GREETING_CLAIMED and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = store.greeting_state(connection_id)
+
+
+def close_opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None) -> int:
+    """Close (DeleteConnection) every socket opened with a revoked key or by a deactivated agent.
+
+    Concurrent like a fan-out; each connection item is removed at once (its
+    $disconnect would remove it too, a moment later). Returns how many were open.
+    """
+    connections = store.opened_with(org_id, key_id=key_id, agent_id=agent_id)
+
+    def close_one(connection: rules.Connection) -> bool:
+        try:
+            return websocket.close(connection.endpoint, connection.connection_id)
+        finally:
+            store.remove(connection.connection_id)
+
+    closed = 0
+    for connection, future in [(c, _pool.submit(close_one, c)) for c in connections]:
+        try:
+            closed += bool(future.result())
+        except Exception:  # noqa: BLE001 - the others still close; the key itself is revoked already
+            log.exception("closing %s failed", connection.connection_id)
+    return closed

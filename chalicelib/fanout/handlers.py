@@ -7,7 +7,7 @@ from chalicelib.aws import dynamo, websocket
 from chalicelib.core import audit, clock
 from chalicelib.core.auth import KeyDenied, authenticate
 from chalicelib.events.outbox import event_put
-from chalicelib.fanout import rules, store
+from chalicelib.fanout import fanout, rules, store
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ def message(event: dict) -> None:
     action = rules.parse_client_message(event.get("body"))
     if action == rules.PING:
         endpoint = websocket.endpoint_for(context["domainName"], context.get("stage", ""))
+        # system:connected is the first message on every connection, even when
+        # the client speaks before the fan-out has greeted it.
+        fanout.greet_before_answering(endpoint, context["connectionId"])
         websocket.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": clock.iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],

@@ -30,6 +30,38 @@ def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
     })
 
 
+# system:connected is sent once, first, by whoever claims it: the fan-out (the
+# outbox event $connect queued) or the first client message, if that comes sooner.
+GREETING_CLAIMED, GREETING_SENT = "claimed", "sent"
+
+
+def claim_greeting(connection_id: str) -> str | None:
+    """Claim sending system:connected. None when claimed now, else the state someone else left."""
+    try:
+        dynamo.update(dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_CLAIMED},
+                                    condition="attribute_exists(PK) AND attribute_not_exists(greeting)"),
+                      return_new=False)
+        return None
+    except dynamo.ConditionFailed as failed:
+        if failed.item is None:  # gone, or moto without ALL_OLD: read it
+            found = dynamo.get(settings().main_table, _key(connection_id), consistent=True)
+            return (found or {}).get("greeting", GREETING_SENT)
+        return failed.item.get("greeting", GREETING_SENT)
+
+
+def greeting_state(connection_id: str) -> str | None:
+    found = dynamo.get(settings().main_table, _key(connection_id), consistent=True)
+    return found.get("greeting") if found else GREETING_SENT  # a gone connection has nothing to wait for
+
+
+def mark_greeted(connection_id: str) -> None:
+    try:
+        dynamo.update(dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_SENT},
+                                    condition="attribute_exists(PK)"), return_new=False)
+    except dynamo.ConditionFailed:
+        pass  # disconnected meanwhile
+
+
 def remove(connection_id: str) -> None:
     dynamo.delete(dynamo.Delete(settings().main_table, _key(connection_id)))
 
@@ -45,6 +77,14 @@ def of_org(org_id: str) -> Iterator[Connection]:
                                  index="GSI1"):
         if item.get("ttl", now + 1) > now:  # TTL deletion lags; an expired item is already gone
             yield _connection(item)
+
+
+def opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None) -> list[Connection]:
+    """The org's connections opened with `key_id`, or by an agent key of `agent_id` (revocation)."""
+    return [_connection(item) for item in dynamo.query_all(
+        settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"}, index="GSI1")
+        if (key_id is not None and item.get("keyId") == key_id)
+        or (agent_id is not None and item.get("agentId") == agent_id)]
 
 
 def _connection(item: dict) -> Connection:

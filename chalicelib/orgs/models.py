@@ -14,7 +14,7 @@ class CreateOrgRequest(ApiModel):
 class OrgCreated(ResponseModel):
     org_id: str
     name: str
-    admin_key: str
+    admin_key: Optional[str] = Field(default=None, description="shown once: absent from an idempotent replay")
     created_at: str
 
 
@@ -36,7 +36,7 @@ class KeyInfo(ResponseModel):
 
 
 class KeyCreated(KeyInfo):
-    api_key: str
+    api_key: Optional[str] = Field(default=None, description="shown once: absent from an idempotent replay")
 
 
 class KeyList(PageModel):

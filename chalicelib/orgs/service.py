@@ -5,7 +5,9 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 
+from chalicelib.agents import service as agents_service
 from chalicelib.aws import dynamo
+from chalicelib.fanout import fanout
 from chalicelib.core import audit, clock, ids
 from chalicelib.core.auth import Principal, Scope, new_key
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
@@ -38,11 +40,19 @@ def create_key(principal: Principal, name: str, scope: str, agent_id: str | None
         raise ValidationError.field("expiresAt", "must be in the future")
     expires = clock.iso(expires_at.timestamp()) if expires_at is not None else None
     api_key, item = new_key(principal.org_id, Scope(scope), name, agent_id, expires, root=principal.root)
-    dynamo.transact([
-        store.key_item_put(item),
-        audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
-                        {"scope": scope, "agentId": agent_id}),
-    ])
+    # An agent key names an agent of this organization: checked in the same commit.
+    agent_check = [agents_service.exists_check(principal.org_id, agent_id)] if agent_id else []
+    try:
+        dynamo.transact([
+            *agent_check,
+            store.key_item_put(item),
+            audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
+                            {"scope": scope, "agentId": agent_id}),
+        ])
+    except dynamo.ConditionFailed as failed:
+        if agent_check and failed.index == 0:
+            raise NotFound(f"no agent {agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
+        raise
     return {**_key_info(item), "apiKey": api_key}
 
 
@@ -54,9 +64,12 @@ def revoke_key(principal: Principal, key_id: str, trace_id: str | None = None) -
         ])
     except dynamo.ConditionFailed:
         item = store.get_key(key_id)
-        if item and item.get("orgId") == principal.org_id and item.get("revokedAt"):
-            return  # already revoked: DELETE is idempotent
-        raise NotFound(f"no key {key_id}") from None
+        if not (item and item.get("orgId") == principal.org_id and item.get("revokedAt")):
+            raise NotFound(f"no key {key_id}") from None
+        # already revoked: DELETE is idempotent (and closes what may still be open)
+    # Revocation is at once, sockets included: REST fails from the commit on,
+    # and every WebSocket opened with the key is closed now.
+    fanout.close_opened_with(principal.org_id, key_id=key_id)
 
 
 def _key_info(item: dict) -> dict:

@@ -57,3 +57,9 @@ def health(call: Call) -> Reply:
           summary="This API's OpenAPI 3.1 document, generated from the models that validate requests")
 def openapi_document(call: Call) -> dict:
     return openapi.document()
+
+
+@endpoint(bp, "/health", "HEAD", scope=None, tag=TAG,
+          summary="GET /health without a body: 200 when every dependency answers, else 503")
+def health_head(call: Call) -> Reply:
+    return Reply(None, status=health(call).status)

@@ -3,6 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from tests.conftest import seed_agent
 
 
 def audit_denials(org_id):
@@ -22,6 +23,7 @@ def test_missing_and_unknown_keys_are_401_in_the_contract_shape(http, org):
 def test_scope_hierarchy_and_403(http, org):
     admin = org["adminKey"]
     operator = http.post("/keys", admin, {"name": "op", "scope": "operator"}).json["apiKey"]
+    seed_agent(org["orgId"], "agent-1")
     agent = http.post("/keys", admin, {"name": "a", "scope": "agent", "agentId": "agent-1"}).json["apiKey"]
     assert http.get("/keys", operator).status == 403
     assert http.get("/keys", agent).json["error"]["code"] == "FORBIDDEN"

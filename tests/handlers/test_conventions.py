@@ -1,4 +1,5 @@
 """The contract's conventions on every route: validation, 413, idempotency, health, OpenAPI."""
+from tests.conftest import seed_agent
 import dataclasses
 import json
 
@@ -17,6 +18,7 @@ def test_validation_error_names_the_field(http, org):
 
 
 def test_snake_case_inputs_are_accepted(http, org):
+    seed_agent(org["orgId"], "agent-7")
     r = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agent_id": "agent-7"})
     assert r.status == 201 and r.json["agentId"] == "agent-7"
 
@@ -43,9 +45,16 @@ def test_body_over_256_kib_is_413(http, org):
 def test_wrong_content_type_and_method_keep_the_error_shape(http, org):
     r = http.post("/keys", org["adminKey"], {"name": "x", "scope": "operator"},
                   headers={"content-type": "text/plain"})
-    assert r.status == 415 and r.json["error"]["code"] == "VALIDATION_ERROR"
+    assert r.status == 415 and r.json["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     r = http.call("PATCH", "/keys", org["adminKey"])
-    assert r.status == 405 and "error" in r.json
+    assert r.status == 405 and r.json["error"]["code"] == "METHOD_NOT_ALLOWED"
+    # Both after auth: without a valid key the route tells nothing but 401.
+    r = http.post("/keys", None, {"name": "x"}, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status == 401 and r.json["error"]["code"] == "UNAUTHORIZED"
+    assert http.call("PATCH", "/keys", "cpk.01ARZ3NDEKTSV4RRFFQ69G5FAV.forged").status == 401
+    # A public route has no key to check.
+    r = http.call("DELETE", "/health")
+    assert r.status == 405 and r.json["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
 def test_idempotent_replay_returns_first_response_and_has_no_second_effect(http, org):
@@ -54,7 +63,9 @@ def test_idempotent_replay_returns_first_response_and_has_no_second_effect(http,
     first = http.post("/keys", admin, body, headers={"Idempotency-Key": "k-1"})
     again = http.post("/keys", admin, body, headers={"Idempotency-Key": "k-1"})
     assert first.status == again.status == 201
-    assert again.json == first.json
+    # A secret is shown once: the replay is the same body without it.
+    assert "apiKey" in first.json and "apiKey" not in again.json
+    assert again.json == {k: v for k, v in first.json.items() if k != "apiKey"}
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert "Idempotent-Replayed" not in first.headers
     names = [k["name"] for k in http.get("/keys", admin).json["items"]]
@@ -67,16 +78,19 @@ def test_idempotent_replay_returns_first_response_and_has_no_second_effect(http,
     assert http.post("/keys", admin, raw_body=raw, headers={"Idempotency-Key": "k-1"}).status == 201
 
 
-def test_idempotency_keys_are_scoped_per_org_and_failures_are_not_stored(http, org, root):
+def test_idempotency_keys_are_scoped_per_api_key_and_failures_are_not_stored(http, org, root):
     other = http.post("/orgs", root["adminApiKey"], {"name": "o2"}).json
+    second_admin = http.post("/keys", org["adminKey"], {"name": "admin 2", "scope": "admin"}).json["apiKey"]
     body = {"name": "scoped", "scope": "operator"}
     a = http.post("/keys", org["adminKey"], body, headers={"Idempotency-Key": "shared"})
     b = http.post("/keys", other["adminKey"], body, headers={"Idempotency-Key": "shared"})
-    assert a.status == b.status == 201 and a.json["keyId"] != b.json["keyId"]
-    assert "Idempotent-Replayed" not in b.headers
+    c = http.post("/keys", second_admin, body, headers={"Idempotency-Key": "shared"})  # same org, other key
+    assert a.status == b.status == c.status == 201
+    assert len({a.json["keyId"], b.json["keyId"], c.json["keyId"]}) == 3
+    assert "Idempotent-Replayed" not in b.headers and "Idempotent-Replayed" not in c.headers
     bad = {"name": "a", "scope": "agent"}  # 400: agentId missing
     assert http.post("/keys", org["adminKey"], bad, headers={"Idempotency-Key": "retry-me"}).status == 400
-    fixed = {"name": "a", "scope": "agent", "agentId": "a-1"}
+    fixed = {"name": "a", "scope": "agent", "agentId": seed_agent(org["orgId"], "a-1")}
     # a failed request is not stored, so the same key with a corrected body is a new request...
     r = http.post("/keys", org["adminKey"], fixed, headers={"Idempotency-Key": "retry-me"})
     assert r.status == 201 and "Idempotent-Replayed" not in r.headers
@@ -122,10 +136,11 @@ def test_unexpected_failure_is_500_without_a_trace(http, org, monkeypatch):
 
 def test_hostile_json_is_400(http, org):
     deep = b"[" * 100_000 + b"]" * 100_000
-    for raw in (deep, b'{"name": NaN, "scope": "operator"}', b'{"name": "x", "scope": "operator", "n": Infinity}'):
+    for raw, field in ((deep, "body"), (b'{"name": NaN, "scope": "operator"}', "name"),
+                       (b'{"name": "x", "scope": "operator", "n": Infinity}', "n")):
         r = http.post("/keys", org["adminKey"], raw_body=raw)
         assert r.status == 400, (raw[:40], r.status)
-        assert r.json["error"]["details"][0]["field"] == "body"
+        assert r.json["error"]["details"][0]["field"] == field
 
 
 def test_a_page_model_always_says_next_token(http, org):

@@ -1,9 +1,12 @@
 """Instances: create, list, get; ownership by agent; org isolation."""
 from __future__ import annotations
 
+from tests.conftest import seed_agent
+
 
 def agent_key(http, org, agent_id: str) -> str:
-    """An agent-scope key bound to `agent_id` (the agent need not be registered)."""
+    """An agent-scope key bound to `agent_id` (an agent item with that id is seeded)."""
+    seed_agent(org["orgId"], agent_id)
     r = http.post("/keys", org["adminKey"], {"name": agent_id, "scope": "agent", "agentId": agent_id})
     assert r.status == 201, r.json
     return r.json["apiKey"]
@@ -110,4 +113,4 @@ def test_unknown_and_other_org_instance_is_404(http, org, root):
     assert http.get("/instances", other["adminKey"]).json["items"] == []
     assert http.get("/instances/01ARZ3NDEKTSV4RRFFQ69G5FAV", ops).status == 404
     assert http.get("/instances/not-an-id", ops).status == 404
-    assert http.get("/instances/" + "A" * 3000, ops).status == 404
+    assert http.get("/instances/" + "A" * 3000, ops).status == 400  # longer than any id (issue 9)
