@@ -203,3 +203,13 @@ def seed_agent(org_id: str, agent_id: str) -> str:
     except _dynamo.ConditionFailed:
         pass
     return agent_id
+
+
+def key_of(http, org: dict, scope: str, agent_id: str | None = None) -> str:
+    """A new key of `scope` in `org`; an agent key's agent is seeded first (keys name agents the org has)."""
+    if agent_id:
+        seed_agent(org["orgId"], agent_id)
+    body = {"name": scope, "scope": scope, **({"agentId": agent_id} if agent_id else {})}
+    r = http.post("/keys", org["adminKey"], body)
+    assert r.status == 201, r.json
+    return r.json["apiKey"]

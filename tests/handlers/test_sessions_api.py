@@ -1,6 +1,8 @@
 """Sessions through the API on moto: every (from, to) pair, merges, lists with totals and pages, bad input."""
 from __future__ import annotations
 
+from tests.conftest import key_of
+
 import itertools
 
 import pytest
@@ -13,13 +15,6 @@ PATH_TO = {"pending": [], "active": ["active"], "completed": ["active", "complet
 MOVES = {("pending", "active"), ("pending", "expired"), ("active", "completed"), ("active", "failed"),
          ("active", "expired")}
 NOOPS = {("pending", "pending"), ("active", "active")}
-
-
-def key_of(http, org, scope: str, agent_id: str | None = None) -> str:
-    body = {"name": scope, "scope": scope, **({"agentId": agent_id} if agent_id else {})}
-    r = http.post("/keys", org["adminKey"], body)
-    assert r.status == 201, r.json
-    return r.json["apiKey"]
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ between requests (read, decide, conditional write), which is where these races l
 """
 from __future__ import annotations
 
+from tests.conftest import key_of
+
 import collections
 import threading
 
@@ -43,13 +45,6 @@ def atomic_aws(monkeypatch):
     fast_moto.patch_transactions()
     yield
     fast_moto.unpatch()
-
-
-def key_of(http, org, scope: str, agent_id: str | None = None) -> str:
-    body = {"name": scope, "scope": scope, **({"agentId": agent_id} if agent_id else {})}
-    r = http.post("/keys", org["adminKey"], body)
-    assert r.status == 201, r.json
-    return r.json["apiKey"]
 
 
 def race(n: int, fn) -> list:

@@ -1,14 +1,9 @@
 """Tasks, fetch_status, approvals and the audit trail through the API on moto."""
 from __future__ import annotations
 
+from tests.conftest import key_of
+
 import pytest
-
-
-def key_of(http, org, scope: str, agent_id: str | None = None) -> str:
-    body = {"name": scope, "scope": scope, **({"agentId": agent_id} if agent_id else {})}
-    r = http.post("/keys", org["adminKey"], body)
-    assert r.status == 201, r.json
-    return r.json["apiKey"]
 
 
 @pytest.fixture
