@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint cfn-lint bench fuzz deploy clean python gateway
+.PHONY: run test lint check cfn-lint bench fuzz deploy clean python gateway
 
 python:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: put python3.13 on PATH (or install it with pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
@@ -43,7 +43,13 @@ gateway: $(STAMP)
 		$(BIN)/python -m edge_gateway
 
 # Static checks; `make test` runs them first. Add further linters as prerequisites here.
-lint: cfn-lint
+lint: cfn-lint check
+
+# The layering (import-linter contracts in pyproject.toml), ruff and mypy over chalicelib/: zero findings.
+check: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check chalicelib app.py
+	$(BIN)/mypy
 
 # cfn-lint the data stack template and the app as `chalice package` emits it (packaged
 # against a throwaway stack deployed into in-process moto; see infra/package.py).

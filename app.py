@@ -37,7 +37,7 @@ from chalicelib.workspaces import routes as workspaces_routes
 if on_lambda():
     # Once per cold start, and here: a function without its pepper stops at init with
     # one clear log line (chalicelib/core/config.py) instead of serving with a default.
-    settings().api_key_pepper
+    settings().api_key_pepper  # noqa: B018 - reading it is the check
 
 app = ControlPlaneApp(app_name="control-plane")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -53,9 +53,9 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
 
 @functools.lru_cache(maxsize=1)
 def _logger():
-    from aws_lambda_powertools import Logger
+    from chalicelib.core.observability import logger
 
-    return Logger(service="control-plane")
+    return logger
 
 
 def _system_ctx():
@@ -92,12 +92,9 @@ def ws_disconnect(event):
 @app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
 def outbox_fanout(event):
     from chalicelib.aws.dynamo import deserialize_item
-    from chalicelib.fanout import fanout
+    from chalicelib.fanout import handlers as ws
 
-    events = [fanout.event_from_image(deserialize_item(r.new_image))
-              for r in event if r.event_name == "INSERT" and r.new_image]
-    result = fanout.deliver(events)
-    _logger().info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+    ws.outbox_records(deserialize_item(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
@@ -157,4 +154,4 @@ def local_seed() -> dict:
     """Called by the local stack at start: the root organization and its admin key."""
     from chalicelib.orgs.service import seed_root
 
-    return seed_root(os.environ.get("ADMIN_API_KEY"))
+    return seed_root(_system_ctx(), os.environ.get("ADMIN_API_KEY"))

@@ -177,6 +177,8 @@ def _prepare_environment(moto_url: str, public: str) -> tuple[dict[str, str], di
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("STACK_NAME", "controlplane-local")
+    # Powertools indents its JSON log lines and EMF metrics: readable as they scroll by.
+    os.environ.setdefault("POWERTOOLS_DEV", "1")
     # The app's management API client posts here instead of to execute-api.
     os.environ["WEBSOCKET_ENDPOINT_OVERRIDE"] = f"http://{public}"
     log.info("deploying stack %s into moto at %s", os.environ["STACK_NAME"], moto_url)

@@ -199,7 +199,9 @@ def seed_agent(org_id: str, agent_id: str) -> str:
     from chalicelib.aws import dynamo as _dynamo
 
     try:
-        _dynamo.put(agents_store.agent_put(org_id, agent_id, agent_id, [], None, None, "2026-01-01T00:00:00.000Z"))
+        _dynamo.put(agents_store.agent_put(agents_store.Agent(org_id, agent_id, agent_id, [], agents_store.ACTIVE,
+                                                              None, None, "2026-01-01T00:00:00.000Z",
+                                                              "2026-01-01T00:00:00.000Z")))
     except _dynamo.ConditionFailed:
         pass
     return agent_id

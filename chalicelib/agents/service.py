@@ -1,130 +1,141 @@
 """Agents: registration (with a bound agent key), listing, heartbeat, deactivation.
 
-Also the small surface the jobs domain uses (it never touches this store):
-`for_poll`, `active_check`, `heartbeat_of`, `heartbeat_unchanged_check`.
+Also the small surface the jobs and instances domains use (they never touch
+this store): `for_poll`, `active_check`, `is_active`, `heartbeat_of`,
+`heartbeat_unchanged_check`.
 """
 from __future__ import annotations
 
-import json
+from dataclasses import replace
+from typing import Any
 
-from chalicelib.agents import store
-from chalicelib.aws import dynamo
+from chalicelib.agents import models, store
+from chalicelib.agents.store import ACTIVE, INACTIVE, Agent
+from chalicelib.core import ids
 from chalicelib.fanout import fanout
-from chalicelib.core import audit, clock, ids
-from chalicelib.core.auth import Principal, Scope, new_key
+from chalicelib.core.auth import Scope, new_key
+from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable
+from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.tx import TransactionConflict, TxFailed, Write, retry_conflicts
 
-ACTIVE, INACTIVE = store.ACTIVE, store.INACTIVE
+__all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", "deactivate", "for_poll",
+           "active_check", "is_active", "heartbeat_of", "heartbeat_unchanged_check"]
 # lastSeenAt is written at most this often by polls (see store.touch).
 LAST_SEEN_RESOLUTION_SECONDS = 5
 
 
-def view(item: dict) -> dict:
-    out = {k: item.get(k) for k in ("agentId", "name", "pools", "status", "createdAt", "updatedAt")}
-    out["pools"] = list(item.get("pools") or [])
-    if item.get("tagsJson"):
-        out["tags"] = json.loads(item["tagsJson"])
-    if item.get("metadataJson"):
-        out["metadata"] = json.loads(item["metadataJson"])
-    out["lastSeenAt"] = item.get("lastSeenAt")
+def view(agent: Agent) -> dict[str, Any]:
+    """The agent as the API shows it (updatedAt and lastSeenAt are null until set)."""
+    out: dict[str, Any] = {"agentId": agent.agent_id, "name": agent.name, "pools": list(agent.pools),
+                           "status": agent.status, "createdAt": agent.created_at, "updatedAt": agent.updated_at}
+    if agent.tags is not None:
+        out["tags"] = agent.tags
+    if agent.metadata is not None:
+        out["metadata"] = agent.metadata
+    out["lastSeenAt"] = agent.last_seen_at
     return out
 
 
-def register(principal: Principal, name: str, pools: list[str], tags, metadata, trace_id: str | None) -> dict:
-    org_id = principal.org_id
-    agent_id = ids.new_id()
-    now = clock.iso()
-    api_key, key_item = new_key(org_id, Scope.AGENT, f"agent {name}", agent_id=agent_id)
-    put = store.agent_put(org_id, agent_id, name, pools, tags, metadata, now)
-    dynamo.transact([
-        put,
-        dynamo.Put(put.table, key_item, condition="attribute_not_exists(PK)"),
-        *(store.membership_put(org_id, agent_id, pool) for pool in pools),
-        audit.audit_put(org_id, "agent", agent_id, "registered", principal.actor, trace_id,
-                        {"name": name, "pools": pools, "keyId": key_item["keyId"]}),
-    ])
-    return {**view(put.item), "apiKey": api_key}
+def register(ctx: Ctx, command: models.RegisterAgentRequest) -> dict[str, Any]:
+    c = command
+    now = ctx.iso()
+    agent = Agent(org_id=ctx.org_id, agent_id=ids.new_id(), name=c.name, pools=c.pools, status=ACTIVE,
+                  tags=c.tags, metadata=c.metadata, created_at=now, updated_at=now)
+    api_key, key_item = new_key(ctx.org_id, Scope.AGENT, f"agent {c.name}", agent_id=agent.agent_id)
+    tx = ctx.tx()
+    tx.put("agent", store.agent_put(agent))
+    tx.put("key", store.key_put(key_item))
+    for pool in c.pools:
+        tx.put(f"pool:{pool}", store.membership_put(ctx.org_id, agent.agent_id, pool))
+    tx.audit("agent", agent.agent_id, "registered", {"name": c.name, "pools": c.pools, "keyId": key_item["keyId"]})
+    tx.commit()
+    return {**view(agent), "apiKey": api_key}
 
 
-def get(org_id: str, agent_id: str) -> dict:
-    item = store.get(org_id, agent_id)
-    if not item:
+def get(ctx: Ctx, agent_id: str) -> dict[str, Any]:
+    ctx.require_agent(agent_id)
+    agent = store.get(ctx.org_id, agent_id)
+    if agent is None:
         raise NotFound(f"no agent {agent_id}")
-    return view(item)
+    return view(agent)
 
 
-def list_page(org_id: str, pool: str | None, limit: int, start_key: dict | None) -> tuple[list[dict], dict | None]:
-    if pool is None:
-        page = store.list_agents(org_id, limit, start_key)
-        return [view(i) for i in page.items], page.last_key
-    page = store.list_pool(org_id, pool, limit, start_key)
-    found = store.get_many(org_id, [i["agentId"] for i in page.items])
-    return [view(found[i["agentId"]]) for i in page.items if i["agentId"] in found], page.last_key
+def list_agents(ctx: Ctx, query: models.AgentListQuery) -> Page[dict[str, Any]]:
+    scope = f"agents:{ctx.org_id}:{query.pool or ''}"
+    start = start_key(query.next_token, scope)
+    if query.pool is None:
+        found = store.list_agents(ctx.org_id, query.limit, start)
+    else:
+        found = store.list_pool(ctx.org_id, query.pool, query.limit, start)
+    return page(found.items, found.last_key, scope, view)
 
 
-def heartbeat(org_id: str, agent_id: str) -> None:
+def heartbeat(ctx: Ctx, agent_id: str) -> None:
+    ctx.require_agent(agent_id)
+    tx = ctx.tx()
+    tx.update("agent", store.heartbeat_update(ctx.org_id, agent_id, int(ctx.now() * 1000)))
     try:
         # The agent item is also in its jobs' progress transactions (ConditionCheck): conflicts retry.
-        dynamo.retry_conflicts(lambda: store.heartbeat(org_id, agent_id, int(clock.now() * 1000)))
-    except dynamo.ConditionFailed:
+        retry_conflicts(tx.commit)
+    except TxFailed:
         raise Forbidden(f"agent {agent_id} is unknown or inactive") from None
-    except dynamo.TransactionConflict:
+    except TransactionConflict:
         raise Unavailable("the agent is busy; retry", headers={"Retry-After": "1"}) from None
 
 
-def deactivate(principal: Principal, agent_id: str, trace_id: str | None) -> dict:
-    org_id = principal.org_id
-    item = store.get(org_id, agent_id, consistent=True)
-    if not item:
+def deactivate(ctx: Ctx, agent_id: str) -> dict[str, Any]:
+    agent = store.get(ctx.org_id, agent_id, consistent=True)
+    if agent is None:
         raise NotFound(f"no agent {agent_id}")
-    if item.get("status") == INACTIVE:
-        return view(item)  # deactivating twice is a no-op
-    now = clock.iso()
+    if agent.status == INACTIVE:
+        return view(agent)  # deactivating twice is a no-op
+    now = ctx.iso()
+    tx = ctx.tx()
+    tx.update("agent", store.deactivate_update(ctx.org_id, agent_id, now))
+    tx.audit("agent", agent_id, "deactivated")
     try:
-        dynamo.transact([
-            store.deactivate_update(org_id, agent_id, now),
-            audit.audit_put(org_id, "agent", agent_id, "deactivated", principal.actor, trace_id),
-        ])
-    except dynamo.ConditionFailed:
+        tx.commit()
+    except TxFailed:
         pass  # deactivated concurrently: the outcome is the same
     # An inactive agent keeps no socket open: its events stop at once.
-    fanout.close_opened_with(org_id, agent_id=agent_id)
-    return view({**item, "status": INACTIVE, "updatedAt": now})
+    fanout.close_opened_with(ctx.org_id, agent_id=agent_id)
+    return view(replace(agent, status=INACTIVE, updated_at=now))
 
 
-# --- for the jobs domain -------------------------------------------------------
+# --- for the jobs and instances domains ---------------------------------------------
 
-def for_poll(org_id: str, agent_id: str) -> dict:
+def for_poll(ctx: Ctx, agent_id: str) -> Agent:
     """The active agent (its pools), recording lastSeenAt on the way. Forbidden when unknown or inactive."""
-    now = clock.now()
-    item = store.touch(org_id, agent_id, clock.iso(now), clock.iso(now - LAST_SEEN_RESOLUTION_SECONDS))
-    if not item or item.get("status") != ACTIVE:
+    now = ctx.now()
+    agent = store.touch(ctx.org_id, agent_id, ctx.iso(now), ctx.iso(now - LAST_SEEN_RESOLUTION_SECONDS))
+    if agent is None or not agent.active:
         raise Forbidden(f"agent {agent_id} is unknown or inactive")
-    return item
+    return agent
 
 
-def active_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
-    """A transaction item that fails unless the agent exists and is active."""
+def active_check(org_id: str, agent_id: str) -> Write:
+    """A write for a unit of work that fails unless the agent exists and is active."""
     return store.active_check(org_id, agent_id)
 
 
-def exists_check(org_id: str, agent_id: str) -> dynamo.ConditionCheck:
+def exists_check(org_id: str, agent_id: str) -> Write:
     """A transaction item that fails unless the organization has this agent (active or not)."""
     return store.exists_check(org_id, agent_id)
 
 
 def is_active(org_id: str, agent_id: str) -> bool | None:
     """True/False for a known agent, None for an unknown one (error paths only)."""
-    item = store.get(org_id, agent_id, consistent=True)
-    return None if item is None else item.get("status") == ACTIVE
+    agent = store.get(org_id, agent_id, consistent=True)
+    return None if agent is None else agent.active
 
 
 def heartbeat_of(org_id: str, agent_id: str) -> int | None:
     """The agent's last heartbeat (epoch ms), None if it never sent one or is gone."""
-    item = store.get(org_id, agent_id, consistent=True)
-    return item.get("heartbeatMs") if item else None
+    agent = store.get(org_id, agent_id, consistent=True)
+    return agent.heartbeat_ms if agent else None
 
 
-def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | None) -> dynamo.ConditionCheck:
-    """A transaction item that fails if the agent sent a heartbeat since `heartbeat_ms` was read."""
+def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | None) -> Write:
+    """A write for a unit of work that fails if the agent sent a heartbeat since `heartbeat_ms` was read."""
     return store.heartbeat_unchanged_check(org_id, agent_id, heartbeat_ms)

@@ -10,6 +10,8 @@ The org in every key makes another org's agent indistinguishable from a missing 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
@@ -26,16 +28,66 @@ def agent_key(org_id: str, agent_id: str) -> dict:
     return {"PK": f"ORG#{org_id}#AGENT#{agent_id}", "SK": "AGENT"}
 
 
-def agent_put(org_id: str, agent_id: str, name: str, pools: list[str], tags, metadata, now: str) -> dynamo.Put:
-    item = {
-        **agent_key(org_id, agent_id), "type": "agent", "orgId": org_id, "agentId": agent_id, "name": name,
-        "pools": pools, "status": ACTIVE, "createdAt": now, "updatedAt": now,
-        # JSON text: arbitrary client JSON (nulls, floats) survives DynamoDB unchanged.
-        "tagsJson": json.dumps(tags) if tags is not None else None,
-        "metadataJson": json.dumps(metadata) if metadata is not None else None,
-        "GSI1PK": f"ORG#{org_id}#AGENTS", "GSI1SK": agent_id,
-    }
-    return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
+@dataclass(frozen=True)
+class Agent:
+    """The agent item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+
+    org_id: str
+    agent_id: str
+    name: str
+    pools: list[str]
+    status: str
+    tags: dict[str, str] | list[str] | None
+    metadata: dict[str, Any] | None
+    created_at: str
+    updated_at: str | None = None
+    last_seen_at: str | None = None
+    heartbeat_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_item(self) -> dict:
+        org_id, agent_id = self.org_id, self.agent_id
+        return {
+            **agent_key(org_id, agent_id), "type": "agent", "orgId": org_id, "agentId": agent_id, "name": self.name,
+            "pools": self.pools, "status": self.status, "createdAt": self.created_at, "updatedAt": self.updated_at,
+            "lastSeenAt": self.last_seen_at, "heartbeatMs": self.heartbeat_ms,
+            # JSON text: arbitrary client JSON (nulls, floats) survives DynamoDB unchanged.
+            "tagsJson": json.dumps(self.tags) if self.tags is not None else None,
+            "metadataJson": json.dumps(self.metadata) if self.metadata is not None else None,
+            "GSI1PK": f"ORG#{org_id}#AGENTS", "GSI1SK": agent_id,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "Agent":
+        return cls(org_id=item["orgId"], agent_id=item["agentId"], name=item["name"],
+                   pools=list(item.get("pools") or []), status=item["status"],
+                   tags=json.loads(item["tagsJson"]) if item.get("tagsJson") else None,
+                   metadata=json.loads(item["metadataJson"]) if item.get("metadataJson") else None,
+                   created_at=item["createdAt"], updated_at=item.get("updatedAt"),
+                   last_seen_at=item.get("lastSeenAt"),
+                   heartbeat_ms=int(item["heartbeatMs"]) if item.get("heartbeatMs") is not None else None)
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    items: list[Agent]
+    last_key: dict | None
+
+
+def _agent(item: dict | None) -> Agent | None:
+    return Agent.from_item(item) if item else None
+
+
+def agent_put(agent: Agent) -> dynamo.Put:
+    return dynamo.Put(_table(), agent.to_item(), condition="attribute_not_exists(PK)")
+
+
+def key_put(key_item: dict) -> dynamo.Put:
+    """The agent's own API key (core/auth.py mints the item)."""
+    return dynamo.Put(_table(), key_item, condition="attribute_not_exists(PK)")
 
 
 def membership_put(org_id: str, agent_id: str, pool: str) -> dynamo.Put:
@@ -46,11 +98,11 @@ def membership_put(org_id: str, agent_id: str, pool: str) -> dynamo.Put:
     })
 
 
-def get(org_id: str, agent_id: str, consistent: bool = False) -> dict | None:
-    return dynamo.get(_table(), agent_key(org_id, agent_id), consistent=consistent)
+def get(org_id: str, agent_id: str, consistent: bool = False) -> Agent | None:
+    return _agent(dynamo.get(_table(), agent_key(org_id, agent_id), consistent=consistent))
 
 
-def touch(org_id: str, agent_id: str, now_iso: str, stale_before_iso: str) -> dict | None:
+def touch(org_id: str, agent_id: str, now_iso: str, stale_before_iso: str) -> Agent | None:
     """Record that the agent was seen, and return it (None: unknown agent).
 
     One UpdateItem that is also the read: the write happens only when the agent
@@ -59,21 +111,20 @@ def touch(org_id: str, agent_id: str, now_iso: str, stale_before_iso: str) -> di
     spares the write to the list index on frequent polls.
     """
     try:
-        return dynamo.update(dynamo.Update(
+        return _agent(dynamo.update(dynamo.Update(
             _table(), agent_key(org_id, agent_id), set={"lastSeenAt": now_iso},
             condition="attribute_exists(PK) AND #st = :active AND "
                       "(attribute_not_exists(lastSeenAt) OR lastSeenAt < :stale)",
-            names={"#st": "status"}, values={":active": ACTIVE, ":stale": stale_before_iso}))
+            names={"#st": "status"}, values={":active": ACTIVE, ":stale": stale_before_iso})))
     except dynamo.ConditionFailed as failed:
-        return failed.item
+        return _agent(failed.item)
 
 
-def heartbeat(org_id: str, agent_id: str, now_ms: int) -> None:
-    """Raises ConditionFailed for an unknown or inactive agent."""
-    dynamo.update(dynamo.Update(
+def heartbeat_update(org_id: str, agent_id: str, now_ms: int) -> dynamo.Update:
+    """Fails its condition for an unknown or inactive agent."""
+    return dynamo.Update(
         _table(), agent_key(org_id, agent_id), set={"heartbeatMs": now_ms, "lastSeenAt": clock.iso(now_ms / 1000)},
-        condition="attribute_exists(PK) AND #st = :active", names={"#st": "status"}, values={":active": ACTIVE}),
-        return_new=False)
+        condition="attribute_exists(PK) AND #st = :active", names={"#st": "status"}, values={":active": ACTIVE})
 
 
 def deactivate_update(org_id: str, agent_id: str, now: str) -> dynamo.Update:
@@ -100,16 +151,17 @@ def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | No
                                  values={":hb": heartbeat_ms})
 
 
-def list_agents(org_id: str, limit: int, start_key: dict | None) -> dynamo.Page:
-    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#AGENTS"}, index="GSI1",
+def list_agents(org_id: str, limit: int, start_key: dict | None) -> AgentPage:
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#AGENTS"}, index="GSI1",
                         limit=limit, start_key=start_key)
+    return AgentPage([Agent.from_item(i) for i in page.items], page.last_key)
 
 
-def list_pool(org_id: str, pool: str, limit: int, start_key: dict | None) -> dynamo.Page:
-    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#POOL#{pool}"}, index="GSI1",
+def list_pool(org_id: str, pool: str, limit: int, start_key: dict | None) -> AgentPage:
+    """The agents of a pool: one Query of its memberships, one BatchGetItem of the agents."""
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#POOL#{pool}"}, index="GSI1",
                         limit=limit, start_key=start_key)
-
-
-def get_many(org_id: str, agent_ids: list[str]) -> dict[str, dict]:
-    found = dynamo.batch_get(_table(), [agent_key(org_id, a) for a in agent_ids]) if agent_ids else []
-    return {item["agentId"]: item for item in found}
+    ids = [i["agentId"] for i in page.items]
+    found = dynamo.batch_get(_table(), [agent_key(org_id, a) for a in ids]) if ids else []
+    by_id = {item["agentId"]: Agent.from_item(item) for item in found}
+    return AgentPage([by_id[a] for a in ids if a in by_id], page.last_key)

@@ -24,7 +24,7 @@ def read(ctx: Ctx, command: ReadAudit) -> dict:
     if (command.entity_type is None) != (command.entity_id is None):
         missing = "entityId" if command.entity_id is None else "entityType"
         raise ValidationError.field(missing, "entityType and entityId go together")
-    if command.entity_type is not None:
+    if command.entity_type is not None and command.entity_id is not None:
         selection = store.by_entity(ctx.org_id, command.entity_type, command.entity_id)
         trace_filter = command.trace_id  # one entity's history, narrowed to a trace
     elif command.trace_id is not None:

@@ -253,7 +253,8 @@ def put(op: Put) -> None:
 
 def update(op: Update, return_new: bool = True) -> dict | None:
     if (deferral := deferred.active()) is not None:
-        return deferral.take([op], "an update whose result is needed" if return_new else None)
+        deferral.take([op], "an update whose result is needed" if return_new else None)
+        return None
     try:
         response = _ddb().update_item(
             **op.request(), ReturnValues="ALL_NEW" if return_new else "NONE",

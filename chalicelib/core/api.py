@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids, strict_json
+from chalicelib.core import audit, cors, idempotency, ids, observability, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
@@ -118,18 +118,21 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
     return decorator
 
 
+@observability.tracer.capture_method(capture_response=False)
 def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, params: dict[str, str]) -> Response:
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}
     trace_id = valid_trace_id(headers.get("x-trace-id"))
+    observability.bind_trace(trace_id)
     source = source_of(request)
     principal: Principal | None = None
     try:
-        raw = request.raw_body or b""
+        received = request.raw_body or b""
+        raw = received.encode() if isinstance(received, str) else received
         if len(raw) > settings().max_body_bytes:
             raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
         principal = _authenticate(spec, headers, request.method, request.path, trace_id, source)
-        if principal is not None:
+        if principal is not None and spec.scope is not None:
             principal.require(spec.scope)
         check_path_params(params)
         call = Call(principal, params, _validate_query(spec, request.query_params), None, raw, headers, trace_id)
@@ -156,6 +159,7 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
             audit.record_denial(principal.org_id if principal else None,
                                 principal.key_id if principal else "anonymous",
                                 error.message, request.method, request.path, trace_id, status=403, source=source)
+            observability.count("Denials")
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
         log.exception("unhandled error in %s %s", spec.method, spec.path)
@@ -181,6 +185,7 @@ def authenticate_or_401(headers: dict, method: str, path: str, trace_id: str | N
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id,
                             source=source)
+        observability.count("Denials")
         raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
 
 
@@ -241,7 +246,7 @@ def _validation_error(details: list[dict[str, str]]) -> ValidationError:
     return ValidationError(f"invalid request: {summary}", details)
 
 
-def _validate_query(spec: Endpoint, query_params: dict | None) -> Any:
+def _validate_query(spec: Endpoint, query_params: Any) -> Any:
     if spec.query is None:
         return None
     try:

@@ -17,7 +17,7 @@ class ControlPlaneApp(Chalice):
     _per_thread = threading.local()
 
     @property
-    def current_request(self) -> Any:  # type: ignore[override]
+    def current_request(self) -> Any:
         return getattr(self._per_thread, "request", None)
 
     @current_request.setter
@@ -25,7 +25,7 @@ class ControlPlaneApp(Chalice):
         self._per_thread.request = value
 
     @property
-    def lambda_context(self) -> Any:  # type: ignore[override]
+    def lambda_context(self) -> Any:
         return getattr(self._per_thread, "lambda_context", None)
 
     @lambda_context.setter

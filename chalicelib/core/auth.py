@@ -119,7 +119,7 @@ def authenticate(api_key: str | None) -> Principal:
         raise KeyDenied("unknown API key")
     key_id = key_id_of(api_key)
     item = dynamo.get(settings().main_table, key_pk(key_id))
-    if not secret_matches(item, api_key):
+    if item is None or not secret_matches(item, api_key):
         raise KeyDenied("unknown API key")
     if item.get("revokedAt"):
         raise KeyDenied("revoked API key", item["orgId"], key_id)

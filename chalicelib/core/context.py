@@ -8,7 +8,7 @@ service never sees the HTTP request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from chalicelib.core import clock, ids
 from chalicelib.core.config import Settings, settings
@@ -26,6 +26,9 @@ class Ctx:
     # The org a system actor (a schedule, a queue consumer) acts for; a
     # principal's own org otherwise.
     system_org_id: str | None = None
+    # What `tx()` builds: the real unit of work unless a test hands in a fake
+    # (tests/unit/fakes.py) that records the named writes instead of sending them.
+    unit_of_work: "Callable[[Ctx], Tx] | None" = field(default=None, compare=False, repr=False)
 
     @classmethod
     def system(cls, org_id: str | None = None, trace_id: str | None = None) -> "Ctx":
@@ -41,7 +44,8 @@ class Ctx:
 
     def for_org(self, org_id: str) -> "Ctx":
         """The same system context, acting for `org_id` (a sweep over many orgs)."""
-        return Ctx(principal=self.principal, trace_id=self.trace_id, system_org_id=org_id)
+        return Ctx(principal=self.principal, trace_id=self.trace_id, system_org_id=org_id,
+                   unit_of_work=self.unit_of_work)
 
     @property
     def actor(self) -> str:
@@ -75,6 +79,8 @@ class Ctx:
         return clock.iso(epoch)
 
     def tx(self) -> "Tx":
+        if self.unit_of_work is not None:
+            return self.unit_of_work(self)
         from chalicelib.core.tx import Tx
 
         return Tx(self)

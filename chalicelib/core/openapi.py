@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typing
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic.json_schema import models_json_schema
@@ -48,14 +48,14 @@ def _list_item(value: Any) -> type[pydantic.BaseModel] | None:
 
 @lru_cache(maxsize=1)
 def document() -> dict:
-    models: list[tuple[type[pydantic.BaseModel], str]] = []
+    models: list[tuple[type[pydantic.BaseModel], Literal["validation", "serialization"]]] = []
     for ep in ENDPOINTS:
         if ep.body is not None:
             models.append((ep.body, "validation"))
         if _is_model(ep.response):
             models.append((ep.response, "serialization"))
-        elif _list_item(ep.response) is not None:
-            models.append((_list_item(ep.response), "serialization"))
+        elif (item := _list_item(ep.response)) is not None:
+            models.append((item, "serialization"))
     _, defs = models_json_schema(models, ref_template=REF, by_alias=True)
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
@@ -110,8 +110,8 @@ def _operation(ep: Endpoint) -> dict:
     elif _is_model(ep.response):
         responses[str(ep.status)] = {"description": "OK",
                                      "content": {"application/json": {"schema": _ref(ep.response)}}}
-    elif _list_item(ep.response) is not None:
-        schema = {"type": "array", "items": _ref(_list_item(ep.response))}
+    elif (item := _list_item(ep.response)) is not None:
+        schema = {"type": "array", "items": _ref(item)}
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     else:
         responses[str(ep.status)] = {"description": "OK", "content": {"application/json": {"schema": {}}}}

@@ -1,53 +1,70 @@
 """$connect, $default and $disconnect, as functions of the API Gateway event."""
 from __future__ import annotations
 
-import logging
+from typing import Iterable
 
-from chalicelib.aws import dynamo, websocket
-from chalicelib.core import audit, clock
+from chalicelib.aws import websocket
+from chalicelib.core import audit, observability
 from chalicelib.core.auth import KeyDenied, authenticate
-from chalicelib.events.outbox import event_put
+from chalicelib.core.context import Ctx
+from chalicelib.core.observability import logger as log
 from chalicelib.fanout import fanout, rules, store
-
-log = logging.getLogger(__name__)
 
 
 def connect(event: dict) -> int:
     """Authenticate ?token=, record the connection and queue system:connected. Returns the status."""
     context = event["requestContext"]
     connection_id = context["connectionId"]
+    trace_id = context.get("requestId") or connection_id
+    observability.bind_trace(trace_id)
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
         principal = authenticate(token)
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, "GET", "/ws")
+        observability.count("Denials")
         return 401
     connection = rules.Connection(connection_id, principal.org_id,
                                   websocket.endpoint_for(context["domainName"], context.get("stage", "")),
                                   principal.agent_id)
     # API Gateway cannot post inside $connect: system:connected goes through the
     # outbox and the fan-out, which runs after this handler has returned.
-    dynamo.transact([
-        store.connection_put(connection, principal.key_id),
-        event_put(principal.org_id, "system:connected",
-                  {"timestamp": clock.iso(), "connectionId": connection_id}, connection_id=connection_id),
-    ])
+    ctx = Ctx(principal, trace_id)
+    tx = ctx.tx()
+    tx.put("connection", store.connection_put(connection, principal.key_id))
+    tx.emit("system:connected", {"timestamp": ctx.iso(), "connectionId": connection_id}, connection_id=connection_id)
+    tx.commit()
     return 200
 
 
 def message(event: dict) -> None:
     context = event["requestContext"]
+    observability.bind_trace(context.get("requestId") or context["connectionId"])
     action = rules.parse_client_message(event.get("body"))
     if action == rules.PING:
         endpoint = websocket.endpoint_for(context["domainName"], context.get("stage", ""))
         # system:connected is the first message on every connection, even when
         # the client speaks before the fan-out has greeted it.
         fanout.greet_before_answering(endpoint, context["connectionId"])
-        websocket.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": clock.iso()}))
+        websocket.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],
              "unknown action" if action else "not a JSON object with an action")
 
 
 def disconnect(event: dict) -> None:
-    store.remove(event["requestContext"]["connectionId"])
+    context = event["requestContext"]
+    observability.bind_trace(context.get("requestId") or context["connectionId"])
+    store.remove(context["connectionId"])
+
+
+def outbox_records(images: Iterable[dict]) -> None:
+    """The outbox stream's inserted events (new images, deserialized), delivered to the connections."""
+    events = [fanout.event_from_image(image) for image in images]
+    if events:
+        observability.bind_trace(events[0].event_id)
+    result = fanout.deliver(events)
+    observability.count("FanoutSent", result.sent)
+    if result.gone:
+        observability.count("FanoutGone", len(result.gone))
+    log.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})

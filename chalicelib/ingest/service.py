@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass
 
 from chalicelib.agents import service as agents
-from chalicelib.aws import dynamo
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Forbidden, ValidationError
 from chalicelib.core.paging import next_token, start_key
-from chalicelib.core.tx import TxFailed
+from chalicelib.core.tx import TransactionConflict, TxFailed
 from chalicelib.ingest import rules, store
 from chalicelib.ingest.models import IngestRecord
 
@@ -80,7 +79,7 @@ def _write_chunk(ctx: Ctx, agent_id: str, chunk: list[store.IngestedRecord]) -> 
             existing = set(failed.names)
             duplicates += len(existing)
             pending = [r for r in pending if r.record_id not in existing]
-        except dynamo.TransactionConflict:
+        except TransactionConflict:
             # Another upload of the same records is committing right now; the next round sees its result.
             conflicts += 1
             if conflicts >= CONFLICT_ROUNDS:

@@ -24,11 +24,6 @@ class CreateJobRequest(ApiModel):
     lease_seconds: int = Field(default=rules.LEASE_SECONDS_DEFAULT, ge=1, le=rules.LEASE_SECONDS_MAX)
 
 
-class JobError(ResponseModel):
-    code: str
-    message: str
-
-
 class JobResponse(ResponseModel):
     job_id: str
     agent_id: Optional[str] = None

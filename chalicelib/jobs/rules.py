@@ -11,7 +11,9 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+C = TypeVar("C")  # a candidate job, as the caller holds it
 
 
 class Status(str, enum.Enum):
@@ -85,14 +87,23 @@ def order_key(priority: int, job_id: str) -> str:
     return f"{PRIORITY_MAX - priority:04d}#{job_id}"
 
 
-def merge_candidates(per_target: list[list[dict]], key: str = "GSI4SK") -> list[dict]:
-    """Merge the ready queues of an agent and its pools into one claim order."""
+def _gsi4sk(item: Any) -> str:
+    return item["GSI4SK"]
+
+
+def _priority(item: Any) -> Any:
+    return item.get("priority")
+
+
+def merge_candidates(per_target: list[list[C]], key: Callable[[C], str] = _gsi4sk) -> list[C]:
+    """Merge the ready queues of an agent and its pools into one claim order (`key`: the ready queue's sort key)."""
     merged = [item for items in per_target for item in items]
-    merged.sort(key=lambda item: item[key])
+    merged.sort(key=key)
     return merged
 
 
-def spread(remaining: list[dict], rng: random.Random | None = None) -> list[dict]:
+def spread(remaining: list[C], rng: random.Random | None = None,
+           priority: Callable[[C], Any] = _priority) -> list[C]:
     """After a poll lost a race, the order in which it tries the rest.
 
     Pollers that read the same ready queue at the same moment all go for its
@@ -105,10 +116,20 @@ def spread(remaining: list[dict], rng: random.Random | None = None) -> list[dict
     """
     if not remaining:
         return remaining
-    best = remaining[0].get("priority")
-    head = [c for c in remaining if c.get("priority") == best]
+    best = priority(remaining[0])
+    head = [c for c in remaining if priority(c) == best]
     (rng or random).shuffle(head)
-    return head + [c for c in remaining if c.get("priority") != best]
+    return head + [c for c in remaining if priority(c) != best]
+
+
+# --- lease checks on the jobs queue ----------------------------------------------
+
+CHECK_KIND = "check-run"
+
+
+def check_message(org_id: str, job_id: str, run_id: str) -> dict:
+    """The only message on the jobs queue: check run `run_id` of a job when it arrives (see leases.py)."""
+    return {"v": 1, "kind": CHECK_KIND, "orgId": org_id, "jobId": job_id, "runId": run_id}
 
 
 # --- polling -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Jobs in the main table: keys, index attributes and the conditional writes.
 
-Two items per job, in one partition (one Query reads both):
+Two items per job (typed: Job, JobRun), in one partition (one Query reads both):
 
   PK ORG#{org}#JOB#{jobId}, SK JOB   the job: definition, status, result. In four list indexes.
     GSI1  ORG#{org}#JOBS                       / jobId     every job           GET /jobs
@@ -16,12 +16,12 @@ also a write to each of its four index entries, sized by the payload.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.aws import dynamo
+from chalicelib.aws import dynamo, queues
 from chalicelib.core.config import settings
 from chalicelib.jobs import rules
 from chalicelib.jobs.rules import Status
@@ -83,63 +83,195 @@ def list_index(org_id: str, target: str | None, status: Status | None) -> tuple[
     return "GSI1", f"ORG#{org_id}#JOBS", True
 
 
-# --- items -----------------------------------------------------------------------
-
-def new_job_item(org_id: str, job_id: str, agent_id: str | None, pool: str | None, job_type: str, payload: Any,
-                 priority: int, timeout_seconds: int | None, max_attempts: int, lease_seconds: int,
-                 now: str) -> dict:
-    target = rules.target(agent_id, pool)
-    order_key = rules.order_key(priority, job_id)
-    return {
-        **job_key(org_id, job_id), "type": "job", "orgId": org_id, "jobId": job_id,
-        "agentId": agent_id, "pool": pool, "target": target, "jobType": job_type,
-        "payloadJson": _dumps(payload), "status": Status.QUEUED.value, "priority": priority,
-        "attempts": 0, "maxAttempts": max_attempts, "leaseSeconds": lease_seconds,
-        "timeoutSeconds": timeout_seconds, "createdAt": now, "updatedAt": now, "orderKey": order_key,
-        "GSI1PK": f"ORG#{org_id}#JOBS", "GSI1SK": job_id,
-        "GSI3PK": f"ORG#{org_id}#JOBS#{target}", "GSI3SK": job_id,
-        **status_index(org_id, job_id, target, Status.QUEUED, order_key),
-        # The GSI4 partitions an agent's completion moves the job to, kept on the item so
-        # that POST /jobs/complete can move it without reading it first (Update.copy).
-        **{_finish_pk_attr(s): f"ORG#{org_id}#JOBS#{target}#{s.value}" for s in (Status.COMPLETED, Status.FAILED)},
-    }
-
+# --- items ---------------------------------------------------------------------------
 
 def _finish_pk_attr(status: Status) -> str:
     return f"gsi4{status.value.title()}"
 
 
-def job_put(item: dict) -> dynamo.Put:
-    return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
 
 
-def new_run_item(job: dict, run_id: str, agent_id: str, now_ms: int, now_iso: str) -> dict:
-    attempt = int(job.get("attempts", 0)) + 1
-    timeout = job.get("timeoutSeconds")
-    return {
-        **run_key(job["orgId"], job["jobId"]), "type": "jobRun", "orgId": job["orgId"], "jobId": job["jobId"],
-        "runId": run_id, "state": RUNNING, "claimedBy": agent_id, "attempt": attempt,
-        "maxAttempts": job["maxAttempts"], "leaseSeconds": job["leaseSeconds"], "timeoutSeconds": timeout,
-        "startedAt": now_iso, "startedMs": now_ms, "renewedMs": now_ms,
-        "deadlineMs": now_ms + int(timeout) * 1000 if timeout else None,
-        # What a re-queue needs to put the job back in its ready queue without reading it.
-        "target": job["target"], "orderKey": job["orderKey"], "jobAgentId": job.get("agentId"),
-        "pool": job.get("pool"), "jobType": job["jobType"],
-    }
+@dataclass(frozen=True)
+class Job:
+    """The JOB item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+
+    org_id: str
+    job_id: str
+    agent_id: str | None        # the target agent, or
+    pool: str | None            # the target pool (exactly one of the two)
+    job_type: str
+    payload: Any
+    status: Status
+    priority: int
+    attempts: int
+    max_attempts: int
+    lease_seconds: int
+    timeout_seconds: int | None
+    created_at: str
+    updated_at: str
+    run_id: str | None = None
+    claimed_by: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: Any = None
+    error: dict | None = None
+    completion: str | None = None  # fingerprint of the agent's completion (a repeat is a no-op)
+
+    @property
+    def target(self) -> str:
+        return rules.target(self.agent_id, self.pool)
+
+    @property
+    def order_key(self) -> str:
+        return rules.order_key(self.priority, self.job_id)
+
+    @property
+    def event_agent(self) -> str | None:
+        """Whose agent-key connections see events of this job: the claiming agent, else the target agent."""
+        return self.claimed_by or self.agent_id
+
+    def to_item(self) -> dict:
+        """The item as created (QUEUED); later changes are conditional updates below."""
+        org_id, job_id, target, order_key = self.org_id, self.job_id, self.target, self.order_key
+        return {
+            **job_key(org_id, job_id), "type": "job", "orgId": org_id, "jobId": job_id,
+            "agentId": self.agent_id, "pool": self.pool, "target": target, "jobType": self.job_type,
+            "payloadJson": _dumps(self.payload), "status": self.status.value, "priority": self.priority,
+            "attempts": self.attempts, "maxAttempts": self.max_attempts, "leaseSeconds": self.lease_seconds,
+            "timeoutSeconds": self.timeout_seconds, "createdAt": self.created_at, "updatedAt": self.updated_at,
+            "orderKey": order_key,
+            "GSI1PK": f"ORG#{org_id}#JOBS", "GSI1SK": job_id,
+            "GSI3PK": f"ORG#{org_id}#JOBS#{target}", "GSI3SK": job_id,
+            **status_index(org_id, job_id, target, self.status, order_key),
+            # The GSI4 partitions an agent's completion moves the job to, kept on the item so
+            # that POST /jobs/complete can move it without reading it first (Update.copy).
+            **{_finish_pk_attr(s): f"ORG#{org_id}#JOBS#{target}#{s.value}" for s in (Status.COMPLETED, Status.FAILED)},
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "Job":
+        return cls(
+            org_id=item["orgId"], job_id=item["jobId"], agent_id=item.get("agentId"), pool=item.get("pool"),
+            job_type=item["jobType"], payload=_loads(item["payloadJson"]), status=Status(item["status"]),
+            priority=int(item["priority"]), attempts=int(item.get("attempts", 0)),
+            max_attempts=int(item["maxAttempts"]), lease_seconds=int(item["leaseSeconds"]),
+            timeout_seconds=int(item["timeoutSeconds"]) if item.get("timeoutSeconds") is not None else None,
+            created_at=item["createdAt"], updated_at=item["updatedAt"], run_id=item.get("runId"),
+            claimed_by=item.get("claimedBy"), started_at=item.get("startedAt"), finished_at=item.get("finishedAt"),
+            result=_loads(item.get("resultJson")), error=_loads(item.get("errorJson")),
+            completion=item.get("completion"))
+
+    def finished(self, status: Status, now_iso: str) -> "Job":
+        return replace(self, status=status, finished_at=now_iso, updated_at=now_iso)
 
 
-def claim_ops(job: dict, run: dict, now_iso: str) -> list:
+@dataclass(frozen=True)
+class JobRun:
+    """The RUN item (the current run of a job); `to_item`/`from_item` are its one mapping.
+
+    It carries what a re-queue or a lease failure needs (target, priority, the
+    job's agentId and pool, its type) so the lease check never reads the JOB item."""
+
+    org_id: str
+    job_id: str
+    run_id: str
+    running: bool
+    claimed_by: str
+    attempt: int
+    max_attempts: int
+    lease_seconds: int
+    timeout_seconds: int | None
+    started_at: str
+    started_ms: int
+    renewed_ms: int            # last claim or progress
+    deadline_ms: int | None    # started_ms + timeoutSeconds, when the job has a timeout
+    agent_id: str | None       # the job's target agent (Job.agent_id), or
+    pool: str | None           # the job's target pool
+    priority: int
+    job_type: str
+    progress_percent: float | None = None
+    progress_message: str | None = None
+
+    @property
+    def target(self) -> str:
+        return rules.target(self.agent_id, self.pool)
+
+    @property
+    def order_key(self) -> str:
+        return rules.order_key(self.priority, self.job_id)
+
+    @property
+    def event_agent(self) -> str:
+        return self.claimed_by
+
+    @property
+    def lease_expires_ms(self) -> int:
+        return self.renewed_ms + self.lease_seconds * 1000
+
+    def lease(self) -> rules.Run:
+        """What the lease rules need of this run."""
+        return rules.Run(run_id=self.run_id, running=self.running, claimed_by=self.claimed_by,
+                         attempt=self.attempt, max_attempts=self.max_attempts, lease_seconds=self.lease_seconds,
+                         started_ms=self.started_ms, renewed_ms=self.renewed_ms, deadline_ms=self.deadline_ms)
+
+    @classmethod
+    def start(cls, job: Job, run_id: str, agent_id: str, now_ms: int, now_iso: str) -> "JobRun":
+        timeout = job.timeout_seconds
+        return cls(org_id=job.org_id, job_id=job.job_id, run_id=run_id, running=True, claimed_by=agent_id,
+                   attempt=job.attempts + 1, max_attempts=job.max_attempts, lease_seconds=job.lease_seconds,
+                   timeout_seconds=timeout, started_at=now_iso, started_ms=now_ms, renewed_ms=now_ms,
+                   deadline_ms=now_ms + timeout * 1000 if timeout else None, agent_id=job.agent_id,
+                   pool=job.pool, priority=job.priority, job_type=job.job_type)
+
+    def to_item(self) -> dict:
+        return {
+            **run_key(self.org_id, self.job_id), "type": "jobRun", "orgId": self.org_id, "jobId": self.job_id,
+            "runId": self.run_id, "state": RUNNING if self.running else ENDED, "claimedBy": self.claimed_by,
+            "attempt": self.attempt, "maxAttempts": self.max_attempts, "leaseSeconds": self.lease_seconds,
+            "timeoutSeconds": self.timeout_seconds, "startedAt": self.started_at, "startedMs": self.started_ms,
+            "renewedMs": self.renewed_ms, "deadlineMs": self.deadline_ms,
+            "target": self.target, "orderKey": self.order_key, "priority": self.priority,
+            "agentId": self.agent_id, "pool": self.pool, "jobType": self.job_type,
+            "progressPercent": self.progress_percent, "progressMessage": self.progress_message,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict) -> "JobRun":
+        order_key = item["orderKey"]
+        return cls(
+            org_id=item["orgId"], job_id=item["jobId"], run_id=item["runId"], running=item.get("state") == RUNNING,
+            claimed_by=item["claimedBy"], attempt=int(item["attempt"]), max_attempts=int(item["maxAttempts"]),
+            lease_seconds=int(item["leaseSeconds"]),
+            timeout_seconds=int(item["timeoutSeconds"]) if item.get("timeoutSeconds") is not None else None,
+            started_at=item["startedAt"], started_ms=int(item["startedMs"]), renewed_ms=int(item["renewedMs"]),
+            deadline_ms=int(item["deadlineMs"]) if item.get("deadlineMs") is not None else None,
+            # Runs written before the job's agentId kept its own name on this item carry it as jobAgentId.
+            agent_id=item["agentId"] if "agentId" in item else item.get("jobAgentId"), pool=item.get("pool"),
+            priority=int(item["priority"]) if item.get("priority") is not None
+            else rules.PRIORITY_MAX - int(order_key.split("#", 1)[0]),
+            job_type=item["jobType"], progress_percent=item.get("progressPercent"),
+            progress_message=item.get("progressMessage"))
+
+
+def job_put(job: Job) -> dynamo.Put:
+    return dynamo.Put(_table(), job.to_item(), condition="attribute_not_exists(PK)")
+
+
+def claim_job_update(job: Job, run: JobRun, now_iso: str) -> dynamo.Update:
     """QUEUED -> RUNNING, conditional on the status and attempt count the poll saw."""
-    org_id, job_id = job["orgId"], job["jobId"]
-    return [
-        dynamo.Update(_table(), job_key(org_id, job_id), set={
-            "status": Status.RUNNING.value, "attempts": run["attempt"], "runId": run["runId"],
-            "claimedBy": run["claimedBy"], "startedAt": now_iso, "updatedAt": now_iso,
-            **status_index(org_id, job_id, job["target"], Status.RUNNING, job["orderKey"]),
-        }, condition="#st = :queued AND attempts = :seen", names={"#st": "status"},
-            values={":queued": Status.QUEUED.value, ":seen": int(job.get("attempts", 0))}),
-        dynamo.Put(_table(), run),
-    ]
+    org_id, job_id = job.org_id, job.job_id
+    return dynamo.Update(_table(), job_key(org_id, job_id), set={
+        "status": Status.RUNNING.value, "attempts": run.attempt, "runId": run.run_id,
+        "claimedBy": run.claimed_by, "startedAt": now_iso, "updatedAt": now_iso,
+        **status_index(org_id, job_id, job.target, Status.RUNNING, job.order_key),
+    }, condition="#st = :queued AND attempts = :seen", names={"#st": "status"},
+        values={":queued": Status.QUEUED.value, ":seen": job.attempts})
+
+
+def run_put(run: JobRun) -> dynamo.Put:
+    return dynamo.Put(_table(), run.to_item())
 
 
 def _run_condition(run_id: str, agent_id: str | None = None, renewed_ms: int | None = None) -> tuple[str, dict, dict]:
@@ -204,57 +336,76 @@ def complete_job_update(org_id: str, job_id: str, run_id: str, status: Status, n
         names={"#st": "status"}, values={":running": Status.RUNNING.value, ":run": run_id})
 
 
-def requeue_ops(run: dict, now_iso: str) -> list:
-    """RUNNING -> QUEUED after a lease expired: back into its ready queue, the run deleted.
+def requeue_job_update(run: JobRun, now_iso: str) -> dynamo.Update:
+    """RUNNING -> QUEUED after a lease expired: back into its ready queue (see requeue_run_delete)."""
+    org_id, job_id = run.org_id, run.job_id
+    return dynamo.Update(_table(), job_key(org_id, job_id), set={
+        "status": Status.QUEUED.value, "updatedAt": now_iso,
+        **status_index(org_id, job_id, run.target, Status.QUEUED, run.order_key),
+    }, remove=("runId", "claimedBy", "startedAt"), condition="#st = :running AND runId = :run",
+        names={"#st": "status"}, values={":running": Status.RUNNING.value, ":run": run.run_id})
 
-    Conditional on the run still being the one whose lease was judged expired
-    (same runId, no progress since): a late progress wins over the re-queue.
-    """
-    org_id, job_id = run["orgId"], run["jobId"]
-    condition, names, values = _run_condition(run["runId"], renewed_ms=run["renewedMs"])
-    return [
-        dynamo.Update(_table(), job_key(org_id, job_id), set={
-            "status": Status.QUEUED.value, "updatedAt": now_iso,
-            **status_index(org_id, job_id, run["target"], Status.QUEUED, run["orderKey"]),
-        }, remove=("runId", "claimedBy", "startedAt"), condition="#st = :running AND runId = :run",
-            names={"#st": "status"}, values={":running": Status.RUNNING.value, ":run": run["runId"]}),
-        dynamo.Delete(_table(), run_key(org_id, job_id), condition=condition, names=names, values=values),
-    ]
+
+def requeue_run_delete(run: JobRun) -> dynamo.Delete:
+    """The re-queued run goes, conditional on it still being the one whose lease was judged
+    expired (same runId, no progress since): a late progress wins over the re-queue."""
+    condition, names, values = _run_condition(run.run_id, renewed_ms=run.renewed_ms)
+    return dynamo.Delete(_table(), run_key(run.org_id, run.job_id), condition=condition, names=names,
+                         values=values)
 
 
 # --- reads -------------------------------------------------------------------------
 
-def get_job_and_run(org_id: str, job_id: str) -> tuple[dict | None, dict | None]:
+@dataclass(frozen=True)
+class JobPage:
+    items: list[Job]
+    last_key: dict | None
+
+
+def get_job_and_run(org_id: str, job_id: str) -> tuple[Job | None, JobRun | None]:
     """Both items of a job in one strongly consistent Query."""
     page = dynamo.query(_table(), "PK = :pk", {":pk": job_pk(org_id, job_id)}, consistent=True)
     by_sk = {item["SK"]: item for item in page.items}
-    return by_sk.get("JOB"), by_sk.get("RUN")
+    job, run = by_sk.get("JOB"), by_sk.get("RUN")
+    return (Job.from_item(job) if job else None), (JobRun.from_item(run) if run else None)
 
 
-def get_run(org_id: str, job_id: str) -> dict | None:
-    return dynamo.get(_table(), run_key(org_id, job_id), consistent=True)
+def get_run(org_id: str, job_id: str) -> JobRun | None:
+    item = dynamo.get(_table(), run_key(org_id, job_id), consistent=True)
+    return JobRun.from_item(item) if item else None
 
 
-def ready(org_id: str, target: str, limit: int) -> list[dict]:
+def ready(org_id: str, target: str, limit: int) -> list[Job]:
     """The first `limit` jobs of a ready queue, in claim order (eventually consistent: claims re-check)."""
-    return dynamo.query(_table(), "GSI4PK = :pk", {":pk": ready_pk(org_id, target)}, index="GSI4",
-                        limit=limit).items
+    page = dynamo.query(_table(), "GSI4PK = :pk", {":pk": ready_pk(org_id, target)}, index="GSI4", limit=limit)
+    return [Job.from_item(i) for i in page.items]
 
 
 def list_jobs(org_id: str, target: str | None, status: Status | None, limit: int,
-              start_key: dict | None) -> dynamo.Page:
+              start_key: dict | None) -> JobPage:
     index, pk, newest_first = list_index(org_id, target, status)
-    return dynamo.query(_table(), f"{index}PK = :pk", {":pk": pk}, index=index, limit=limit,
+    page = dynamo.query(_table(), f"{index}PK = :pk", {":pk": pk}, index=index, limit=limit,
                         start_key=start_key, forward=not newest_first)
+    return JobPage([Job.from_item(i) for i in page.items], page.last_key)
 
 
-def running_jobs(org_id: str) -> Iterator[dict]:
+def running_jobs(org_id: str) -> Iterator[Job]:
     """Every RUNNING job of an organization (GSI2, a page at a time): the lease sweep's input."""
-    return dynamo.query_all(_table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#JOBS#{Status.RUNNING.value}"},
-                            index="GSI2")
+    for item in dynamo.query_all(_table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#JOBS#{Status.RUNNING.value}"},
+                                 index="GSI2"):
+        yield Job.from_item(item)
 
 
-def runs_of(org_id: str, job_ids: list[str]) -> dict[str, dict]:
+def runs_of(org_id: str, job_ids: list[str]) -> dict[str, JobRun]:
     if not job_ids:
         return {}
-    return {item["jobId"]: item for item in dynamo.batch_get(_table(), [run_key(org_id, j) for j in job_ids])}
+    return {item["jobId"]: JobRun.from_item(item)
+            for item in dynamo.batch_get(_table(), [run_key(org_id, j) for j in job_ids])}
+
+
+# --- lease timers: delayed messages on the jobs queue -----------------------------
+
+def send_checks(checks: list[tuple[dict, int]]) -> None:
+    """(message, delay_seconds) pairs; one SQS request per ten."""
+    if checks:
+        queues.send_many(settings().jobs_queue_url, checks)

@@ -3,14 +3,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import JsonDict
 
 from chalicelib.core.models import ApiModel, ResponseModel
 from chalicelib.instances.models import json_object
 from chalicelib.logs import rules
 
 MAX_FIELDS_BYTES = 16 * 1024
-LEVEL_SCHEMA = {"pattern": rules.LEVEL_PATTERN, "description": "INFO, WARN, ERROR, DEBUG or TRACE, any case"}
-TIME_SCHEMA = {"description": "ISO 8601 (UTC when no offset is given)"}
+LEVEL_SCHEMA: JsonDict = {"pattern": rules.LEVEL_PATTERN, "description": "INFO, WARN, ERROR, DEBUG or TRACE, any case"}
+TIME_SCHEMA: JsonDict = {"description": "ISO 8601 (UTC when no offset is given)"}
 
 
 class LogEntryIn(ApiModel):

@@ -61,13 +61,14 @@ def push(ctx: Ctx, command: PushLogs) -> models.PushLogsResult:
     expires = store.expiry(received)
     stored = [LogEntry(ctx.org_id, instance.instance_id, entry_id, rules.format_ms(ms), e.level, e.message,
                        e.fields, expires)
-              for entry_id, ms, e in zip(ids.new_ids(times, seed), times, entries)]
+              for entry_id, ms, e in zip(ids.new_ids(times, seed), times, entries, strict=True)]
     published = [entry.public() for entry in stored]
     too_big = [{"field": f"entries.{i}", "message": f"is over {rules.MAX_ENTRY_BYTES} bytes as JSON"}
                for i, p in enumerate(published) if len(rules.entry_json(p).encode()) > rules.MAX_ENTRY_BYTES]
     if too_big:
         raise _invalid(too_big)
-    event_items = [outbox.event_item(ctx.org_id, events.INSTANCE_LOG, events.instance_log(instance, group),
+    event_items = [outbox.event_item(ctx.org_id, events.INSTANCE_LOG,
+                                     events.instance_log(instance.instance_id, instance.agent_id, group),
                                      agent_id=instance.agent_id)
                    for group in rules.chunks(published)]
     try:

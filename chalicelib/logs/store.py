@@ -97,7 +97,7 @@ def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
     """The page, oldest first: entries after `after` (oldest ones), or the newest `limit`."""
     pk, sk, index = ("GSI1PK", "GSI1SK", "GSI1") if level else ("PK", "SK", None)
     value = level_partition(org_id, instance_id, level) if level else partition(org_id, instance_id)
-    condition, values = f"{pk} = :pk", {":pk": value}
+    condition, values = f"{pk} = :pk", dict[str, Any]({":pk": value})
     if after is not None:
         condition += f" AND {sk} > :after"
         values[":after"] = after

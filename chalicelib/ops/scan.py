@@ -89,7 +89,7 @@ def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = Non
     if not store.acquire_lock(stats.scan_id, ctx.now(), LOCK_SECONDS):
         raise Conflict("an ops scan is already running; try again when it has finished")
     try:
-        orgs_to_scan = org_ids if org_ids is not None else list(orgs.org_ids())
+        orgs_to_scan = org_ids if org_ids is not None else list(orgs.org_ids(ctx))
         ingest(ctx, scope, sources.all_sources(ctx, orgs_to_scan, ctx.settings.ops_log_group_prefix),
                seconds_left, stats)
         client = gh if gh is not None else (github_client(ctx, seconds_left) if use_github else None)

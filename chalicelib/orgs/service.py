@@ -3,89 +3,99 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 from chalicelib.agents import service as agents_service
-from chalicelib.aws import dynamo
+from chalicelib.core import ids
+from chalicelib.core.auth import Scope, new_key
+from chalicelib.core.context import Ctx
 from chalicelib.fanout import fanout
-from chalicelib.core import audit, clock, ids
-from chalicelib.core.auth import Principal, Scope, new_key
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
-from chalicelib.orgs import store
+from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.tx import TxFailed
+from chalicelib.orgs import models, store
+from chalicelib.orgs.store import ApiKey
 
 log = logging.getLogger(__name__)
 
 
-def create_org(principal: Principal, name: str, trace_id: str | None = None) -> dict:
-    if not (principal.root and principal.scope is Scope.ADMIN):
+def create_org(ctx: Ctx, command: models.CreateOrgRequest) -> dict[str, Any]:
+    principal = ctx.principal
+    if principal is None or not (principal.root and principal.scope is Scope.ADMIN):
         raise Forbidden("only an admin key of the root organization may create organizations")
+    name = command.name
     org_id = ids.new_id()
     api_key, key_item = new_key(org_id, Scope.ADMIN, f"{name} admin")
-    dynamo.transact([
-        store.org_put(org_id, name),
-        store.key_item_put(key_item),
-        audit.audit_put(principal.org_id, "org", org_id, "created", principal.actor, trace_id,
-                        {"name": name}),
-    ])
+    tx = ctx.tx()
+    tx.put("org", store.org_put(org_id, name))
+    tx.put("key", store.key_item_put(key_item))
+    tx.audit("org", org_id, "created", {"name": name})  # in the creating (root) organization's trail
+    tx.commit()
     return {"orgId": org_id, "name": name, "adminKey": api_key, "createdAt": key_item["createdAt"]}
 
 
-def create_key(principal: Principal, name: str, scope: str, agent_id: str | None,
-               expires_at: datetime | None, now: datetime, trace_id: str | None = None) -> dict:
-    if scope == Scope.AGENT.value and not agent_id:
+def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> dict[str, Any]:
+    c = command
+    if c.scope == Scope.AGENT.value and not c.agent_id:
         raise ValidationError.field("agentId", "an agent key must name the agent it is bound to")
-    if scope != Scope.AGENT.value and agent_id:
+    if c.scope != Scope.AGENT.value and c.agent_id:
         raise ValidationError.field("agentId", "only agent keys are bound to an agent")
-    if expires_at is not None and expires_at <= now:
+    if c.expires_at is not None and c.expires_at <= datetime.fromtimestamp(ctx.now(), timezone.utc):
         raise ValidationError.field("expiresAt", "must be in the future")
-    expires = clock.iso(expires_at.timestamp()) if expires_at is not None else None
-    api_key, item = new_key(principal.org_id, Scope(scope), name, agent_id, expires, root=principal.root)
-    # An agent key names an agent of this organization: checked in the same commit.
-    agent_check = [agents_service.exists_check(principal.org_id, agent_id)] if agent_id else []
+    expires = ctx.iso(c.expires_at.timestamp()) if c.expires_at is not None else None
+    root = ctx.principal.root if ctx.principal is not None else False
+    api_key, item = new_key(ctx.org_id, Scope(c.scope), c.name, c.agent_id, expires, root=root)
+    tx = ctx.tx()
+    if c.agent_id:  # an agent key names an agent of this organization: checked in the same commit
+        tx.check("agent", agents_service.exists_check(ctx.org_id, c.agent_id))
+    tx.put("key", store.key_item_put(item))
+    tx.audit("key", item["keyId"], "created", {"scope": c.scope, "agentId": c.agent_id})
     try:
-        dynamo.transact([
-            *agent_check,
-            store.key_item_put(item),
-            audit.audit_put(principal.org_id, "key", item["keyId"], "created", principal.actor, trace_id,
-                            {"scope": scope, "agentId": agent_id}),
-        ])
-    except dynamo.ConditionFailed as failed:
-        if agent_check and failed.index == 0:
-            raise NotFound(f"no agent {agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name == "agent":
+            raise NotFound(f"no agent {c.agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
         raise
-    return {**_key_info(item), "apiKey": api_key}
+    return {**key_info(ApiKey.from_item(item)), "apiKey": api_key}
 
 
-def revoke_key(principal: Principal, key_id: str, trace_id: str | None = None) -> None:
+def revoke_key(ctx: Ctx, key_id: str) -> None:
+    tx = ctx.tx()
+    tx.update("key", store.revoke_update(ctx.org_id, key_id))
+    tx.audit("key", key_id, "revoked")
     try:
-        dynamo.transact([
-            store.revoke_update(principal.org_id, key_id),
-            audit.audit_put(principal.org_id, "key", key_id, "revoked", principal.actor, trace_id),
-        ])
-    except dynamo.ConditionFailed:
-        item = store.get_key(key_id)
-        if not (item and item.get("orgId") == principal.org_id and item.get("revokedAt")):
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name != "key":
+            raise
+        key = store.get_key(key_id)
+        if not (key is not None and key.org_id == ctx.org_id and key.revoked_at):
             raise NotFound(f"no key {key_id}") from None
         # already revoked: DELETE is idempotent (and closes what may still be open)
     # Revocation is at once, sockets included: REST fails from the commit on,
     # and every WebSocket opened with the key is closed now.
-    fanout.close_opened_with(principal.org_id, key_id=key_id)
+    fanout.close_opened_with(ctx.org_id, key_id=key_id)
 
 
-def _key_info(item: dict) -> dict:
-    return {k: item.get(k) for k in ("keyId", "name", "scope", "agentId", "expiresAt", "revokedAt", "createdAt")}
+def key_info(key: ApiKey) -> dict[str, Any]:
+    """A key as GET /keys shows it (never its secret; unset fields are null)."""
+    return {"keyId": key.key_id, "name": key.name, "scope": key.scope, "agentId": key.agent_id,
+            "expiresAt": key.expires_at, "revokedAt": key.revoked_at, "createdAt": key.created_at}
 
 
-def key_infos(items: list[dict]) -> list[dict]:
-    return [_key_info(i) for i in items]
+def list_keys(ctx: Ctx, query: models.ListQuery) -> Page[dict[str, Any]]:
+    scope = f"keys:{ctx.org_id}"
+    found = store.list_keys(ctx.org_id, query.limit, start_key(query.next_token, scope))
+    return page(found.items, found.last_key, scope, key_info)
 
 
-def org_ids() -> Iterator[str]:
+def org_ids(ctx: Ctx) -> Iterator[str]:
     """Every organization's id (for schedules that visit each organization)."""
     return store.org_ids()
 
 
-def seed_root(admin_api_key: str | None) -> dict:
+def seed_root(ctx: Ctx, admin_api_key: str | None) -> dict[str, Any]:
     """Make sure the root organization and an admin key exist (local stack, first deploy).
 
     With `admin_api_key` that exact value becomes (or stays) a root admin key;
@@ -94,14 +104,20 @@ def seed_root(admin_api_key: str | None) -> dict:
     org_id = store.root_org_id()
     if org_id is None:
         org_id = ids.new_id()
+        tx = ctx.tx()
+        tx.put("org", store.org_put(org_id, "root", root=True))
+        tx.put("root", store.root_pointer_put(org_id))
         try:
-            dynamo.transact([store.org_put(org_id, "root", root=True), store.root_pointer_put(org_id)])
-        except dynamo.ConditionFailed:  # another process seeded first
+            tx.commit()
+        except TxFailed:  # another process seeded first
             org_id = store.root_org_id()
+    assert org_id is not None
     api_key, item = new_key(org_id, Scope.ADMIN, "root admin", root=True, api_key=admin_api_key)
+    tx = ctx.tx()
+    tx.put("key", store.key_item_put(item))
     try:
-        dynamo.put(store.key_item_put(item))
-    except dynamo.ConditionFailed:
+        tx.commit()
+    except TxFailed:
         pass  # that ADMIN_API_KEY was seeded before
     return {"orgId": org_id, "adminApiKey": api_key}
 

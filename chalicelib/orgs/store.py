@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
@@ -45,12 +46,39 @@ def root_org_id() -> str | None:
     return item["orgId"] if item else None
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    """A key item as listed (core/auth.py mints and reads the item itself; its hash never leaves the store)."""
+
+    key_id: str
+    org_id: str
+    name: str
+    scope: str
+    agent_id: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    created_at: str
+
+    @classmethod
+    def from_item(cls, item: dict) -> "ApiKey":
+        return cls(key_id=item["keyId"], org_id=item["orgId"], name=item["name"], scope=item["scope"],
+                   agent_id=item.get("agentId"), expires_at=item.get("expiresAt"),
+                   revoked_at=item.get("revokedAt"), created_at=item["createdAt"])
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    items: list[ApiKey]
+    last_key: dict | None
+
+
 def key_item_put(item: dict) -> dynamo.Put:
     return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
 
 
-def get_key(key_id: str) -> dict | None:
-    return dynamo.get(_table(), key_pk(key_id))
+def get_key(key_id: str) -> ApiKey | None:
+    item = dynamo.get(_table(), key_pk(key_id))
+    return ApiKey.from_item(item) if item else None
 
 
 def revoke_update(org_id: str, key_id: str) -> dynamo.Update:
@@ -60,6 +88,7 @@ def revoke_update(org_id: str, key_id: str) -> dynamo.Update:
                          values={":org": org_id})
 
 
-def list_keys(org_id: str, limit: int, start_key: dict | None) -> dynamo.Page:
-    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#KEYS"}, index="GSI1",
+def list_keys(org_id: str, limit: int, start_key: dict | None) -> KeyPage:
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#KEYS"}, index="GSI1",
                         limit=limit, start_key=start_key)
+    return KeyPage([ApiKey.from_item(i) for i in page.items], page.last_key)

@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws import dynamo
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import InvalidTransition, NotFound, Unavailable, ValidationError
-from chalicelib.core.tx import TxFailed
+from chalicelib.core.tx import TxFailed, Write, retry_conflicts
 from chalicelib.sessions import rules, store
 from chalicelib.sessions.rules import Answer, Status
 
@@ -54,7 +53,7 @@ def _owner(ctx: Ctx) -> str | None:
 
 
 def _commit(tx) -> None:
-    dynamo.retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
+    retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
 
 
 def create(ctx: Ctx, command: CreateSession) -> dict:
@@ -104,7 +103,7 @@ def update(ctx: Ctx, command: UpdateSession) -> dict:
         if not moving and not edits:
             return session.public()  # same-state update: nothing to write
         now = ctx.iso()
-        new_status = command.status if moving else current
+        new_status = command.status if moving and command.status is not None else current
         after = store.Session(**{**session.__dict__, "status": new_status, "updated_at": now,
                                  "task_id": command.task_id or session.task_id,
                                  "metadata": rules.merge_metadata(session.metadata, command.metadata or {})})
@@ -143,11 +142,11 @@ def list_sessions(ctx: Ctx, command: ListSessions) -> dict:
     scope = _scope(ctx, command.status)
     size = command.page_size
     if command.next_token:
-        token = paging.start_key(command.next_token, scope)
-        if not isinstance(token.get("k"), dict) or not isinstance(token.get("p"), int):
+        cursor = paging.start_key(command.next_token, scope)
+        if cursor is None or not isinstance(cursor.get("k"), dict) or not isinstance(cursor.get("p"), int):
             raise ValidationError.field("nextToken", "nextToken is not valid for this list")
-        page_no = token["p"] + 1
-        found = store.list_keys(ctx.org_id, command.status, size, token["k"])
+        page_no = cursor["p"] + 1
+        found = store.list_keys(ctx.org_id, command.status, size, cursor["k"])
         window = found.items
     else:
         page_no = command.page
@@ -210,7 +209,7 @@ def _expire_one(ctx: Ctx, session: store.Session) -> bool:
     return True
 
 
-def exists_check(ctx: Ctx, session_id: str) -> dynamo.ConditionCheck | None:
+def exists_check(ctx: Ctx, session_id: str) -> Write | None:
     """For other domains' transactions: the session exists in this org (None: the id cannot exist)."""
     if not ULID.fullmatch(session_id):
         return None

@@ -1,7 +1,7 @@
 """Tasks and approvals over HTTP (camelCase; snake_case such as idempotency_key accepted)."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args
 
 from pydantic import Field, field_validator
 
@@ -9,7 +9,7 @@ from chalicelib.core.models import ApiModel, PageModel, ResponseModel
 from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
 
 PAYLOAD_MAX_BYTES = 64 * 1024
-ID = dict(min_length=1, max_length=128)
+ID_LENGTH = 128  # roles, types and trace ids: 1..128 characters
 
 
 def _json(value: Any) -> Any:
@@ -27,11 +27,11 @@ def _json(value: Any) -> Any:
 class CreateTaskRequest(ApiModel):
     idempotency_key: str = Field(min_length=1, max_length=255)
     session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    from_role: Optional[str] = Field(default=None, **ID)
-    to_role: str = Field(**ID)
-    type: str = Field(**ID)
+    from_role: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    to_role: str = Field(min_length=1, max_length=128)
+    type: str = Field(min_length=1, max_length=128)
     payload: Any = Field(default_factory=dict)
-    trace_id: Optional[str] = Field(default=None, **ID)
+    trace_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
     requires_approval: bool = False
 
     @field_validator("payload")
@@ -51,13 +51,16 @@ class UpdateTaskRequest(ApiModel):
 
 
 # Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
-TaskStatusName = Literal[tuple(s.value for s in TaskStatus)]  # type: ignore[valid-type]
-ApprovalStatusName = Literal[tuple(s.value for s in ApprovalStatus)]  # type: ignore[valid-type]
+TaskStatusName = Literal["pending", "awaiting_approval", "in_progress", "completed", "failed", "rejected"]
+ApprovalStatusName = Literal["pending", "approved", "rejected"]
+# Spelled out for the type checker; the enums in rules.py stay the one truth.
+assert set(get_args(TaskStatusName)) == {s.value for s in TaskStatus}
+assert set(get_args(ApprovalStatusName)) == {s.value for s in ApprovalStatus}
 
 
 class TaskListQuery(ApiModel):
     status: Optional[TaskStatusName] = None
-    to_role: Optional[str] = Field(default=None, **ID)
+    to_role: Optional[str] = Field(default=None, min_length=1, max_length=128)
     session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
     limit: int = Field(default=50, ge=1, le=100)
     next_token: Optional[str] = None
@@ -65,7 +68,7 @@ class TaskListQuery(ApiModel):
 
 class StatusQuery(ApiModel):
     session_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    to_role: Optional[str] = Field(default=None, **ID)
+    to_role: Optional[str] = Field(default=None, min_length=1, max_length=128)
 
 
 class Task(ResponseModel):
@@ -91,13 +94,13 @@ class TaskPage(PageModel):
 
 class CreateApprovalRequest(ApiModel):
     task_id: str = Field(min_length=1, max_length=64)
-    requested_by: str = Field(**ID)
+    requested_by: str = Field(min_length=1, max_length=128)
     reason: Optional[str] = Field(default=None, max_length=2000)
 
 
 class DecisionRequest(ApiModel):
     decision: Decision
-    decided_by: str = Field(**ID)
+    decided_by: str = Field(min_length=1, max_length=128)
     comment: Optional[str] = Field(default=None, max_length=2000)
 
 

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws import dynamo
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import (Conflict, IdempotencyKeyReused, InvalidTransition, NotFound, Unavailable,
                                     ValidationError)
-from chalicelib.core.tx import TxFailed
+from chalicelib.core.tx import TxFailed, retry_conflicts
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import rules, store
 from chalicelib.tasks.rules import Answer, ApprovalStatus, Decision, TaskStatus
@@ -95,7 +94,7 @@ def _traced(ctx: Ctx, trace_id: str) -> Ctx:
 
 
 def _commit(tx) -> None:
-    dynamo.retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
+    retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
 
 
 # --- tasks ------------------------------------------------------------------------
@@ -198,7 +197,7 @@ def update(ctx: Ctx, command: UpdateTask) -> dict:
         if not moving and not setting_result:
             return store.task_public(item)
         at = ctx.iso()
-        new_status = command.status if moving else current
+        new_status = command.status if moving and command.status is not None else current
         after = {**store.task_public(item), "status": new_status.value, "updatedAt": at}
         if setting_result:
             after["result"] = command.result
@@ -243,7 +242,8 @@ def request_approval(ctx: Ctx, command: RequestApproval) -> dict:
         raise InvalidTransition(f"only a pending task can wait for approval; this one is {current.value}",
                                 [{"field": "taskId", "message": f"task is {current.value}"}])
     at = ctx.iso()
-    approval = {"approvalId": ids.new_id(), "taskId": command.task_id, "requestedBy": command.requested_by,
+    approval_id = ids.new_id()
+    approval = {"approvalId": approval_id, "taskId": command.task_id, "requestedBy": command.requested_by,
                 "reason": command.reason, "status": ApprovalStatus.PENDING.value, "createdAt": at, "updatedAt": at}
     task_after = {**store.task_public(item), "status": TaskStatus.AWAITING_APPROVAL.value, "updatedAt": at,
                   "requiresApproval": True, "approvalId": approval["approvalId"]}
@@ -251,7 +251,7 @@ def request_approval(ctx: Ctx, command: RequestApproval) -> dict:
     tx.update("task", store.move_task(ctx.org_id, command.task_id, current, at, TaskStatus.AWAITING_APPROVAL,
                                       approval_id=approval["approvalId"]))
     tx.put("approval", store.put_approval(ctx.org_id, approval))
-    tx.audit("approval", approval["approvalId"], "requested", {"taskId": command.task_id,
+    tx.audit("approval", approval_id, "requested", {"taskId": command.task_id,
                                                                "requestedBy": command.requested_by})
     tx.audit("task", command.task_id, "updated",
              {"status": {"from": current.value, "to": TaskStatus.AWAITING_APPROVAL.value},

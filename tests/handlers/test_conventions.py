@@ -100,8 +100,8 @@ def test_health_is_public_and_503_when_a_dependency_is_down(http, monkeypatch):
     assert http.get("/health").status == 200
     broken = dataclasses.replace(config.settings(), jobs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/missing")
     monkeypatch.setattr(config, "settings", lambda: broken)
-    import chalicelib.system.routes as system_routes
-    monkeypatch.setattr(system_routes, "settings", lambda: broken)
+    import chalicelib.system.store as system_store
+    monkeypatch.setattr(system_store, "settings", lambda: broken)
     r = http.get("/health")
     assert r.status == 503
     assert r.json["checks"]["sqs"].startswith("unavailable") and r.json["checks"]["dynamodb"] == "ok"
