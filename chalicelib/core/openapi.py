@@ -65,7 +65,7 @@ def document() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Agent fleet control plane", "version": "1.0.0",
-                 "description": "The external contract: see docs/ and shared/spec/API.md."},
+                 "description": "The control plane's HTTP API: see docs/API.md in the repository."},
         "paths": paths,
         "components": {
             "schemas": schemas,

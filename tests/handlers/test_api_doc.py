@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "API.md"
-ROUTE_HEADING = re.compile(r"^### `(GET|POST|PUT|PATCH|DELETE) (/\S*)`\s*$", re.MULTILINE)
+ROUTE_HEADING = re.compile(r"^### `(GET|HEAD|POST|PUT|PATCH|DELETE) (/\S*)`\s*$", re.MULTILINE)
 
 
 def documented_routes() -> list[tuple[str, str]]:
