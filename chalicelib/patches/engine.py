@@ -263,7 +263,8 @@ def _marker_lines(f: TextFile, marker: str, timeout: float) -> list[int]:
     if not _META.intersection(marker) and "\n" not in marker and "\r" not in marker:
         # A literal marker (the usual ###NAME### template marker): a substring search of the
         # whole text finds the lines the per-line regex search would, without a call per line.
-        text, found, pos = f.text(), [], 0
+        found: list[int] = []
+        text, pos, prev_at = f.text(), 0, 0
         while len(found) < 2:
             at = text.find(marker, pos)
             if at < 0:

@@ -14,6 +14,8 @@ from chalicelib.core.models import ApiModel, ResponseModel
 OpName = Literal["replace-block", "insert-before", "insert-after", "append", "prepend"]
 EventStatus = Literal["requested", "applied", "failed", "rejected"]
 BatchStatus = Literal["queued", "applied", "failed", "rejected"]
+OpStatus = Literal["applied", "failed", "rejected", "validated"]
+MatchedBy = Literal["marker", "lines", "line", "search"]
 MAX_OPERATIONS = 1000
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # workspace names
 
@@ -113,8 +115,8 @@ class OpResult(ResponseModel):
     index: int
     file: str
     op: OpName
-    status: Literal["applied", "failed", "rejected", "validated"]
-    matched_by: Optional[Literal["marker", "lines", "line", "search"]] = None
+    status: OpStatus
+    matched_by: Optional[MatchedBy] = None
     error: Optional[str] = None
 
 

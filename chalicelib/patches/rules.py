@@ -99,7 +99,9 @@ def file_ops(path: str, generated: str, current: bytes | None) -> list[dict]:
         # leaves the lines above it where they were); replacements anchor on their marker and
         # do not care where the insertions moved it.
         count = len(engine.split_lines(text))
-        inserts, replaces, appends = [], [], []
+        inserts: list[tuple[tuple[int, int], dict]] = []
+        replaces: list[dict] = []
+        appends: list[dict] = []
         for block in blocks:
             where = resolve(text, block.marker, block.following)
             if where.kind == "existing":

@@ -14,17 +14,16 @@ import hashlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from chalicelib.aws import dynamo, queues
 from chalicelib.core import clock, ids
 from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.tx import TxFailed
 from chalicelib.events import outbox
 from chalicelib.patches import engine, store
 from chalicelib.patches.models import (
-    ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, FactoryStat, LogsPage, LogsQuery, OpResult,
-    PatchBatch, PatchEvent, Stats, Trend,
+    ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
+    MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
 
@@ -99,22 +98,30 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     tx.emit("patch:requested", {**_event_data(requested), "workspace": batch.workspace,
                                 "operations": len(operations)})
     try:
-        dynamo.retry_conflicts(tx.commit)
+        store.commit(tx)
     except TxFailed as failed:
         if failed.name == "batch":
             raise Conflict(f"batch {batch_id} already exists") from None
         raise
     try:
-        queues.send(ctx.settings.patches_queue_url, message, group_id=_group(ctx.org_id, batch.workspace),
-                    dedup_id=hashlib.sha256(f"{ctx.org_id}#{batch_id}".encode()).hexdigest())
+        store.send_batch(ctx.settings.patches_queue_url, message, group_id=_group(ctx.org_id, batch.workspace),
+                         dedup_id=hashlib.sha256(f"{ctx.org_id}#{batch_id}".encode()).hexdigest())
     except Exception:
         log.exception("could not queue batch %s", batch_id)
-        _finish(ctx, store.get_batch(ctx.org_id, batch_id), "rejected",
+        _finish(ctx, _stored_batch(ctx, batch_id), "rejected",
                 [OpResult(index=i, file=o["file"], op=o["op"], status="rejected",
                           error="QUEUE_UNAVAILABLE: the batch could not be queued")
                  for i, o in enumerate(operations)], now_ms, int(ctx.now() * 1000))
         raise Unavailable("the patch queue is unavailable; retry", headers={"Retry-After": "1"}) from None
     return ApplyAccepted(batch_id=batch_id, status="queued")
+
+
+def _stored_batch(ctx: "Ctx", batch_id: str) -> dict:
+    """A batch item this code path itself wrote (or found) earlier."""
+    item = store.get_batch(ctx.org_id, batch_id)
+    if item is None:
+        raise RuntimeError(f"batch {batch_id} vanished")
+    return item
 
 
 def _group(org_id: str, workspace: str) -> str:
@@ -130,14 +137,16 @@ def _results(outcome: engine.Outcome, dry_run: bool = False) -> list[OpResult]:
     would have applied are `rejected` (their batch failed) and name the first failure."""
     first = next((r for r in outcome.results if not r.ok), None)
     out = []
+    status: OpStatus
     for r in outcome.results:
         if r.ok:
             status = "validated" if dry_run else ("applied" if first is None else "rejected")
             error = None if first is None or dry_run else f"BATCH_NOT_APPLIED: operation {first.index} failed"
         else:
             status, error = "failed", r.error
-        out.append(OpResult(index=r.index, file=r.file, op=r.op, status=status, matched_by=r.matched_by,
-                            error=error))
+        # The engine types op and matchedBy as plain str (it yields only these names); OpResult validates them.
+        out.append(OpResult(index=r.index, file=r.file, op=cast(OpName, r.op), status=status,
+                            matched_by=cast(MatchedBy | None, r.matched_by), error=error))
     return out
 
 
@@ -199,7 +208,7 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
     for attempt in range(COMMIT_ATTEMPTS):
         snap = workspaces.snapshot(ctx, item["workspace"])
         if snap.committed_batch(batch_id) is not None:  # committed before a crash
-            item = store.get_batch(ctx.org_id, batch_id)
+            item = _stored_batch(ctx, batch_id)
             return _finish_and_record(ctx, item, item.get("pendingOutcome") or "applied",
                                       store.results_of(item, pending=True), started_ms)
         outcome = engine.apply_batch(operations, snap.read)
@@ -207,7 +216,7 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
         if not outcome.ok:
             return _finish_and_record(ctx, item, "rejected" if outcome.drift else "failed", results, started_ms)
         now_ms = int(ctx.now() * 1000)
-        dynamo.update(store.prepare_batch(ctx.org_id, batch_id, results, "applied", now_ms), return_new=False)
+        store.save_prepared(ctx.org_id, batch_id, results, "applied", now_ms)
         try:
             workspaces.commit(ctx, snap, outcome.files, {"batchId": batch_id, "atMs": now_ms},
                               after_blob=_fault_hook(item))
@@ -227,7 +236,7 @@ def _finish_and_record(ctx: "Ctx", item: dict, outcome: str, results: list[OpRes
         if failed.name != "batch":
             raise
         log.info("batch %s was finished by another delivery", item["batchId"])
-        final = store.get_batch(ctx.org_id, item["batchId"])
+        final = _stored_batch(ctx, item["batchId"])
     _write_events(ctx, final)
     return final["status"]
 
@@ -250,7 +259,7 @@ def _finish(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], start
             tx.update("order", store.order_update(org_id, item["orderId"],
                                                   {"total": len(results), "applied": applied,
                                                    "failed": len(results) - applied}, at))
-    dynamo.retry_conflicts(tx.commit)
+    store.commit(tx)
     final = {k: v for k, v in item.items() if k not in ("pendingResults", "pendingOutcome")}
     final.update(status=outcome, results=results_json, finishedAt=at, durationMs=duration)
     return final
@@ -295,25 +304,32 @@ def _event_ids(item: dict, count: int) -> list[str]:
     return ids.new_ids([finished_ms] * count, seed=seed)
 
 
+def _event_status(status: OpStatus) -> EventStatus:
+    """A stored result's status as its event's: dry runs ("validated") are never stored."""
+    if status == "validated":
+        raise ValueError("a validated (dry run) result has no event")
+    return status
+
+
 def _write_events(ctx: "Ctx", item: dict) -> None:
     """One stored event and one outbox event per operation result; same ids on every repeat."""
     results = store.results_of(item)
     if results:
         events = [PatchEvent(event_id=eid, batch_id=item["batchId"], task_id=item.get("taskId"),
                              order_id=item.get("orderId"), factory=item.get("factory"), phase=item.get("phase"),
-                             file=r.file, op=r.op, status=r.status, error=r.error, at=item["finishedAt"],
-                             duration_ms=int(item.get("durationMs") or 0))
-                  for eid, r in zip(_event_ids(item, len(results)), results)]
+                             file=r.file, op=r.op, status=_event_status(r.status), error=r.error,
+                             at=item["finishedAt"], duration_ms=int(item.get("durationMs") or 0))
+                  for eid, r in zip(_event_ids(item, len(results)), results, strict=True)]
         store.put_events(ctx.org_id, events)
         outbox_items = []
-        for event, r in zip(events, results):
+        for event, r in zip(events, results, strict=True):
             data = {**_event_data(event), "workspace": item["workspace"], "index": r.index}
             if r.matched_by:
                 data["matchedBy"] = r.matched_by
             entry = outbox.event_item(ctx.org_id, f"patch:{event.status}", data)
             entry["id"] = f"{event.event_id}"  # a repeat rewrites the same outbox item (MODIFY, not delivered twice)
             outbox_items.append(entry)
-        dynamo.batch_put(ctx.settings.outbox_table, outbox_items)
+        store.put_outbox_items(ctx.settings.outbox_table, outbox_items)
 
 
 # --- reads ---------------------------------------------------------------------------

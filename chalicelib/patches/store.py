@@ -19,11 +19,14 @@ the same transaction as the batch's status transition, and a 90-day stats call r
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import dynamo
+from chalicelib.aws import dynamo, queues
 from chalicelib.core.config import settings
 from chalicelib.patches.models import OpResult, PatchEvent
+
+if TYPE_CHECKING:
+    from chalicelib.core.tx import Tx
 
 QUEUED, APPLIED, FAILED, REJECTED = "queued", "applied", "failed", "rejected"
 MAX_ERROR_KEYS = 200  # distinct error messages counted per day; the rest count as "other"
@@ -75,6 +78,16 @@ def finish_batch(org_id: str, batch_id: str, outcome: str, results_json: str, fi
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
 
 
+def save_prepared(org_id: str, batch_id: str, results: list[OpResult], outcome: str, at_ms: int) -> None:
+    """Write prepare_batch on its own (the worker does this before the workspace commit)."""
+    dynamo.update(prepare_batch(org_id, batch_id, results, outcome, at_ms), return_new=False)
+
+
+def commit(tx: "Tx") -> None:
+    """Commit a transaction that touches batch or aggregate items, retrying transaction conflicts."""
+    dynamo.retry_conflicts(tx.commit)
+
+
 def _results_json(results: list[OpResult]) -> str:
     return json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results], separators=(",", ":"))
 
@@ -108,6 +121,19 @@ def put_event(org_id: str, event: PatchEvent) -> dynamo.Put:
 def put_events(org_id: str, events: list[PatchEvent]) -> None:
     """Unconditional: event ids are deterministic per batch, so a retry rewrites the same items."""
     dynamo.batch_put(_table(), [event_item(org_id, e) for e in events])
+
+
+def put_outbox_items(outbox_table: str, items: list[dict]) -> None:
+    """Unconditional: the outbox items of a batch's events carry the events' ids, so a retry
+    rewrites the same items (MODIFY, not delivered twice)."""
+    dynamo.batch_put(outbox_table, items)
+
+
+# --- the queue -------------------------------------------------------------------
+
+def send_batch(queue_url: str, message: dict, group_id: str, dedup_id: str) -> None:
+    """The worker's message for a batch, on the patches FIFO queue."""
+    queues.send(queue_url, message, group_id=group_id, dedup_id=dedup_id)
 
 
 _EVENT_FIELDS = set(PatchEvent.model_fields) | {f.alias for f in PatchEvent.model_fields.values() if f.alias}

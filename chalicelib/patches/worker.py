@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.core.context import Ctx
@@ -40,6 +41,6 @@ def _record(record: SQSRecord) -> None:
     log.info("patch batch %s: %s", batch_id, outcome)
 
 
-def handle_batch(event: dict, context: Any = None) -> dict:
+def handle_batch(event: dict, context: Any = None) -> PartialItemFailureResponse:
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # per call: it holds the batch's state
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from chalicelib.aws.blobs import PreconditionFailed
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.workspaces import store
+from chalicelib.workspaces.store import PreconditionFailed
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -124,7 +124,12 @@ def list_files(ctx: "Ctx", workspace: str) -> dict:
 def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:
     """Every file of a workspace (tests, small workspaces)."""
     snap = snapshot(ctx, _workspace(workspace))
-    return {p: snap.read(p) for p in snap.manifest.files}
+    files: dict[str, bytes] = {}
+    for path in snap.manifest.files:
+        data = snap.read(path)
+        if data is not None:  # always: the manifest names the path
+            files[path] = data
+    return files
 
 
 def put_claim_check(org_id: str, batch_id: str, body: bytes) -> str:

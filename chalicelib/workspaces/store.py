@@ -20,6 +20,8 @@ from chalicelib.aws import blobs
 from chalicelib.core.config import settings
 
 KEEP_BATCHES = 200
+# What a lost conditional manifest write raises; named here so the service catches it without importing chalicelib.aws.
+PreconditionFailed = blobs.PreconditionFailed
 
 
 def _bucket() -> str:
@@ -62,7 +64,7 @@ def read_manifest(org_id: str, workspace: str) -> Manifest:
 
 
 def write_manifest(org_id: str, workspace: str, manifest: Manifest) -> str:
-    """Replace the manifest if it is still the one read (raises blobs.PreconditionFailed otherwise)."""
+    """Replace the manifest if it is still the one read (raises PreconditionFailed otherwise)."""
     return blobs.put(_bucket(), manifest_key(org_id, workspace), manifest.to_bytes(),
                      if_match=manifest.etag, if_none_match=manifest.etag is None,
                      content_type="application/json")
