@@ -55,6 +55,9 @@ def _app(_moto_account):
 
     # app.py wires the outbox stream ARN at import, as a Lambda does: the stack must exist first.
     os.environ.update(environment(deploy("cp-test")))
+    from chalicelib.core.config import settings
+
+    settings.cache_clear()  # a unit test in this process may have read settings before the stack existed
     import app as module
 
     return module
