@@ -409,3 +409,58 @@ def send_checks(checks: list[tuple[dict, int]]) -> None:
     """(message, delay_seconds) pairs; one SQS request per ten."""
     if checks:
         queues.send_many(settings().jobs_queue_url, checks)
+
+
+# --- failures, for the ops scan (chalicelib/jobs/failures.py reads these) ------------
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A failed job as its GSI6 entry shows it; `cursor` (the GSI6 sort key) orders failures by time."""
+
+    job_id: str
+    job_type: str
+    error: Any
+    failed_at: str
+    cursor: str
+
+    @classmethod
+    def from_item(cls, item: dict) -> "JobFailure":
+        return cls(job_id=item["jobId"], job_type=item.get("jobType", ""),
+                   error=json.loads(item["errorJson"]) if item.get("errorJson") else None,
+                   failed_at=item.get("finishedAt") or item["GSI6SK"].split("#", 1)[0], cursor=item["GSI6SK"])
+
+
+def failed_jobs(org_id: str, after: str | None, limit: int) -> list[JobFailure]:
+    """Up to `limit` failed jobs of the org, failed after the cursor `after`, oldest first (one Query on GSI6)."""
+    condition, values = "GSI6PK = :pk", {":pk": f"ORG#{org_id}#JOBS#FAILED#AT"}
+    if after:
+        condition += " AND GSI6SK > :after"
+        values[":after"] = after
+    page = dynamo.query(_table(), condition, values, index="GSI6", limit=limit)
+    return [JobFailure.from_item(item) for item in page.items]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message of the jobs DLQ; `body` is its JSON, or {"raw": first 500 characters} when it is not JSON."""
+
+    message_id: str
+    sent_at_ms: int
+    body: Any
+
+    @classmethod
+    def from_message(cls, message: dict) -> "DeadLetter":
+        try:
+            body = json.loads(message["body"])
+        except ValueError:
+            body = {"raw": message["body"][:500]}
+        return cls(message_id=message["messageId"], sent_at_ms=message["sentAtMs"], body=body)
+
+
+def dead_letters(limit: int) -> list[DeadLetter]:
+    """Up to `limit` messages of the jobs DLQ, peeked (left in the queue, visibility untouched)."""
+    return [DeadLetter.from_message(m) for m in queues.peek(settings().jobs_dlq_url, limit)]
+
+
+def dead_letter_depth() -> int:
+    return queues.depth(settings().jobs_dlq_url)

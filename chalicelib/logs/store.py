@@ -117,5 +117,16 @@ def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
     return [LogEntry.from_item(i) for i in items]
 
 
+def error_entries(org_id: str, after: str | None, limit: int) -> list[LogEntry]:
+    """Up to `limit` ERROR entries of the org after entry id `after`, oldest first (one Query on GSI2's
+    sparse ERROR partition; read by logs/failures.py for the ops scan)."""
+    condition, values = "GSI2PK = :pk", {":pk": error_partition(org_id)}
+    if after:
+        condition += " AND GSI2SK > :after"
+        values[":after"] = after
+    page = dynamo.query(_table(), condition, values, index="GSI2", limit=limit)
+    return [LogEntry.from_item(item) for item in page.items]
+
+
 def expiry(received_at: float) -> int:
     return int(received_at) + settings().log_retention_days * 86400

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
@@ -17,13 +19,13 @@ def _ctx(call: Call) -> Ctx:
 
 @endpoint(bp, "/api/ops/scan", "POST", scope=Scope.ADMIN, body=models.ScanRequest, response=models.ScanResult,
           tag=TAG, errors=(409,), summary="Scan failures now (root organization's admins); files GitHub issues")
-def scan(call: Call) -> models.ScanResult:
+def scan(call: Call) -> dict[str, Any]:
     return service.run_scan(_ctx(call), call.body.scope)
 
 
 @endpoint(bp, "/api/ops/issues", "GET", scope=Scope.ADMIN, query=models.IssueQuery, response=models.OpsIssuePage,
           tag=TAG, summary="Ops issues (one per failure fingerprint), by status and severity")
-def list_issues(call: Call) -> models.OpsIssuePage:
+def list_issues(call: Call) -> dict[str, Any]:
     q = call.query
     return service.list_issues(_ctx(call), q.status, q.severity, q.limit, q.next_token)
 
@@ -31,11 +33,11 @@ def list_issues(call: Call) -> models.OpsIssuePage:
 @endpoint(bp, "/api/ops/issues/{id}/claim", "POST", scope=Scope.ADMIN, body=models.ClaimRequest,
           response=models.OpsIssue, tag=TAG, errors=(404,),
           summary="Claim an ops issue: in_progress, assigned on GitHub where possible, commented")
-def claim(call: Call) -> models.OpsIssue:
+def claim(call: Call) -> dict[str, Any]:
     return service.claim(_ctx(call), call.params["id"], call.body.claimed_by)
 
 
 @endpoint(bp, "/api/ops/summary", "GET", scope=Scope.ADMIN, response=models.Summary, tag=TAG,
           summary="Ops issue counts by status and severity")
-def summary(call: Call) -> models.Summary:
+def summary(call: Call) -> dict[str, Any]:
     return service.summary(_ctx(call))

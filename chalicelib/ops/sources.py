@@ -165,7 +165,8 @@ def _cloudwatch(group: str, prefix: str) -> Source:
         for e in sorted(seen.values(), key=lambda e: (e["timestamp"], e["eventId"])):
             message = e["message"].strip()
             trace = message if rules.has_traceback(message) else None
-            out.append(Failure(rules.CLOUDWATCH, e["eventId"], _iso_ms(e["timestamp"]), message.splitlines()[0] if message else "",
+            first_line = message.splitlines()[0] if message else ""
+            out.append(Failure(rules.CLOUDWATCH, e["eventId"], _iso_ms(e["timestamp"]), first_line,
                                None, function, trace, _ms_cursor(e["timestamp"])))
         return Page(out, out[-1].cursor if out else None, len(out), False)  # every match after `after`, at once
 

@@ -28,9 +28,14 @@ from chalicelib.core.clock import parse_iso
 DECIDED = ("applied", "failed", "rejected")
 
 
-def _row(event: Any) -> dict:
-    """A PatchEvent (pydantic, snake_case attributes) or a dict in the contract's camelCase."""
-    return event if isinstance(event, dict) else event.model_dump(by_alias=True)
+FIELDS = ("eventId", "batchId", "factory", "phase", "file", "op", "status", "error", "at", "durationMs")
+
+
+def _row(event: Any) -> dict[str, Any]:
+    """A PatchEvent (pydantic, snake_case attributes) or a dict in the contract's camelCase: the fields
+    above, absent ones None."""
+    data = event if isinstance(event, dict) else event.model_dump(by_alias=True)
+    return {k: data.get(k) for k in FIELDS}
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -42,9 +47,7 @@ def _seconds(start: str, end: str) -> float:
 
 
 def summarize(order_id: str, events: Iterable[Any]) -> dict:
-    rows = sorted(({k: _row(e).get(k) for k in ("eventId", "batchId", "factory", "phase", "file", "op", "status",
-                                               "error", "at", "durationMs")} for e in events),
-                  key=lambda r: (r["at"] or "", r["eventId"] or ""))
+    rows = sorted((_row(e) for e in events), key=lambda r: (r["at"] or "", r["eventId"] or ""))
     ops = {s: 0 for s in ("requested", "applied", "failed", "rejected")}
     batches: dict[str, dict] = {}
     for r in rows:

@@ -17,20 +17,20 @@ from chalicelib.reports import rules, store
 
 class PatchEvents(Protocol):
     def order_events(self, ctx: Ctx, order_id: str) -> list[Any]: ...
-    def orders_changed_since(self, ctx: Ctx, since_iso: str) -> list[tuple[str, str]]: ...
+    def orders_changed_since(self, ctx: Ctx, since_iso: str | None) -> list[tuple[str, str]]: ...
 
 
 def _patches() -> PatchEvents:
     from chalicelib.patches import service  # the patch system owns its events
 
-    return service  # type: ignore[return-value]
+    return service
 
 
 def _build(ctx: Ctx, order_id: str, events: list[Any]) -> dict:
     summary = rules.summarize(order_id, events)
     generated_at = ctx.iso()
-    report = {"orderId": order_id, "generatedAt": generated_at, "summary": summary,
-              "markdown": rules.markdown(summary, generated_at)}
+    report: dict[str, Any] = {"orderId": order_id, "generatedAt": generated_at, "summary": summary,
+                              "markdown": rules.markdown(summary, generated_at)}
     tx = ctx.tx()
     tx.put("report", store.report_put(ctx.org_id, order_id, generated_at, summary, report["markdown"]))
     tx.emit("report:generated", {"orderId": order_id, "generatedAt": generated_at,
