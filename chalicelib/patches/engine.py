@@ -326,6 +326,209 @@ def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_S
     return Selection(first, last, "search", at, end, line_offset)
 
 
+
+# --- the fast path: a file as one string and pending line edits ------------------
+
+class _Fallback(Exception):
+    """The fast path cannot decide this op exactly; the line-list path (TextFile) takes it."""
+
+
+class FastFile:
+    """A file ending with a newline, kept as its text (`base`) plus pending edits that replace
+    whole lines: (start, end, body, first_line, end_line) with start/end offsets of line starts in
+    `base`, sorted and never touching each other. Nothing is split into lines: line numbers are
+    found with str.count / str.find from known line starts (C speed), and the text is spliced
+    once, when it is needed (a search or marker op, or the end). Anything unusual (a line inside
+    an edit's new lines, touching edits, a regex marker, an error) goes to the TextFile path,
+    which defines the semantics; both give the same bytes."""
+
+    __slots__ = ("base", "edits", "points", "_eol")
+
+    def __init__(self, text: str):
+        self.base = text
+        self.edits: list[tuple[int, int, str, int, int]] = []
+        self.points: list[tuple[int, int]] = [(0, 0)]  # (line index, offset of its start) in base
+        self._eol: str | None = None
+
+    def text(self) -> str:
+        if self.edits:
+            base, parts, pos = self.base, [], 0
+            for start, end, body, _, _ in self.edits:
+                parts.append(base[pos:start])
+                parts.append(body)
+                pos = end
+            parts.append(base[pos:])
+            text = "".join(parts)
+            first = self.edits[0][0]
+            self.points = [pt for pt in self.points if pt[1] <= first]
+            self.base, self.edits = text, []
+        return self.base
+
+    render = text
+
+    def eol(self) -> str:
+        if self._eol is None:
+            if self.edits and self.edits[0][0] == 0:
+                self.text()
+            base = self.base
+            nl = base.find("\n")
+            self._eol = "\r\n" if nl > 0 and base[nl - 1] == "\r" else "\n"
+        return self._eol
+
+    def body(self, content: str) -> str:
+        if not content:
+            return ""
+        body = content.replace("\r\n", "\n")
+        if not body.endswith("\n"):
+            body += "\n"
+        eol = self.eol()
+        return body.replace("\n", eol) if eol != "\n" else body
+
+    # line starts in base
+    def _start(self, k: int) -> int | None:
+        """Offset of the start of base line k (len(base) for the line after the last); None past it."""
+        base, points = self.base, self.points
+        line, off = min(points, key=lambda pt: abs(pt[0] - k))
+        if line == k:
+            return off
+        size = len(base)
+        if line:
+            avg = off / line
+        else:
+            sample = min(size, 4096)
+            avg = sample / max(1, base.count("\n", 0, sample))
+        guess = int(off + (k - line) * avg)
+        guess = 0 if guess < 0 else size if guess > size else guess
+        if guess >= off:
+            at_line = line + base.count("\n", off, guess)
+        else:
+            at_line = line - base.count("\n", guess, off)
+        pos = base.rfind("\n", 0, guess) + 1 if guess else 0
+        steps = 0
+        while at_line < k:
+            nl = base.find("\n", pos)
+            if nl < 0:
+                return None
+            pos, at_line, steps = nl + 1, at_line + 1, steps + 1
+        while at_line > k:
+            pos = base.rfind("\n", 0, pos - 1) + 1
+            at_line, steps = at_line - 1, steps + 1
+        if len(points) < 64:
+            points.append((k, pos))
+        return pos
+
+    def _line_of(self, offset: int) -> tuple[int, int]:
+        """(index, start offset) of the base line holding `offset`."""
+        line, off = max((pt for pt in self.points if pt[1] <= offset), key=lambda pt: pt[1])
+        line += self.base.count("\n", off, offset)
+        start = self.base.rfind("\n", 0, offset) + 1 if offset else 0
+        if len(self.points) < 64:
+            self.points.append((line, start))
+        return line, start
+
+    def _base_line(self, n: int) -> int:
+        """The base line that is current line n; _Fallback when n is one of an edit's new lines."""
+        delta = 0
+        for _, _, body, first, end in self.edits:
+            if n < first + delta or first < 0:  # first < 0: an append, after every base line
+                break
+            added = body.count("\n")
+            if n < first + delta + added:
+                raise _Fallback
+            delta += added - (end - first)
+        return n - delta
+
+    def _add(self, start: int, end: int, body: str, first: int, last_end: int) -> None:
+        edits = self.edits
+        index = 0
+        for index, edit in enumerate(edits):  # noqa: B007
+            if edit[1] >= start and edit[0] <= end:
+                raise _Fallback  # touching another edit: which comes first is the TextFile's call
+            if edit[0] > end:
+                break
+        else:
+            index = len(edits)
+        if start != end or body:
+            edits.insert(index, (start, end, body, first, last_end))
+        if start == 0:
+            self._eol = None
+
+    def apply(self, op: Mapping[str, Any], timeout: float) -> str | None:
+        name, content = op.get("op"), op.get("content") or ""
+        body = self.body(content)  # first: finding the line ending may splice the edits
+        if name == "append":
+            size = len(self.base)
+            if self.edits and self.edits[-1][1] >= size:
+                self.text()
+                size = len(self.base)
+            if body:
+                self.edits.append((size, size, body, -1, -1))  # past every line: maps nothing
+            return None
+        if name == "prepend":
+            self._add(0, 0, body, 0, 0)
+            return None
+        if name not in ANCHORED:
+            raise _Fallback
+        kind, value = _anchor(op)
+        if kind in ("line", "lines"):
+            if kind == "line":
+                first = last = int(value)
+            else:
+                first, last = int(value["start"]), int(value["end"])
+            if first < 1 or last < first:
+                raise _Fallback
+            bf, bl = self._base_line(first - 1), self._base_line(last - 1)
+            if bl - bf != last - first:
+                raise _Fallback
+            start, end = self._start(bf), self._start(bl + 1)
+            if start is None or end is None or start >= len(self.base):
+                raise _Fallback
+            self._line_edit(name, start, end, bf, bl + 1, body)
+            return kind
+        if self.edits:
+            self.text()
+        base = self.base
+        if kind == "search":
+            if not value:
+                raise _Fallback
+            at = base.find(value)
+            if at < 0 or base.find(value, at + 1) >= 0:
+                raise _Fallback
+            end = at + len(value)
+            if name == "replace-block":
+                text = base[:at] + content + base[end:]
+                self.points = [pt for pt in self.points if pt[1] <= at]
+                self.base, self._eol = text, None  # apply_batch moves it to a TextFile when no
+                return "search"                    # longer ending with a newline
+            first, start = self._line_of(at)
+            last_nl = base.find("\n", end - 1)
+            stop = last_nl + 1
+            last_end = first + base.count("\n", at, end - 1) + 1
+            self._line_edit(name, start, stop, first, last_end, body)
+            return "search"
+        if _META.intersection(value) or "\n" in value or "\r" in value or not value:
+            raise _Fallback
+        at = base.find(value)
+        if at < 0:
+            raise _Fallback
+        nl = base.find("\n", at)
+        second = base.find(value, nl + 1) if nl >= 0 else -1
+        last_at = second if second >= 0 else at
+        first, start = self._line_of(at)
+        last_line, _ = self._line_of(last_at)
+        stop = base.find("\n", last_at) + 1
+        self._line_edit(name, start, stop, first, last_line + 1, body)
+        return "marker"
+
+    def _line_edit(self, name: str, start: int, stop: int, first: int, last_end: int, body: str) -> None:
+        if name == "replace-block":
+            self._add(start, stop, body, first, last_end)
+        elif name == "insert-before":
+            self._add(start, start, body, first, first)
+        else:
+            self._add(stop, stop, body, last_end, last_end)
+
+
 # --- operations -------------------------------------------------------------------
 
 def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> str | None:
@@ -422,7 +625,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         if path not in before:
             data = read(path)
             before[path] = data
-            working[path] = TextFile(decode(data)) if data is not None else None
+            working[path] = _open(decode(data)) if data is not None else None
         try:
             expected = op.get("expectedSha256")
             if expected:
@@ -438,7 +641,16 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 f = TextFile("")
             # ops on one file see the previous result; a failing op fails before it changes
             # anything (its anchor is resolved first), so the file stays as it was
-            matched_by = apply_op(f, op, timeout)
+            matched_by = _NOT_FAST
+            if type(f) is FastFile:
+                try:
+                    matched_by = f.apply(op, timeout)
+                    if not f.edits and not f.base.endswith("\n"):
+                        f = TextFile(f.base)
+                except _Fallback:
+                    f = TextFile(f.text())
+            if matched_by is _NOT_FAST:
+                matched_by = apply_op(f, op, timeout)
             working[path] = f
             results.append(Result(index, path, name, True, matched_by))
         except OpError as e:
@@ -453,6 +665,13 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             if data != before[path] or before[path] is None:
                 outcome.files[path] = data
     return outcome
+
+
+_NOT_FAST = object()
+
+
+def _open(text: str) -> "FastFile | TextFile":
+    return FastFile(text) if text.endswith("\n") else TextFile(text)
 
 
 def _anchor_kind(op: Mapping[str, Any]) -> str | None:
