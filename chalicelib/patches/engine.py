@@ -485,40 +485,82 @@ class FastFile:
                 raise _Fallback
             self._line_edit(name, start, end, bf, bl + 1, body)
             return kind
-        if self.edits:
-            self.text()
-        base = self.base
         if kind == "search":
             if not value:
                 raise _Fallback
-            at = base.find(value)
-            if at < 0 or base.find(value, at + 1) >= 0:
-                raise _Fallback
+            if "\n" in value[:-1]:
+                self.text()  # it could span an edit's boundary: search the spliced text
+            hits = self._find(value, 0, 2, overlapping=True)
+            if len(hits) != 1 or hits[0] < 0:
+                raise _Fallback  # none, several, or inside an edit's new lines: the TextFile says
+            base, at = self.base, hits[0]
             end = at + len(value)
+            first, start = self._line_of(at)
+            stop = base.find("\n", end - 1) + 1
+            last_end = first + base.count("\n", start, stop)
             if name == "replace-block":
+                # the lines the match touches, with the match replaced: whole lines again when
+                # they still end with a newline (or vanish); otherwise splice the text now
+                lines = base[start:at] + content + base[end:stop]
+                if not lines or lines.endswith("\n"):
+                    self._add(start, stop, lines, first, last_end)
+                    return "search"
+                self.text()
+                base = self.base
                 text = base[:at] + content + base[end:]
                 self.points = [pt for pt in self.points if pt[1] <= at]
                 self.base, self._eol = text, None  # apply_batch moves it to a TextFile when no
                 return "search"                    # longer ending with a newline
-            first, start = self._line_of(at)
-            last_nl = base.find("\n", end - 1)
-            stop = last_nl + 1
-            last_end = first + base.count("\n", at, end - 1) + 1
             self._line_edit(name, start, stop, first, last_end, body)
             return "search"
         if _META.intersection(value) or "\n" in value or "\r" in value or not value:
             raise _Fallback
-        at = base.find(value)
-        if at < 0:
+        hits = self._find(value, 0, 1)
+        if not hits or hits[0] < 0:
             raise _Fallback
-        nl = base.find("\n", at)
-        second = base.find(value, nl + 1) if nl >= 0 else -1
-        last_at = second if second >= 0 else at
+        base, at = self.base, hits[0]
+        after = base.find("\n", at) + 1
+        second = self._find(value, after, 1)
+        if second and second[0] < 0:
+            raise _Fallback
+        last_at = second[0] if second else at
         first, start = self._line_of(at)
         last_line, _ = self._line_of(last_at)
         stop = base.find("\n", last_at) + 1
         self._line_edit(name, start, stop, first, last_line + 1, body)
         return "marker"
+
+    def _find(self, value: str, offset: int, limit: int, overlapping: bool = False) -> list[int]:
+        """Up to `limit` occurrences of `value` (without a newline before its last character) in
+        the current text from base offset `offset` on: base offsets, or -1 for one in an edit's
+        new lines. Every edit starts and ends at a line start, so such a value never spans one."""
+        base, found, pos = self.base, [], offset
+        step = 1 if overlapping else len(value)
+        for start, end, body, _, _ in self.edits:
+            if end < offset:
+                continue
+            if start >= pos:
+                at = base.find(value, pos, start)
+                while at >= 0:
+                    found.append(at)
+                    if len(found) >= limit:
+                        return found
+                    at = base.find(value, at + step, start)
+            if body.find(value) >= 0 and start >= offset:
+                found.append(-1)
+                if len(found) >= limit:
+                    return found
+                if body.find(value, body.find(value) + step) >= 0:
+                    found.append(-1)
+                    return found
+            pos = max(pos, end)
+        at = base.find(value, pos)
+        while at >= 0:
+            found.append(at)
+            if len(found) >= limit:
+                return found
+            at = base.find(value, at + step)
+        return found
 
     def _line_edit(self, name: str, start: int, stop: int, first: int, last_end: int, body: str) -> None:
         if name == "replace-block":
