@@ -343,6 +343,7 @@ class FastFile:
     which defines the semantics; both give the same bytes."""
 
     __slots__ = ("base", "edits", "points", "_eol")
+    NL, CR = "\n", "\r"
 
     def __init__(self, text: str):
         self.base = text
@@ -358,7 +359,7 @@ class FastFile:
                 parts.append(body)
                 pos = end
             parts.append(base[pos:])
-            text = "".join(parts)
+            text = self.NL[:0].join(parts)
             first = self.edits[0][0]
             self.points = [pt for pt in self.points if pt[1] <= first]
             self.base, self.edits = text, []
@@ -371,18 +372,24 @@ class FastFile:
             if self.edits and self.edits[0][0] == 0:
                 self.text()
             base = self.base
-            nl = base.find("\n")
-            self._eol = "\r\n" if nl > 0 and base[nl - 1] == "\r" else "\n"
+            nl = base.find(self.NL)
+            self._eol = "\r\n" if nl > 0 and base[nl - 1:nl] == self.CR else "\n"
         return self._eol
 
     def body(self, content: str) -> str:
         if not content:
-            return ""
+            return self.NL[:0]
         body = content.replace("\r\n", "\n")
         if not body.endswith("\n"):
             body += "\n"
         eol = self.eol()
-        return body.replace("\n", eol) if eol != "\n" else body
+        return self.enc(body.replace("\n", eol) if eol != "\n" else body)
+
+    def enc(self, value: str) -> str:
+        return value
+
+    def as_text_file(self) -> "TextFile":
+        return TextFile(self.text())
 
     # line starts in base
     def _start(self, k: int) -> int | None:
@@ -396,22 +403,22 @@ class FastFile:
             avg = off / line
         else:
             sample = min(size, 4096)
-            avg = sample / max(1, base.count("\n", 0, sample))
+            avg = sample / max(1, base.count(self.NL, 0, sample))
         guess = int(off + (k - line) * avg)
         guess = 0 if guess < 0 else size if guess > size else guess
         if guess >= off:
-            at_line = line + base.count("\n", off, guess)
+            at_line = line + base.count(self.NL, off, guess)
         else:
-            at_line = line - base.count("\n", guess, off)
-        pos = base.rfind("\n", 0, guess) + 1 if guess else 0
+            at_line = line - base.count(self.NL, guess, off)
+        pos = base.rfind(self.NL, 0, guess) + 1 if guess else 0
         steps = 0
         while at_line < k:
-            nl = base.find("\n", pos)
+            nl = base.find(self.NL, pos)
             if nl < 0:
                 return None
             pos, at_line, steps = nl + 1, at_line + 1, steps + 1
         while at_line > k:
-            pos = base.rfind("\n", 0, pos - 1) + 1
+            pos = base.rfind(self.NL, 0, pos - 1) + 1
             at_line, steps = at_line - 1, steps + 1
         if len(points) < 64:
             points.append((k, pos))
@@ -420,8 +427,8 @@ class FastFile:
     def _line_of(self, offset: int) -> tuple[int, int]:
         """(index, start offset) of the base line holding `offset`."""
         line, off = max((pt for pt in self.points if pt[1] <= offset), key=lambda pt: pt[1])
-        line += self.base.count("\n", off, offset)
-        start = self.base.rfind("\n", 0, offset) + 1 if offset else 0
+        line += self.base.count(self.NL, off, offset)
+        start = self.base.rfind(self.NL, 0, offset) + 1 if offset else 0
         if len(self.points) < 64:
             self.points.append((line, start))
         return line, start
@@ -432,7 +439,7 @@ class FastFile:
         for _, _, body, first, end in self.edits:
             if n < first + delta or first < 0:  # first < 0: an append, after every base line
                 break
-            added = body.count("\n")
+            added = body.count(self.NL)
             if n < first + delta + added:
                 raise _Fallback
             delta += added - (end - first)
@@ -490,19 +497,21 @@ class FastFile:
                 raise _Fallback
             if "\n" in value[:-1]:
                 self.text()  # it could span an edit's boundary: search the spliced text
+            value = self.enc(value)
             hits = self._find(value, 0, 2, overlapping=True)
             if len(hits) != 1 or hits[0] < 0:
                 raise _Fallback  # none, several, or inside an edit's new lines: the TextFile says
             base, at = self.base, hits[0]
             end = at + len(value)
             first, start = self._line_of(at)
-            stop = base.find("\n", end - 1) + 1
-            last_end = first + base.count("\n", start, stop)
+            stop = base.find(self.NL, end - 1) + 1
+            last_end = first + base.count(self.NL, start, stop)
             if name == "replace-block":
                 # the lines the match touches, with the match replaced: whole lines again when
                 # they still end with a newline (or vanish); otherwise splice the text now
+                content = self.enc(content)
                 lines = base[start:at] + content + base[end:stop]
-                if not lines or lines.endswith("\n"):
+                if not lines or lines.endswith(self.NL):
                     self._add(start, stop, lines, first, last_end)
                     return "search"
                 self.text()
@@ -515,18 +524,19 @@ class FastFile:
             return "search"
         if _META.intersection(value) or "\n" in value or "\r" in value or not value:
             raise _Fallback
+        value = self.enc(value)
         hits = self._find(value, 0, 1)
         if not hits or hits[0] < 0:
             raise _Fallback
         base, at = self.base, hits[0]
-        after = base.find("\n", at) + 1
+        after = base.find(self.NL, at) + 1
         second = self._find(value, after, 1)
         if second and second[0] < 0:
             raise _Fallback
         last_at = second[0] if second else at
         first, start = self._line_of(at)
         last_line, _ = self._line_of(last_at)
-        stop = base.find("\n", last_at) + 1
+        stop = base.find(self.NL, last_at) + 1
         self._line_edit(name, start, stop, first, last_line + 1, body)
         return "marker"
 
@@ -569,6 +579,24 @@ class FastFile:
             self._add(start, start, body, first, first)
         else:
             self._add(stop, stop, body, last_end, last_end)
+
+
+class FastBytes(FastFile):
+    """FastFile on the bytes of an ASCII file: no decoding or encoding of the text. Every value
+    and content is UTF-8 (strict), so the file stays valid UTF-8, where a byte search finds
+    exactly what a character search does."""
+
+    __slots__ = ()
+    NL, CR = b"\n", b"\r"
+
+    def enc(self, value: str) -> bytes:  # type: ignore[override]
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Fallback from None
+
+    def as_text_file(self) -> "TextFile":
+        return TextFile(decode(self.text()))
 
 
 # --- operations -------------------------------------------------------------------
@@ -667,7 +695,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         if path not in before:
             data = read(path)
             before[path] = data
-            working[path] = _open(decode(data)) if data is not None else None
+            working[path] = _open(data) if data is not None else None
         try:
             expected = op.get("expectedSha256")
             if expected:
@@ -684,13 +712,13 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             # ops on one file see the previous result; a failing op fails before it changes
             # anything (its anchor is resolved first), so the file stays as it was
             matched_by = _NOT_FAST
-            if type(f) is FastFile:
+            if isinstance(f, FastFile):
                 try:
                     matched_by = f.apply(op, timeout)
-                    if not f.edits and not f.base.endswith("\n"):
-                        f = TextFile(f.base)
+                    if not f.edits and not f.base.endswith(f.NL):
+                        f = f.as_text_file()
                 except _Fallback:
-                    f = TextFile(f.text())
+                    f = f.as_text_file()
             if matched_by is _NOT_FAST:
                 matched_by = apply_op(f, op, timeout)
             working[path] = f
@@ -703,7 +731,8 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         for path, f in working.items():
             if f is None:
                 continue
-            data = encode(f.render())
+            rendered = f.render()
+            data = rendered if isinstance(rendered, bytes) else encode(rendered)
             if data != before[path] or before[path] is None:
                 outcome.files[path] = data
     return outcome
@@ -712,7 +741,10 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
 _NOT_FAST = object()
 
 
-def _open(text: str) -> "FastFile | TextFile":
+def _open(data: bytes) -> "FastFile | TextFile":
+    if data.isascii() and data.endswith(b"\n"):
+        return FastBytes(data)
+    text = decode(data)
     return FastFile(text) if text.endswith("\n") else TextFile(text)
 
 
