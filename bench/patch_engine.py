@@ -160,12 +160,12 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
         return elapsed
 
     def run_engine_same_io() -> float:
-        target = fresh("engine-io")
+        target = str(fresh("engine-io"))
 
         def read(path: str) -> bytes | None:
             try:
-                with open(target / path, "rb") as f:
-                    return f.read()
+                with open(f"{target}/{path}", "rb", buffering=0) as f:
+                    return f.readall()
             except FileNotFoundError:
                 return None
 
@@ -174,10 +174,11 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
         outcome = engine.apply_batch(ops, read)
         assert outcome.ok
         for path, data in outcome.files.items():
-            final = target / path
-            tmp = final.with_name(f".{final.name}.tmp")
-            with open(tmp, "wb") as out:
-                out.write(data)
+            final = f"{target}/{path}"
+            tmp = f"{final}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, data)
+            os.close(fd)
             os.replace(tmp, final)
         elapsed = time.perf_counter() - started
         cpu["same_io"].append(time.process_time() - before)
