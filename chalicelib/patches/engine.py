@@ -426,8 +426,11 @@ class FastFile:
 
     def _line_of(self, offset: int) -> tuple[int, int]:
         """(index, start offset) of the base line holding `offset`."""
-        line, off = max((pt for pt in self.points if pt[1] <= offset), key=lambda pt: pt[1])
-        line += self.base.count(self.NL, off, offset)
+        line, off = min(self.points, key=lambda pt: abs(pt[1] - offset))  # count the short way
+        if off <= offset:
+            line += self.base.count(self.NL, off, offset)
+        else:
+            line -= self.base.count(self.NL, offset, off)
         start = self.base.rfind(self.NL, 0, offset) + 1 if offset else 0
         if len(self.points) < 64:
             self.points.append((line, start))
