@@ -25,6 +25,11 @@ Semantics (binding, API.md "Patches"; examples in docs/PATCHES.md):
   result (later ops are evaluated against the state the successful ops produced).
 - A marker regex is matched with the `regex` module's timeout (MARKER_TIMEOUT_SECONDS per op),
   so a pathological pattern fails its op (MARKER_TIMEOUT) instead of holding the worker.
+
+Two representations, one semantics: TextFile (a list of lines) defines it and takes every
+case; FastFile / FastBytes (the text as one string, or the bytes of an ASCII file, plus pending
+whole-line edits, spliced once) take the common ones and hand anything else to TextFile
+(tests/unit/test_patch_engine_fastpath.py checks that both give the same bytes).
 """
 from __future__ import annotations
 
