@@ -136,6 +136,7 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
     subprocess.run([gnu, "-p1", "-s", "-d", str(check), "-i", str(tmp / "edits.diff")], check=True)
     assert all((check / p).read_bytes() == (expected / p).read_bytes() for p in files), "outputs differ"
     cpu: dict[str, list[float]] = {"gnu": [], "same_io": [], "files": [], "memory": []}
+    split: dict[str, list[tuple[float, float]]] = {"gnu": [], "same_io": []}  # (user, system) CPU
 
     def run_gnu() -> float:
         target = fresh("gnu")
@@ -145,6 +146,7 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu["gnu"].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        split["gnu"].append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
         return elapsed
 
     def run_engine_files(durable: bool = False) -> float:
@@ -169,6 +171,7 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
             except FileNotFoundError:
                 return None
 
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         before = time.process_time()
         started = time.perf_counter()
         outcome = engine.apply_batch(ops, read)
@@ -182,6 +185,8 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
             os.replace(tmp, final)
         elapsed = time.perf_counter() - started
         cpu["same_io"].append(time.process_time() - before)
+        done = resource.getrusage(resource.RUSAGE_SELF)
+        split["same_io"].append((done.ru_utime - usage.ru_utime, done.ru_stime - usage.ru_stime))
         return elapsed
 
     def run_engine_memory() -> float:
@@ -206,6 +211,9 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
     for name, c, w in rows:
         print(f"  {name:44}{c * 1000:9.1f}{c / g:7.2f}x{w * 1000:9.1f}{w / gnu_s:7.2f}x")
     print(f"  {'agent CLI, files to files, fsync per file':44}{'':17}{durable_s * 1000:9.1f}{durable_s / gnu_s:7.2f}x")
+    (gu, gs), (eu, es) = min(split["gnu"], key=sum), min(split["same_io"], key=sum)
+    print(f"  CPU split user / system: GNU patch {gu * 1000:.0f} / {gs * 1000:.0f} ms, "
+          f"engine same I/O {eu * 1000:.0f} / {es * 1000:.0f} ms")
     verdict = "met" if io <= g else "NOT met"
     print(f"  goal: engine files to files (same I/O) <= 1.0x GNU patch CPU: {io / g:.2f}x, {verdict}")
     print("  outputs byte-identical to GNU patch's: yes")
