@@ -359,6 +359,8 @@ class FastFile:
     def text(self) -> str:
         if self.edits:
             base, parts, pos = self.base, [], 0
+            if isinstance(base, bytes):
+                base = memoryview(base)  # slices without copies: join copies each byte once
             for start, end, body, _, _ in self.edits:
                 parts.append(base[pos:start])
                 parts.append(body)
