@@ -25,6 +25,11 @@ Semantics (binding, API.md "Patches"; examples in docs/PATCHES.md):
   result (later ops are evaluated against the state the successful ops produced).
 - A marker regex is matched with the `regex` module's timeout (MARKER_TIMEOUT_SECONDS per op),
   so a pathological pattern fails its op (MARKER_TIMEOUT) instead of holding the worker.
+
+Two representations, one semantics: TextFile (a list of lines) defines it and takes every
+case; FastFile / FastBytes (the text as one string, or the bytes of an ASCII file, plus pending
+whole-line edits, spliced once) take the common ones and hand anything else to TextFile
+(tests/unit/test_patch_engine_fastpath.py checks that both give the same bytes).
 """
 from __future__ import annotations
 
@@ -327,6 +332,284 @@ def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_S
     return Selection(first, last, "search", at, end, line_offset)
 
 
+
+# --- the fast path: a file as one string and pending line edits ------------------
+
+class _Fallback(Exception):
+    """The fast path cannot decide this op exactly; the line-list path (TextFile) takes it."""
+
+
+class FastFile:
+    """A file ending with a newline, kept as its text (`base`) plus pending edits that replace
+    whole lines: (start, end, body, first_line, end_line) with start/end offsets of line starts in
+    `base`, sorted and never touching each other. Nothing is split into lines: line numbers are
+    found with str.count / str.find from known line starts (C speed), and the text is spliced
+    once, when it is needed (a search or marker op, or the end). Anything unusual (a line inside
+    an edit's new lines, touching edits, a regex marker, an error) goes to the TextFile path,
+    which defines the semantics; both give the same bytes."""
+
+    __slots__ = ("base", "edits", "points", "_eol")
+    NL, CR = "\n", "\r"
+
+    def __init__(self, text: str):
+        self.base = text
+        self.edits: list[tuple[int, int, str, int, int]] = []
+        self.points: list[tuple[int, int]] = [(0, 0)]  # (line index, offset of its start) in base
+        self._eol: str | None = None
+
+    def text(self) -> str:
+        if self.edits:
+            base, parts, pos = self.base, [], 0
+            if isinstance(base, bytes):
+                base = memoryview(base)  # slices without copies: join copies each byte once
+            for start, end, body, _, _ in self.edits:
+                parts.append(base[pos:start])
+                parts.append(body)
+                pos = end
+            parts.append(base[pos:])
+            text = self.NL[:0].join(parts)
+            first = self.edits[0][0]
+            self.points = [pt for pt in self.points if pt[1] <= first]
+            self.base, self.edits = text, []
+        return self.base
+
+    render = text
+
+    def eol(self) -> str:
+        if self._eol is None:
+            if self.edits and self.edits[0][0] == 0:
+                self.text()
+            base = self.base
+            nl = base.find(self.NL)
+            self._eol = "\r\n" if nl > 0 and base[nl - 1:nl] == self.CR else "\n"
+        return self._eol
+
+    def body(self, content: str) -> str:
+        if not content:
+            return self.NL[:0]
+        body = content.replace("\r\n", "\n")
+        if not body.endswith("\n"):
+            body += "\n"
+        eol = self.eol()
+        return self.enc(body.replace("\n", eol) if eol != "\n" else body)
+
+    def enc(self, value: str) -> str:
+        return value
+
+    def as_text_file(self) -> "TextFile":
+        return TextFile(self.text())
+
+    # line starts in base
+    def _start(self, k: int) -> int | None:
+        """Offset of the start of base line k (len(base) for the line after the last); None past it."""
+        base, points = self.base, self.points
+        line, off = min(points, key=lambda pt: abs(pt[0] - k))
+        if line == k:
+            return off
+        size = len(base)
+        if line:
+            avg = off / line
+        else:
+            sample = min(size, 4096)
+            avg = sample / max(1, base.count(self.NL, 0, sample))
+        guess = int(off + (k - line) * avg)
+        guess = 0 if guess < 0 else size if guess > size else guess
+        if guess >= off:
+            at_line = line + base.count(self.NL, off, guess)
+        else:
+            at_line = line - base.count(self.NL, guess, off)
+        pos = base.rfind(self.NL, 0, guess) + 1 if guess else 0
+        steps = 0
+        while at_line < k:
+            nl = base.find(self.NL, pos)
+            if nl < 0:
+                return None
+            pos, at_line, steps = nl + 1, at_line + 1, steps + 1
+        while at_line > k:
+            pos = base.rfind(self.NL, 0, pos - 1) + 1
+            at_line, steps = at_line - 1, steps + 1
+        if len(points) < 64:
+            points.append((k, pos))
+        return pos
+
+    def _line_of(self, offset: int) -> tuple[int, int]:
+        """(index, start offset) of the base line holding `offset`."""
+        line, off = min(self.points, key=lambda pt: abs(pt[1] - offset))  # count the short way
+        if off <= offset:
+            line += self.base.count(self.NL, off, offset)
+        else:
+            line -= self.base.count(self.NL, offset, off)
+        start = self.base.rfind(self.NL, 0, offset) + 1 if offset else 0
+        if len(self.points) < 64:
+            self.points.append((line, start))
+        return line, start
+
+    def _base_line(self, n: int) -> int:
+        """The base line that is current line n; _Fallback when n is one of an edit's new lines."""
+        delta = 0
+        for _, _, body, first, end in self.edits:
+            if n < first + delta or first < 0:  # first < 0: an append, after every base line
+                break
+            added = body.count(self.NL)
+            if n < first + delta + added:
+                raise _Fallback
+            delta += added - (end - first)
+        return n - delta
+
+    def _add(self, start: int, end: int, body: str, first: int, last_end: int) -> None:
+        edits = self.edits
+        index = 0
+        for index, edit in enumerate(edits):  # noqa: B007
+            if edit[1] >= start and edit[0] <= end:
+                raise _Fallback  # touching another edit: which comes first is the TextFile's call
+            if edit[0] > end:
+                break
+        else:
+            index = len(edits)
+        if start != end or body:
+            edits.insert(index, (start, end, body, first, last_end))
+        if start == 0:
+            self._eol = None
+
+    def apply(self, op: Mapping[str, Any], timeout: float) -> str | None:
+        name, content = op.get("op"), op.get("content") or ""
+        body = self.body(content)  # first: finding the line ending may splice the edits
+        if name == "append":
+            size = len(self.base)
+            if self.edits and self.edits[-1][1] >= size:
+                self.text()
+                size = len(self.base)
+            if body:
+                self.edits.append((size, size, body, -1, -1))  # past every line: maps nothing
+            return None
+        if name == "prepend":
+            self._add(0, 0, body, 0, 0)
+            return None
+        if name not in ANCHORED:
+            raise _Fallback
+        kind, value = _anchor(op)
+        if kind in ("line", "lines"):
+            if kind == "line":
+                first = last = int(value)
+            else:
+                first, last = int(value["start"]), int(value["end"])
+            if first < 1 or last < first:
+                raise _Fallback
+            bf, bl = self._base_line(first - 1), self._base_line(last - 1)
+            if bl - bf != last - first:
+                raise _Fallback
+            start, end = self._start(bf), self._start(bl + 1)
+            if start is None or end is None or start >= len(self.base):
+                raise _Fallback
+            self._line_edit(name, start, end, bf, bl + 1, body)
+            return kind
+        if kind == "search":
+            if not value:
+                raise _Fallback
+            if "\n" in value[:-1]:
+                self.text()  # it could span an edit's boundary: search the spliced text
+            value = self.enc(value)
+            hits = self._find(value, 0, 2, overlapping=True)
+            if len(hits) != 1 or hits[0] < 0:
+                raise _Fallback  # none, several, or inside an edit's new lines: the TextFile says
+            base, at = self.base, hits[0]
+            end = at + len(value)
+            first, start = self._line_of(at)
+            stop = base.find(self.NL, end - 1) + 1
+            last_end = first + base.count(self.NL, start, stop)
+            if name == "replace-block":
+                # the lines the match touches, with the match replaced: whole lines again when
+                # they still end with a newline (or vanish); otherwise splice the text now
+                content = self.enc(content)
+                lines = base[start:at] + content + base[end:stop]
+                if not lines or lines.endswith(self.NL):
+                    self._add(start, stop, lines, first, last_end)
+                    return "search"
+                self.text()
+                base = self.base
+                text = base[:at] + content + base[end:]
+                self.points = [pt for pt in self.points if pt[1] <= at]
+                self.base, self._eol = text, None  # apply_batch moves it to a TextFile when no
+                return "search"                    # longer ending with a newline
+            self._line_edit(name, start, stop, first, last_end, body)
+            return "search"
+        if _META.intersection(value) or "\n" in value or "\r" in value or not value:
+            raise _Fallback
+        value = self.enc(value)
+        hits = self._find(value, 0, 1)
+        if not hits or hits[0] < 0:
+            raise _Fallback
+        base, at = self.base, hits[0]
+        after = base.find(self.NL, at) + 1
+        second = self._find(value, after, 1)
+        if second and second[0] < 0:
+            raise _Fallback
+        last_at = second[0] if second else at
+        first, start = self._line_of(at)
+        last_line, _ = self._line_of(last_at)
+        stop = base.find(self.NL, last_at) + 1
+        self._line_edit(name, start, stop, first, last_line + 1, body)
+        return "marker"
+
+    def _find(self, value: str, offset: int, limit: int, overlapping: bool = False) -> list[int]:
+        """Up to `limit` occurrences of `value` (without a newline before its last character) in
+        the current text from base offset `offset` on: base offsets, or -1 for one in an edit's
+        new lines. Every edit starts and ends at a line start, so such a value never spans one."""
+        base, found, pos = self.base, [], offset
+        step = 1 if overlapping else len(value)
+        for start, end, body, _, _ in self.edits:
+            if end < offset:
+                continue
+            if start >= pos:
+                at = base.find(value, pos, start)
+                while at >= 0:
+                    found.append(at)
+                    if len(found) >= limit:
+                        return found
+                    at = base.find(value, at + step, start)
+            if body.find(value) >= 0 and start >= offset:
+                found.append(-1)
+                if len(found) >= limit:
+                    return found
+                if body.find(value, body.find(value) + step) >= 0:
+                    found.append(-1)
+                    return found
+            pos = max(pos, end)
+        at = base.find(value, pos)
+        while at >= 0:
+            found.append(at)
+            if len(found) >= limit:
+                return found
+            at = base.find(value, at + step)
+        return found
+
+    def _line_edit(self, name: str, start: int, stop: int, first: int, last_end: int, body: str) -> None:
+        if name == "replace-block":
+            self._add(start, stop, body, first, last_end)
+        elif name == "insert-before":
+            self._add(start, start, body, first, first)
+        else:
+            self._add(stop, stop, body, last_end, last_end)
+
+
+class FastBytes(FastFile):
+    """FastFile on the bytes of an ASCII file: no decoding or encoding of the text. Every value
+    and content is UTF-8 (strict), so the file stays valid UTF-8, where a byte search finds
+    exactly what a character search does."""
+
+    __slots__ = ()
+    NL, CR = b"\n", b"\r"
+
+    def enc(self, value: str) -> bytes:  # type: ignore[override]
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Fallback from None
+
+    def as_text_file(self) -> "TextFile":
+        return TextFile(decode(self.text()))
+
+
 # --- operations -------------------------------------------------------------------
 
 def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> str | None:
@@ -423,7 +706,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         if path not in before:
             data = read(path)
             before[path] = data
-            working[path] = TextFile(decode(data)) if data is not None else None
+            working[path] = _open(data) if data is not None else None
         try:
             expected = op.get("expectedSha256")
             if expected:
@@ -439,7 +722,16 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 f = TextFile("")
             # ops on one file see the previous result; a failing op fails before it changes
             # anything (its anchor is resolved first), so the file stays as it was
-            matched_by = apply_op(f, op, timeout)
+            matched_by = _NOT_FAST
+            if isinstance(f, FastFile):
+                try:
+                    matched_by = f.apply(op, timeout)
+                    if not f.edits and not f.base.endswith(f.NL):
+                        f = f.as_text_file()
+                except _Fallback:
+                    f = f.as_text_file()
+            if matched_by is _NOT_FAST:
+                matched_by = apply_op(f, op, timeout)
             working[path] = f
             results.append(Result(index, path, name, True, matched_by))
         except OpError as e:
@@ -450,10 +742,21 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         for path, f in working.items():
             if f is None:
                 continue
-            data = encode(f.render())
+            rendered = f.render()
+            data = rendered if isinstance(rendered, bytes) else encode(rendered)
             if data != before[path] or before[path] is None:
                 outcome.files[path] = data
     return outcome
+
+
+_NOT_FAST = object()
+
+
+def _open(data: bytes) -> "FastFile | TextFile":
+    if data.isascii() and data.endswith(b"\n"):
+        return FastBytes(data)
+    text = decode(data)
+    return FastFile(text) if text.endswith("\n") else TextFile(text)
 
 
 def _anchor_kind(op: Mapping[str, Any]) -> str | None:
