@@ -18,10 +18,12 @@ rare and stays on the botocore client.
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
 import time
+from typing import Any
 from urllib.parse import quote
 
 from botocore.auth import SigV4Auth
@@ -53,12 +55,12 @@ def post(endpoint: str, connection_id: str, data: bytes) -> bool:
     deferred._after_write_guard()  # the same guard botocore's before-call hook applies to every AWS call
     base = (settings().websocket_endpoint_override or endpoint).rstrip("/")
     url = f"{base}/@connections/{quote(connection_id, safe='')}"
-    status, body = _send_signed("POST", url, data)
+    status, headers, body = _send_signed("POST", url, data)
     if 200 <= status < 300:
         return True
     if status == 410:
         return False
-    error = _error_code(body)
+    error = (headers.get("x-amzn-errortype") or "").split(":", 1)[0] or _error_code(body)
     if status == 413 or error == "PayloadTooLargeException":
         log.warning("dropped a message over the WebSocket size limit for %s", connection_id)
         return True
@@ -79,8 +81,8 @@ def close(endpoint: str, connection_id: str) -> bool:
         raise
 
 
-def _send_signed(method: str, url: str, body: bytes) -> tuple[int, bytes]:
-    """(status, body) of one SigV4-signed request, retried like botocore's standard mode."""
+def _send_signed(method: str, url: str, body: bytes) -> tuple[int, Any, bytes]:
+    """(status, headers, body) of one SigV4-signed request, retried like botocore's standard mode."""
     session = clients.session()
     credentials = session.get_credentials().get_frozen_credentials()
     region = session.region_name or "us-east-1"
@@ -94,7 +96,7 @@ def _send_signed(method: str, url: str, body: bytes) -> tuple[int, bytes]:
                 raise
         else:
             if response.status_code not in _RETRYABLE_STATUS or attempt + 1 == MAX_ATTEMPTS:
-                return response.status_code, response.content
+                return response.status_code, response.headers, response.content
         time.sleep(min(random.random() * 2 ** attempt, 20))  # standard mode's full-jitter backoff
     raise AssertionError("unreachable")
 
@@ -109,8 +111,6 @@ def _session() -> URLLib3Session:
 
 
 def _error_code(body: bytes) -> str | None:
-    import json
-
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
