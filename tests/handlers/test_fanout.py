@@ -2,12 +2,16 @@
 from tests.conftest import seed_agent
 import json
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
-from botocore.stub import Stubber
+from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients, websocket
 from chalicelib.events.outbox import emit
 from chalicelib.fanout import store
+from devstack.sigv4 import SigV4Verifier
 
 
 def ws_event(route, connection_id, token=None, body=None):
@@ -93,10 +97,70 @@ def test_disconnect_forgets_the_connection(app_module, org):
     assert store.get("bye") is None
 
 
-def test_post_maps_410_gone_to_false():
-    api = clients.client("apigatewaymanagementapi", endpoint_url="https://example.execute-api.us-east-1.amazonaws.com/prod")
-    with Stubber(api) as stub:
-        stub.add_client_error("post_to_connection", service_error_code="GoneException", http_status_code=410)
-        stub.add_response("post_to_connection", {})
-        assert websocket.post("https://example.execute-api.us-east-1.amazonaws.com/prod", "c", b"x") is False
-        assert websocket.post("https://example.execute-api.us-east-1.amazonaws.com/prod", "c", b"x") is True
+class ManagementApi:
+    """A real HTTP server standing in for API Gateway's management API: answers scripted statuses, records requests."""
+
+    def __init__(self):
+        self.answers: list[tuple[int, dict, bytes]] = []
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                       "body": body})
+                status, headers, payload = outer.answers.pop(0)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *_):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/prod"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def management_api():
+    api = ManagementApi()
+    yield api
+    api.server.shutdown()
+    api.server.server_close()
+
+
+def test_post_is_a_sigv4_signed_post_to_the_connection(management_api):
+    management_api.answers.append((200, {}, b""))
+    assert websocket.post(management_api.endpoint, "c=1/x", b'{"event":"e"}') is True
+    request = management_api.requests[0]
+    assert request["path"] == "/prod/@connections/c%3D1%2Fx"
+    assert request["body"] == b'{"event":"e"}'
+    credentials = clients.session().get_credentials()
+    verifier = SigV4Verifier(credentials.access_key, credentials.secret_key)
+    assert "/execute-api/aws4_request" in request["headers"]["authorization"]
+    assert verifier.verify("POST", "/prod/@connections/c%3D1%2Fx", "", request["headers"], request["body"]) is None
+
+
+def test_post_maps_410_gone_to_false(management_api):
+    management_api.answers += [(410, {"x-amzn-ErrorType": "GoneException"}, b'{"message": null}'), (200, {}, b"")]
+    assert websocket.post(management_api.endpoint, "c", b"x") is False
+    assert websocket.post(management_api.endpoint, "c", b"x") is True
+
+
+def test_post_drops_a_message_over_the_size_limit(management_api, caplog):
+    management_api.answers.append((413, {"x-amzn-ErrorType": "PayloadTooLargeException"},
+                                   b'{"message": "Message too long"}'))
+    assert websocket.post(management_api.endpoint, "big", b"x" * 10) is True
+    assert "over the WebSocket size limit for big" in caplog.text
+
+
+def test_post_raises_on_other_errors(management_api):
+    management_api.answers.append((403, {"x-amzn-ErrorType": "ForbiddenException"}, b'{"message": "Forbidden"}'))
+    with pytest.raises(ClientError) as raised:
+        websocket.post(management_api.endpoint, "c", b"x")
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
