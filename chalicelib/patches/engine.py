@@ -349,15 +349,18 @@ class FastFile:
     which defines the semantics; both give the same bytes."""
 
     __slots__ = ("base", "edits", "points", "_eol")
-    NL, CR = "\n", "\r"
+    # str here, bytes in FastBytes: the same code runs on either (Any, as a TypeVar'd class would
+    # cost a generic parameter on every use for no caller's benefit).
+    NL: Any = "\n"
+    CR: Any = "\r"
 
-    def __init__(self, text: str):
-        self.base = text
+    def __init__(self, text: Any):
+        self.base: Any = text
         self.edits: list[tuple[int, int, str, int, int]] = []
         self.points: list[tuple[int, int]] = [(0, 0)]  # (line index, offset of its start) in base
         self._eol: str | None = None
 
-    def text(self) -> str:
+    def text(self) -> Any:  # str, or bytes in FastBytes
         if self.edits:
             base, parts, pos = self.base, [], 0
             if isinstance(base, bytes):
@@ -692,7 +695,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
     """Apply every op in order to the files `read` returns; all or nothing (see module doc)."""
     ops = [as_dict(o) for o in ops]
     before: dict[str, bytes | None] = {}
-    working: dict[str, TextFile | None] = {}
+    working: dict[str, FastFile | TextFile | None] = {}
     results: list[Result] = []
     normalized: dict[str, str] = {}
     for index, op in enumerate(ops):
@@ -722,15 +725,18 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 f = TextFile("")
             # ops on one file see the previous result; a failing op fails before it changes
             # anything (its anchor is resolved first), so the file stays as it was
-            matched_by = _NOT_FAST
+            matched_by: str | None = None
+            applied = False
             if isinstance(f, FastFile):
+                fast = f
                 try:
-                    matched_by = f.apply(op, timeout)
-                    if not f.edits and not f.base.endswith(f.NL):
-                        f = f.as_text_file()
+                    matched_by, applied = fast.apply(op, timeout), True
+                    if not fast.edits and not fast.base.endswith(fast.NL):
+                        f = fast.as_text_file()
                 except _Fallback:
-                    f = f.as_text_file()
-            if matched_by is _NOT_FAST:
+                    f = fast.as_text_file()
+            if not applied:
+                assert isinstance(f, TextFile)
                 matched_by = apply_op(f, op, timeout)
             working[path] = f
             results.append(Result(index, path, name, True, matched_by))
@@ -747,9 +753,6 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             if data != before[path] or before[path] is None:
                 outcome.files[path] = data
     return outcome
-
-
-_NOT_FAST = object()
 
 
 def _open(data: bytes) -> "FastFile | TextFile":
