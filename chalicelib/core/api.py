@@ -118,7 +118,7 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
     return decorator
 
 
-@observability.tracer.capture_method(capture_response=False)
+@observability.traced
 def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, params: dict[str, str]) -> Response:
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}

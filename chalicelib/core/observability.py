@@ -6,29 +6,80 @@
 - `count(name)`: one EMF metric (CloudWatch reads it from the log line; no
   API call, no flush to forget). The counters an operator watches:
   JobsClaimed, LeasesExpired, RunsTimedOut, FanoutSent, FanoutGone, Denials.
-- `tracer`: X-Ray segments on handlers; off outside Lambda (tests, local stack).
+- `traced`: an X-Ray subsegment around a handler on Lambda (the functions run
+  with active tracing, `.chalice/config.json` "xray"); off outside Lambda and
+  with POWERTOOLS_TRACE_DISABLED=true.
+
+Each is built on first use, not at import: every function of the app imports
+app.py, and the X-Ray SDK alone costs more to import than Chalice and boto3
+together (bench/cold_import.py). A function that never logs, counts or traces
+never pays for them.
 
 Locally (POWERTOOLS_DEV=1, set by the local stack) Powertools indents both
 logs and metrics so they read as they scroll by.
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+import functools
+import os
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from chalicelib.core.config import on_lambda
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Tracer
 
 SERVICE = "control-plane"
 NAMESPACE = "ControlPlane"
+F = TypeVar("F", bound=Callable[..., Any])
 
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+
+@functools.cache
+def _logger() -> "Logger":
+    from aws_lambda_powertools import Logger
+
+    return Logger(service=SERVICE)
+
+
+def __getattr__(name: str) -> Any:
+    # `from chalicelib.core.observability import logger` builds the Logger at that moment.
+    if name == "logger":
+        return _logger()
+    raise AttributeError(name)
+
+
+@functools.cache
+def _tracer() -> "Tracer | None":
+    if not on_lambda() or os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true"):
+        return None
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
+
+
+def traced(fn: F) -> F:
+    """`fn` inside an X-Ray subsegment where tracing is on; the tracer is made on the first call."""
+    wrapped: Callable[..., Any] | None = None
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal wrapped
+        if wrapped is None:
+            tracer = _tracer()
+            wrapped = fn if tracer is None else tracer.capture_method(capture_response=False)(fn)
+        return wrapped(*args, **kwargs)
+
+    return call  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy cannot see it
 
 
 def bind_trace(trace_id: str | None) -> None:
     """Every log line from here on in this invocation names the trace."""
-    logger.append_keys(trace_id=trace_id)
+    _logger().append_keys(trace_id=trace_id)
 
 
 def count(name: str, value: int = 1) -> None:
     """Add `value` to the counter `name` (an EMF line on stdout)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
