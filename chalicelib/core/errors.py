@@ -79,10 +79,13 @@ class Internal(ApiError):
 
 # Every code the contract names, with its status: the OpenAPI document and
 # the tests read this table. RATE_LIMITED is API Gateway's throttling (usage
-# plans), never raised by this code, so it has no class.
+# plans), never raised by this code, so it has no class; METHOD_NOT_ALLOWED and
+# UNSUPPORTED_MEDIA_TYPE are Chalice's own 405/415, reshaped by core/api.py.
 ERROR_STATUS = {
     **{cls.code: cls.status
        for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict, InvalidTransition,
                    JobNotRunning, IdempotencyKeyReused, PayloadTooLarge, Unavailable, Internal)},
+    "METHOD_NOT_ALLOWED": 405,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "RATE_LIMITED": 429,
 }

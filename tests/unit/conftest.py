@@ -21,3 +21,15 @@ def _no_aws(monkeypatch):
         raise AssertionError("a unit test reached AWS: fake the store function instead")
 
     monkeypatch.setattr(clients, "client", refuse)
+
+
+@pytest.fixture(autouse=True)
+def _local_settings(monkeypatch):
+    """Settings as a unit test expects them, whatever a handler module ran before in this process:
+    its stack's environment names a Secrets Manager pepper, which would be an AWS call here."""
+    from chalicelib.core import config
+
+    monkeypatch.setenv("API_KEY_PEPPER", "unit-test-pepper")
+    config.settings.cache_clear()
+    yield
+    config.settings.cache_clear()
