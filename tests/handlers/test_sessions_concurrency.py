@@ -9,26 +9,12 @@ between requests (read, decide, conditional write), which is where these races l
 from __future__ import annotations
 
 from tests.conftest import key_of
+from tests.handlers.test_jobs_concurrency import _Locked
 
 import collections
 import threading
 
 import pytest
-
-
-class _Locked:
-    def __init__(self, client, lock):
-        self._client, self._lock = client, lock
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            with self._lock:
-                return attr(*args, **kwargs)
-        return call
 
 
 @pytest.fixture
