@@ -201,7 +201,17 @@ class Uplink:
             self._wake.set()
 
     def _loop(self) -> None:
+        # A round starts by lingering unless the last one left a full batch behind: records found at
+        # start-up (or stored while an upload was in flight) wait for company like any other partial
+        # batch, instead of racing the first store of a freshly started gateway.
+        go_now = False
         while not self._stop.is_set():
+            if not go_now:
+                self._wake.wait(self.idle_interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+            outcome = None
             try:
                 with self._send_lock:
                     if self._stop.is_set():
@@ -217,14 +227,16 @@ class Uplink:
                 outcome = SendOutcome(False, error="internal error")
                 self._record(outcome)
             if outcome is None:
-                self._wake.wait(self.idle_interval)
-                self._wake.clear()
-            elif not outcome.ok:
+                go_now = False
+            elif outcome.ok:
+                go_now = self.buffer.backlog >= self.current_batch
+            else:
                 delay = self.delay(outcome)
                 self.state.next_attempt_at = time.time() + delay
                 log.info("uplink failed (%s); retrying in %.2f s", outcome.error, delay)
                 self._stop.wait(delay)  # only a stop interrupts a backoff: a nudge must not defeat Retry-After
                 self.state.next_attempt_at = None
+                go_now = True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop after the in-flight upload (if any) finished and its records were acknowledged."""
