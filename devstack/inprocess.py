@@ -35,25 +35,28 @@ class _Raw:
 
 def install(public_url: str, verifier: SigV4Verifier, management: Management) -> Callable[[], None]:
     """Serve botocore requests to `{public_url}/@connections/...` with `management`; returns an uninstall."""
-    prefix = public_url.rstrip("/") + "/@connections/"
+    origin = public_url.rstrip("/")
+    prefix = origin + "/@connections/"
+    netloc = urlsplit(origin).netloc
     original = URLLib3Session.send
 
     def send(session: URLLib3Session, request: Any) -> Any:
         if not request.url.startswith(prefix):
             return original(session, request)
-        split = urlsplit(request.url)
+        path, _, query = request.url[len(origin):].partition("?")
+        query = query.partition("#")[0]
         body = request.body or b""
         if not isinstance(body, bytes):
             body = body.read() if hasattr(body, "read") else bytes(body)
         headers = {name.lower(): value.decode() if isinstance(value, bytes) else value
                    for name, value in request.headers.items()}
-        headers.setdefault("host", split.netloc)
-        refused = verifier.verify(request.method, split.path, split.query, headers, body)
+        headers.setdefault("host", netloc)
+        refused = verifier.verify(request.method, path, query, headers, body)
         if refused is not None:
             status, pairs, payload = 403, [(b"x-amzn-errortype", b"ForbiddenException")], json.dumps(
                 {"message": refused}).encode()
         else:
-            status, pairs, payload = management(request.method, unquote(split.path[len("/@connections/"):]), body)
+            status, pairs, payload = management(request.method, unquote(path[len("/@connections/"):]), body)
         response_headers = HTTPHeaderDict({name.decode(): value.decode() for name, value in pairs})
         response_headers["content-length"] = str(len(payload))
         return AWSResponse(request.url, status, response_headers, _Raw(payload))

@@ -77,6 +77,7 @@ class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         fast_moto.patch_transactions()
         fast_moto.patch_index_queries()
+        fast_moto.patch_item_responses()
         serialized = SerializeDynamoDB(SerializeConditionalPuts(DomainDispatcherApplication(create_backend_app)))
         # The snapshotter (devstack/persistence.py) reads under the same lock and saves when `changes` moved.
         self.dynamodb_lock = serialized.lock

@@ -8,28 +8,35 @@ API's DeleteConnection: API Gateway closes the socket (and runs $disconnect).
 
 `post` is the fan-out's hot path (one call per connection per event), so it
 does what botocore's PostToConnection does minus its per-call machinery
-(event hooks, parameter validation, user-agent assembly, response parsing):
-botocore's own SigV4Auth signs a prepared AWSRequest (service execute-api,
-the session's credentials and region) and botocore's pooled urllib3 session
-sends it. That took a post from ~1.4 ms to ~0.3 ms of CPU (bench/post_cpu.py),
-which is what bounds a fan-out under one process's GIL. The wire request,
-the 410/413 handling and the standard retry policy are the same; `close` is
-rare and stays on the botocore client.
+(event hooks, parameter validation, user-agent assembly, response parsing,
+and SigV4Auth's own per-call cost): `ExecuteApiSigner` signs the request
+exactly as botocore's SigV4Auth would (service execute-api, the session's
+credentials and region; tests/unit/test_sigv4_lean.py compares the two) with
+the signing key derived once per day and each URL's canonical parts computed
+once, and botocore's pooled urllib3 session sends it. A post went from
+~1.4 ms (botocore client) to ~0.5 ms (SigV4Auth per post) to ~0.1 ms of CPU,
+client and the local stack's check together (bench/post_cpu.py), which is
+what bounds a fan-out under one process's GIL. The wire request, the 410/413
+handling and the standard retry policy are the same; `close` is rare and
+stays on the botocore client.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import random
 import threading
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.auth import _host_from_url
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
+from botocore.utils import normalize_url_path
 
 from chalicelib.aws import clients, deferred
 from chalicelib.core.config import settings
@@ -83,14 +90,9 @@ def close(endpoint: str, connection_id: str) -> bool:
 
 def _send_signed(method: str, url: str, body: bytes) -> tuple[int, Any, bytes]:
     """(status, headers, body) of one SigV4-signed request, retried like botocore's standard mode."""
-    session = clients.session()
-    credentials = session.get_credentials().get_frozen_credentials()
-    region = session.region_name or "us-east-1"
     for attempt in range(MAX_ATTEMPTS):
-        request = AWSRequest(method=method, url=url, data=body)
-        SigV4Auth(credentials, "execute-api", region).add_auth(request)
         try:
-            response = _session().send(request.prepare())
+            response = _session().send(_signer().prepared(method, url, body))
         except HTTPClientError:
             if attempt + 1 == MAX_ATTEMPTS:
                 raise
@@ -99,6 +101,98 @@ def _send_signed(method: str, url: str, body: bytes) -> tuple[int, Any, bytes]:
                 return response.status_code, response.headers, response.content
         time.sleep(min(random.random() * 2 ** attempt, 20))  # standard mode's full-jitter backoff
     raise AssertionError("unreachable")
+
+
+class ExecuteApiSigner:
+    """SigV4 for the management API, the request as botocore's `SigV4Auth` signs it, minus its per-call cost.
+
+    botocore's signer builds HTTPHeaders, re-splits the URL and derives the
+    signing key (4 HMACs) on every call; a fan-out signs one request per
+    connection. This one signs the only shape `post` sends (no query; host,
+    x-amz-date and the session token as headers; the body's SHA-256) with the
+    session's credentials, resolved once (a refreshable set is re-read per
+    request, as botocore does), and the signing key derived once per day.
+    tests/unit/test_sigv4_lean.py holds its output equal to `SigV4Auth`'s.
+    """
+
+    def __init__(self, credentials: Any, region: str, service: str = "execute-api") -> None:
+        self._credentials = credentials
+        self._region = region
+        self._service = service
+        self._key: tuple[tuple[str, str], bytes] | None = None  # ((secret, date), signing key)
+
+    def prepared(self, method: str, url: str, body: bytes, now: float | None = None) -> AWSPreparedRequest:
+        credentials = self._credentials.get_frozen_credentials()
+        timestamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+        date = timestamp[:8]
+        host, canonical_path_and_query = _url_parts(url)
+        headers = {"X-Amz-Date": timestamp}
+        signed = "host;x-amz-date"
+        canonical_headers = f"host:{host}\nx-amz-date:{timestamp}\n"
+        if credentials.token:
+            headers["X-Amz-Security-Token"] = credentials.token
+            signed += ";x-amz-security-token"
+            canonical_headers += f"x-amz-security-token:{' '.join(credentials.token.split())}\n"
+        canonical = (f"{method}\n{canonical_path_and_query}\n"
+                     f"{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}")
+        scope = f"{date}/{self._region}/{self._service}/aws4_request"
+        string_to_sign = (f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n"
+                          f"{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}")
+        signature = hmac.digest(self._signing_key(credentials.secret_key, date), string_to_sign.encode("utf-8"),
+                                "sha256").hex()
+        headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+                                    f"SignedHeaders={signed}, Signature={signature}")
+        headers["Content-Length"] = str(len(body))
+        return AWSPreparedRequest(method, url, headers, body, stream_output=False)
+
+    def _signing_key(self, secret: str, date: str) -> bytes:
+        if self._key is not None and self._key[0] == (secret, date):
+            return self._key[1]
+        key = f"AWS4{secret}".encode("utf-8")
+        for part in (date, self._region, self._service, "aws4_request"):
+            key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        self._key = ((secret, date), key)
+        return key
+
+
+# url -> (host header, canonical path + "\n" + canonical query). Every event goes to the same
+# connections, so after the first one each URL is a dict hit instead of a split, quote and normalise.
+_URL_PARTS_MAX = 20_000
+_url_parts_cache: dict[str, tuple[str, str]] = {}
+
+
+def _url_parts(url: str) -> tuple[str, str]:
+    found = _url_parts_cache.get(url)
+    if found is None:
+        split = urlsplit(url)
+        found = (_host_from_url(url),
+                 f"{quote(normalize_url_path(split.path), safe='/~')}\n{_canonical_query(split.query)}")
+        if len(_url_parts_cache) >= _URL_PARTS_MAX:
+            _url_parts_cache.clear()
+        _url_parts_cache[url] = found
+    return found
+
+
+def _canonical_query(query: str) -> str:
+    if not query:
+        return ""
+    return "&".join(f"{key}={value}" for key, value in sorted(pair.partition("=")[::2] for pair in query.split("&")))
+
+
+_signer_for: tuple[Any, ExecuteApiSigner] | None = None  # (the session it was made from, the signer)
+
+
+def _signer() -> ExecuteApiSigner:
+    """The signer of the shared session (a new one after clients.reset(), as tests do)."""
+    global _signer_for
+    session = clients.session()
+    current = _signer_for
+    if current is None or current[0] is not session:
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        current = _signer_for = (session, ExecuteApiSigner(credentials, session.region_name or "us-east-1"))
+    return current[1]
 
 
 def _session() -> URLLib3Session:

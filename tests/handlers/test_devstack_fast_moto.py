@@ -145,3 +145,44 @@ def test_patched_queries_and_transactions_match_moto(patched, table):
                 assert _queried(client, name, index, value, True) == expected, (step, op, index, value)
                 assert _queried(client, name, index, value, False) == expected[::-1], (step, op, index, value)
     assert cancelled > 5
+
+
+def test_item_reads_answer_as_moto_serializes_them(table):
+    """patch_item_responses writes Query/Scan/GetItem/BatchGetItem answers with json.dumps: the same items back."""
+    client, name = table
+    every_type = {"S": {"S": "ünï"}, "N": {"N": "-12.50"}, "B": {"B": b"\x00\xffbin"}, "BOOL": {"BOOL": False},
+                  "NULL": {"NULL": True}, "SS": {"SS": ["a", "b"]}, "NS": {"NS": ["1", "2.5"]},
+                  "BS": {"BS": [b"x", b"\x01"]}, "L": {"L": [{"S": "x"}, {"N": "1"}, {"M": {"k": {"B": b"\x02"}}}]},
+                  "M": {"M": {"nested": {"L": [{"BOOL": True}]}, "empty": {"M": {}}}}}
+    for i in range(30):
+        client.put_item(TableName=name, Item={"PK": _s("P"), "SK": _s(f"{i:03}"), "G1": _s("g"), "G1S": _s(f"{i:03}"),
+                                              "G2": _s("h"), "G2S": _s("x"), **every_type})
+
+    def reads():
+        return [
+            client.query(TableName=name, KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": _s("P")},
+                         Limit=7, ReturnConsumedCapacity="TOTAL"),
+            client.query(TableName=name, IndexName="IX-G1", KeyConditionExpression="G1 = :g",
+                         ExpressionAttributeValues={":g": _s("g")}, ScanIndexForward=False),
+            client.query(TableName=name, KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": _s("P")},
+                         Select="COUNT"),
+            client.scan(TableName=name, Limit=11),
+            client.get_item(TableName=name, Key={"PK": _s("P"), "SK": _s("003")}, ReturnConsumedCapacity="INDEXES"),
+            client.get_item(TableName=name, Key={"PK": _s("P"), "SK": _s("nope")}),
+            client.batch_get_item(RequestItems={name: {"Keys": [{"PK": _s("P"), "SK": _s(f"{i:03}")} for i in (1, 5)]}}),
+        ]
+
+    def without_metadata(answers):
+        return [{k: v for k, v in answer.items() if k != "ResponseMetadata"} for answer in answers]
+
+    jobs_moto.unpatch()
+    expected = without_metadata(reads())
+    jobs_moto.patch_item_responses()
+    try:
+        assert without_metadata(reads()) == expected
+        assert expected[0]["Items"][0]["B"] == {"B": b"\x00\xffbin"} and expected[2]["Count"] == 30
+        with pytest.raises(ClientError):  # errors still go through moto's own serializer
+            client.query(TableName="no-such-table", KeyConditionExpression="PK = :p",
+                         ExpressionAttributeValues={":p": _s("P")})
+    finally:
+        jobs_moto.unpatch()
