@@ -95,7 +95,11 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         server = uvicorn.Server(uvicorn.Config(
             asgi, host=host, port=bound_port, lifespan="off",
             ws="websockets",  # the implementation whose denial response (websocket.http.response.*) we rely on
-            ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=5))
+            ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=5,
+            # Frames go uncompressed: deflating every frame was a visible share of a
+            # 1,000-socket fan-out's CPU on the stack's one GIL, and clients must not
+            # depend on compression being offered (API Gateway's own frames are plain).
+            ws_per_message_deflate=False))
         server_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn")
         server_thread.start()
         while not server.started:

@@ -361,6 +361,7 @@ def query(
     forward: bool = True,
     filter: str | None = None,
     consistent: bool = False,
+    projection: str | None = None,
 ) -> Page:
     args: dict[str, Any] = {
         "TableName": table,
@@ -378,6 +379,8 @@ def query(
         args["ExclusiveStartKey"] = serialize_item(start_key)
     if filter:
         args["FilterExpression"] = filter
+    if projection:
+        args["ProjectionExpression"] = projection
     if consistent and not index:
         args["ConsistentRead"] = True
     response = _ddb().query(**args)
