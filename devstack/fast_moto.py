@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 from typing import Any
 
 _PATCHED = False
@@ -177,6 +178,30 @@ def _reindex(table: Any, hash_key: Any, range_key: Any) -> None:
         gsi.add(hash_key, range_key, table.get_item(hash_key, range_key) if hash_key is not None else None)
 
 
+class _ResultsCopy:
+    """The `copy` module as moto's table.py sees it; a projected GSI query's results list is copied shallowly.
+
+    Only while `skip.on` (set around one projected GSI query, under the
+    DynamoDB lock): Table.query deep-copies its matches, then Item.project
+    (patch_item_responses: copies the projected attributes) builds new items,
+    so nothing the caller gets is shared with the table.
+    """
+
+    def __init__(self) -> None:
+        self.skip = threading.local()
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if getattr(self.skip, "on", False) and isinstance(value, list):
+            return list(value)
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+_results_copy = _ResultsCopy()
+
+
 def patch_index_queries() -> None:
     global _INDEXED, _EPOCH
     if _INDEXED:
@@ -226,13 +251,34 @@ def patch_index_queries() -> None:
         items = [i for i in (self.get_item(h, r) for h, r in keys) if i is not None]
         items.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
         self.all_items = lambda: items  # moto's own query code, over the matching items only
+        # A projection builds new items from the matches anyway: moto's deep copy of every
+        # whole matching item before it (most of a 1,000-connection Query) is skipped.
+        _results_copy.skip.on = bool(projection_expressions) and _ITEMS_PATCHED
+        _results_copy.skip.sizes = {}  # moto sizes each match twice (the 1 MB page limit): once is enough
         try:
             return table_query(*call, **kwargs)
         finally:
+            _results_copy.skip.on = False
+            _results_copy.skip.sizes = None
             del self.all_items
 
+    import moto.dynamodb.models.table as table_module
+    from moto.dynamodb.models.dynamo_type import Item
+
+    item_size = Item.size
+
+    def size(self: Any) -> int:
+        sizes = getattr(_results_copy.skip, "sizes", None)
+        if sizes is None:
+            return item_size(self)
+        found = sizes.get(id(self))
+        if found is None:
+            found = sizes[id(self)] = item_size(self)
+        return found
+
     for owner, name, value in ((Table, "put_item", put_item), (Table, "delete_item", delete_item),
-                               (Table, "query", query), (models.DynamoDBBackend, "update_item", update_item)):
+                               (Table, "query", query), (models.DynamoDBBackend, "update_item", update_item),
+                               (table_module, "copy", _results_copy), (Item, "size", size)):
         _replace(owner, name, value)
     _INDEXED = True
 

@@ -52,7 +52,9 @@ def deliver(events: Iterable[rules.Event]) -> FanoutResult:
                 connections[found.connection_id] = found
     plan = rules.plan(events, connections.values())
     result = FanoutResult()
-    futures = {cid: _pool.submit(_send_all, connections[cid], evs) for cid, evs in plan.items()}
+    # Each event's message is the same bytes for every connection: encode it once, not once per connection.
+    wires = {event.event_id: rules.wire(event.name, event.data) for event in events}
+    futures = {cid: _pool.submit(_send_all, connections[cid], evs, wires) for cid, evs in plan.items()}
     for cid, future in futures.items():
         try:
             sent, gone = future.result()
@@ -67,23 +69,23 @@ def deliver(events: Iterable[rules.Event]) -> FanoutResult:
     return result
 
 
-def _send_all(connection: rules.Connection, events: list[rules.Event]) -> tuple[int, bool]:
+def _send_all(connection: rules.Connection, events: list[rules.Event], wires: dict[str, bytes]) -> tuple[int, bool]:
     sent = 0
     for event in events:
-        if not _send(connection, event):
+        if not _send(connection, event, wires[event.event_id]):
             return sent, True
         sent += 1
     return sent, False
 
 
-def _send(connection: rules.Connection, event: rules.Event) -> bool:
+def _send(connection: rules.Connection, event: rules.Event, message: bytes) -> bool:
     if event.name == "system:connected":
         if store.claim_greeting(connection.connection_id) is not None:
             return True  # the connection's first client message greeted it already
         delivered = _post_connected(connection.endpoint, connection.connection_id, event.data)
         store.mark_greeted(connection.connection_id)
         return delivered
-    return websocket.post(connection.endpoint, connection.connection_id, rules.wire(event.name, event.data))
+    return websocket.post(connection.endpoint, connection.connection_id, message)
 
 
 def _post_connected(endpoint: str, connection_id: str, data: dict) -> bool:
