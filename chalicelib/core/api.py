@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids, observability, strict_json
+from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
@@ -119,11 +119,22 @@ class Endpoint:
             return ref
         module = importlib.import_module(self.models_module)
         if (item := _LIST_OF.fullmatch(ref)) is not None:
-            return list[getattr(module, item[1])]  # type: ignore[misc]
+            return list[getattr(module, item[1])]  # type: ignore[misc]  # a runtime alias, as the routes wrote it
         return getattr(module, ref)
 
 
 ENDPOINTS: list[Endpoint] = []
+
+
+def load_all() -> None:
+    """Import now what the routes import on first use: every service and model (core/lazy.py).
+
+    For a long-running process serving from many threads (the local stack): the
+    first requests then never race each other through the same imports.
+    """
+    lazy.import_all()
+    for ep in ENDPOINTS:
+        ep.body, ep.query, ep.response  # noqa: B018 - resolving is the point
 
 
 def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summary: str, tag: str,

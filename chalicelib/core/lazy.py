@@ -24,6 +24,7 @@ class LazyModule:
     def __init__(self, name: str) -> None:
         self._name = name
         self._module: ModuleType | None = None
+        _CREATED.append(self)
 
     def __getattr__(self, attr: str) -> Any:
         # Only reached for names the proxy itself lacks: every module attribute.
@@ -34,6 +35,15 @@ class LazyModule:
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}{' (imported)' if self._module is not None else ''}>"
+
+
+_CREATED: list[LazyModule] = []
+
+
+def import_all() -> None:
+    """Import every module a LazyModule stands for, now (see `core.api.load_all`)."""
+    for module in list(_CREATED):
+        module._module = importlib.import_module(module._name)
 
 
 def lazy(name: str) -> Any:
