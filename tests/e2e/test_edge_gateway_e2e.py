@@ -122,7 +122,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         store_many(gateway, 1000, 1500)                                # buffered while it is down
         wait_until(lambda: call(gateway.url, "GET", "/health").json["checks"]["uplink"]["consecutiveFailures"] > 0,
                    30, "the uplink never noticed the control plane was gone")
-        with running_devstack(state_dir=state, port=port, log_file=stack_log):             # back, with its saved state
+        with running_devstack(state_dir=state, port=port, log_file=stack_log):  # back, with its saved state
             done = gateway.stats()["counters"]
             wait_until(lambda: uploading(gateway, done["uplinked"] + done["duplicates"]), 60, "no upload")
             gateway.kill9()                                            # kill -9 #1, mid-upload

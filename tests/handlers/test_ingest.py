@@ -189,7 +189,8 @@ def test_concurrent_first_uploads_after_a_cold_start_all_succeed(http, setup, at
     cold = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cold)
     cold.SERVICE = "control-plane-cold-start"
-    Chalice(app_name=cold.SERVICE)  # Chalice's handler on the logger of that name, as ControlPlaneApp puts it
+    # Chalice puts its plain handler on the logger named after the app, as it does for ControlPlaneApp
+    Chalice(app_name=cold.SERVICE, env={})  # env={}: leaves os.environ alone
     monkeypatch.setattr(observability, "_logger", cold._logger)
 
     built = []
