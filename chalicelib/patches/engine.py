@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import regex
 
 MARKER_TIMEOUT_SECONDS = 0.5
+MARK_BYTES = 2048  # FastFile: a line-start mark about every 4 KB of counted text
 _META = set(".^$*+?{}[]\\|()")
 
 # error codes (the part before ':' in an error message)
@@ -348,7 +350,7 @@ class FastFile:
     an edit's new lines, touching edits, a regex marker, an error) goes to the TextFile path,
     which defines the semantics; both give the same bytes."""
 
-    __slots__ = ("base", "edits", "points", "_eol")
+    __slots__ = ("base", "edits", "mark_lines", "mark_offs", "_eol")
     # str here, bytes in FastBytes: the same code runs on either (Any, as a TypeVar'd class would
     # cost a generic parameter on every use for no caller's benefit).
     NL: Any = "\n"
@@ -357,7 +359,8 @@ class FastFile:
     def __init__(self, text: Any):
         self.base: Any = text
         self.edits: list[tuple[int, int, str, int, int]] = []
-        self.points: list[tuple[int, int]] = [(0, 0)]  # (line index, offset of its start) in base
+        self.mark_lines: list[int] = [0]  # marks: line index and offset of its start, in base
+        self.mark_offs: list[int] = [0]
         self._eol: str | None = None
 
     def text(self) -> Any:  # str, or bytes in FastBytes
@@ -372,7 +375,7 @@ class FastFile:
             parts.append(base[pos:])
             text = self.NL[:0].join(parts)
             first = self.edits[0][0]
-            self.points = [pt for pt in self.points if pt[1] <= first]
+            self._forget_marks(first)
             self.base, self.edits = text, []
         return self.base
 
@@ -402,50 +405,58 @@ class FastFile:
     def as_text_file(self) -> "TextFile":
         return TextFile(self.text())
 
-    # line starts in base
+    # line starts in base: marks (line index, offset of its start) every MARK_BYTES or so from the
+    # start of base up to a frontier, each newline counted once; a line is found from the mark
+    # at or before it (at most one chunk of lines to step over, with find), an offset's line from
+    # the mark at or before it (at most one chunk to count)
+    def _extend(self, line: int, offset: int) -> None:
+        """Count on from the frontier until it passes base line `line` or offset `offset`."""
+        base, nl, lines, offs = self.base, self.NL, self.mark_lines, self.mark_offs
+        at, pos, size = lines[-1], offs[-1], len(base)
+        while (at < line or pos <= offset) and pos < size:
+            end = pos + MARK_BYTES
+            if end >= size:
+                end = size
+            else:  # on to the next line start (memchr), so every mark is one
+                end = base.find(nl, end) + 1 or size
+            at += base.count(nl, pos, end)
+            pos = end
+            lines.append(at)
+            offs.append(pos)
+
     def _start(self, k: int) -> int | None:
         """Offset of the start of base line k (len(base) for the line after the last); None past it."""
-        base, points = self.base, self.points
-        line, off = min(points, key=lambda pt: abs(pt[0] - k))
-        if line == k:
-            return off
-        size = len(base)
-        if line:
-            avg = off / line
-        else:
-            sample = min(size, 4096)
-            avg = sample / max(1, base.count(self.NL, 0, sample))
-        guess = int(off + (k - line) * avg)
-        guess = 0 if guess < 0 else size if guess > size else guess
-        if guess >= off:
-            at_line = line + base.count(self.NL, off, guess)
-        else:
-            at_line = line - base.count(self.NL, guess, off)
-        pos = base.rfind(self.NL, 0, guess) + 1 if guess else 0
-        steps = 0
-        while at_line < k:
-            nl = base.find(self.NL, pos)
-            if nl < 0:
+        lines = self.mark_lines
+        if k > lines[-1]:
+            self._extend(k, -1)
+        i = bisect_right(lines, k) - 1
+        at, pos = lines[i], self.mark_offs[i]
+        find, nl = self.base.find, self.NL
+        while at < k:
+            end = find(nl, pos)
+            if end < 0:
                 return None
-            pos, at_line, steps = nl + 1, at_line + 1, steps + 1
-        while at_line > k:
-            pos = base.rfind(self.NL, 0, pos - 1) + 1
-            at_line, steps = at_line - 1, steps + 1
-        if len(points) < 64:
-            points.append((k, pos))
+            pos, at = end + 1, at + 1
         return pos
 
     def _line_of(self, offset: int) -> tuple[int, int]:
         """(index, start offset) of the base line holding `offset`."""
-        line, off = min(self.points, key=lambda pt: abs(pt[1] - offset))  # count the short way
-        if off <= offset:
-            line += self.base.count(self.NL, off, offset)
-        else:
-            line -= self.base.count(self.NL, offset, off)
-        start = self.base.rfind(self.NL, 0, offset) + 1 if offset else 0
-        if len(self.points) < 64:
-            self.points.append((line, start))
-        return line, start
+        offs = self.mark_offs
+        if offset >= offs[-1]:
+            self._extend(-1, offset)
+        i = bisect_right(offs, offset) - 1
+        pos = offs[i]
+        base = self.base
+        last = base.rfind(self.NL, pos, offset)
+        if last < 0:
+            return self.mark_lines[i], pos
+        return self.mark_lines[i] + base.count(self.NL, pos, last + 1), last + 1
+
+    def _forget_marks(self, offset: int) -> None:
+        """Base changes from `offset` on: marks past it no longer hold."""
+        offs = self.mark_offs
+        keep = bisect_right(offs, offset)
+        del offs[keep:], self.mark_lines[keep:]
 
     def _base_line(self, n: int) -> int:
         """The base line that is current line n; _Fallback when n is one of an edit's new lines."""
@@ -531,7 +542,7 @@ class FastFile:
                 self.text()
                 base = self.base
                 text = base[:at] + content + base[end:]
-                self.points = [pt for pt in self.points if pt[1] <= at]
+                self._forget_marks(at)
                 self.base, self._eol = text, None  # apply_batch moves it to a TextFile when no
                 return "search"                    # longer ending with a newline
             self._line_edit(name, start, stop, first, last_end, body)
