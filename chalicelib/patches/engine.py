@@ -731,20 +731,35 @@ def as_dict(op: Any) -> dict:
 
 
 def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
-                timeout: float = MARKER_TIMEOUT_SECONDS) -> Outcome:
-    """Apply every op in order to the files `read` returns; all or nothing (see module doc)."""
+                timeout: float = MARKER_TIMEOUT_SECONDS,
+                on_file: Callable[[str, bytes], None] | None = None) -> Outcome:
+    """Apply every op in order to the files `read` returns; all or nothing (see module doc).
+
+    on_file(path, new_bytes), when given, receives each changed file as soon as the batch's last
+    op on it has applied (while no op has failed), instead of `outcome.files`: the engine then
+    holds one file at a time, not the whole batch. What it receives is tentative until the batch
+    is done: a later op can still fail it (outcome.ok False), and the caller drops what it got
+    (a committer writes temporary files as they come and renames them only when outcome.ok)."""
     ops = [as_dict(o) for o in ops]
     before: dict[str, bytes | None] = {}
     working: dict[str, FastFile | TextFile | None] = {}
+    digests: dict[str, str | None] = {}  # sha256 of each file before the batch, hashed once
     results: list[Result] = []
     normalized: dict[str, str] = {}
-    for index, op in enumerate(ops):
-        name = op["op"]
+    paths: list[str | PathError] = []
+    for op in ops:
         try:
-            path = normalized.get(op["file"]) or normalized.setdefault(op["file"], normalize_path(op["file"]))
+            paths.append(normalized.get(op["file"]) or normalized.setdefault(op["file"], normalize_path(op["file"])))
         except PathError as e:
-            results.append(Result(index, str(op["file"]), name, False, None, f"{INVALID_OPERATION}: file {e}",
+            paths.append(e)
+    last_op = {path: index for index, path in enumerate(paths) if isinstance(path, str)} if on_file else {}
+    failed = False
+    for index, op in enumerate(ops):
+        name, path = op["op"], paths[index]
+        if isinstance(path, PathError):
+            results.append(Result(index, str(op["file"]), name, False, None, f"{INVALID_OPERATION}: file {path}",
                                   INVALID_OPERATION))
+            failed = True
             continue
         if path not in before:
             data = read(path)
@@ -753,8 +768,10 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         try:
             expected = op.get("expectedSha256")
             if expected:
-                original = before[path]
-                actual = sha256(original) if original is not None else None
+                if path not in digests:
+                    original = before[path]
+                    digests[path] = sha256(original) if original is not None else None
+                actual = digests[path]
                 if actual != expected.lower():
                     raise OpError(SHA256_MISMATCH, f"{path} has sha256 {actual or 'none (missing)'}, "
                                                    f"expected {expected.lower()}")
@@ -783,24 +800,36 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
         except OpError as e:
             matched = _anchor_kind(op)
             results.append(Result(index, path, name, False, matched, str(e), e.code))
+            failed = True
+        if on_file is not None and not failed and last_op[path] == index:
+            data = _finish(working, before, path)
+            if data is not None:
+                on_file(path, data)
+            del data
     outcome = Outcome(results)
-    if outcome.ok:
-        # One copy of each file at a time: a file's original bytes are let go as soon as its new
-        # bytes exist, so the allocator can give their memory to the next file's new bytes (a
-        # batch otherwise holds every file twice, and fresh memory costs a page fault per 4 KB).
+    if outcome.ok and on_file is None:
         for path in list(working):
-            f = working.pop(path)
-            original = before.pop(path)
-            if f is None:
-                continue
-            rendered = f.render()
-            del f
-            data = rendered if isinstance(rendered, bytes) else encode(rendered)
-            del rendered
-            if original is None or data != original:
+            data = _finish(working, before, path)
+            if data is not None:
                 outcome.files[path] = data
-            del original, data
     return outcome
+
+
+def _finish(working: dict[str, "FastFile | TextFile | None"], before: dict[str, bytes | None],
+            path: str) -> bytes | None:
+    """A file's new bytes (None when unchanged or never there), letting go of its original: the
+    allocator can then give that memory to the next file's new bytes, where holding both
+    would need fresh memory (a page fault per 4 KB) for every file."""
+    f, original = working.pop(path), before.pop(path)
+    if f is None:
+        return None
+    rendered = f.render()
+    del f
+    data = rendered if isinstance(rendered, bytes) else encode(rendered)
+    del rendered
+    if original is None or data != original:
+        return data
+    return None
 
 
 def _open(data: bytes) -> "FastFile | TextFile":
