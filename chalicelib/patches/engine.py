@@ -2,6 +2,8 @@
 
     outcome = apply_batch(ops, read)        # read(path) -> bytes | None (None: no such file)
     outcome.ok, outcome.results, outcome.files   # files: path -> new bytes, only when ok
+    apply_batch(ops, read, on_file=write)   # write(path, new bytes) per changed file, as soon as
+                                            # its last op applied (tentative until outcome.ok)
 
 Semantics (binding, API.md "Patches"; examples in docs/PATCHES.md):
 
