@@ -212,11 +212,11 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
 
         written: list[tuple[str, str]] = []
 
-        def write(path: str, data: bytes) -> None:
+        def write(path: str, buffers: list) -> None:
             final = f"{target}/{path}"
             tmp = f"{final}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, data)
+            os.writev(fd, buffers)  # one write call, as os.write below; about 20 buffers per file
             os.close(fd)
             written.append((tmp, final))
 
@@ -230,7 +230,7 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
         else:
             outcome = engine.apply_batch(parsed, read)
             for path, data in outcome.files.items():
-                write(path, data)
+                write(path, [data])
         assert outcome.ok
         for tmp, final in written:
             os.replace(tmp, final)

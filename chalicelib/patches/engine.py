@@ -734,14 +734,17 @@ def as_dict(op: Any) -> dict:
 
 def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 timeout: float = MARKER_TIMEOUT_SECONDS,
-                on_file: Callable[[str, bytes], None] | None = None) -> Outcome:
+                on_file: Callable[[str, list[Any]], None] | None = None) -> Outcome:
     """Apply every op in order to the files `read` returns; all or nothing (see module doc).
 
-    on_file(path, new_bytes), when given, receives each changed file as soon as the batch's last
-    op on it has applied (while no op has failed), instead of `outcome.files`: the engine then
-    holds one file at a time, not the whole batch. What it receives is tentative until the batch
-    is done: a later op can still fail it (outcome.ok False), and the caller drops what it got
-    (a committer writes temporary files as they come and renames them only when outcome.ok)."""
+    on_file(path, buffers), when given, receives each changed file as soon as the batch's last
+    op on it has applied (while no op has failed), instead of `outcome.files`: its new content
+    as a list of buffers (bytes / memoryview slices of the original, valid during the call), in
+    order, to write with os.writev or join. The engine then holds one file at a time, not the
+    whole batch, and never copies a file's unchanged parts. What it receives is tentative until
+    the batch is done: a later op can still fail it (outcome.ok False), and the caller drops
+    what it got (a committer writes temporary files as they come and renames them only when
+    outcome.ok)."""
     ops = [as_dict(o) for o in ops]
     before: dict[str, bytes | None] = {}
     working: dict[str, FastFile | TextFile | None] = {}
@@ -804,10 +807,10 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             results.append(Result(index, path, name, False, matched, str(e), e.code))
             failed = True
         if on_file is not None and not failed and last_op[path] == index:
-            data = _finish(working, before, path)
-            if data is not None:
-                on_file(path, data)
-            del data
+            buffers = _finish_buffers(working, before, path)
+            if buffers is not None:
+                on_file(path, buffers)
+            del buffers
     outcome = Outcome(results)
     if outcome.ok and on_file is None:
         for path in list(working):
@@ -832,6 +835,38 @@ def _finish(working: dict[str, "FastFile | TextFile | None"], before: dict[str, 
     if original is None or data != original:
         return data
     return None
+
+
+def _finish_buffers(working: dict[str, "FastFile | TextFile | None"], before: dict[str, bytes | None],
+                    path: str) -> list[Any] | None:
+    """A file's new content as buffers (None when unchanged or never there): for an ASCII file,
+    slices of its original between the pending edits and the edits' new lines, so no new copy
+    of the file is made (nor fresh memory taken for it)."""
+    f, original = working[path], before[path]
+    if not isinstance(f, FastBytes) or not f.edits:
+        data = _finish(working, before, path)
+        return None if data is None else [data]
+    del working[path], before[path]
+    base = memoryview(f.base)
+    buffers: list[Any] = []
+    pos = 0
+    for start, end, body, _, _ in f.edits:
+        if start > pos:
+            buffers.append(base[pos:start])
+        if body:
+            buffers.append(body)
+        pos = end
+    if pos < len(base):
+        buffers.append(base[pos:])
+    if original is not None and sum(len(b) for b in buffers) == len(original):
+        whole, at = memoryview(original), 0
+        for b in buffers:
+            if whole[at:at + len(b)] != b:
+                break
+            at += len(b)
+        else:
+            return None  # the edits gave back the same bytes
+    return buffers
 
 
 def _open(data: bytes) -> "FastFile | TextFile":
