@@ -10,8 +10,9 @@ Timed (best of ROUNDS, each on a fresh copy, copying outside the clock), CPU tim
   write the result to a temporary file beside it and rename it over the original, no fsync);
 - the engine, files to files with the same I/O as GNU patch (the comparison): read and parse
   the batch JSON (as GNU patch reads and parses its diff), read every file, apply the 1,000
-  ops, write each changed file (the buffers the engine hands over, one os.writev) to a temporary file beside it as the engine hands it over
-  (`apply_batch(on_file=...)`: one file in memory at a time, as in GNU patch) and, the batch
+  ops, write each changed file to a temporary file beside it as the engine hands it over
+  (`apply_batch(on_file=...)`: its buffers, slices of the original between the edits' new
+  lines, in one os.writev; one file in memory at a time, as in GNU patch) and, the batch
   applied, rename each over its original, no fsync; and the same with the whole batch in
   memory first (`outcome.files`), then written;
 - the agent CLI (`agent.patch.apply_batch`): the same plus all-or-nothing bookkeeping (a
