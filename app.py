@@ -151,7 +151,14 @@ def ops_nightly_scan(event):
 
 
 def local_seed() -> dict:
-    """Called by the local stack at start: the root organization and its admin key."""
+    """Called by the local stack at start: the root organization and its admin key.
+
+    The local stack serves many requests at once, so it imports now what a Lambda
+    imports on its first request (chalicelib/core/lazy.py).
+    """
+    from chalicelib.core.api import load_all
     from chalicelib.orgs.service import seed_root
+
+    load_all()
 
     return seed_root(_system_ctx(), os.environ.get("ADMIN_API_KEY"))

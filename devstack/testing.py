@@ -85,16 +85,22 @@ class Devstack:
 @contextmanager
 def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
                      timeout: float = 60, state_dir: Path | None = None, fresh: bool = False,
-                     port: int = 0) -> Iterator[Devstack]:
+                     port: int = 0, log_file: Path | None = None) -> Iterator[Devstack]:
     """Start ``python -m devstack`` on a free port, yield once it serves, stop it with SIGINT.
 
     Without `state_dir` the stack keeps nothing on disk (each test starts
     empty); with it, the stack loads and saves its state there, as `make run` does.
+    With `log_file` the stack's output is appended there and outlives the run
+    (a test that restarts the stack keeps every run's log, tracebacks included);
+    without it, it goes to a temporary file.
     """
     with tempfile.TemporaryDirectory(prefix="devstack-") as tmp:
-        ready_file, log_path = Path(tmp) / "ready.json", Path(tmp) / "devstack.log"
+        ready_file, log_path = Path(tmp) / "ready.json", log_file or Path(tmp) / "devstack.log"
         state_args = ["--state-dir", str(state_dir)] if state_dir else ["--no-state"]
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab" if log_file else "wb") as log:
+            if log_file:
+                log.write(f"--- devstack starting (port {port}, state {state_dir}) ---\n".encode())
+                log.flush()
             process = subprocess.Popen(
                 [sys.executable, "-m", "devstack", "--app", app_module, "--port", str(port), "--ready-file", str(ready_file),
                  *state_args, *(["--fresh"] if fresh else [])],

@@ -1,25 +1,32 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
-from chalicelib.commands import models, service
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.commands import service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    service = lazy("chalicelib.commands.service")
 
 bp = Blueprint(__name__)
 TAG = "Agent gateway"
 
 
-@endpoint(bp, "/agents/{agentId}/commands", "POST", scope=Scope.OPERATOR, body=models.IssueCommandRequest,
-          response=models.CommandResponse, status=201, tag=TAG, errors=(404,),
+@endpoint(bp, "/agents/{agentId}/commands", "POST", scope=Scope.OPERATOR, body="IssueCommandRequest",
+          response="CommandResponse", status=201, tag=TAG, errors=(404,),
           summary="Send a command to an agent (status pending); emits command:issued to that agent's WebSocket")
 def issue(call: Call) -> dict:
     b = call.body
     return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
 
 
-@endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query=models.CommandListQuery,
-          response=models.CommandList, tag=TAG,
+@endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query="CommandListQuery",
+          response="CommandList", tag=TAG,
           summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
 def list_commands(call: Call) -> dict:
     q = call.query
@@ -27,14 +34,14 @@ def list_commands(call: Call) -> dict:
                                                                    q.next_token))
 
 
-@endpoint(bp, "/commands/{commandId}", "GET", scope=Scope.AGENT, response=models.CommandResponse, tag=TAG,
+@endpoint(bp, "/commands/{commandId}", "GET", scope=Scope.AGENT, response="CommandResponse", tag=TAG,
           errors=(404,), summary="One command (an agent key: only its own agent's)")
 def get_command(call: Call) -> dict:
     return service.get(call.ctx, call.params["commandId"])
 
 
-@endpoint(bp, "/commands/{commandId}/ack", "POST", scope=Scope.AGENT, body=models.AckRequest,
-          response=models.CommandResponse, tag=TAG, errors=(404,),
+@endpoint(bp, "/commands/{commandId}/ack", "POST", scope=Scope.AGENT, body="AckRequest",
+          response="CommandResponse", tag=TAG, errors=(404,),
           summary="The agent's outcome (acked or failed); a second ack answers the first outcome; "
                   "409 INVALID_TRANSITION once expired; emits command:acked")
 def ack(call: Call) -> dict:

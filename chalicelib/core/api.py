@@ -11,23 +11,26 @@ registry of endpoints is also the source of the OpenAPI document.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
-import pydantic
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids, observability, strict_json
+from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.aws.dynamo import TransactionConflict
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import (ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unavailable,
                                     ValidationError)
-from chalicelib.core.models import PageModel
+
+if TYPE_CHECKING:
+    import pydantic
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -74,14 +77,21 @@ class Call:
         return self.headers.get("idempotency-key")
 
 
+# A model, or its name in the domain's models module ("CreateJobRequest", "list[LogEntry]"): a
+# name is imported on the endpoint's first request (or the OpenAPI document), not when app.py
+# registers the route, so a cold start does not import every domain's models (core/lazy.py).
+ModelRef = Union[type, str, None]
+_LIST_OF = re.compile(r"list\[(\w+)\]")
+
+
 @dataclass
 class Endpoint:
     path: str
     method: str
     scope: Scope | None
-    body: type[pydantic.BaseModel] | None
-    query: type[pydantic.BaseModel] | None
-    response: Any
+    body_ref: ModelRef
+    query_ref: ModelRef
+    response_ref: ModelRef
     status: int
     summary: str
     tag: str
@@ -89,24 +99,63 @@ class Endpoint:
     content_types: tuple[str, ...]
     # Other success statuses answered with the same body model (POST /tasks: 200 for an existing task).
     also: tuple[int, ...] = ()
+    # Where names in the refs are looked up: the models module beside the handler's routes module.
+    models_module: str = ""
+
+    @cached_property
+    def body(self) -> type[pydantic.BaseModel] | None:
+        return self._resolve(self.body_ref)
+
+    @cached_property
+    def query(self) -> type[pydantic.BaseModel] | None:
+        return self._resolve(self.query_ref)
+
+    @cached_property
+    def response(self) -> Any:
+        return self._resolve(self.response_ref)
+
+    def _resolve(self, ref: ModelRef) -> Any:
+        if not isinstance(ref, str):
+            return ref
+        module = importlib.import_module(self.models_module)
+        if (item := _LIST_OF.fullmatch(ref)) is not None:
+            return list[getattr(module, item[1])]  # type: ignore[misc]  # a runtime alias, as the routes wrote it
+        return getattr(module, ref)
 
 
 ENDPOINTS: list[Endpoint] = []
 
 
+def load_all() -> None:
+    """Import now what the routes import on first use: every service and model (core/lazy.py).
+
+    For a long-running process serving from many threads (the local stack): the
+    first requests then never race each other through the same imports.
+    """
+    lazy.import_all()
+    for ep in ENDPOINTS:
+        ep.body, ep.query, ep.response  # noqa: B018 - resolving is the point
+
+
 def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summary: str, tag: str,
-             body: type[pydantic.BaseModel] | None = None, query: type[pydantic.BaseModel] | None = None,
-             response: Any = None, status: int = 200, errors: Iterable[int] = (),
+             body: ModelRef = None, query: ModelRef = None,
+             response: ModelRef = None, status: int = 200, errors: Iterable[int] = (),
              content_types: Iterable[str] = (JSON,),
              also: Iterable[int] = ()) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
-    """Register a route on `bp` whose handler takes a Call (see module doc)."""
+    """Register a route on `bp` whose handler takes a Call (see module doc).
+
+    body, query and response name models as `ModelRef`s: by name, looked up in the models
+    module of the handler's domain (`chalicelib.jobs.routes` -> `chalicelib.jobs.models`).
+    """
     standard = {400, 413} | ({401, 403} if scope else set())
     if method == "POST":  # Idempotency-Key reused with another body: 409 IDEMPOTENCY_KEY_REUSED
         standard.add(409)
-    spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
-                    tuple(sorted(standard | set(errors))), tuple(content_types), tuple(also))
 
     def decorator(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
+                        tuple(sorted(standard | set(errors))), tuple(content_types), tuple(also),
+                        models_module=handler.__module__.rpartition(".")[0] + ".models")
+
         def view(**params: str) -> Response:
             return _handle(spec, handler, bp, params)
 
@@ -249,6 +298,8 @@ def _validation_error(details: list[dict[str, str]]) -> ValidationError:
 def _validate_query(spec: Endpoint, query_params: Any) -> Any:
     if spec.query is None:
         return None
+    import pydantic  # here, not at import (core/lazy.py)
+
     try:
         return spec.query.model_validate(dict(query_params or {}))
     except pydantic.ValidationError as e:
@@ -256,6 +307,8 @@ def _validate_query(spec: Endpoint, query_params: Any) -> Any:
 
 
 def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
+    import pydantic
+
     try:
         # Only what a strict JSON parser reads back and DynamoDB stores (see
         # core/strict_json.py); nesting deep enough to exhaust the parser's
@@ -272,15 +325,21 @@ def _validate_body(model: type[pydantic.BaseModel], raw: bytes) -> Any:
 
 
 def _dump(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    import pydantic  # here, not at import (core/lazy.py): a plain JSON value never needs it
+
+    from chalicelib.core.models import PageModel
+
     if isinstance(value, pydantic.BaseModel):
         out = value.model_dump(mode="json", by_alias=True, exclude_none=True)
         if isinstance(value, PageModel):
             out.setdefault("nextToken", None)  # the last page says so explicitly
         return out
-    if isinstance(value, list):
-        return [_dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _dump(v) for k, v in value.items()}
     return value
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from chalicelib.core.config import on_lambda
 
@@ -32,9 +33,44 @@ if TYPE_CHECKING:
 SERVICE = "control-plane"
 NAMESPACE = "ControlPlane"
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-@functools.cache
+class _Once(Generic[T]):
+    """`build()` run exactly once per process, however many threads ask first.
+
+    Not functools.cache: that lets concurrent first callers each build, and
+    keeps the last. A second Powertools Logger for the same service takes the
+    logging logger's first handler as its own, and that is Chalice's plain
+    handler on the same "control-plane" logger (app_name), so every
+    `append_keys` of that Logger raises AttributeError: every request of the
+    process answered 500 from then on. The local stack's Lambda pool runs the
+    first requests after a (re)start in parallel (an edge gateway's upload,
+    its command poll and its WebSocket $connect arrive together).
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._built = False
+        self._value: T | None = None
+        functools.update_wrapper(self, build)
+
+    def __call__(self) -> T:
+        if not self._built:
+            with self._lock:
+                if not self._built:
+                    self._value = self._build()
+                    self._built = True
+        return self._value  # type: ignore[return-value]  # set once _built
+
+    def cache_clear(self) -> None:
+        """Build again on the next call (tests)."""
+        with self._lock:
+            self._built, self._value = False, None
+
+
+@_Once
 def _logger() -> "Logger":
     from aws_lambda_powertools import Logger
 
@@ -48,7 +84,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-@functools.cache
+@_Once
 def _tracer() -> "Tracer | None":
     if not on_lambda() or os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in ("1", "true"):
         return None

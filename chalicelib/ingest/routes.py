@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.ingest import models, service
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.ingest import service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    service = lazy("chalicelib.ingest.service")
 
 bp = Blueprint(__name__)
 TAG = "Agent gateway"
 
 
-@endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body=models.IngestRequest, response=models.IngestResult,
+@endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body="IngestRequest", response="IngestResult",
           tag=TAG, errors=(503,),
           summary="Edge gateway upload (agent key): stores each record once per (agent, recordId); "
                   "answers accepted and duplicates")
@@ -20,8 +27,8 @@ def ingest(call: Call) -> dict:
     return service.ingest(ctx, service.IngestBatch(agent_id, call.body.records))
 
 
-@endpoint(bp, "/ingest/records", "GET", scope=Scope.OPERATOR, query=models.RecordsQuery,
-          response=models.RecordPage, tag=TAG,
+@endpoint(bp, "/ingest/records", "GET", scope=Scope.OPERATOR, query="RecordsQuery",
+          response="RecordPage", tag=TAG,
           summary="Ingested records, oldest first (by ts), filtered by table and/or agent, strictly after since")
 def list_records(call: Call) -> dict:
     q = call.query

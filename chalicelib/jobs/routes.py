@@ -1,56 +1,61 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.paging import Page
-from chalicelib.jobs import models, service
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.core.paging import Page
+    from chalicelib.jobs import service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    service = lazy("chalicelib.jobs.service")
 
 bp = Blueprint(__name__)
 TAG = "Agents and jobs"
 
 
-@endpoint(bp, "/jobs", "POST", scope=Scope.OPERATOR, body=models.CreateJobRequest, response=models.JobResponse,
+@endpoint(bp, "/jobs", "POST", scope=Scope.OPERATOR, body="CreateJobRequest", response="JobResponse",
           status=201, tag=TAG, errors=(404, 409),
           summary="Queue a job for one agent (agentId) or for any active agent of a pool (pool); emits job:queued")
 def create_job(call: Call) -> dict[str, Any]:
     return service.create(call.ctx, call.body)
 
 
-@endpoint(bp, "/jobs", "GET", scope=Scope.OPERATOR, query=models.JobListQuery, response=models.JobList, tag=TAG,
+@endpoint(bp, "/jobs", "GET", scope=Scope.OPERATOR, query="JobListQuery", response="JobList", tag=TAG,
           summary="List jobs, newest first, by agentId or pool and by status (each filter an index query)")
 def list_jobs(call: Call) -> Page[dict[str, Any]]:
     return service.list_jobs(call.ctx, call.query)
 
 
-@endpoint(bp, "/jobs/poll", "GET", scope=Scope.AGENT, query=models.PollQuery, response=models.PollResponse,
+@endpoint(bp, "/jobs/poll", "GET", scope=Scope.AGENT, query="PollQuery", response="PollResponse",
           tag=TAG, summary="Claim up to `max` queued jobs of the agent and its pools (priority, then age)")
 def poll(call: Call) -> dict[str, Any]:
     return service.poll(call.ctx, call.query)
 
 
-@endpoint(bp, "/jobs/progress", "POST", scope=Scope.AGENT, body=models.ProgressRequest, status=204, tag=TAG,
+@endpoint(bp, "/jobs/progress", "POST", scope=Scope.AGENT, body="ProgressRequest", status=204, tag=TAG,
           errors=(404, 409), summary="Report progress of a run; renews its lease; emits job:progress")
 def progress(call: Call) -> None:
     service.progress(call.ctx, call.body)
 
 
-@endpoint(bp, "/jobs/complete", "POST", scope=Scope.AGENT, body=models.CompleteRequest, status=204, tag=TAG,
+@endpoint(bp, "/jobs/complete", "POST", scope=Scope.AGENT, body="CompleteRequest", status=204, tag=TAG,
           errors=(404, 409), summary="Finish a run as COMPLETED or FAILED; emits job:completed or job:failed")
 def complete(call: Call) -> None:
     service.complete(call.ctx, call.body)
 
 
-@endpoint(bp, "/jobs/{jobId}", "GET", scope=Scope.OPERATOR, response=models.JobResponse, tag=TAG, errors=(404,),
+@endpoint(bp, "/jobs/{jobId}", "GET", scope=Scope.OPERATOR, response="JobResponse", tag=TAG, errors=(404,),
           summary="One job, with the progress of its latest run")
 def get_job(call: Call) -> dict[str, Any]:
     return service.get(call.ctx, call.params["jobId"])
 
 
-@endpoint(bp, "/jobs/{jobId}/cancel", "POST", scope=Scope.OPERATOR, response=models.JobResponse, tag=TAG,
+@endpoint(bp, "/jobs/{jobId}/cancel", "POST", scope=Scope.OPERATOR, response="JobResponse", tag=TAG,
           errors=(404, 409), summary="Cancel a QUEUED or RUNNING job; emits job:cancelled")
 def cancel(call: Call) -> dict[str, Any]:
     return service.cancel(call.ctx, call.params["jobId"])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import Field
 
@@ -29,3 +29,7 @@ class Report(ResponseModel):
 
 class ReportPage(PageModel):
     items: list[Report]
+
+
+# GET /api/delivery/reports: one report (?orderId=) or the list (documented as either).
+ReportOrPage = Union[Report, ReportPage]

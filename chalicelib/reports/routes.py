@@ -1,13 +1,18 @@
 from __future__ import annotations
 
-from typing import Union
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.core.context import Ctx
-from chalicelib.reports import models, service
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.reports import service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    service = lazy("chalicelib.reports.service")
 
 bp = Blueprint(__name__)
 TAG = "Delivery reports"
@@ -19,15 +24,15 @@ def _ctx(call: Call) -> Ctx:
 
 # Plain dicts out: a summary's null figures (no decided operation: successRate null) stay in the JSON.
 
-@endpoint(bp, "/api/delivery/reports/generate", "POST", scope=Scope.OPERATOR, body=models.GenerateRequest,
-          response=models.ReportPage, tag=TAG, errors=(404,),
+@endpoint(bp, "/api/delivery/reports/generate", "POST", scope=Scope.OPERATOR, body="GenerateRequest",
+          response="ReportPage", tag=TAG, errors=(404,),
           summary="Generate the report of one order, or of every order with patch events since its last report")
 def generate(call: Call) -> dict:
     return {"items": service.generate(_ctx(call), call.body.order_id), "nextToken": None}
 
 
-@endpoint(bp, "/api/delivery/reports", "GET", scope=Scope.OPERATOR, query=models.ReportQuery,
-          response=Union[models.Report, models.ReportPage], tag=TAG, errors=(404,),
+@endpoint(bp, "/api/delivery/reports", "GET", scope=Scope.OPERATOR, query="ReportQuery",
+          response="ReportOrPage", tag=TAG, errors=(404,),
           summary="One order's report (?orderId=) or the list; ?generate=true regenerates first")
 def read(call: Call) -> dict:
     q, ctx = call.query, _ctx(call)

@@ -1,18 +1,25 @@
 """Sessions over HTTP: thin, each route builds a command and calls the service."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.sessions import models, service
 from chalicelib.sessions.rules import Status
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.sessions import models, service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    models, service = lazy("chalicelib.sessions.models"), lazy("chalicelib.sessions.service")
 
 bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
 
 
-@endpoint(bp, "/sessions", "POST", scope=Scope.AGENT, body=models.CreateSessionRequest, response=models.Session,
+@endpoint(bp, "/sessions", "POST", scope=Scope.AGENT, body="CreateSessionRequest", response="Session",
           status=201, tag=TAG, summary="Start a session (status pending)")
 def create_session(call: Call) -> models.Session:
     b = call.body
@@ -20,7 +27,7 @@ def create_session(call: Call) -> models.Session:
     return models.Session.model_validate(view)
 
 
-@endpoint(bp, "/sessions", "GET", scope=Scope.AGENT, query=models.SessionListQuery, response=models.SessionList,
+@endpoint(bp, "/sessions", "GET", scope=Scope.AGENT, query="SessionListQuery", response="SessionList",
           tag=TAG, summary="Sessions newest first, a page at a time, with the total (counters, not a count)")
 def list_sessions(call: Call) -> models.SessionList:
     q = call.query
@@ -29,8 +36,8 @@ def list_sessions(call: Call) -> models.SessionList:
     return models.SessionList.model_validate(page)
 
 
-@endpoint(bp, "/sessions/active", "GET", scope=Scope.AGENT, query=models.ActiveListQuery,
-          response=models.SessionList, tag=TAG, summary="Active sessions, newest first, with their total")
+@endpoint(bp, "/sessions/active", "GET", scope=Scope.AGENT, query="ActiveListQuery",
+          response="SessionList", tag=TAG, summary="Active sessions, newest first, with their total")
 def list_active_sessions(call: Call) -> models.SessionList:
     q = call.query
     page = service.list_sessions(call.ctx,
@@ -38,14 +45,14 @@ def list_active_sessions(call: Call) -> models.SessionList:
     return models.SessionList.model_validate(page)
 
 
-@endpoint(bp, "/sessions/{sessionId}", "GET", scope=Scope.AGENT, response=models.Session, tag=TAG,
+@endpoint(bp, "/sessions/{sessionId}", "GET", scope=Scope.AGENT, response="Session", tag=TAG,
           errors=(404,), summary="One session")
 def get_session(call: Call) -> models.Session:
     return models.Session.model_validate(service.get(call.ctx, call.params["sessionId"]))
 
 
-@endpoint(bp, "/sessions/{sessionId}", "PUT", scope=Scope.AGENT, body=models.UpdateSessionRequest,
-          response=models.Session, tag=TAG, errors=(404, 409),
+@endpoint(bp, "/sessions/{sessionId}", "PUT", scope=Scope.AGENT, body="UpdateSessionRequest",
+          response="Session", tag=TAG, errors=(404, 409),
           summary="Move the status, set taskId, merge metadata key by key (null removes a key)")
 def update_session(call: Call) -> models.Session:
     b = call.body

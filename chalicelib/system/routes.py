@@ -1,17 +1,24 @@
 """GET /health (no auth) and GET /openapi.json."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
-from chalicelib.core import openapi
 from chalicelib.core.api import Call, Reply, endpoint
-from chalicelib.system import models, service
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.core import openapi
+    from chalicelib.system import service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    openapi, service = lazy("chalicelib.core.openapi"), lazy("chalicelib.system.service")
 
 bp = Blueprint(__name__)
 TAG = "System"
 
 
-@endpoint(bp, "/health", "GET", scope=None, response=models.Health, errors=(503,), tag=TAG,
+@endpoint(bp, "/health", "GET", scope=None, response="Health", errors=(503,), tag=TAG,
           summary="Liveness of the API and its dependencies (DynamoDB, SQS); 503 when one is down")
 def health(call: Call) -> Reply:
     report = service.health(call.ctx)

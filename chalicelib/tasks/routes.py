@@ -1,18 +1,25 @@
 """Tasks, fetch_status and approvals over HTTP: thin, each route builds a command and calls the service."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.tasks import models, service
 from chalicelib.tasks.rules import ApprovalStatus, TaskStatus
+from chalicelib.core.lazy import lazy
+
+if TYPE_CHECKING:
+    from chalicelib.tasks import models, service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    models, service = lazy("chalicelib.tasks.models"), lazy("chalicelib.tasks.service")
 
 bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
 
 
-@endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body=models.CreateTaskRequest, response=models.Task,
+@endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body="CreateTaskRequest", response="Task",
           status=201, also=(200,), tag=TAG, errors=(409,),
           summary="Hand a task to a role; 200 with the existing task when the idempotencyKey was used already")
 def create_task(call: Call):
@@ -24,7 +31,7 @@ def create_task(call: Call):
     return task if created else Reply(task, status=200)
 
 
-@endpoint(bp, "/tasks", "GET", scope=Scope.AGENT, query=models.TaskListQuery, response=models.TaskPage, tag=TAG,
+@endpoint(bp, "/tasks", "GET", scope=Scope.AGENT, query="TaskListQuery", response="TaskPage", tag=TAG,
           summary="Tasks newest first, by status, toRole and/or sessionId")
 def list_tasks(call: Call) -> models.TaskPage:
     q = call.query
@@ -33,13 +40,13 @@ def list_tasks(call: Call) -> models.TaskPage:
     return models.TaskPage.model_validate(page)
 
 
-@endpoint(bp, "/tasks/{taskId}", "GET", scope=Scope.AGENT, response=models.Task, tag=TAG, errors=(404,),
+@endpoint(bp, "/tasks/{taskId}", "GET", scope=Scope.AGENT, response="Task", tag=TAG, errors=(404,),
           summary="One task")
 def get_task(call: Call) -> models.Task:
     return models.Task.model_validate(service.get(call.ctx, call.params["taskId"]))
 
 
-@endpoint(bp, "/tasks/{taskId}", "PUT", scope=Scope.AGENT, body=models.UpdateTaskRequest, response=models.Task,
+@endpoint(bp, "/tasks/{taskId}", "PUT", scope=Scope.AGENT, body="UpdateTaskRequest", response="Task",
           tag=TAG, errors=(404, 409), summary="Move a task's status (validated) and/or set its result")
 def update_task(call: Call) -> models.Task:
     b = call.body
@@ -48,7 +55,7 @@ def update_task(call: Call) -> models.Task:
     return models.Task.model_validate(view)
 
 
-@endpoint(bp, "/status", "GET", scope=Scope.AGENT, query=models.StatusQuery, response=models.TaskPage, tag=TAG,
+@endpoint(bp, "/status", "GET", scope=Scope.AGENT, query="StatusQuery", response="TaskPage", tag=TAG,
           summary="fetch_status: one task per idempotencyKey, in its latest state, for a session and/or a role")
 def fetch_status(call: Call) -> models.TaskPage:
     q = call.query
@@ -56,8 +63,8 @@ def fetch_status(call: Call) -> models.TaskPage:
                                                                                                  q.to_role)))
 
 
-@endpoint(bp, "/approvals", "POST", scope=Scope.AGENT, body=models.CreateApprovalRequest,
-          response=models.Approval, status=201, tag=TAG, errors=(404, 409),
+@endpoint(bp, "/approvals", "POST", scope=Scope.AGENT, body="CreateApprovalRequest",
+          response="Approval", status=201, tag=TAG, errors=(404, 409),
           summary="Ask for a decision on a pending task (it waits: awaiting_approval)")
 def request_approval(call: Call) -> models.Approval:
     b = call.body
@@ -65,16 +72,16 @@ def request_approval(call: Call) -> models.Approval:
     return models.Approval.model_validate(view)
 
 
-@endpoint(bp, "/approvals", "GET", scope=Scope.AGENT, query=models.ApprovalListQuery,
-          response=models.ApprovalPage, tag=TAG, summary="Approvals by status (default pending), each with its task")
+@endpoint(bp, "/approvals", "GET", scope=Scope.AGENT, query="ApprovalListQuery",
+          response="ApprovalPage", tag=TAG, summary="Approvals by status (default pending), each with its task")
 def list_approvals(call: Call) -> models.ApprovalPage:
     q = call.query
     page = service.list_approvals(call.ctx, service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
     return models.ApprovalPage.model_validate(page)
 
 
-@endpoint(bp, "/approvals/{approvalId}/decision", "POST", scope=Scope.OPERATOR, body=models.DecisionRequest,
-          response=models.Approval, tag=TAG, errors=(404, 409),
+@endpoint(bp, "/approvals/{approvalId}/decision", "POST", scope=Scope.OPERATOR, body="DecisionRequest",
+          response="Approval", tag=TAG, errors=(404, 409),
           summary="Decide once (approved: the task goes on as pending; rejected: the task is rejected)")
 def decide(call: Call) -> models.Approval:
     b = call.body

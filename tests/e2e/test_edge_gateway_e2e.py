@@ -104,14 +104,12 @@ def uploading(gateway: GatewayProcess, after: int) -> bool:
     return s["counters"]["uplinked"] + s["counters"]["duplicates"] > after and s["backlog"] > 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "OPEN (issue 14): since the spine merges the uplink gets 500 from POST /ingest once the gateway restarts "
-    "against the restored stack, so 'no upload'; a plain restart + ingest with duplicates works (see the closing note)"))
 def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
     state = tmp_path / "state"
     port = free_port()
+    stack_log = tmp_path / "devstack.log"  # every run of the stack appends here: a 500's traceback survives restarts
     with ExitStack() as outer:
-        first = outer.enter_context(running_devstack(state_dir=state, fresh=True, port=port))
+        first = outer.enter_context(running_devstack(state_dir=state, fresh=True, port=port, log_file=stack_log))
         url = first.url
         org = call(url, "POST", "/orgs", first.admin_api_key, {"name": "edge e2e"}).json
         ops = call(url, "POST", "/keys", org["adminKey"], {"name": "ops", "scope": "operator"}).json["apiKey"]
@@ -124,7 +122,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         store_many(gateway, 1000, 1500)                                # buffered while it is down
         wait_until(lambda: call(gateway.url, "GET", "/health").json["checks"]["uplink"]["consecutiveFailures"] > 0,
                    30, "the uplink never noticed the control plane was gone")
-        with running_devstack(state_dir=state, port=port):             # back, with its saved state
+        with running_devstack(state_dir=state, port=port, log_file=stack_log):  # back, with its saved state
             done = gateway.stats()["counters"]
             wait_until(lambda: uploading(gateway, done["uplinked"] + done["duplicates"]), 60, "no upload")
             gateway.kill9()                                            # kill -9 #1, mid-upload
@@ -136,7 +134,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         gateway.start()                                                # outage 2: control plane stopped
         store_many(gateway, 3500, 1500)
         assert gateway.stats()["backlog"] >= 1500
-        with running_devstack(state_dir=state, port=port):
+        with running_devstack(state_dir=state, port=port, log_file=stack_log):
             wait_until(lambda: gateway.stats()["backlog"] == 0, 600, "the backlog never drained")
             stats = gateway.stats()
             seen: list[int] = []

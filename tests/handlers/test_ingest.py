@@ -168,3 +168,53 @@ def test_unicode_is_stored_as_sent_and_a_lone_surrogate_is_400(http, setup):
     got = records(http, setup["ops"], agentId=setup["a"]["agentId"]).json["items"]
     assert [g["recordId"] for g in got] == ["u1"]
     assert got[0]["data"] == {"s": "h\u00e9 \u00e9"}
+
+
+def test_concurrent_first_uploads_after_a_cold_start_all_succeed(http, setup, atomic_aws, monkeypatch):
+    """Issue 14: after the local stack restarted, an edge gateway's upload, command poll and WebSocket $connect
+    were the process's first requests and ran in parallel; each built the lazily made Powertools Logger, and the
+    one kept took Chalice's plain handler (same logger name as the app) as its own: every later request was
+    500 (AttributeError: 'Formatter' object has no attribute 'append_keys'). Here: a cold copy of the
+    observability module (nothing built yet; a service name of its own, with Chalice's handler on it as the app
+    has), the Logger's construction slowed as the cold import of Powertools slows it, 8 first uploads at once."""
+    import importlib.util
+    import time
+
+    from aws_lambda_powertools.logging.logger import Logger
+    from chalice import Chalice
+
+    from chalicelib.core import observability
+
+    spec = importlib.util.find_spec(observability.__name__)
+    cold = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cold)
+    cold.SERVICE = "control-plane-cold-start"
+    # Chalice puts its plain handler on the logger named after the app, as it does for ControlPlaneApp
+    Chalice(app_name=cold.SERVICE, env={})  # env={}: leaves os.environ alone
+    monkeypatch.setattr(observability, "_logger", cold._logger)
+
+    built = []
+    real_init = Logger.__init__
+
+    def slow_init(self, *args, **kwargs):
+        built.append(kwargs.get("service"))
+        time.sleep(0.2)  # stands in for importing Powertools in a cold process: the window the race needs
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Logger, "__init__", slow_init)
+    key = setup["a"]["apiKey"]
+    start = threading.Barrier(8)
+    results: dict[int, object] = {}
+
+    def upload(n: int) -> None:
+        start.wait()
+        results[n] = ingest(http, key, [rec(9000 + n, table="cold")], batch_id=f"cold{n}")
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[n].status for n in range(8)] == [200] * 8, [results[n].json for n in range(8)]
+    assert built == [cold.SERVICE]  # one Logger per process, however many first requests race for it
+    assert ingest(http, key, [rec(9100, table="cold")], batch_id="after").status == 200

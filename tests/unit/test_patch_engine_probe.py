@@ -1,0 +1,80 @@
+"""Long search / marker values are looked for by a prefix probe (engine.PROBE characters), each hit
+checked in full, handing over to the whole value after PROBE_MISSES false hits: the occurrences
+found are exactly those a plain search finds. Checked with the probe shrunk so that the short
+values of the fast-path test exercise it."""
+import contextlib
+
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from chalicelib.patches import engine
+from tests.unit.test_patch_engine_fastpath import _run, batches
+
+
+def _naive(hay: bytes, value: bytes, pos: int, stop: int, step: int, limit: int) -> list[int]:
+    found, at = [], hay.find(value, pos, stop)
+    while at >= 0 and len(found) < limit:
+        found.append(at)
+        at = hay.find(value, at + step, stop)
+    return found
+
+
+@contextlib.contextmanager
+def small_probe(probe: int, misses: int):
+    saved = engine.PROBE, engine.PROBE_MISSES
+    engine.PROBE, engine.PROBE_MISSES = probe, misses
+    try:
+        yield
+    finally:
+        engine.PROBE, engine.PROBE_MISSES = saved
+
+
+ABC = st.lists(st.sampled_from(b"abc"), max_size=40).map(bytes)
+
+
+@st.composite
+def searches(draw):
+    hay = draw(ABC)
+    value = draw(st.lists(st.sampled_from(b"abc"), min_size=1, max_size=6).map(bytes))
+    pos = draw(st.integers(0, len(hay) + 1))
+    return hay, value, pos, draw(st.integers(0, len(hay) + 1))
+
+
+@settings(max_examples=1500, deadline=None)
+@example(case=(b"aaaa", b"aa", 0, 4), overlapping=False, limit=3, probe=1, misses=3)  # a hit's step
+@example(case=(b"aab", b"ab", 0, 2), overlapping=True, limit=2, probe=1, misses=3)  # a hit past stop
+@example(case=(b"abababac", b"abac", 0, 8), overlapping=True, limit=2, probe=2, misses=2)  # hand-over
+@given(case=searches(), overlapping=st.booleans(), limit=st.integers(1, 4), probe=st.integers(1, 5),
+       misses=st.integers(1, 3))
+def test_probe_finds_exactly_what_a_plain_search_finds(case, overlapping, limit, probe, misses):
+    hay, value, pos, stop = case
+    step = 1 if overlapping else len(value)
+    found: list[int] = []
+    with small_probe(probe, misses):
+        full = engine._occurrences(hay, value, pos, stop, step, limit, found)
+    expected = _naive(hay, value, pos, stop, step, limit)
+    assert found == expected and full == (len(expected) >= limit)
+
+
+@pytest.mark.parametrize("probe,misses", [(1, 1), (2, 8), (3, 2)])
+@settings(max_examples=300, deadline=None)
+@given(case=batches())
+def test_fast_path_with_a_tiny_probe_matches_line_list_path(probe, misses, case):
+    text, ops = case
+    with small_probe(probe, misses):
+        fast = _run(text, ops, fast=True)
+    assert fast == _run(text, ops, fast=False)
+
+
+def test_a_long_needle_with_a_common_prefix_is_found_once():
+    lines = [f"{'    ' * 10}value = {i}\n" for i in range(200)]
+    text = "".join(lines)
+    needle = lines[150].rstrip("\n")  # 40 spaces of indentation: the probe hits every line
+    outcome = engine.apply_batch([{"op": "replace-block", "file": "f", "anchor": {"search": needle},
+                                   "content": "X"}], {"f": text.encode()}.get)
+    assert outcome.ok and outcome.results[0].matched_by == "search"
+    assert outcome.files["f"].decode() == text.replace(needle, "X")
+    twice = text + lines[150]
+    ambiguous = engine.apply_batch([{"op": "insert-after", "file": "f", "anchor": {"search": needle},
+                                     "content": "X"}], {"f": twice.encode()}.get)
+    assert ambiguous.results[0].code == engine.SEARCH_AMBIGUOUS
