@@ -23,9 +23,12 @@ AttributeValue's ten members through alias lookups for every attribute of
 every item (10 ms to serialize one Query's page of jobs, 2 ms a GetItem); an
 AttributeValue that is already plain wire JSON (S, N, BOOL, NULL, SS, NS, M,
 L) is written as it is, anything else (binary) still goes through moto's
-walker. And it parses the same few UpdateExpressions again on every write;
+walker. It parses the same few UpdateExpressions again on every write;
 the parse of each expression string is kept (moto's validator works on a
-deep copy of it).
+deep copy of it). And SQS SendMessage reads the queue's attributes, which
+counts every message in the queue (the jobs queue holds a delayed lease
+check per running job), only to learn ContentBasedDeduplication, which a
+standard queue does not have: for a standard queue it is not computed.
 
 Correct only where DynamoDB requests are serialized, which the devstack does
 (devstack/moto_server.py: one DynamoDB request at a time). Applied by
@@ -35,6 +38,7 @@ checks both against moto's own answers with random writes of every kind.
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 _PATCHED = False
@@ -294,6 +298,25 @@ def patch_request_costs() -> None:
             parsed[expression_str] = found
         return found
 
+    from moto.sqs.models import Queue, SQSBackend
+
+    queue_attributes, send_message = Queue.attributes, SQSBackend.send_message
+    sending = threading.local()
+
+    def attributes(self: Any) -> Any:
+        if getattr(sending, "standard", False) and not self.fifo_queue:
+            return {}  # all send_message reads is ContentBasedDeduplication, a FIFO queue's attribute
+        return queue_attributes.fget(self)
+
+    def send_message_counting_nothing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.standard = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            sending.standard = False
+
+    _replace(Queue, "attributes", property(attributes))
+    _replace(SQSBackend, "send_message", send_message_counting_nothing)
     _replace(BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure)
     _replace(UpdateExpressionParser, "make", classmethod(make_once))
     _REQUEST_COSTS = True

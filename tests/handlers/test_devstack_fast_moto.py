@@ -226,3 +226,31 @@ def test_request_cost_patches_answer_as_moto_does(aws, table):
         jobs_moto.unpatch()
     assert patched_reads == reads()
     assert patched_images == updates("moto-") + updates("moto-")
+
+
+def test_sends_to_standard_and_fifo_queues_as_moto_does(aws):
+    """The standard queue's send skips the attribute count; a FIFO queue's deduplication still applies."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    fifo = sqs.create_queue(QueueName=f"f-{uuid.uuid4().hex[:8]}.fifo",
+                            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    jobs_moto.patch_request_costs()
+    try:
+        sqs.send_message_batch(QueueUrl=standard, Entries=[
+            {"Id": str(i), "MessageBody": f"m{i}", "DelaySeconds": 0 if i < 3 else 600} for i in range(5)])
+        for _ in range(2):  # content-based deduplication: the second is dropped
+            sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+        with pytest.raises(ClientError):
+            sqs.send_message(QueueUrl=fifo, MessageBody="no group")
+        attributes = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+        fifo_attributes = sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]
+    finally:
+        jobs_moto.unpatch()
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("3", "2")
+    assert "ContentBasedDeduplication" not in attributes
+    assert fifo_attributes["ContentBasedDeduplication"] == "true"
+    assert fifo_attributes["ApproximateNumberOfMessages"] == "1"
+    assert sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"]) \
+        == ["m0", "m1", "m2"]
