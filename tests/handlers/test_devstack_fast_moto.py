@@ -246,11 +246,13 @@ def test_sends_to_standard_and_fifo_queues_as_moto_does(aws):
             sqs.send_message(QueueUrl=fifo, MessageBody="no group")
         attributes = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
         fifo_attributes = sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]
+        received = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"])
+        again = sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)
     finally:
         jobs_moto.unpatch()
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("3", "2")
     assert "ContentBasedDeduplication" not in attributes
     assert fifo_attributes["ContentBasedDeduplication"] == "true"
     assert fifo_attributes["ApproximateNumberOfMessages"] == "1"
-    assert sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"]) \
-        == ["m0", "m1", "m2"]
+    assert received == ["m0", "m1", "m2"]  # not the delayed ones
+    assert "Messages" not in again  # in flight now
