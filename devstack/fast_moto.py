@@ -22,6 +22,23 @@ top-level attribute names by copying them (patch_item_responses):
 a 1,000-item Query page cost the local stack more than everything else in a
 1,000-socket fan-out.
 
+Two per-request costs that do not grow with the table, but that the local
+stack pays on every DynamoDB call (patch_request_costs): moto 5.2.5 serializes
+every response through its generic shape walker, which tries each of an
+AttributeValue's ten members through alias lookups for every attribute of
+every item (10 ms to serialize one Query's page of jobs, 2 ms a GetItem); an
+AttributeValue that is already plain wire JSON (S, N, BOOL, NULL, SS, NS, M,
+L) is written as it is, anything else (binary) still goes through moto's
+walker. It parses the same few UpdateExpressions again on every write;
+the parse of each expression string is kept (moto's validator works on a
+deep copy of it). And SQS SendMessage reads the queue's attributes, which
+counts every message in the queue (the jobs queue holds a delayed lease
+check per running job), only to learn ContentBasedDeduplication, which a
+standard queue does not have: for a standard queue it is not computed. The
+queue's receivable messages (scanned by every receive and, in a long poll,
+again on every send) are found with the clock read once per scan instead of
+twice per message.
+
 Correct only where DynamoDB requests are serialized, which the devstack does
 (devstack/moto_server.py: one DynamoDB request at a time). Applied by
 EmbeddedMoto when the local stack starts; tests/handlers/test_devstack_fast_moto.py
@@ -37,6 +54,7 @@ from typing import Any
 
 _PATCHED = False
 _INDEXED = False
+_REQUEST_COSTS = False
 _EPOCH = 0  # maps built under an earlier patch missed the writes made while unpatched
 _ORIGINALS: dict[tuple[Any, str], Any] = {}
 
@@ -48,11 +66,11 @@ def _replace(owner: Any, name: str, value: Any) -> None:
 
 def unpatch() -> None:
     """Put moto back as it was (tests that patch an in-process moto shared with other tests)."""
-    global _PATCHED, _INDEXED, _ITEMS_PATCHED
+    global _PATCHED, _INDEXED, _ITEMS_PATCHED, _REQUEST_COSTS
     for (owner, name), value in _ORIGINALS.items():
         setattr(owner, name, value)
     _ORIGINALS.clear()
-    _PATCHED = _INDEXED = _ITEMS_PATCHED = False
+    _PATCHED = _INDEXED = _ITEMS_PATCHED = _REQUEST_COSTS = False
 
 
 class _CopyWithoutTableBackups:
@@ -348,3 +366,85 @@ def patch_item_responses() -> None:
     _replace(DynamoResult, "execute_result", execute_result)
     _replace(Item, "project", project)
     _ITEMS_PATCHED = True
+
+
+# --- per-request costs: response serialization, expression parsing ------------------
+
+_ATTRIBUTE_VALUE_MEMBERS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
+
+
+def _plain_attribute_value(value: Any) -> bool:
+    """True if moto's serializer would write this AttributeValue unchanged: one member, JSON-native, no binary."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    (kind, inner), = value.items()
+    if kind == "S" or kind == "N":
+        return type(inner) is str
+    if kind == "BOOL" or kind == "NULL":
+        return type(inner) is bool
+    if kind == "SS" or kind == "NS":
+        return type(inner) is list and all(type(v) is str for v in inner)
+    if kind == "M":
+        return type(inner) is dict and all(type(k) is str and _plain_attribute_value(v) for k, v in inner.items())
+    if kind == "L":
+        return type(inner) is list and all(_plain_attribute_value(v) for v in inner)
+    return False  # B, BS (base64 on the wire) or anything unexpected: moto's own path
+
+
+def patch_request_costs() -> None:
+    global _REQUEST_COSTS
+    if _REQUEST_COSTS:
+        return
+    from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    serialize_structure = BaseJSONSerializer._serialize_type_structure
+
+    def _serialize_type_structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if (key and shape.name == "AttributeValue" and set(shape.members) == _ATTRIBUTE_VALUE_MEMBERS
+                and _plain_attribute_value(value)):
+            serialized[self.get_serialized_name(shape, key)] = value
+            return
+        serialize_structure(self, serialized, value, shape, key)
+
+    make = UpdateExpressionParser.make.__func__
+    parsed: dict[str, Any] = {}
+
+    def make_once(cls: Any, expression_str: str) -> Any:
+        found = parsed.get(expression_str)
+        if found is None:
+            found = make(cls, expression_str)
+            if len(parsed) >= 4096:  # the app's expressions are few; anything else is not kept forever
+                parsed.clear()
+            parsed[expression_str] = found
+        return found
+
+    from moto.sqs.models import Queue, SQSBackend
+
+    queue_attributes, send_message = Queue.attributes, SQSBackend.send_message
+    sending = threading.local()
+
+    def attributes(self: Any) -> Any:
+        if getattr(sending, "standard", False) and not self.fifo_queue:
+            return {}  # all send_message reads is ContentBasedDeduplication, a FIFO queue's attribute
+        return queue_attributes.fget(self)
+
+    def send_message_counting_nothing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sending.standard = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            sending.standard = False
+
+    from moto.sqs import models as sqs_models
+
+    def messages(self: Any) -> list[Any]:
+        now = sqs_models.unix_time_millis()  # Message.visible/.delayed each read it again, per message
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    _replace(Queue, "messages", property(messages))
+    _replace(Queue, "attributes", property(attributes))
+    _replace(SQSBackend, "send_message", send_message_counting_nothing)
+    _replace(BaseJSONSerializer, "_serialize_type_structure", _serialize_type_structure)
+    _replace(UpdateExpressionParser, "make", classmethod(make_once))
+    _REQUEST_COSTS = True

@@ -10,9 +10,19 @@ Other services stay concurrent: an SQS long poll must not hold up DynamoDB.
 It also applies devstack/fast_moto.py, which makes moto's transactions and
 GSI queries cost what they touch rather than the whole table (correct only
 under that lock).
+
+Two costs of moto's server that every AWS call of the app paid (a job's
+lifecycle makes about a dozen) are removed here, because the local stack's
+throughput is its CPU per request (one process, one GIL): werkzeug closes
+every connection after one response, so each call was a new TCP connection,
+a new server thread and a 10 ms drain; and moto finds the backend of every
+request by listing its package directory and matching some 200 URL patterns,
+under a global lock. Connections are kept alive (`KeepAliveRequestHandler`)
+and the backend of a host is looked up once (`CachedDispatcher`).
 """
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
@@ -73,16 +83,80 @@ class SerializeConditionalPuts:
                     close()
 
 
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler with HTTP/1.1 keep-alive.
+
+    werkzeug's dev server sends `Connection: close` on every response, since
+    it cannot tell where an unread request body ends, and after the response
+    it reads and discards whatever the client sent next. Here a request with a
+    Content-Length has its body read whole before the app sees it, so the
+    stream is at the next request whatever the app read, and werkzeug's
+    discard reads from an empty stream; such a connection is kept open
+    (as HTTP/1.1 means by default). A chunked request keeps werkzeug's
+    close-after-response behaviour.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        self._connection_rfile = self.rfile
+        self._keep_alive = False
+
+    def handle_one_request(self) -> None:
+        self.rfile = self._connection_rfile
+        self._keep_alive = False
+        super().handle_one_request()
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug reads it and closes
+            return environ
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return environ
+        body = self._connection_rfile.read(length) if length > 0 else b""
+        if len(body) == max(length, 0):
+            environ["wsgi.input"] = io.BytesIO(body)
+            self.rfile = io.BytesIO()  # werkzeug's after-response discard finds nothing of the next request
+            self._keep_alive = True
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+            return
+        super().send_header(keyword, value)
+
+
+class CachedDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, with the backend of each host looked up once (its own lookup lists
+    moto's package directory and tries every backend's URL patterns on every request)."""
+
+    def __init__(self, create_app: Callable[..., Any]) -> None:
+        super().__init__(create_app)
+        self._backends: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        try:
+            return self._backends[host]
+        except KeyError:
+            backend = self._backends[host] = super().get_backend_for_host(host)
+            return backend
+
+
 class EmbeddedMoto:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         fast_moto.patch_transactions()
         fast_moto.patch_index_queries()
         fast_moto.patch_item_responses()
-        serialized = SerializeDynamoDB(SerializeConditionalPuts(DomainDispatcherApplication(create_backend_app)))
+        fast_moto.patch_request_costs()
+        serialized = SerializeDynamoDB(SerializeConditionalPuts(CachedDispatcher(create_backend_app)))
         # The snapshotter (devstack/persistence.py) reads under the same lock and saves when `changes` moved.
         self.dynamodb_lock = serialized.lock
         self.changes = ChangeCounter(serialized)
-        self._server = make_server(host, port, self.changes, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server(host, port, self.changes, threaded=True, request_handler=KeepAliveRequestHandler)
+        # Idle keep-alive connections hold a (daemon) thread each until their client closes them:
+        # stopping must not wait for those.
+        self._server.block_on_close = False
         # Nagle off (inherited by accepted sockets): werkzeug writes headers and
         # body separately, and the app's boto3 clients reuse keep-alive
         # connections, so every AWS call would otherwise wait ~40 ms for a delayed ACK.

@@ -228,9 +228,6 @@ def test_bad_input_gets_the_contracts_4xx(stack, ops):
         expect(403, "FORBIDDEN", None, method, path, a["apiKey"], body)  # an inactive agent
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "OPEN: after the spine merges 500 jobs over 20 agents no longer finish within 180 s on this machine "
-    "(75 s before); a throughput regression to find, see the closing note"))
 def test_fleet_of_20_agents_runs_500_jobs_exactly_once(stack, ops):
     operator = Client(stack.url, ops)
     watcher = Watcher(stack.url, ops)

@@ -199,3 +199,114 @@ def test_item_reads_answer_as_moto_serializes_them(table):
                          ExpressionAttributeValues={":p": _s("P")})
     finally:
         jobs_moto.unpatch()
+
+
+def _random_value(rng, depth=0):
+    kind = rng.choice(["S", "N", "BOOL", "NULL", "SS", "NS", "B", "BS"] + (["M", "L"] if depth < 3 else []))
+    if kind == "S":
+        return {"S": rng.choice(["", "x", "é ☃", "a\"b\\c", "0" * 40])}
+    if kind == "N":
+        return {"N": rng.choice(["0", "-1.5", "12345678901234567890", "1e10"])}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind == "SS":
+        return {"SS": rng.sample(["a", "b", "c", "d"], rng.randint(1, 3))}
+    if kind == "NS":
+        return {"NS": rng.sample(["1", "2", "3.5", "-4"], rng.randint(1, 3))}
+    if kind == "B":
+        return {"B": bytes(rng.randrange(256) for _ in range(rng.randint(0, 8)))}
+    if kind == "BS":
+        return {"BS": [bytes([i, rng.randrange(256)]) for i in range(rng.randint(1, 3))]}
+    if kind == "M":
+        return {"M": {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randint(0, 4))}}
+    return {"L": [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]}
+
+
+def test_request_cost_patches_answer_as_moto_does(aws, table):
+    """Plain AttributeValues written as they are and UpdateExpressions parsed once: every read
+    (GetItem, Query on the table and a GSI, Scan, BatchGetItem, the stream's records, the new
+    image an update returns) is what moto answers without the patch, binary values included."""
+    client, name = table
+    streams = __import__("boto3").client("dynamodbstreams", region_name="us-east-1")
+    rng = random.Random(11)
+    keys = [(f"p{i % 3}", f"s{i}") for i in range(18)]
+
+    def reads():
+        out = []
+        for pk, sk in keys:
+            out.append(client.get_item(TableName=name, Key={"PK": _s(pk), "SK": _s(sk)}, ConsistentRead=True)["Item"])
+        for pk in ("p0", "p1", "p2"):
+            out.append(client.query(TableName=name, KeyConditionExpression="PK = :p",
+                                    ExpressionAttributeValues={":p": _s(pk)})["Items"])
+        out.append(client.query(TableName=name, IndexName="IX-G1", KeyConditionExpression="G1 = :g",
+                                ExpressionAttributeValues={":g": _s("a")})["Items"])
+        out.append(sorted(client.scan(TableName=name)["Items"], key=str))
+        out.append(client.batch_get_item(RequestItems={name: {"Keys": [
+            {"PK": _s(pk), "SK": _s(sk)} for pk, sk in keys[:5]]}})["Responses"])
+        stream_arn = client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        out.append([(r["eventName"], r["dynamodb"].get("NewImage"), r["dynamodb"]["Keys"])
+                    for r in streams.get_records(ShardIterator=iterator)["Records"]])
+        return out
+
+    for pk, sk in keys:
+        item = {"PK": _s(pk), "SK": _s(sk), **{f"a{i}": _random_value(rng) for i in range(rng.randint(1, 6))}}
+        if rng.random() < 0.5:
+            item["G1"] = _s(rng.choice(["a", "b"]))
+            item["G1S"] = _s(sk)
+        client.put_item(TableName=name, Item=item)
+    for_update = [({"PK": _s("u"), "SK": _s(f"{side}{i}")}, _random_value(random.Random(i))) for i in range(6)
+                  for side in ("patched-", "moto-")]
+    for key, value in for_update:
+        client.put_item(TableName=name, Item={**key, "a0": value})
+
+    def updates(side):  # the same expression string each time, with other values
+        return [{k: v for k, v in client.update_item(
+            TableName=name, Key=key, UpdateExpression="SET #c = if_not_exists(#c, :zero) + :one, tag = :t REMOVE a0",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}, ":t": value},
+            ReturnValues="ALL_NEW")["Attributes"].items() if k != "SK"}
+            for key, value in for_update if key["SK"]["S"].startswith(side)]
+
+    jobs_moto.patch_request_costs()
+    try:
+        patched_images = updates("patched-") + updates("patched-")
+        patched_reads = reads()
+    finally:
+        jobs_moto.unpatch()
+    assert patched_reads == reads()
+    assert patched_images == updates("moto-") + updates("moto-")
+
+
+def test_sends_to_standard_and_fifo_queues_as_moto_does(aws):
+    """The standard queue's send skips the attribute count; a FIFO queue's deduplication still applies."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    standard = sqs.create_queue(QueueName=f"std-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    fifo = sqs.create_queue(QueueName=f"f-{uuid.uuid4().hex[:8]}.fifo",
+                            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    jobs_moto.patch_request_costs()
+    try:
+        sqs.send_message_batch(QueueUrl=standard, Entries=[
+            {"Id": str(i), "MessageBody": f"m{i}", "DelaySeconds": 0 if i < 3 else 600} for i in range(5)])
+        for _ in range(2):  # content-based deduplication: the second is dropped
+            sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+        with pytest.raises(ClientError):
+            sqs.send_message(QueueUrl=fifo, MessageBody="no group")
+        attributes = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+        fifo_attributes = sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["All"])["Attributes"]
+        received = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)["Messages"])
+        again = sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=10)
+    finally:
+        jobs_moto.unpatch()
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesDelayed"]) == ("3", "2")
+    assert "ContentBasedDeduplication" not in attributes
+    assert fifo_attributes["ContentBasedDeduplication"] == "true"
+    assert fifo_attributes["ApproximateNumberOfMessages"] == "1"
+    assert received == ["m0", "m1", "m2"]  # not the delayed ones
+    assert "Messages" not in again  # in flight now
