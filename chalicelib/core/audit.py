@@ -29,11 +29,14 @@ NO_ORG = "-"
 def audit_item(org_id: str | None, entity_type: str, entity_id: str, action: str, actor: str,
                trace_id: str | None = None, details: dict[str, Any] | None = None) -> dict:
     org = org_id or NO_ORG
-    event_id = ids.new_id()
+    # One clock reading for both: "since T" reads ids >= time_bound(T), so an id minted a
+    # millisecond before its own `at` would be missed by `since=<that at>`.
+    at_ms = int(clock.now() * 1000)
+    event_id = ids.new_id(at_ms)
     item = {
         "PK": f"ORG#{org}#AUDIT", "SK": event_id, "type": "audit",
         "eventId": event_id, "orgId": org, "entityType": entity_type, "entityId": entity_id,
-        "action": action, "actor": actor, "traceId": trace_id, "at": clock.iso(), "details": details or {},
+        "action": action, "actor": actor, "traceId": trace_id, "at": clock.iso(at_ms / 1000), "details": details or {},
         "GSI1PK": f"ORG#{org}#AUDIT#{entity_type}#{entity_id}", "GSI1SK": event_id,
     }
     if trace_id:
