@@ -38,15 +38,18 @@ from devstack.persistence import ChangeCounter
 _SERIALIZED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
 
 
-class SerializeDynamoDB:
-    """WSGI middleware: one DynamoDB/DynamoDB Streams request at a time."""
+class _SerializeWhen:
+    """WSGI middleware: the requests `applies(environ)` picks run one at a time, body included."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
         self.lock = threading.Lock()
 
+    def applies(self, environ: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(_SERIALIZED_TARGETS):
+        if not self.applies(environ):
             return self._app(environ, start_response)
         with self.lock:
             result = self._app(environ, start_response)
@@ -60,27 +63,21 @@ class SerializeDynamoDB:
                     close()
 
 
-class SerializeConditionalPuts:
-    """WSGI middleware: S3 PUTs with If-Match / If-None-Match one at a time. moto checks the
+class SerializeDynamoDB(_SerializeWhen):
+    """One DynamoDB/DynamoDB Streams request at a time."""
+
+    def applies(self, environ: dict[str, Any]) -> bool:
+        return environ.get("HTTP_X_AMZ_TARGET", "").startswith(_SERIALIZED_TARGETS)
+
+
+class SerializeConditionalPuts(_SerializeWhen):
+    """S3 PUTs with If-Match / If-None-Match one at a time. moto checks the
     condition and then writes, without a lock; S3 does both atomically, and the workspace
     store's manifest commit (chalicelib/workspaces) depends on that."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self._app = app
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "PUT" or not (
-                environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")):
-            return self._app(environ, start_response)
-        with self.lock:
-            result = self._app(environ, start_response)
-            try:
-                return [b"".join(result)]
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+    def applies(self, environ: dict[str, Any]) -> bool:
+        return environ.get("REQUEST_METHOD") == "PUT" and bool(
+            environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH"))
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
