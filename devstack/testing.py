@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +82,19 @@ class Devstack:
         return _last_lines(text, lines)
 
 
+def _own_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment with the stack's own credentials (the ones `client()` signs with).
+
+    A test process may hold other credentials in its environment at that moment (moto's
+    mock_aws sets its own while active, a developer's shell a session token); the stack's
+    SigV4 checks on /@connections would then expect those, and a client of the stack's
+    documented credentials would be refused.
+    """
+    own = {k: v for k, v in environ.items() if k not in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE")}
+    own.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return own
+
+
 @contextmanager
 def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
                      timeout: float = 60, state_dir: Path | None = None, fresh: bool = False,
@@ -105,7 +118,7 @@ def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
                 [sys.executable, "-m", "devstack", "--app", app_module, "--port", str(port), "--ready-file", str(ready_file),
                  *state_args, *(["--fresh"] if fresh else [])],
                 cwd=REPO_ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                env={**_own_credentials(os.environ), "PYTHONUNBUFFERED": "1", **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
