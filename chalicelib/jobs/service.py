@@ -177,7 +177,7 @@ def poll(ctx: Ctx, command: models.PollQuery) -> dict[str, Any]:
                 continue
             claimed.append({
                 "jobId": job.job_id, "runId": run.run_id, "type": job.job_type, "payload": job.payload,
-                "attempt": run.attempt, "leaseExpiresAt": ctx.iso(run.lease_expires_ms / 1000),
+                "attempt": run.attempt, "leaseExpiresAt": ctx.iso(run.lease_end_ms / 1000),
                 "leaseSeconds": run.lease_seconds,
                 **({"timeoutSeconds": run.timeout_seconds} if run.timeout_seconds else {}),
             })
@@ -269,11 +269,11 @@ def check_run(ctx: Ctx, command: CheckRun) -> Action:
     for attempt in range(CHECK_ATTEMPTS):
         run = store.get_run(ctx.org_id, job_id)
         now_ms = int(ctx.now() * 1000)
-        decision = rules.decide(run.lease() if run else None, run_id, now_ms)
+        decision = rules.decide(run, run_id, now_ms)
         heartbeat = None
         if run is not None and decision.action is Action.NEED_HEARTBEAT:
             heartbeat = agents.heartbeat_of(ctx.org_id, run.claimed_by)
-            decision = rules.decide(run.lease(), run_id, now_ms, heartbeat, heartbeat_known=True)
+            decision = rules.decide(run, run_id, now_ms, heartbeat, heartbeat_known=True)
         if decision.action is Action.DROP:
             return decision.action
         if decision.action is Action.REARM:

@@ -93,8 +93,25 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
+class _Targeted:
+    """The keys a job and its run derive alike from the job's target and priority."""
+
+    job_id: str
+    agent_id: str | None
+    pool: str | None
+    priority: int
+
+    @property
+    def target(self) -> str:
+        return rules.target(self.agent_id, self.pool)
+
+    @property
+    def order_key(self) -> str:
+        return rules.order_key(self.priority, self.job_id)
+
+
 @dataclass(frozen=True)
-class Job:
+class Job(_Targeted):
     """The JOB item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
 
     org_id: str
@@ -118,14 +135,6 @@ class Job:
     result: Any = None
     error: dict | None = None
     completion: str | None = None  # fingerprint of the agent's completion (a repeat is a no-op)
-
-    @property
-    def target(self) -> str:
-        return rules.target(self.agent_id, self.pool)
-
-    @property
-    def order_key(self) -> str:
-        return rules.order_key(self.priority, self.job_id)
 
     @property
     def event_agent(self) -> str | None:
@@ -168,25 +177,17 @@ class Job:
 
 
 @dataclass(frozen=True)
-class JobRun:
+class JobRun(_Targeted, rules.Run):
     """The RUN item (the current run of a job); `to_item`/`from_item` are its one mapping.
 
-    It carries what a re-queue or a lease failure needs (target, priority, the
-    job's agentId and pool, its type) so the lease check never reads the JOB item."""
+    It is the lease rules' `Run` (what a lease check decides on) plus what a
+    re-queue or a lease failure needs (target, priority, the job's agentId and
+    pool, its type), so the lease check never reads the JOB item."""
 
     org_id: str
     job_id: str
-    run_id: str
-    running: bool
-    claimed_by: str
-    attempt: int
-    max_attempts: int
-    lease_seconds: int
     timeout_seconds: int | None
     started_at: str
-    started_ms: int
-    renewed_ms: int            # last claim or progress
-    deadline_ms: int | None    # started_ms + timeoutSeconds, when the job has a timeout
     agent_id: str | None       # the job's target agent (Job.agent_id), or
     pool: str | None           # the job's target pool
     priority: int
@@ -195,26 +196,8 @@ class JobRun:
     progress_message: str | None = None
 
     @property
-    def target(self) -> str:
-        return rules.target(self.agent_id, self.pool)
-
-    @property
-    def order_key(self) -> str:
-        return rules.order_key(self.priority, self.job_id)
-
-    @property
     def event_agent(self) -> str:
         return self.claimed_by
-
-    @property
-    def lease_expires_ms(self) -> int:
-        return self.renewed_ms + self.lease_seconds * 1000
-
-    def lease(self) -> rules.Run:
-        """What the lease rules need of this run."""
-        return rules.Run(run_id=self.run_id, running=self.running, claimed_by=self.claimed_by,
-                         attempt=self.attempt, max_attempts=self.max_attempts, lease_seconds=self.lease_seconds,
-                         started_ms=self.started_ms, renewed_ms=self.renewed_ms, deadline_ms=self.deadline_ms)
 
     @classmethod
     def start(cls, job: Job, run_id: str, agent_id: str, now_ms: int, now_iso: str) -> "JobRun":
