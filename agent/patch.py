@@ -3,7 +3,8 @@
   python -m agent patch apply BATCH.json --root DIR [--dry-run]
       Apply a PatchBatch (the JSON of POST /api/patches/apply) to the files under DIR with the
       same engine the control plane runs. All or nothing: every new file is written to a
-      temporary file beside its target first; only when every one is written are they renamed
+      temporary file beside its target first, as soon as the engine has applied the batch's
+      last op on it (one file in memory at a time); only when the whole batch applied are they renamed
       over their targets (originals kept as backups until the last rename, and restored if a
       rename fails). A failing batch touches nothing. Prints {"status", "results"}; exit 0 when
       applied (or validated), 1 when it failed.
@@ -58,81 +59,121 @@ class _Root:
 
 
 def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, durable: bool = True) -> dict:
-    """Apply a batch to files under `root`; returns {"status", "results"} (see module doc)."""
-    root = _Root(Path(root))
+    """Apply a batch to files under `root`; returns {"status", "results"} (see module doc).
+
+    Each changed file is written to its temporary file as soon as the engine hands it over
+    (one file in memory at a time, as buffers: no joined copy); the renames wait for the whole
+    batch to apply, and a batch that fails after some files were staged removes them."""
+    files = _Root(Path(root))
+    staging = _Staging(files, durable)
     try:
-        outcome = engine.apply_batch(batch.get("operations") or [], root.read)
+        outcome = engine.apply_batch(batch.get("operations") or [], files.read,
+                                     on_file=None if dry_run else staging.stage)
     except engine.PathError as e:
+        staging.discard()
         return {"status": "failed", "results": [], "error": str(e)}
+    except BaseException:
+        staging.discard()
+        raise
     results = [{"index": r.index, "file": r.file, "op": r.op,
                 "status": ("validated" if dry_run else "applied") if r.ok else "failed",
                 **({"matchedBy": r.matched_by} if r.matched_by else {}), **({"error": r.error} if r.error else {})}
                for r in outcome.results]
     if not outcome.ok:
+        staging.discard()
         return {"status": "failed", "results": results}
     if not dry_run:
-        commit(root, outcome.files, durable=durable)
+        staging.publish()
     return {"status": "validated" if dry_run else "applied", "results": results}
 
 
-def commit(root: "_Root", files: dict[str, bytes], durable: bool = True) -> None:
-    """Write every file or none: temporary files first, then renames with backups to roll back.
-    `durable`: fsync each temporary file before the renames (a power cut cannot leave an empty file)."""
-    staged: list[tuple[Path, Path]] = []
-    created_dirs: list[Path] = []
-    try:
-        for path, data in sorted(files.items()):
-            target = root.target(path)
-            missing = []
-            parent = target.parent
-            while not parent.exists():
-                missing.append(parent)
-                parent = parent.parent
-            for directory in reversed(missing):
-                directory.mkdir()
-                created_dirs.append(directory)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.patch-tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                if durable:
-                    out.flush()
-                    os.fsync(out.fileno())
-            try:
-                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
-            except FileNotFoundError:
-                pass
-            staged.append((Path(tmp), target))
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        for directory in reversed(created_dirs):
-            _rmdir(directory)
-        raise
-    backups: list[tuple[Path, Path | None]] = []  # (target, backup or None when it was new)
-    try:
-        for tmp, target in staged:
-            backup = target.with_name(f".{target.name}.{os.getpid()}.patch-bak")
-            try:
-                os.replace(target, backup)
-            except FileNotFoundError:
-                backup = None
-            backups.append((target, backup))
-            os.replace(tmp, target)
-    except BaseException:
-        for target, backup in reversed(backups):
-            if backup is not None:
-                os.replace(backup, target)
+_IOV_MAX = (os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 0) or 1024
+
+
+def _write_all(fd: int, buffers: list) -> None:
+    """Every byte of `buffers`, in order: os.writev in runs of at most IOV_MAX buffers, carrying
+    on after a short write (os.write one by one where there is no writev)."""
+    views = [memoryview(b) for b in buffers if len(b)]
+    if not hasattr(os, "writev"):
+        for view in views:
+            while view:
+                view = view[os.write(fd, view):]
+        return
+    i = 0
+    while i < len(views):
+        written = os.writev(fd, views[i:i + _IOV_MAX])
+        while written and i < len(views):
+            if written >= len(views[i]):
+                written -= len(views[i])
+                i += 1
             else:
-                target.unlink(missing_ok=True)
-        for tmp, _ in staged:
+                views[i], written = views[i][written:], 0
+
+
+class _Staging:
+    """Write every file or none: temporary files beside their targets first (`stage`), then
+    renames with backups to roll back (`publish`), or the temporary files removed (`discard`).
+    `durable`: fsync each temporary file before the renames (a power cut cannot leave an empty
+    file)."""
+
+    def __init__(self, root: _Root, durable: bool):
+        self.root, self.durable = root, durable
+        self.staged: list[tuple[Path, Path]] = []
+        self.created_dirs: list[Path] = []
+
+    def stage(self, path: str, buffers: list) -> None:
+        target = self.root.target(path)
+        missing = []
+        parent = target.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for directory in reversed(missing):
+            directory.mkdir()
+            self.created_dirs.append(directory)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.patch-tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.staged.append((tmp, target))  # from here on, discard() removes it
+        try:
+            _write_all(fd, buffers)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        except FileNotFoundError:
+            pass
+
+    def discard(self) -> None:
+        for tmp, _ in self.staged:
             tmp.unlink(missing_ok=True)
-        for directory in reversed(created_dirs):
+        for directory in reversed(self.created_dirs):
             _rmdir(directory)
-        raise
-    for _, backup in backups:
-        if backup is not None:
-            backup.unlink(missing_ok=True)
+        self.staged, self.created_dirs = [], []
+
+    def publish(self) -> None:
+        backups: list[tuple[Path, Path | None]] = []  # (target, backup or None when it was new)
+        try:
+            for tmp, target in self.staged:
+                backup = target.with_name(f".{target.name}.{os.getpid()}.patch-bak")
+                try:
+                    os.replace(target, backup)
+                    backups.append((target, backup))
+                except FileNotFoundError:
+                    backups.append((target, None))
+                os.replace(tmp, target)
+        except BaseException:
+            for swapped, kept in reversed(backups):
+                if kept is not None:
+                    os.replace(kept, swapped)
+                else:
+                    swapped.unlink(missing_ok=True)
+            self.discard()
+            raise
+        for _, kept in backups:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
 
 
 def _rmdir(directory: Path) -> None:
@@ -143,12 +184,12 @@ def _rmdir(directory: Path) -> None:
 
 
 def from_files(generated_dir: str | os.PathLike, root: str | os.PathLike, workspace: str, **meta: str | None) -> dict:
-    generated_dir, root = Path(generated_dir), _Root(Path(root))
+    source, files = Path(generated_dir), _Root(Path(root))
     generated = {}
-    for path in sorted(generated_dir.rglob("*")):
+    for path in sorted(source.rglob("*")):
         if path.is_file():
-            generated[path.relative_to(generated_dir).as_posix()] = engine.decode(path.read_bytes())
-    return rules.files_to_batch(workspace, generated, root.read, **meta)
+            generated[path.relative_to(source).as_posix()] = engine.decode(path.read_bytes())
+    return rules.files_to_batch(workspace, generated, files.read, **meta)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,3 +98,43 @@ def test_cli_from_files_then_apply(root, tmp_path):
     again = subprocess.run([sys.executable, "-m", "agent", "patch", "apply", str(out), "--root", str(root)],
                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 1  # drift: the files are no longer what the batch was built from
+
+
+def test_a_write_failing_while_staging_leaves_nothing_behind(root, monkeypatch):
+    """Files are staged as the engine hands them over: a write failing on the second one
+    removes the first one's temporary file and the directories made for it."""
+    before = tree(root)
+    real, calls = os.writev, []
+
+    def full_disk(fd, buffers):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(fd, buffers)
+
+    monkeypatch.setattr(patch.os, "writev", full_disk)
+    batch = {"operations": [{"op": "append", "file": "made/here/new.txt", "content": "n"},
+                            {"op": "append", "file": "b.txt", "content": "y"}]}
+    with pytest.raises(OSError):
+        patch.apply_batch(batch, root)
+    assert tree(root) == before and not (root / "made").exists()
+
+
+def test_write_all_survives_short_writes_and_more_buffers_than_iov_max(tmp_path, monkeypatch):
+    real, seen = os.writev, []
+
+    def short(fd, buffers):  # the kernel may write less than asked: at most 5 bytes here
+        seen.append(len(buffers))
+        first = bytes(buffers[0])[:5]
+        return real(fd, [first])
+
+    monkeypatch.setattr(patch.os, "writev", short)
+    monkeypatch.setattr(patch, "_IOV_MAX", 3)
+    buffers = [b"alpha-", memoryview(b"xxbravo-")[2:], b"", b"charlie-", b"d" * 11, b"end\n"]
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    try:
+        patch._write_all(fd, buffers)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out").read_bytes() == b"".join(bytes(b) for b in buffers)
+    assert max(seen) <= 3

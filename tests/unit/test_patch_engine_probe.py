@@ -78,3 +78,47 @@ def test_a_long_needle_with_a_common_prefix_is_found_once():
     ambiguous = engine.apply_batch([{"op": "insert-after", "file": "f", "anchor": {"search": needle},
                                      "content": "X"}], {"f": twice.encode()}.get)
     assert ambiguous.results[0].code == engine.SEARCH_AMBIGUOUS
+
+
+# --- the C library's memmem behind engine.finder ----------------------------------------------
+
+BYTES = st.lists(st.sampled_from(b"ab\x00\n"), max_size=40).map(bytes)
+
+
+def test_memmem_is_found_on_this_machine():
+    """Linux (glibc, musl) and macOS have one: a bench or CI run here is the memmem path, not
+    bytes.find by accident."""
+    assert engine._load_memmem() is not None
+    assert engine.finder(b"abc") is not b"abc".find
+
+
+@settings(max_examples=2000, deadline=None)
+@example(hay=b"aab", needle=b"ab", pos=0, stop=2)  # a hit ending past stop
+@example(hay=b"a\x00b", needle=b"\x00b", pos=0, stop=3)  # NUL bytes: lengths, not C strings
+@example(hay=b"ab", needle=b"b", pos=3, stop=1)  # pos past stop and past the end
+@given(hay=BYTES, needle=st.lists(st.sampled_from(b"ab\x00\n"), min_size=1, max_size=5).map(bytes),
+       pos=st.integers(0, 42), stop=st.integers(0, 50))
+def test_finder_answers_as_bytes_find(hay, needle, pos, stop):
+    assert engine.finder(hay)(needle, pos, stop) == hay.find(needle, pos, stop)
+
+
+@contextlib.contextmanager
+def without_memmem():
+    saved = engine._MEMMEM, engine._MEMMEM_LOADED
+    engine._MEMMEM, engine._MEMMEM_LOADED = None, True
+    try:
+        yield
+    finally:
+        engine._MEMMEM, engine._MEMMEM_LOADED = saved
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=batches())
+def test_fast_path_without_memmem_matches_line_list_path(case):
+    """Where ctypes finds no memmem (Windows), bytes.find serves: the same results."""
+    text, ops = case
+    hay = b"x"
+    with without_memmem():
+        assert engine.finder(hay) == hay.find
+        fast = _run(text, ops, fast=True)
+    assert fast == _run(text, ops, fast=False)
