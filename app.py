@@ -39,7 +39,10 @@ if on_lambda():
     # one clear log line (chalicelib/core/config.py) instead of serving with a default.
     settings().api_key_pepper  # noqa: B018 - reading it is the check
 
-app = ControlPlaneApp(app_name="control-plane")
+# configure_logs=False: Chalice would put a plain handler on the "control-plane" logger, the one
+# the Powertools Logger (service "control-plane") writes its JSON through, and every line would
+# print twice; app.log goes through the Powertools handler instead (to the root logger until then)
+app = ControlPlaneApp(app_name="control-plane", configure_logs=False)
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(contract_errors, "http")
 

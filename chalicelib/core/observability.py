@@ -41,12 +41,13 @@ class _Once(Generic[T]):
 
     Not functools.cache: that lets concurrent first callers each build, and
     keeps the last. A second Powertools Logger for the same service takes the
-    logging logger's first handler as its own, and that is Chalice's plain
-    handler on the same "control-plane" logger (app_name), so every
-    `append_keys` of that Logger raises AttributeError: every request of the
-    process answered 500 from then on. The local stack's Lambda pool runs the
-    first requests after a (re)start in parallel (an edge gateway's upload,
-    its command poll and its WebSocket $connect arrive together).
+    logging logger's first handler as its own; when that was Chalice's plain
+    handler on the same "control-plane" logger (app_name; app.py now turns
+    Chalice's handler off), every `append_keys` of that Logger raised
+    AttributeError: every request of the process answered 500 from then on.
+    The local stack's Lambda pool runs the first requests after a (re)start
+    in parallel (an edge gateway's upload, its command poll and its WebSocket
+    $connect arrive together).
     """
 
     def __init__(self, build: Callable[[], T]) -> None:
