@@ -20,13 +20,21 @@ def _naive(hay: bytes, value: bytes, pos: int, stop: int, step: int, limit: int)
 
 
 @contextlib.contextmanager
-def small_probe(probe: int, misses: int):
-    saved = engine.PROBE, engine.PROBE_MISSES
-    engine.PROBE, engine.PROBE_MISSES = probe, misses
+def engine_with(**values):
+    """The engine's module globals set to `values` for the block (hypothesis runs many examples in
+    one test call, so not pytest's function-scoped monkeypatch)."""
+    saved = {name: getattr(engine, name) for name in values}
+    for name, value in values.items():
+        setattr(engine, name, value)
     try:
         yield
     finally:
-        engine.PROBE, engine.PROBE_MISSES = saved
+        for name, value in saved.items():
+            setattr(engine, name, value)
+
+
+def small_probe(probe: int, misses: int):
+    return engine_with(PROBE=probe, PROBE_MISSES=misses)
 
 
 ABC = st.lists(st.sampled_from(b"abc"), max_size=40).map(bytes)
@@ -102,14 +110,8 @@ def test_finder_answers_as_bytes_find(hay, needle, pos, stop):
     assert engine.finder(hay)(needle, pos, stop) == hay.find(needle, pos, stop)
 
 
-@contextlib.contextmanager
 def without_memmem():
-    saved = engine._MEMMEM, engine._MEMMEM_LOADED
-    engine._MEMMEM, engine._MEMMEM_LOADED = None, True
-    try:
-        yield
-    finally:
-        engine._MEMMEM, engine._MEMMEM_LOADED = saved
+    return engine_with(_MEMMEM=None, _MEMMEM_LOADED=True)
 
 
 @settings(max_examples=300, deadline=None)
