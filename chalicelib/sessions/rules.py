@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 import math
 
+from chalicelib.core.transitions import Answer, judge
+
 
 class Status(str, enum.Enum):
     PENDING = "pending"
@@ -41,18 +43,8 @@ MOVES: dict[Status, frozenset[Status]] = {
 }
 
 
-class Answer(str, enum.Enum):
-    MOVE = "move"
-    NOOP = "noop"
-    INVALID = "invalid"
-
-
 def transition(current: Status, wanted: Status) -> Answer:
-    if wanted in MOVES[current]:
-        return Answer.MOVE
-    if wanted == current and not current.terminal:
-        return Answer.NOOP
-    return Answer.INVALID
+    return judge(MOVES, current, wanted)
 
 
 def may_edit(current: Status) -> bool:

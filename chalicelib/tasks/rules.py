@@ -21,6 +21,8 @@ import hashlib
 import json
 from typing import Any
 
+from chalicelib.core.transitions import Answer, judge
+
 
 class TaskStatus(str, enum.Enum):
     PENDING = "pending"
@@ -48,18 +50,8 @@ PUT_MOVES: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 
-class Answer(str, enum.Enum):
-    MOVE = "move"
-    NOOP = "noop"
-    INVALID = "invalid"
-
-
 def put_transition(current: TaskStatus, wanted: TaskStatus) -> Answer:
-    if wanted in PUT_MOVES[current]:
-        return Answer.MOVE
-    if wanted == current and not current.terminal:
-        return Answer.NOOP
-    return Answer.INVALID
+    return judge(PUT_MOVES, current, wanted)
 
 
 def may_set_result(current: TaskStatus) -> bool:
