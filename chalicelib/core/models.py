@@ -6,7 +6,8 @@ reject unknown parameters: a typo fails loudly instead of being ignored.
 """
 from __future__ import annotations
 
-from typing import Optional
+import json
+from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -32,3 +33,16 @@ class PageModel(ResponseModel):
     """A page of a list: `{"items": [...], "nextToken": ...}`; nextToken is null, not absent, on the last page."""
 
     next_token: Optional[str] = None
+
+
+def bounded_json(value: Any, limit: int) -> Any:
+    """A field of free-form JSON that is stored as text: finite numbers only (JSON has no NaN or
+    Infinity, and a reader of the text would choke on them), at most `limit` bytes as compact JSON.
+    For a field_validator; ValueError says what is wrong."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
+    if len(text.encode()) > limit:
+        raise ValueError(f"must be at most {limit} bytes as JSON")
+    return value

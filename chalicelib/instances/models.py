@@ -1,26 +1,17 @@
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.core.models import ApiModel, ResponseModel, bounded_json
 
 MAX_METADATA_BYTES = 16 * 1024
 
 
 def json_object(value: dict[str, Any] | None, limit: int = MAX_METADATA_BYTES) -> dict[str, Any] | None:
     """Free-form JSON that we store as text: finite numbers only (JSON has no NaN), bounded size."""
-    if value is None:
-        return None
-    try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
-    if len(text.encode()) > limit:
-        raise ValueError(f"must be at most {limit} bytes as JSON")
-    return value
+    return None if value is None else bounded_json(value, limit)
 
 
 class CreateInstanceRequest(ApiModel):

@@ -1,12 +1,11 @@
 """Sessions over HTTP: requests (camelCase, snake_case accepted) and responses."""
 from __future__ import annotations
 
-import json
 from typing import Any, Literal, Optional, get_args
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 from chalicelib.sessions.rules import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Status
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -24,13 +23,7 @@ def metadata_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for key in value:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"keys are 1 to {MAX_KEY_LENGTH} characters")
-    try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
-    if len(text.encode()) > MAX_METADATA_BYTES:
-        raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    return value
+    return bounded_json(value, MAX_METADATA_BYTES)
 
 
 class CreateSessionRequest(ApiModel):

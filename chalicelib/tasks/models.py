@@ -5,7 +5,7 @@ from typing import Any, Literal, Optional, get_args
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
 
 PAYLOAD_MAX_BYTES = 64 * 1024
@@ -13,15 +13,7 @@ ID_LENGTH = 128  # roles, types and trace ids: 1..128 characters
 
 
 def _json(value: Any) -> Any:
-    import json
-
-    try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        raise ValueError("must be JSON: NaN and Infinity are not numbers") from None
-    if len(text.encode()) > PAYLOAD_MAX_BYTES:
-        raise ValueError(f"must be at most {PAYLOAD_MAX_BYTES} bytes as JSON")
-    return value
+    return bounded_json(value, PAYLOAD_MAX_BYTES)
 
 
 class CreateTaskRequest(ApiModel):
