@@ -45,10 +45,11 @@ gateway: $(STAMP)
 # Static checks; `make test` runs them first. Add further linters as prerequisites here.
 lint: cfn-lint check
 
-# The layering (import-linter contracts in pyproject.toml), ruff and mypy over chalicelib/: zero findings.
+# The layering (import-linter contracts in pyproject.toml), ruff over the whole tree (app, tests,
+# bench, the local stack, agent and gateway) and mypy over chalicelib/ and app.py: zero findings.
 check: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/ruff check chalicelib app.py
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 # cfn-lint the data stack template and the app as `chalice package` emits it (packaged

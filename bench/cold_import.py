@@ -20,7 +20,8 @@ SAMPLES = 15
 TARGET_RATIO = 1.5
 ENV = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "0",
        "STACK_NAME": "controlplane-bench",
-       "OUTBOX_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/controlplane-bench-outbox/stream/2026-01-01T00:00:00.000"}
+       "OUTBOX_STREAM_ARN":
+           "arn:aws:dynamodb:us-east-1:123456789012:table/controlplane-bench-outbox/stream/2026-01-01T00:00:00.000"}
 BARE_APP = """
 import boto3
 from chalice import Chalice

@@ -59,5 +59,5 @@ def moto_stack():
 
 def table(rows: list[tuple], headers: tuple) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False))  # noqa: E731
     return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)])

@@ -19,7 +19,6 @@ records/s of that flush.
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -107,7 +106,7 @@ def load(port: int, path: str = "/buffer/store") -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         start.wait()
         for b in bodies[c]:
-            for attempt in range(3):
+            for _attempt in range(3):
                 try:
                     conn.request("POST", path, body=b, headers={"Content-Type": "application/json"})
                     r = conn.getresponse()

@@ -16,7 +16,6 @@ measures the worker's AWS calls per batch more than anything about AWS.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading

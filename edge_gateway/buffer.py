@@ -233,7 +233,7 @@ class Buffer:
                     raise full
                 dropped = self._drop_oldest(conn, self.used_bytes + needed - self.max_bytes)
             conn.executemany("INSERT INTO records(record_id, tbl, data, ts, bytes) VALUES (?, ?, ?, ?, ?)",
-                             [(r.record_id, r.table, r.data, r.ts, size) for r, size in zip(records, sizes)])
+                             [(r.record_id, r.table, r.data, r.ts, size) for r, size in zip(records, sizes, strict=True)])
             self.used_bytes += needed
             self.backlog += len(records)
             self._bump(stored=len(records))
@@ -253,7 +253,7 @@ class Buffer:
                 freed += size
                 if freed >= free:
                     break
-            conn.execute(f"DELETE FROM records WHERE seq <= ?", (take[-1],))
+            conn.execute("DELETE FROM records WHERE seq <= ?", (take[-1],))
             dropped += len(take)
         self.used_bytes -= freed
         self.backlog -= dropped

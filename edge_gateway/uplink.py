@@ -24,7 +24,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from edge_gateway.buffer import Buffer, Closed, StoredRecord
 from edge_gateway.client import ControlPlane, Unreachable

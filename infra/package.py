@@ -181,7 +181,8 @@ def check() -> int:
                       if event.get("Type") == "SQS"]
         print(f"packaged: {len(resources)} resources, {len(sqs_events)} SQS event sources "
               f"(ReportBatchItemFailures on {sum('FunctionResponseTypes' in e['Properties'] for e in sqs_events)}); "
-              f"runtime {sorted({r['Properties'].get('Runtime') for r in resources.values() if r['Type'] == 'AWS::Serverless::Function'})}")
+              f"runtime {sorted({r['Properties'].get('Runtime') for r in resources.values()
+                                 if r['Type'] == 'AWS::Serverless::Function'})}")
     if status & 2:
         print("cfn-lint found errors")
         return 1

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -204,7 +203,7 @@ def test_set_log_level_and_flush_handlers(fleet):
                         ({"type": "flush"}, lambda r: r["ok"] is True),
                         ({"type": "no-such-handler"}, None)):
         issued = call(fleet["url"], "POST", f"/agents/{fleet['agent']['agentId']}/commands", fleet["ops"], body).json
-        wait_until(lambda: command(fleet, issued["commandId"])["status"] != "pending", 5, "never acked")
+        wait_until(lambda issued=issued: command(fleet, issued["commandId"])["status"] != "pending", 5, "never acked")
         done = command(fleet, issued["commandId"])
         if check is None:
             assert done["status"] == "failed" and "error" in done["result"]
@@ -233,7 +232,8 @@ def test_a_duplicate_delivery_is_acked_once(fleet, stack):
     # deliver the same command:issued again: a second outbox item, as a replayed stream record would be
     ddb = stack.aws("dynamodb")
     ddb.put_item(TableName=stack.environment["OUTBOX_TABLE"], Item={
-        "id": {"S": "01DUPLICATE" + issued["commandId"][11:]}, "orgId": {"S": _org_of(stack, issued["commandId"])}, "event": {"S": "command:issued"},
+        "id": {"S": "01DUPLICATE" + issued["commandId"][11:]}, "orgId": {"S": _org_of(stack, issued["commandId"])},
+        "event": {"S": "command:issued"},
         "data": {"S": json.dumps({k: v for k, v in issued.items()})}, "agentId": {"S": fleet["agent"]["agentId"]},
         "at": {"S": issued["createdAt"]}, "ttl": {"N": str(int(time.time()) + 3600)}})
     wait_until(lambda: _duplicates(gateway) > before, 5, "the second delivery never arrived")

@@ -117,7 +117,7 @@ def test_30_batches_for_3_workspaces_apply_in_submission_order(stack, key, watch
         return ids
 
     with ThreadPoolExecutor(3) as pool:
-        submitted = dict(zip(workspaces, pool.map(submit, workspaces)))
+        submitted = dict(zip(workspaces, pool.map(submit, workspaces), strict=True))
     views = wait_done(stack, key, [b for ids in submitted.values() for b in ids])
     assert {v["status"] for v in views.values()} == {"applied"}
     for ws in workspaces:

@@ -1,5 +1,4 @@
 """Agents: register (bound key), list, get (lastSeenAt), heartbeat, deactivate, pools."""
-from tests.handlers.test_jobs_fixtures import events, fleet  # noqa: F401
 
 
 def test_register_returns_a_key_bound_to_the_agent(fleet, http):

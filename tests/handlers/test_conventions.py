@@ -115,7 +115,8 @@ def test_openapi_document_describes_every_route_from_the_models(http, app_module
     registered = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
     assert routes == registered
     create_key = doc["paths"]["/keys"]["post"]
-    schema = doc["components"]["schemas"][create_key["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
+    ref = create_key["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.split("/")[-1]]
     assert schema["properties"]["scope"]["enum"] == ["admin", "operator", "agent"]
     assert "agentId" in schema["properties"]
     assert "401" in create_key["responses"] and "403" in create_key["responses"]

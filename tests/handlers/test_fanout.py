@@ -1,6 +1,5 @@
 """WebSocket handlers and the outbox fan-out, as Lambda would invoke them."""
 from tests.conftest import seed_agent
-import json
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

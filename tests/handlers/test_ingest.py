@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.handlers.test_instances import operator_key, register_agent
-from tests.handlers.test_jobs_concurrency import atomic_aws  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module", autouse=True)

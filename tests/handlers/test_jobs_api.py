@@ -1,7 +1,6 @@
 """Jobs through the app: create, list, get, cancel, poll, progress, complete, and every 4xx of the contract."""
 import pytest
 
-from tests.handlers.test_jobs_fixtures import events, fleet, sent_checks  # noqa: F401
 
 
 def test_create_direct_job_queues_it_and_emits_job_queued(fleet, events):
@@ -115,7 +114,7 @@ def test_poll_sends_one_lease_check_per_claim_before_claiming(fleet, sent_checks
     jobs = [fleet.create(pool="w", leaseSeconds=7), fleet.create(pool="w", leaseSeconds=30, timeoutSeconds=3)]
     got = fleet.poll(agent_id, max=5)["jobs"]
     checks = {body["jobId"]: (body, delay) for body, delay in sent_checks}
-    for job, polled, expected_delay in zip(jobs, got, (7, 3)):  # lease, or the timeout when sooner
+    for job, polled, expected_delay in zip(jobs, got, (7, 3), strict=True):  # lease, or the timeout when sooner
         body, delay = checks[job["jobId"]]
         assert body == {"v": 1, "kind": "check-run", "orgId": fleet.org["orgId"], "jobId": job["jobId"],
                         "runId": polled["runId"]}

@@ -2,41 +2,13 @@
 
 In-process moto checks a condition and then writes, without a lock, so two
 threads can both pass the same condition; real DynamoDB is atomic per request.
-The `atomic_aws` fixture restores that (one AWS request at a time, as the
+The `atomic_aws` fixture (conftest.py) restores that (one AWS request at a time, as the
 devstack does for DynamoDB); the threads still interleave between requests,
 which is where the claim races live. The same property over real HTTP at
 scale is tests/e2e/test_jobs_e2e.py.
 """
 import collections
 import threading
-
-import pytest
-
-from tests.handlers.test_jobs_fixtures import fleet  # noqa: F401
-
-
-class _Locked:
-    def __init__(self, client, lock):
-        self._client, self._lock = client, lock
-
-    def __getattr__(self, name):
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            with self._lock:
-                return attr(*args, **kwargs)
-        return call
-
-
-@pytest.fixture
-def atomic_aws(monkeypatch):
-    from chalicelib.aws import clients
-
-    lock = threading.RLock()
-    real = clients.client
-    monkeypatch.setattr(clients, "client", lambda *a, **kw: _Locked(real(*a, **kw), lock))
 
 
 def test_concurrent_polls_never_get_the_same_job(fleet, atomic_aws):

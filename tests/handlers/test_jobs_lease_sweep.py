@@ -7,7 +7,6 @@ run is left alone, and the sweep sends no timers of its own.
 from chalice.app import ScheduledEventConfig
 
 from chalicelib.jobs import leases
-from tests.handlers.test_jobs_fixtures import clock, events, fleet, sent_checks  # noqa: F401
 
 
 def test_sweep_requeues_expired_leases_fails_timeouts_and_leaves_live_runs(fleet, clock, sent_checks):

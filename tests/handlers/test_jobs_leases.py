@@ -7,7 +7,6 @@ import json
 
 from chalicelib.jobs import leases
 from chalicelib.jobs.rules import Action
-from tests.handlers.test_jobs_fixtures import clock, events, fleet, sent_checks  # noqa: F401
 
 
 def _check(fleet, run):

@@ -9,6 +9,7 @@ the page it returned: cost follows the page, not the 10,000.
 """
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -184,7 +185,7 @@ def test_every_filter_combination_matches_the_reference(log10k, data):
 def test_reference_is_strict(log10k):
     """The reference itself can tell a wrong answer: an off-by-one on `since` changes the result."""
     stored = log10k["stored"]
-    tie = next(e for a, e in zip(stored, stored[1:]) if a.timestamp == e.timestamp)
+    tie = next(e for a, e in itertools.pairwise(stored) if a.timestamp == e.timestamp)
     strictly_after = reference(stored, 5, tie.timestamp, None)
     assert tie.id not in strictly_after
     at_or_after = [e.id for e in stored if e.moment >= tie.moment][:5]

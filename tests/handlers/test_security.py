@@ -11,7 +11,6 @@ from botocore.stub import Stubber
 from chalicelib.aws import clients, dynamo
 from chalicelib.core import auth
 from chalicelib.core.config import settings
-from tests.handlers.test_jobs_concurrency import atomic_aws  # noqa: F401 - moto atomic per request, as DynamoDB
 
 
 def count_calls():
@@ -58,7 +57,7 @@ def test_the_idempotency_record_holds_no_secret_and_is_scoped_to_the_key(http, o
     assert again.status == 401
 
 
-def test_twenty_concurrent_repeats_create_exactly_once(http, org, atomic_aws):  # noqa: F811
+def test_twenty_concurrent_repeats_create_exactly_once(http, org, atomic_aws):
     body = {"name": "raced", "scope": "operator"}
     results = []
 

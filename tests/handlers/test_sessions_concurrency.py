@@ -2,36 +2,16 @@
 one task per idempotencyKey, one decision per approval.
 
 In-process moto checks a condition and then writes without a lock; real
-DynamoDB is atomic per request. `atomic_aws` restores that (one AWS request at
+DynamoDB is atomic per request. `atomic_aws` (conftest.py) restores that (one AWS request at
 a time, as the local stack does for DynamoDB); the threads still interleave
 between requests (read, decide, conditional write), which is where these races live.
 """
 from __future__ import annotations
 
-from tests.conftest import key_of
-from tests.handlers.test_jobs_concurrency import _Locked
-
 import collections
 import threading
 
-import pytest
-
-
-@pytest.fixture
-def atomic_aws(monkeypatch):
-    """One AWS request at a time, and a failed transaction leaves no stream records behind
-    (plain moto rolls items back but keeps their stream records: phantom outbox events;
-    the local stack's fast_moto rolls both back, as DynamoDB never writes them)."""
-    from chalicelib.aws import clients
-    from devstack import fast_moto
-
-    lock = threading.RLock()
-    real = clients.client
-    monkeypatch.setattr(clients, "client", lambda *a, **kw: _Locked(real(*a, **kw), lock))
-    fast_moto.patch_transactions()
-    yield
-    fast_moto.unpatch()
-
+from tests.conftest import key_of
 
 def race(n: int, fn) -> list:
     """Run fn(i) on n threads released together; their results in order of i."""

@@ -118,7 +118,7 @@ def test_pepper_is_read_from_the_stack_secret_and_required_on_lambda(aws, monkey
     assert Settings.from_env().api_key_pepper == DEVELOPMENT_PEPPER  # locally only
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "control-plane-prod-APIHandler")
     with pytest.raises(RuntimeError, match="pepper missing"):
-        Settings.from_env().api_key_pepper
+        _ = Settings.from_env().api_key_pepper
 
 
 def test_docs_list_exactly_the_schedules_the_app_defines(app_module):

@@ -32,7 +32,8 @@ def test_deployed_stack_has_every_output_ttl_and_streams(aws):
         attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
-    assert sqs.get_queue_attributes(QueueUrl=aws["PatchesQueueUrl"], AttributeNames=["FifoQueue"])["Attributes"]["FifoQueue"] == "true"
+    fifo = sqs.get_queue_attributes(QueueUrl=aws["PatchesQueueUrl"], AttributeNames=["FifoQueue"])["Attributes"]
+    assert fifo["FifoQueue"] == "true"
 
 
 def test_app_event_sources_point_at_the_stack(app_module, aws):

@@ -1,5 +1,6 @@
 """The engine's fast path (FastFile: one string plus pending line edits) gives exactly what the
-line-list path (TextFile, the reference semantics) gives (for ASCII files on bytes, FastBytes), results and bytes, for any batch."""
+line-list path (TextFile, the reference semantics) gives (for ASCII files on bytes, FastBytes),
+results and bytes, for any batch."""
 from hypothesis import given, settings, strategies as st
 
 from chalicelib.patches import engine
@@ -25,7 +26,8 @@ def batches(draw):
                 start = draw(st.integers(0, 16))
                 op["anchor"] = {"lines": {"start": start, "end": start + draw(st.integers(-1, 4))}}
             elif kind == "search":
-                op["anchor"] = {"search": draw(st.sampled_from(["a", "b\n", "x y", "line b", "\na", "ab", "b\r\n", "", "é", "\udcff"]))}
+                values = ["a", "b\n", "x y", "line b", "\na", "ab", "b\r\n", "", "é", "\udcff"]
+                op["anchor"] = {"search": draw(st.sampled_from(values))}
             else:
                 op["anchor"] = {"marker": draw(st.sampled_from(["###M###", "a", "^b$", "x y", "line", "é"]))}
         ops.append(op)

@@ -4,10 +4,15 @@
 poll, progress and complete jobs through the app (Chalice test client on moto).
 `clock`: moves the app's clock (chalicelib.core.clock.now) so lease tests do not sleep.
 `events`: the outbox events of an org, read straight from the outbox table.
+`atomic_aws`: in-process moto checks a condition and then writes without a lock, so two threads
+can both pass the same condition; real DynamoDB is atomic per request. This restores that (one
+AWS request at a time, as the local stack does for DynamoDB); the threads still interleave
+between requests (read, decide, conditional write), which is where the races under test live.
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -136,3 +141,36 @@ def sent_checks(monkeypatch) -> list:
 
     monkeypatch.setattr(queues, "send_many", spy)
     return sent
+
+
+class _Locked:
+    """An AWS client whose calls take one lock: one request at a time."""
+
+    def __init__(self, client, lock):
+        self._client, self._lock = client, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+        return call
+
+
+@pytest.fixture
+def atomic_aws(monkeypatch):
+    """One AWS request at a time, and a failed transaction leaves no stream records behind
+    (plain moto rolls items back but keeps their stream records: phantom outbox events;
+    the local stack's fast_moto rolls both back, as DynamoDB never writes them)."""
+    from chalicelib.aws import clients
+    from devstack import fast_moto
+
+    lock = threading.RLock()
+    real = clients.client
+    monkeypatch.setattr(clients, "client", lambda *a, **kw: _Locked(real(*a, **kw), lock))
+    fast_moto.patch_transactions()
+    yield
+    fast_moto.unpatch()
