@@ -8,8 +8,9 @@ SHA-256), dated within 5 minutes. Anything else is 403, so nothing on the
 public port can post a forged event to a socket.
 
 The recomputation is botocore's SigV4 canonicalisation written out for a
-request that is already on the wire (tests/unit/test_devstack_sigv4.py holds
-it equal to botocore's `SigV4Auth` on many requests), because a fan-out
+request that is already on the wire, from the pieces the app's signer uses too
+(chalicelib/aws/sigv4.py; tests/unit/test_sigv4_lean.py holds both equal to
+botocore's `SigV4Auth` on many requests), because a fan-out
 verifies one signature per post: building a botocore `AWSRequest` and running
 `SigV4Auth.canonical_request` cost ~350 us per post, most of a post's CPU.
 The signing key (4 HMACs) is derived once per date, region and service.
@@ -21,9 +22,8 @@ import hashlib
 import hmac
 import re
 import time
-from urllib.parse import quote
 
-from botocore.utils import normalize_url_path
+from chalicelib.aws import sigv4
 
 MAX_SKEW_SECONDS = 300
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
@@ -66,15 +66,13 @@ class SigV4Verifier:
         canonical = "\n".join((
             method.upper(),
             self._canonical_uri(raw_path),
-            _canonical_query(query),
+            sigv4.canonical_query(query),
             "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in sorted(set(names))),
             ";".join(sorted(set(names))),
             headers["x-amz-content-sha256"] if "x-amz-content-sha256" in names else hashlib.sha256(body).hexdigest(),
         ))
-        string_to_sign = (f"AWS4-HMAC-SHA256\n{timestamp}\n{date}/{region}/{service}/aws4_request\n"
-                          f"{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}")
-        expected = hmac.digest(self._signing_key(date, region, service), string_to_sign.encode("utf-8"),
-                               "sha256").hex()
+        expected = sigv4.signature(self._signing_key(date, region, service), timestamp,
+                                   f"{date}/{region}/{service}/aws4_request", canonical)
         if not hmac.compare_digest(expected, signature):
             return "The request signature we calculated does not match the signature you provided."
         return None
@@ -82,7 +80,7 @@ class SigV4Verifier:
     def _canonical_uri(self, raw_path: str) -> str:
         uri = self._paths.get(raw_path)
         if uri is None:
-            uri = quote(normalize_url_path(raw_path), safe="/~")
+            uri = sigv4.canonical_uri(raw_path)
             if len(self._paths) >= _MAX_PATHS:
                 self._paths.clear()
             self._paths[raw_path] = uri
@@ -92,9 +90,7 @@ class SigV4Verifier:
         scope = (date, region, service)
         key = self._signing_keys.get(scope)
         if key is None:
-            key = f"AWS4{self._secret_key}".encode("utf-8")
-            for part in (date, region, service, "aws4_request"):
-                key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+            key = sigv4.signing_key(self._secret_key, date, region, service)
             if len(self._signing_keys) >= _MAX_KEYS:
                 self._signing_keys.clear()
             self._signing_keys[scope] = key
@@ -114,9 +110,3 @@ def _epoch(timestamp: str) -> int | None:
     except (OverflowError, ValueError):
         return None
 
-
-def _canonical_query(query: str) -> str:
-    """botocore's canonical query string of a URL's query: pairs split on '&' and '=', sorted, as sent."""
-    if not query:
-        return ""
-    return "&".join(f"{key}={value}" for key, value in sorted(pair.partition("=")[::2] for pair in query.split("&")))

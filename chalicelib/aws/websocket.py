@@ -23,7 +23,6 @@ stays on the botocore client.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import random
@@ -36,9 +35,8 @@ from botocore.auth import _host_from_url
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
-from botocore.utils import normalize_url_path
 
-from chalicelib.aws import clients, deferred
+from chalicelib.aws import clients, deferred, sigv4
 from chalicelib.core.config import settings
 
 log = logging.getLogger(__name__)
@@ -136,10 +134,7 @@ class ExecuteApiSigner:
         canonical = (f"{method}\n{canonical_path_and_query}\n"
                      f"{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}")
         scope = f"{date}/{self._region}/{self._service}/aws4_request"
-        string_to_sign = (f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n"
-                          f"{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}")
-        signature = hmac.digest(self._signing_key(credentials.secret_key, date), string_to_sign.encode("utf-8"),
-                                "sha256").hex()
+        signature = sigv4.signature(self._signing_key(credentials.secret_key, date), timestamp, scope, canonical)
         headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
         headers["Content-Length"] = str(len(body))
@@ -148,9 +143,7 @@ class ExecuteApiSigner:
     def _signing_key(self, secret: str, date: str) -> bytes:
         if self._key is not None and self._key[0] == (secret, date):
             return self._key[1]
-        key = f"AWS4{secret}".encode("utf-8")
-        for part in (date, self._region, self._service, "aws4_request"):
-            key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        key = sigv4.signing_key(secret, date, self._region, self._service)
         self._key = ((secret, date), key)
         return key
 
@@ -165,18 +158,11 @@ def _url_parts(url: str) -> tuple[str, str]:
     found = _url_parts_cache.get(url)
     if found is None:
         split = urlsplit(url)
-        found = (_host_from_url(url),
-                 f"{quote(normalize_url_path(split.path), safe='/~')}\n{_canonical_query(split.query)}")
+        found = (_host_from_url(url), f"{sigv4.canonical_uri(split.path)}\n{sigv4.canonical_query(split.query)}")
         if len(_url_parts_cache) >= _URL_PARTS_MAX:
             _url_parts_cache.clear()
         _url_parts_cache[url] = found
     return found
-
-
-def _canonical_query(query: str) -> str:
-    if not query:
-        return ""
-    return "&".join(f"{key}={value}" for key, value in sorted(pair.partition("=")[::2] for pair in query.split("&")))
 
 
 _signer_for: tuple[Any, ExecuteApiSigner] | None = None  # (the session it was made from, the signer)
