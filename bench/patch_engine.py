@@ -260,9 +260,9 @@ def compare(gnu: str, tmp: Path, original: Path, files: dict[str, bytes], ops: l
     # and pays its own start-up faults in every round; it is not warmed and cannot be.
     for warm in (run_engine_same_io, lambda: run_engine_same_io(streamed=False), run_engine_files, run_engine_memory):
         warm()
-    for key in (*cpu, *split, *faults):
-        for table in (cpu, split, faults):
-            table.get(key, []).clear()
+    for table in (cpu, split, faults):
+        for figures in table.values():
+            figures.clear()
     # the rows interleaved, round by round, so that GNU patch and the engine see the same machine:
     # run one after the other, a quiet or busy stretch (the kernel's writeback of the copies,
     # other processes) favoured whichever came first (measured: GNU patch's system time 53 to

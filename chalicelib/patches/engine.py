@@ -365,17 +365,25 @@ class FastFile:
         self.mark_offs: list[int] = [0]
         self._eol: str | None = None
 
+    def pieces(self) -> list[Any]:
+        """The current text in order, unjoined: the stretches of base between the pending edits
+        (memoryview slices of bytes: no copies) and the edits' new lines; no empty piece."""
+        base, parts, pos = self.base, [], 0
+        if isinstance(base, bytes):
+            base = memoryview(base)
+        for start, end, body, _, _ in self.edits:
+            if start > pos:
+                parts.append(base[pos:start])
+            if body:
+                parts.append(body)
+            pos = end
+        if pos < len(base):
+            parts.append(base[pos:])
+        return parts
+
     def text(self) -> Any:  # str, or bytes in FastBytes
         if self.edits:
-            base, parts, pos = self.base, [], 0
-            if isinstance(base, bytes):
-                base = memoryview(base)  # slices without copies: join copies each byte once
-            for start, end, body, _, _ in self.edits:
-                parts.append(base[pos:start])
-                parts.append(body)
-                pos = end
-            parts.append(base[pos:])
-            text = self.NL[:0].join(parts)
+            text = self.NL[:0].join(self.pieces())  # join copies each byte once
             first = self.edits[0][0]
             self._forget_marks(first)
             self.base, self.edits = text, []
@@ -663,8 +671,8 @@ def finder(hay: Any) -> Callable[[Any, int, int], int]:
     if loaded is None:
         return hay.find
     memmem, ctypes = loaded
-    # c_char_p of a bytes object points at the object's own buffer (no copy); `hay` is held by
-    # this closure, so the address stays valid as long as `find` can be called
+    # c_char_p of a bytes object points at the object's own buffer (no copy); `find` keeps a
+    # reference to `hay` (find.hay below), so the address stays valid as long as `find` can be called
     address = ctypes.cast(ctypes.c_char_p(hay), ctypes.c_void_p).value
     size = len(hay)
 
@@ -907,17 +915,7 @@ def _finish_buffers(working: dict[str, "FastFile | TextFile | None"], before: di
         data = _finish(working, before, path)
         return None if data is None else [data]
     del working[path], before[path]
-    base = memoryview(f.base)
-    buffers: list[Any] = []
-    pos = 0
-    for start, end, body, _, _ in f.edits:
-        if start > pos:
-            buffers.append(base[pos:start])
-        if body:
-            buffers.append(body)
-        pos = end
-    if pos < len(base):
-        buffers.append(base[pos:])
+    buffers = f.pieces()
     if original is not None and sum(len(b) for b in buffers) == len(original):
         whole, at = memoryview(original), 0
         for b in buffers:
