@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
 import threading
 from typing import Any
@@ -408,16 +409,10 @@ def patch_request_costs() -> None:
         serialize_structure(self, serialized, value, shape, key)
 
     make = UpdateExpressionParser.make.__func__
-    parsed: dict[str, Any] = {}
 
+    @functools.lru_cache(maxsize=4096)  # the app's expressions are few; anything else is not kept forever
     def make_once(cls: Any, expression_str: str) -> Any:
-        found = parsed.get(expression_str)
-        if found is None:
-            found = make(cls, expression_str)
-            if len(parsed) >= 4096:  # the app's expressions are few; anything else is not kept forever
-                parsed.clear()
-            parsed[expression_str] = found
-        return found
+        return make(cls, expression_str)
 
     from moto.sqs.models import Queue, SQSBackend
 

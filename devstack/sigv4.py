@@ -13,7 +13,8 @@ request that is already on the wire, from the pieces the app's signer uses too
 botocore's `SigV4Auth` on many requests), because a fan-out
 verifies one signature per post: building a botocore `AWSRequest` and running
 `SigV4Auth.canonical_request` cost ~350 us per post, most of a post's CPU.
-The signing key (4 HMACs) is derived once per date, region and service.
+The signing key (4 HMACs) is derived once per date, region and service, and each
+path's canonical form once (both cached in chalicelib/aws/sigv4.py).
 """
 from __future__ import annotations
 
@@ -29,17 +30,13 @@ MAX_SKEW_SECONDS = 300
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
                    r"SignedHeaders=([a-z0-9;\-]+), Signature=([0-9a-f]{64})$")
 _AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
-_MAX_PATHS = 20_000
-_MAX_KEYS = 16  # signing keys kept (date x region x service); a day rolls over, the old ones go
 
 
 class SigV4Verifier:
     def __init__(self, access_key: str, secret_key: str) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
-        self._signing_keys: dict[tuple[str, str, str], bytes] = {}
         self._last_date: tuple[str, int] = ("", 0)
-        self._paths: dict[str, str] = {}  # raw path -> canonical URI: posts go to the same connections again
 
     def verify(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes) -> str | None:
         """None when the request is signed with the stack's credentials, else why not.
@@ -65,36 +62,17 @@ class SigV4Verifier:
             return "a signed header is missing"
         canonical = "\n".join((
             method.upper(),
-            self._canonical_uri(raw_path),
+            sigv4.canonical_uri(raw_path),
             sigv4.canonical_query(query),
             "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in sorted(set(names))),
             ";".join(sorted(set(names))),
             headers["x-amz-content-sha256"] if "x-amz-content-sha256" in names else hashlib.sha256(body).hexdigest(),
         ))
-        expected = sigv4.signature(self._signing_key(date, region, service), timestamp,
+        expected = sigv4.signature(sigv4.signing_key(self._secret_key, date, region, service), timestamp,
                                    f"{date}/{region}/{service}/aws4_request", canonical)
         if not hmac.compare_digest(expected, signature):
             return "The request signature we calculated does not match the signature you provided."
         return None
-
-    def _canonical_uri(self, raw_path: str) -> str:
-        uri = self._paths.get(raw_path)
-        if uri is None:
-            uri = sigv4.canonical_uri(raw_path)
-            if len(self._paths) >= _MAX_PATHS:
-                self._paths.clear()
-            self._paths[raw_path] = uri
-        return uri
-
-    def _signing_key(self, date: str, region: str, service: str) -> bytes:
-        scope = (date, region, service)
-        key = self._signing_keys.get(scope)
-        if key is None:
-            key = sigv4.signing_key(self._secret_key, date, region, service)
-            if len(self._signing_keys) >= _MAX_KEYS:
-                self._signing_keys.clear()
-            self._signing_keys[scope] = key
-        return key
 
 
 def _epoch(timestamp: str) -> int | None:

@@ -3,11 +3,13 @@
 One definition for both ends of the fan-out's posts: the app's lean signer
 (`websocket.ExecuteApiSigner`) and the local stack's verifier
 (`devstack/sigv4.py`), each of which skips botocore's per-call machinery and
-caches what repeats. tests/unit/test_sigv4_lean.py holds both equal to
-botocore's `SigV4Auth`, byte for byte.
+uses the caches here for what repeats post after post (the same connections'
+paths, the day's signing key). tests/unit/test_sigv4_lean.py holds both equal
+to botocore's `SigV4Auth`, byte for byte.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from urllib.parse import quote
@@ -15,6 +17,7 @@ from urllib.parse import quote
 from botocore.utils import normalize_url_path
 
 
+@functools.lru_cache(maxsize=20_000)  # every event goes to the same connections' paths
 def canonical_uri(path: str) -> str:
     """The canonical URI of a request path: normalised, then quoted except '/' and '~'."""
     return quote(normalize_url_path(path), safe="/~")
@@ -28,8 +31,9 @@ def canonical_query(query: str) -> str:
     return "&".join(f"{key}={value}" for key, value in sorted(pair.partition("=")[::2] for pair in query.split("&")))
 
 
+@functools.lru_cache(maxsize=16)  # a key per day, region and service: a day rolls over, the old ones go
 def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
-    """The day's signing key (four HMACs); callers keep it for the day."""
+    """The day's signing key (four HMACs), derived once."""
     key = f"AWS4{secret_key}".encode("utf-8")
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()

@@ -22,6 +22,7 @@ stays on the botocore client.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -117,7 +118,6 @@ class ExecuteApiSigner:
         self._credentials = credentials
         self._region = region
         self._service = service
-        self._key: tuple[tuple[str, str], bytes] | None = None  # ((secret, date), signing key)
 
     def prepared(self, method: str, url: str, body: bytes, now: float | None = None) -> AWSPreparedRequest:
         credentials = self._credentials.get_frozen_credentials()
@@ -134,35 +134,20 @@ class ExecuteApiSigner:
         canonical = (f"{method}\n{canonical_path_and_query}\n"
                      f"{canonical_headers}\n{signed}\n{hashlib.sha256(body).hexdigest()}")
         scope = f"{date}/{self._region}/{self._service}/aws4_request"
-        signature = sigv4.signature(self._signing_key(credentials.secret_key, date), timestamp, scope, canonical)
+        key = sigv4.signing_key(credentials.secret_key, date, self._region, self._service)
+        signature = sigv4.signature(key, timestamp, scope, canonical)
         headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
         headers["Content-Length"] = str(len(body))
         return AWSPreparedRequest(method, url, headers, body, stream_output=False)
 
-    def _signing_key(self, secret: str, date: str) -> bytes:
-        if self._key is not None and self._key[0] == (secret, date):
-            return self._key[1]
-        key = sigv4.signing_key(secret, date, self._region, self._service)
-        self._key = ((secret, date), key)
-        return key
-
 
 # url -> (host header, canonical path + "\n" + canonical query). Every event goes to the same
-# connections, so after the first one each URL is a dict hit instead of a split, quote and normalise.
-_URL_PARTS_MAX = 20_000
-_url_parts_cache: dict[str, tuple[str, str]] = {}
-
-
+# connections, so after the first one each URL is a cache hit instead of a split, quote and normalise.
+@functools.lru_cache(maxsize=20_000)
 def _url_parts(url: str) -> tuple[str, str]:
-    found = _url_parts_cache.get(url)
-    if found is None:
-        split = urlsplit(url)
-        found = (_host_from_url(url), f"{sigv4.canonical_uri(split.path)}\n{sigv4.canonical_query(split.query)}")
-        if len(_url_parts_cache) >= _URL_PARTS_MAX:
-            _url_parts_cache.clear()
-        _url_parts_cache[url] = found
-    return found
+    split = urlsplit(url)
+    return _host_from_url(url), f"{sigv4.canonical_uri(split.path)}\n{sigv4.canonical_query(split.query)}"
 
 
 _signer_for: tuple[Any, ExecuteApiSigner] | None = None  # (the session it was made from, the signer)
