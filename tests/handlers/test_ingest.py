@@ -174,8 +174,9 @@ def test_concurrent_first_uploads_after_a_cold_start_all_succeed(http, setup, at
     were the process's first requests and ran in parallel; each built the lazily made Powertools Logger, and the
     one kept took Chalice's plain handler (same logger name as the app) as its own: every later request was
     500 (AttributeError: 'Formatter' object has no attribute 'append_keys'). Here: a cold copy of the
-    observability module (nothing built yet; a service name of its own, with Chalice's handler on it as the app
-    has), the Logger's construction slowed as the cold import of Powertools slows it, 8 first uploads at once."""
+    observability module (nothing built yet; a service name of its own, with Chalice's plain handler on it as
+    the app had before app.py turned that handler off), the Logger's construction slowed as the cold import of
+    Powertools slows it, 8 first uploads at once: still one Logger, whatever handler it finds."""
     import importlib.util
     import time
 
@@ -188,7 +189,7 @@ def test_concurrent_first_uploads_after_a_cold_start_all_succeed(http, setup, at
     cold = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cold)
     cold.SERVICE = "control-plane-cold-start"
-    # Chalice puts its plain handler on the logger named after the app, as it does for ControlPlaneApp
+    # Chalice puts its plain handler on the logger named after the app (configure_logs defaults to on)
     Chalice(app_name=cold.SERVICE, env={})  # env={}: leaves os.environ alone
     monkeypatch.setattr(observability, "_logger", cold._logger)
 
