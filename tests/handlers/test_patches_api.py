@@ -480,3 +480,37 @@ def test_writing_a_workspace_file_is_audited_with_its_digests(http, op_key, org)
                                   "sha256After": second["sha256"], "size": 4}
     assert updated["actor"] == created["actor"] and updated["actor"] not in ("", "system")
     assert updated["traceId"]
+
+
+def test_a_lost_file_audit_event_is_a_503_and_logged_in_full(http, op_key, monkeypatch, caplog):
+    from chalicelib.core import tx as core_tx
+
+    real = core_tx.Tx.commit
+
+    def audit_down(self):
+        if any(name.startswith("audit:workspaceFile:") for name in self.names):
+            raise ConnectionError("DynamoDB is down")
+        return real(self)
+
+    monkeypatch.setattr(core_tx.Tx, "commit", audit_down)
+    with caplog.at_level("ERROR"):
+        r = http.call("PUT", "/api/workspaces/lost/files?path=a.txt", op_key, raw_body=b"x",
+                      headers={"content-type": "text/plain"})
+    assert r.status == 503 and r.json["error"]["code"] == "UNAVAILABLE", r.json
+    lost = [rec.getMessage() for rec in caplog.records if "AUDIT WRITE FAILED" in rec.getMessage()]
+    assert len(lost) == 1 and "lost/a.txt" in lost[0] and "sha256After" in lost[0]
+    monkeypatch.setattr(core_tx.Tx, "commit", real)
+    assert put_file(http, op_key, "lost", "a.txt", "x")["path"] == "a.txt"  # the retry is recorded
+
+
+def test_the_worker_gives_up_on_the_queue_s_last_delivery():
+    """MAX_DELIVERIES is the patches queue's maxReceiveCount: the last delivery finishes the batch
+    itself, before SQS would move it to the dead-letter queue."""
+    import re
+    from pathlib import Path
+
+    from chalicelib.patches import worker
+
+    template = (Path(__file__).resolve().parents[2] / "infra" / "template.yaml").read_text()
+    queue_block = template[template.index("  PatchesQueue:"):]
+    assert int(re.search(r"maxReceiveCount: (\d+)", queue_block).group(1)) == worker.MAX_DELIVERIES
