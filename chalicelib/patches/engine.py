@@ -40,6 +40,7 @@ whole-line edits, spliced once) take the common ones and hand anything else to T
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
@@ -265,42 +266,44 @@ def _budget(timeout: "float | RegexBudget") -> RegexBudget:
 class _MarkerCache:
     """Compiled markers, least recently used first out: at most `size` of them and at most
     `weight` expansion (markers.check) together. Only markers that passed markers.check are
-    compiled, so each entry is bounded too; a refused or invalid marker is never kept.
-    Lock-free: a race compiles a marker twice, harmlessly."""
+    compiled, so each entry is bounded too; a refused or invalid marker is never kept."""
 
     def __init__(self, size: int, weight: int):
         self.size, self.weight, self.held, self.compiles = size, weight, 0, 0
         self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()  # the local stack serves requests on threads
 
     def get(self, marker: str) -> Any:
-        found = self._items.get(marker)
-        if found is None:
-            return None
-        try:
+        with self._lock:
+            found = self._items.get(marker)
+            if found is None:
+                return None
             self._items.move_to_end(marker)
-        except KeyError:  # evicted by another thread meanwhile
-            pass
-        return found[0]
+            return found[0]
 
     def put(self, marker: str, pattern: Any, weight: int) -> None:
-        old = self._items.pop(marker, None)
-        if old is not None:
-            self.held -= old[1]
-        self._items[marker] = (pattern, weight)
-        self.held += weight
-        while len(self._items) > self.size or (self.held > self.weight and len(self._items) > 1):
-            try:
+        with self._lock:
+            old = self._items.pop(marker, None)
+            if old is not None:
+                self.held -= old[1]
+            self._items[marker] = (pattern, weight)
+            self.held += weight
+            self.compiles += 1
+            while len(self._items) > self.size or (self.held > self.weight and len(self._items) > 1):
                 _, (_, dropped) = self._items.popitem(last=False)
-            except KeyError:
-                break
-            self.held -= dropped
+                self.held -= dropped
+            purge = self.compiles % self.size == 0
+        if purge:
+            regex.purge()  # even uncached, the regex module notes each pattern's locale use, unbounded
 
     def keys(self) -> list[str]:
-        return list(self._items)
+        with self._lock:
+            return list(self._items)
 
     def clear(self) -> None:
-        self._items.clear()
-        self.held = 0
+        with self._lock:
+            self._items.clear()
+            self.held = 0
 
 
 _compiled = _MarkerCache(MARKER_CACHE_SIZE, MARKER_CACHE_WEIGHT)
@@ -349,9 +352,6 @@ def compile_marker(marker: str, budget: RegexBudget | None = None) -> Any:
         if budget is not None:
             budget.spent += time.monotonic() - started
     _compiled.put(marker, found, weight)
-    _compiled.compiles += 1
-    if _compiled.compiles % MARKER_CACHE_SIZE == 0:
-        regex.purge()  # even uncached, the module notes each pattern's locale use, unbounded
     return found
 
 
