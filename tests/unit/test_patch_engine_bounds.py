@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from chalicelib.patches import engine, markers
 from chalicelib.patches.engine import PathError, apply_batch, normalize_path
@@ -156,3 +157,30 @@ def test_a_look_alike_path_fails_its_op_in_the_engine():
     outcome = apply_batch([{"op": "append", "file": "\u2024\u2024/x", "content": "x"}], {}.get)
     assert not outcome.ok and outcome.results[0].code == engine.INVALID_OPERATION
     assert "'..'" in (outcome.results[0].error or "")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(list("()[]{}|*+?\\a1,:^$-xP<>=!#") + ["(?:", "{1000}", "{2,}", "[:alpha:]"]),
+                max_size=60).map("".join))
+def test_any_marker_is_either_refused_with_a_reason_or_compiled_quickly(marker):
+    started = time.monotonic()
+    problem = engine.check_marker(marker)  # never raises
+    assert problem is None or problem.startswith("marker")
+    assert time.monotonic() - started < 0.5
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(max_size=40) | st.lists(st.sampled_from(["a", ".", "/", " ", ":", "\u2024", "\uff0e", "\uff0f", "con",
+                                                         "\u202e", "\u0301", "\u2100", "\\"]), max_size=12).map("".join))
+def test_any_path_is_either_refused_with_a_path_error_or_safe_after_nfkc(path):
+    import unicodedata
+
+    try:
+        normalized = normalize_path(path)
+    except PathError:
+        return
+    folded = unicodedata.normalize("NFKC", normalized)
+    parts = folded.split("/")
+    assert all(p not in ("", ".", "..") and not p.endswith((".", " ")) for p in parts)
+    assert not set(folded) & set('\\:<>"|?*') and not folded.startswith("/")
+    assert all(unicodedata.category(c) not in ("Cc", "Cf") for c in folded)
