@@ -50,9 +50,7 @@ from typing import Any, Callable, Iterable, Mapping
 import regex
 
 from chalicelib.patches import markers
-from chalicelib.patches.paths import PathError, normalize_path
-
-__all__ = ["PathError", "normalize_path", "apply_batch", "Outcome", "Result", "RegexBudget", "compile_marker"]
+from chalicelib.patches.paths import PathError, normalize_path  # the path rule, here for every user of the engine
 
 MARKER_TIMEOUT_SECONDS = 0.5  # one op's marker search
 BATCH_REGEX_SECONDS = 2.0  # every marker compile and search of one batch together

@@ -42,19 +42,22 @@ def normalize_path(path: str) -> str:
     could leave the workspace or mean a different (or unsafe) file on another system."""
     if not isinstance(path, str) or not path:
         raise PathError("must be a non-empty relative path")
-    for ch in path:
-        category = unicodedata.category(ch)
-        if category in _REFUSED_CATEGORIES:
-            name = unicodedata.name(ch, "a control character")
-            raise PathError(f"must not contain control or format characters (U+{ord(ch):04X} {name})")
-    if unicodedata.normalize("NFC", path) != path:
-        raise PathError("must be in Unicode NFC (composed) form: macOS would take it for another name")
-    folded = unicodedata.normalize("NFKC", path)
-    look_alike = folded != path
-    said = f" (read as {folded!r} after Unicode NFKC normalisation)" if look_alike else ""
-    for ch in folded:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
-            raise PathError(f"must not contain control or format characters{said}")
+    if path.isascii():  # the usual case: NFKC leaves ASCII as it is, and its only Cc are these
+        if not path.isprintable():
+            raise PathError("must not contain control characters")
+        folded = path
+    else:
+        for ch in path:
+            if unicodedata.category(ch) in _REFUSED_CATEGORIES:
+                name = unicodedata.name(ch, "a control character")
+                raise PathError(f"must not contain control or format characters (U+{ord(ch):04X} {name})")
+        if unicodedata.normalize("NFC", path) != path:
+            raise PathError("must be in Unicode NFC (composed) form: macOS would take it for another name")
+        folded = unicodedata.normalize("NFKC", path)
+        if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in folded):
+            raise PathError(f"must not contain control or format characters (read as {folded!r} after "
+                            f"Unicode NFKC normalisation)")
+    said = f" (read as {folded!r} after Unicode NFKC normalisation)" if folded != path else ""
     if "\\" in folded:
         raise PathError(f"must use '/' (a backslash is not allowed){said}")
     if folded.startswith("/"):
