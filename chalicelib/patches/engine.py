@@ -25,8 +25,12 @@ Semantics (binding, API.md "Patches"; examples in docs/PATCHES.md):
   `expectedSha256` is compared with the file as it was before the batch (drift detection).
 - A batch is all or nothing: when any op fails, `files` is empty; every op still gets a
   result (later ops are evaluated against the state the successful ops produced).
-- A marker regex is matched with the `regex` module's timeout (MARKER_TIMEOUT_SECONDS per op),
-  so a pathological pattern fails its op (MARKER_TIMEOUT) instead of holding the worker.
+- A marker regex is checked before it is compiled (markers.py: length, nesting, counted repeats
+  and their expansion, repeated ambiguous groups; MARKER_INVALID), compiled once into a bounded
+  LRU cache, and matched with the `regex` module's timeout: at most MARKER_TIMEOUT_SECONDS per
+  op (MARKER_TIMEOUT) and BATCH_REGEX_SECONDS for all the batch's compiles and searches together
+  (RegexBudget; REGEX_BUDGET_EXCEEDED for the op that finds it spent, and for every later marker
+  op of the batch), so no batch holds the worker longer than that on regexes.
 
 Two representations, one semantics: TextFile (a list of lines) defines it and takes every
 case; FastFile / FastBytes (the text as one string, or the bytes of an ASCII file, plus pending
@@ -36,14 +40,24 @@ whole-line edits, spliced once) take the common ones and hand anything else to T
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import regex
 
-MARKER_TIMEOUT_SECONDS = 0.5
+from chalicelib.patches import markers
+from chalicelib.patches.paths import PathError, normalize_path  # the path rule, here for every user of the engine
+
+MARKER_TIMEOUT_SECONDS = 0.5  # one op's marker search
+BATCH_REGEX_SECONDS = 2.0  # every marker compile and search of one batch together
+# compiled markers kept: at most this many, and at most this much expansion (markers.check)
+# together; measured ~185 bytes of compiled pattern per element, so about 6 MB at most
+MARKER_CACHE_SIZE = 128
+MARKER_CACHE_WEIGHT = 32_000
 MARK_BYTES = 2048  # FastFile: a line-start mark about every 4 KB of counted text
 _META = set(".^$*+?{}[]\\|()")
 
@@ -52,6 +66,7 @@ FILE_NOT_FOUND = "FILE_NOT_FOUND"
 MARKER_NOT_FOUND = "MARKER_NOT_FOUND"
 MARKER_INVALID = "MARKER_INVALID"
 MARKER_TIMEOUT = "MARKER_TIMEOUT"
+REGEX_BUDGET_EXCEEDED = "REGEX_BUDGET_EXCEEDED"
 SEARCH_NOT_FOUND = "SEARCH_NOT_FOUND"
 SEARCH_AMBIGUOUS = "SEARCH_AMBIGUOUS"
 LINE_OUT_OF_RANGE = "LINE_OUT_OF_RANGE"
@@ -60,31 +75,6 @@ INVALID_OPERATION = "INVALID_OPERATION"
 
 OPS = ("replace-block", "insert-before", "insert-after", "append", "prepend")
 ANCHORED = ("replace-block", "insert-before", "insert-after")
-
-
-class PathError(ValueError):
-    pass
-
-
-def normalize_path(path: str) -> str:
-    """A workspace-relative path, normalized (`./a//b` -> `a/b`); PathError for anything that
-    could leave the workspace or mean different files on different systems."""
-    if not isinstance(path, str) or not path:
-        raise PathError("must be a non-empty relative path")
-    if "\x00" in path:
-        raise PathError("must not contain NUL")
-    if "\\" in path:
-        raise PathError("must use '/' (a backslash is not allowed)")
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
-        raise PathError("must be relative (no absolute path)")
-    if any(ord(ch) < 32 for ch in path):
-        raise PathError("must not contain control characters")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise PathError("must not contain '..'")
-    if not parts or path.endswith("/"):
-        raise PathError("must name a file")
-    return "/".join(parts)
 
 
 def sha256(data: bytes) -> str:
@@ -250,26 +240,128 @@ def _anchor(op: Mapping[str, Any]) -> tuple[str, Any]:
     return given[0]
 
 
-_compiled: dict[str, Any] = {}
+class RegexBudget:
+    """The regex time one batch may spend: every marker compile and search of the batch draws
+    on it, each search also stopping at `per_op` seconds."""
+
+    __slots__ = ("seconds", "per_op", "spent")
+
+    def __init__(self, seconds: float = BATCH_REGEX_SECONDS, per_op: float = MARKER_TIMEOUT_SECONDS):
+        self.seconds, self.per_op, self.spent = seconds, per_op, 0.0
+
+    def remaining(self) -> float:
+        return self.seconds - self.spent
+
+    def exceeded(self) -> OpError:
+        return OpError(REGEX_BUDGET_EXCEEDED, f"the batch's regex time budget ({self.seconds:g}s for all "
+                                              f"its markers) is spent")
 
 
-def _pattern(marker: str) -> Any:
+def _budget(timeout: "float | RegexBudget") -> RegexBudget:
+    return timeout if isinstance(timeout, RegexBudget) else RegexBudget(timeout, timeout)
+
+
+class _MarkerCache:
+    """Compiled markers, least recently used first out: at most `size` of them and at most
+    `weight` expansion (markers.check) together. Only markers that passed markers.check are
+    compiled, so each entry is bounded too; a refused or invalid marker is never kept."""
+
+    def __init__(self, size: int, weight: int):
+        self.size, self.weight, self.held, self.compiles = size, weight, 0, 0
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.Lock()  # the local stack serves requests on threads
+
+    def get(self, marker: str) -> Any:
+        with self._lock:
+            found = self._items.get(marker)
+            if found is None:
+                return None
+            self._items.move_to_end(marker)
+            return found[0]
+
+    def put(self, marker: str, pattern: Any, weight: int) -> None:
+        with self._lock:
+            old = self._items.pop(marker, None)
+            if old is not None:
+                self.held -= old[1]
+            self._items[marker] = (pattern, weight)
+            self.held += weight
+            self.compiles += 1
+            while len(self._items) > self.size or (self.held > self.weight and len(self._items) > 1):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.held -= dropped
+            purge = self.compiles % self.size == 0
+        if purge:
+            regex.purge()  # even uncached, the regex module notes each pattern's locale use, unbounded
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.held = 0
+
+
+_compiled = _MarkerCache(MARKER_CACHE_SIZE, MARKER_CACHE_WEIGHT)
+
+
+def _literal(marker: str) -> bool:
+    """A marker without regex syntax (the usual ###NAME### template marker): found by substring
+    search, never compiled."""
+    return not _META.intersection(marker) and "\n" not in marker and "\r" not in marker
+
+
+def check_marker(marker: str) -> str | None:
+    """Why the marker cannot be used (out of bounds, or not a valid regex), or None. Compiles a
+    regex marker (into the cache) when it is within bounds: the submit path's check, so a batch
+    with a bad marker is refused before it is queued."""
+    try:
+        if _literal(marker):
+            markers.check(marker)
+            return None
+        compile_marker(marker)
+    except markers.MarkerRefused as e:
+        return f"marker {e}"
+    except OpError as e:
+        return str(e).split(": ", 1)[1]
+    return None
+
+
+def compile_marker(marker: str, budget: RegexBudget | None = None) -> Any:
+    """The compiled marker (cached); OpError MARKER_INVALID when it is out of bounds or invalid.
+    The compile time is charged to `budget`."""
     found = _compiled.get(marker)
-    if found is None:
-        try:
-            found = regex.compile(marker)
-        except (regex.error, TypeError, ValueError, OverflowError) as e:
-            raise OpError(MARKER_INVALID, f"marker is not a valid regex: {e}") from None
-        if len(_compiled) > 512:
-            _compiled.clear()
-        _compiled[marker] = found
+    if found is not None:
+        return found
+    try:
+        weight = markers.check(marker)
+    except markers.MarkerRefused as e:
+        raise OpError(MARKER_INVALID, f"marker {e}") from None
+    started = time.monotonic()
+    try:
+        # not into the regex module's own cache (500 patterns, kept until it fills: 200+ MB
+        # of compile bombs stayed there); ours above is the only one
+        found = regex.compile(marker, cache_pattern=False)
+    except Exception as e:  # noqa: BLE001 - regex.error, and RecursionError/OverflowError on odd input
+        raise OpError(MARKER_INVALID, f"marker is not a valid regex: {str(e)[:200]}") from None
+    finally:
+        if budget is not None:
+            budget.spent += time.monotonic() - started
+    _compiled.put(marker, found, weight)
     return found
 
 
-def _marker_lines(f: TextFile, marker: str, timeout: float) -> list[int]:
+def compiled_markers() -> list[str]:
+    """The markers held compiled, least recently used first (tests, diagnostics)."""
+    return _compiled.keys()
+
+
+def _marker_lines(f: TextFile, marker: str, timeout: "float | RegexBudget") -> list[int]:
     """Indexes of the first two lines the marker matches."""
     lines = f.lines
-    if not _META.intersection(marker) and "\n" not in marker and "\r" not in marker:
+    if _literal(marker):
         # A literal marker (the usual ###NAME### template marker): a substring search of the
         # whole text finds the lines the per-line regex search would, without a call per line.
         found: list[int] = []
@@ -286,25 +378,33 @@ def _marker_lines(f: TextFile, marker: str, timeout: float) -> list[int]:
                 break
             pos += 1
         return found
-    pattern = _pattern(marker)
-    deadline = time.monotonic() + timeout
+    budget = _budget(timeout)
+    pattern = compile_marker(marker, budget)
+    if budget.remaining() <= 0:
+        raise budget.exceeded()
+    limit = min(budget.per_op, budget.remaining())
+    started = time.monotonic()
+    deadline = started + limit
     found = []
-    for index, line in enumerate(lines):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise OpError(MARKER_TIMEOUT, f"marker matching took over {timeout}s")
-        try:
-            hit = pattern.search(_strip(line), timeout=remaining)
-        except TimeoutError:
-            raise OpError(MARKER_TIMEOUT, f"marker matching took over {timeout}s") from None
-        if hit is not None:
-            found.append(index)
-            if len(found) == 2:
-                break
+    try:
+        for index, line in enumerate(lines):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if pattern.search(_strip(line), timeout=remaining) is not None:
+                found.append(index)
+                if len(found) == 2:
+                    break
+    except TimeoutError:
+        if limit < budget.per_op:
+            raise budget.exceeded() from None
+        raise OpError(MARKER_TIMEOUT, f"marker matching took over {budget.per_op:g}s") from None
+    finally:
+        budget.spent += time.monotonic() - started
     return found
 
 
-def select(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> Selection:
+def select(f: TextFile, op: Mapping[str, Any], timeout: "float | RegexBudget" = MARKER_TIMEOUT_SECONDS) -> Selection:
     kind, value = _anchor(op)
     count = len(f.lines)
     if kind == "marker":
@@ -495,7 +595,7 @@ class FastFile:
         if start == 0:
             self._eol = None
 
-    def apply(self, op: Mapping[str, Any], timeout: float) -> str | None:
+    def apply(self, op: Mapping[str, Any], timeout: "float | RegexBudget") -> str | None:
         name, content = op.get("op"), op.get("content") or ""
         body = self.body(content)  # first: finding the line ending may splice the edits
         if name == "append":
@@ -721,7 +821,8 @@ def _occurrences(hay: Any, value: Any, pos: int, stop: int, step: int, limit: in
 
 # --- operations -------------------------------------------------------------------
 
-def apply_op(f: TextFile, op: Mapping[str, Any], timeout: float = MARKER_TIMEOUT_SECONDS) -> str | None:
+def apply_op(f: TextFile, op: Mapping[str, Any],
+             timeout: "float | RegexBudget" = MARKER_TIMEOUT_SECONDS) -> str | None:
     """Apply one operation to a file in place; returns matchedBy (None for append/prepend)."""
     name, content = op.get("op"), op.get("content") or ""
     if name in ("append", "prepend"):
@@ -768,6 +869,7 @@ class Result:
 class Outcome:
     results: list[Result]
     files: dict[str, bytes] = field(default_factory=dict)  # new content of changed files (only when ok)
+    regex_seconds: float = 0.0  # spent compiling and matching marker regexes
 
     @property
     def ok(self) -> bool:
@@ -797,8 +899,10 @@ def as_dict(op: Any) -> dict:
 
 def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
                 timeout: float = MARKER_TIMEOUT_SECONDS,
-                on_file: Callable[[str, list[Any]], None] | None = None) -> Outcome:
+                on_file: Callable[[str, list[Any]], None] | None = None,
+                regex_seconds: float = BATCH_REGEX_SECONDS) -> Outcome:
     """Apply every op in order to the files `read` returns; all or nothing (see module doc).
+    Marker regexes get `timeout` seconds per op and `regex_seconds` for the whole batch.
 
     on_file(path, buffers), when given, receives each changed file as soon as the batch's last
     op on it has applied (while no op has failed), instead of `outcome.files`: its new content
@@ -809,6 +913,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
     what it got (a committer writes temporary files as they come and renames them only when
     outcome.ok)."""
     ops = [as_dict(o) for o in ops]
+    budget = RegexBudget(regex_seconds, timeout)
     before: dict[str, bytes | None] = {}
     working: dict[str, FastFile | TextFile | None] = {}
     digests: dict[str, str | None] = {}  # sha256 of each file before the batch, hashed once
@@ -856,14 +961,14 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             if isinstance(f, FastFile):
                 fast = f
                 try:
-                    matched_by, applied = fast.apply(op, timeout), True
+                    matched_by, applied = fast.apply(op, budget), True
                     if not fast.edits and not fast.base.endswith(fast.NL):
                         f = fast.as_text_file()
                 except _Fallback:
                     f = fast.as_text_file()
             if not applied:
                 assert isinstance(f, TextFile)
-                matched_by = apply_op(f, op, timeout)
+                matched_by = apply_op(f, op, budget)
             working[path] = f
             results.append(Result(index, path, name, True, matched_by))
         except OpError as e:
@@ -879,7 +984,7 @@ def apply_batch(ops: Iterable[Any], read: Callable[[str], bytes | None],
             # into fresh pages, a page fault per 4 KB (measured: 3,242 per 100 files read)
             del buffers, f
             fast = None
-    outcome = Outcome(results)
+    outcome = Outcome(results, regex_seconds=budget.spent)
     if outcome.ok and on_file is None:
         for path in list(working):
             data = _finish(working, before, path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from chalicelib.core.models import ApiModel, ResponseModel
 
@@ -56,19 +56,11 @@ class Anchor(ApiModel):
 # --- operations --------------------------------------------------------------
 
 class _Op(ApiModel):
+    # The path rule (paths.py) and the marker bounds (markers.py) are checked for the whole batch
+    # by rules.operation_problems when it is submitted, naming `operations[i].file`.
     file: str = Field(min_length=1, max_length=1024)
     content: str = ""
     expected_sha256: Optional[str] = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
-
-    @field_validator("file")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        from chalicelib.patches.engine import PathError, normalize_path
-
-        try:
-            return normalize_path(value)
-        except PathError as e:
-            raise ValueError(str(e)) from None
 
 
 class ReplaceBlock(_Op):

@@ -3,6 +3,7 @@
     resolve(text, marker)        -> Resolution: "new" (no file), "existing" (the marker's span),
                                     or "insert" (the marker is absent: insert before line N)
     files_to_batch(workspace, generated, read, ...) -> a PatchBatch as JSON
+    operation_problems(operations) -> [{field, message}]: what the submit path refuses (400)
 
 The bridge turns a set of generated files into operations:
 - a file that does not exist: `append` of the whole content (append creates the file);
@@ -131,3 +132,30 @@ def files_to_batch(workspace: str, generated: Mapping[str, str], read: Callable[
     batch = {"workspace": workspace, "operations": operations}
     batch.update({k: v for k, v in meta.items() if v is not None})
     return batch
+
+
+MAX_PROBLEMS = 50  # details listed in one 400 (a 1000-op batch of bad markers is not a 1000-line answer)
+
+
+def operation_problems(operations: list[dict]) -> list[dict[str, str]]:
+    """Every operation's unusable `file` (paths.py's rule) or anchor marker (markers.py's bounds, or
+    not a valid regex), as error details naming the field: `operations[3].file`,
+    `operations[3].anchor.marker`. Normalizes each op's `file` in place. Compiling a marker
+    that passed the bounds is part of the check (engine.check_marker), so a batch whose marker
+    the compiler refuses is never queued."""
+    problems: list[dict[str, str]] = []
+    checked: dict[str, str | None] = {}
+    for index, op in enumerate(operations):
+        try:
+            op["file"] = engine.normalize_path(op.get("file"))  # type: ignore[arg-type]
+        except engine.PathError as e:
+            problems.append({"field": f"operations[{index}].file", "message": str(e)})
+        marker = (op.get("anchor") or {}).get("marker")
+        if marker is not None:
+            if marker not in checked:
+                checked[marker] = engine.check_marker(marker)
+            if checked[marker] is not None:
+                problems.append({"field": f"operations[{index}].anchor.marker", "message": checked[marker] or ""})
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    return problems

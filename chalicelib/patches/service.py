@@ -20,7 +20,7 @@ from chalicelib.core import clock, ids
 from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.tx import TxFailed
 from chalicelib.events import outbox
-from chalicelib.patches import engine, store
+from chalicelib.patches import engine, rules, store
 from chalicelib.patches.models import (
     ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
     MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
@@ -71,6 +71,10 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     queue message (MessageGroupId: the workspace, so batches of one workspace apply in order)."""
     batch_id = batch.batch_id or ids.new_id()
     operations = _ops_json(batch)
+    problems = rules.operation_problems(operations)
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
+        raise ValidationError(f"invalid request: {summary}", problems)
     if batch.dry_run:
         snap = workspaces.snapshot(ctx, batch.workspace)
         outcome = engine.apply_batch(operations, snap.read)
@@ -211,7 +215,13 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
             item = _stored_batch(ctx, batch_id)
             return _finish_and_record(ctx, item, item.get("pendingOutcome") or "applied",
                                       store.results_of(item, pending=True), started_ms)
-        outcome = engine.apply_batch(operations, snap.read)
+        try:
+            outcome = engine.apply_batch(operations, snap.read)
+        except Exception as e:  # noqa: BLE001 - the engine is pure: a redelivery would only raise it again
+            log.exception("the patch engine failed on batch %s", batch_id)
+            return _finish_and_record(ctx, item, "failed",
+                                      failure_results(operations, f"the patch engine failed ({_describe(e)})"),
+                                      started_ms)
         results = _results(outcome)
         if not outcome.ok:
             return _finish_and_record(ctx, item, "rejected" if outcome.drift else "failed", results, started_ms)
@@ -226,6 +236,53 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
             continue
         return _finish_and_record(ctx, item, "applied", results, started_ms)
     raise RuntimeError(f"workspace {item['workspace']} kept changing under batch {batch_id}; SQS will retry")
+
+
+WORKER_ERROR = "WORKER_ERROR"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error)[:300]}"
+
+
+def failure_results(operations: list[dict] | None, reason: str) -> list[OpResult]:
+    """Every operation `failed` with the same reason: the batch failed as a whole, not one op."""
+    out = []
+    for index, op in enumerate(operations or []):
+        name = op.get("op") if isinstance(op, dict) else None
+        out.append(OpResult(index=index, file=str(op.get("file") if isinstance(op, dict) else "")[:1024],
+                            op=cast(OpName, name if name in engine.OPS else "append"), status="failed",
+                            error=f"{WORKER_ERROR}: {reason}"))
+    return out
+
+
+def fail_queued(ctx: "Ctx", message: dict, error: BaseException) -> str:
+    """The last delivery of a batch failed too (apply_queued raised): finish it `failed`, saying
+    why, so that the message is acknowledged and its workspace's next batch runs, instead of the
+    batch sitting `queued` until the dead-letter queue. A batch whose commit did happen (the
+    manifest names it) is finished as applied instead. Raises when even that cannot be written
+    (DynamoDB down): the message then goes to the dead-letter queue."""
+    batch_id = message["batchId"]
+    item = store.get_batch(ctx.org_id, batch_id)
+    if item is None:
+        return "dropped"
+    if item["status"] != store.QUEUED:
+        return "duplicate"
+    started_ms = int(ctx.now() * 1000)
+    try:
+        committed = workspaces.snapshot(ctx, item["workspace"]).committed_batch(batch_id)
+    except Exception:  # noqa: BLE001 - the store may be what is down: not committed as far as we can tell
+        committed = None
+    if committed is not None:
+        item = _stored_batch(ctx, batch_id)
+        return _finish_and_record(ctx, item, item.get("pendingOutcome") or "applied",
+                                  store.results_of(item, pending=True), started_ms)
+    try:
+        operations = load_operations(message)
+    except Exception:  # noqa: BLE001 - the claim check may be unreadable too
+        operations = None
+    reason = f"the batch could not be applied after {message.get('_deliveries', 'several')} deliveries ({_describe(error)})"
+    return _finish_and_record(ctx, item, "failed", failure_results(operations, reason), started_ms)
 
 
 def _finish_and_record(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], started_ms: int) -> str:

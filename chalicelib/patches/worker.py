@@ -10,6 +10,13 @@ reported (and redelivered after the visibility timeout) together with the later 
 its own message group only, so one workspace's failing batch never lets a later batch of
 that workspace jump ahead, and never blocks other workspaces. service.apply_queued applies
 a batch once however often it is delivered.
+
+A batch can never wedge its workspace: what the engine raises fails the batch at once (a pure
+function raises again on every delivery); anything else (S3 or DynamoDB unavailable, a crash
+mid-commit) is retried by redelivery, and its MAX_DELIVERIES-th delivery finishes the batch
+`failed` with the error (or `applied` when its commit had happened) and acknowledges the message,
+so the next batch of the group runs. Only when even that cannot be written does the message go
+to the dead-letter queue.
 """
 from __future__ import annotations
 
@@ -25,6 +32,9 @@ from chalicelib.core.context import Ctx
 from chalicelib.patches import service
 
 log = logging.getLogger(__name__)
+# infra/template.yaml PatchesQueue maxReceiveCount: the delivery that fails this many times
+# finishes its batch `failed` (service.fail_queued) instead of leaving it to the dead-letter queue
+MAX_DELIVERIES = 3
 
 
 def _record(record: SQSRecord) -> None:
@@ -37,8 +47,24 @@ def _record(record: SQSRecord) -> None:
         # No code version can handle it: logged and dropped, not cycled into the DLQ.
         log.error("dropped an unreadable patches message %s: %s", record.message_id, e)
         return
-    outcome = service.apply_queued(Ctx.system(org_id, trace_id=body.get("traceId")), body)
+    ctx = Ctx.system(org_id, trace_id=body.get("traceId"))
+    try:
+        outcome = service.apply_queued(ctx, body)
+    except Exception as error:
+        deliveries = _deliveries(record)
+        if deliveries < MAX_DELIVERIES:
+            raise  # reported failed: SQS redelivers it (and the later batches of its group) after the visibility timeout
+        log.exception("patch batch %s failed on its delivery %d of %d: finishing it failed", batch_id, deliveries,
+                      MAX_DELIVERIES)
+        outcome = service.fail_queued(ctx, {**body, "_deliveries": deliveries}, error)
     log.info("patch batch %s: %s", batch_id, outcome)
+
+
+def _deliveries(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (TypeError, ValueError, KeyError):
+        return 1
 
 
 def handle_batch(event: dict, context: Any = None) -> PartialItemFailureResponse:

@@ -7,6 +7,7 @@ write. See store.py for why that is atomic and loses no concurrent change.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from chalicelib.workspaces.store import PreconditionFailed
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
 
+log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 25  # each failed attempt means another writer committed: progress is made
 __all__ = ["PreconditionFailed", "Snapshot", "snapshot", "commit", "put_file", "get_file", "list_files"]
 
@@ -89,18 +91,59 @@ def _path(path: str | None) -> str:
         raise ValidationError.field("path", str(e)) from None
 
 
+AUDIT_ENTITY = "workspaceFile"
+MAX_ENTITY_ID = 256  # GET /audit's entityId
+
+
+def file_entity_id(workspace: str, path: str) -> str:
+    """The audit trail's entityId of a workspace file: `{workspace}/{path}`, or, for a path too
+    long to query by, `{workspace}/sha256:{digest of the path}` (the details carry the path)."""
+    entity = f"{workspace}/{path}"
+    if len(entity) <= MAX_ENTITY_ID:
+        return entity
+    return f"{workspace}/sha256:{hashlib.sha256(path.encode()).hexdigest()}"
+
+
 def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
-    """Write one file (a commit of one file); retried when another writer got there first."""
+    """Write one file (a commit of one file); retried when another writer got there first.
+
+    Audited: `workspaceFile` created|updated by the caller, with the file's sha256 before (absent
+    when new) and after. The commit point is the workspace's manifest in S3 and the audit trail
+    is in DynamoDB, so the two cannot commit in one transaction: the event is written right
+    after the commit, from exactly what that commit replaced. If that write fails the answer is
+    503 (retrying the same PUT is safe and records the write again) and the lost event is
+    logged at ERROR in full, never dropped silently."""
     workspace, path = _workspace(workspace), _path(path)
+    digest = hashlib.sha256(data).hexdigest()
     for attempt in range(WRITE_ATTEMPTS):
         snap = snapshot(ctx, workspace)
+        before = snap.manifest.files.get(path)
         try:
             commit(ctx, snap, {path: data})
-            return {"workspace": workspace, "path": path, "sha256": hashlib.sha256(data).hexdigest(),
-                    "size": len(data)}
         except PreconditionFailed:
             time.sleep(random.uniform(0.005, 0.03) * min(attempt + 1, 8))  # jittered, capped
+            continue
+        _audit_write(ctx, workspace, path, before["sha256"] if before else None, digest, len(data))
+        return {"workspace": workspace, "path": path, "sha256": digest, "size": len(data)}
     raise Unavailable("the workspace is busy with other writes; retry", headers={"Retry-After": "1"})
+
+
+def _audit_write(ctx: "Ctx", workspace: str, path: str, before: str | None, after: str, size: int) -> None:
+    details: dict = {"workspace": workspace, "path": path, "sha256After": after, "size": size}
+    if before is not None:  # a new file has no sha256Before
+        details["sha256Before"] = before
+    entity_id = file_entity_id(workspace, path)
+    action = "created" if before is None else "updated"
+    tx = ctx.tx()
+    tx.audit(AUDIT_ENTITY, entity_id, action, details)
+    try:
+        tx.commit()
+    except Exception:
+        log.exception("AUDIT WRITE FAILED: lost the workspace file event %s",
+                      {"orgId": ctx.org_id, "entityId": entity_id, "action": action, "actor": ctx.actor,
+                       "traceId": ctx.trace_id, **details})
+        raise Unavailable("the file was written but its audit event could not be recorded; retry the same PUT",
+                          headers={"Retry-After": "1"}) from None
 
 
 def get_file(ctx: "Ctx", workspace: str, path: str) -> dict:

@@ -98,7 +98,7 @@ def apply(http, key, batch, status=202):
 def test_bad_paths_are_400_and_nothing_is_queued(http, op_key, queue, path):
     r = http.post("/api/patches/apply", op_key, {"workspace": "ws", "operations": [A, {**A, "file": path}]})
     assert r.status == 400, r.json
-    assert r.json["error"]["details"][0]["field"].startswith("operations.1")
+    assert r.json["error"]["details"][0]["field"] == "operations[1].file"
     assert queue.depth() == 0
     assert http.call("PUT", "/api/workspaces/ws/files?path=" + path.replace("\x00", "%00"), op_key,
                      raw_body=b"x", headers={"content-type": "text/plain"}).status == 400
@@ -330,3 +330,187 @@ def test_a_reused_batch_id_is_409(http, op_key, queue):
     r = http.post("/api/patches/apply", op_key, {"batchId": "mine-1", "workspace": "ids", "operations": [A]})
     assert r.status == 409
     queue.drain()
+
+
+# --- bounds on what a tenant writes: marker regexes, the batch's regex time, look-alike paths --
+
+CRASH = "(?:" * 200 + "a" + ")" * 200  # crashed the regex compiler: a 500, and a wedged FIFO group
+BOMB = "(?:a{1000}){1000}"              # 200+ MB compiled, cached
+BACKTRACK = r"(a|a)+$"                 # 60 of them held a dry run for 29.8 s
+SLOW = r"a*a*a*a*a*a*a*[ab]$"           # within the bounds, slow on "aaa...c": the batch budget's case
+
+
+def marker_op(marker, file="m.txt"):
+    return {"op": "replace-block", "file": file, "anchor": {"marker": marker}, "content": "X"}
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize("marker, count", [(CRASH, 1), (BOMB, 1), (BACKTRACK, 60)])
+def test_a_regex_attack_is_a_fast_400_naming_the_operation(http, op_key, queue, marker, count, dry_run):
+    import time
+
+    put_file(http, op_key, "rx", "m.txt", "a" * 40 + "!\n")
+    ops = [A, A, A] + [marker_op(marker) for _ in range(count)]
+    started = time.monotonic()
+    r = http.post("/api/patches/apply", op_key, {"workspace": "rx", "dryRun": dry_run, "operations": ops})
+    assert time.monotonic() - started < 2
+    assert r.status == 400, r.json
+    assert r.json["error"]["code"] == "VALIDATION_ERROR"
+    details = r.json["error"]["details"]
+    assert details[0]["field"] == "operations[3].anchor.marker"
+    assert {d["field"] for d in details} <= {f"operations[{i}].anchor.marker" for i in range(3, 3 + count)}
+    assert queue.depth() == 0
+    assert get_file(http, op_key, "rx", "m.txt") == "a" * 40 + "!\n"
+
+
+def test_a_batch_over_its_regex_budget_fails_and_the_next_batch_of_the_workspace_applies(
+        http, op_key, queue):
+    from chalicelib.patches import engine
+
+    put_file(http, op_key, "slow", "m.txt", "a" * 3000 + "c\n")
+    slow = apply(http, op_key, {"workspace": "slow", "operations": [marker_op(SLOW) for _ in range(12)]})
+    after = apply(http, op_key, {"workspace": "slow", "operations": [{**A, "file": "m.txt", "content": "next"}]})
+    queue.drain()
+    view = http.get(f"/api/patches/batches/{slow['batchId']}", op_key).json
+    assert view["status"] == "failed"
+    errors = [r.get("error") or "" for r in view["results"]]
+    assert any(e.startswith(engine.REGEX_BUDGET_EXCEEDED) for e in errors), errors
+    # the whole batch's regex time is bounded, not 12 x the per-op timeout (the regex module
+    # stops a search within about twice its timeout)
+    assert view["durationMs"] < (2 * engine.BATCH_REGEX_SECONDS + 1.5) * 1000
+    assert http.get(f"/api/patches/batches/{after['batchId']}", op_key).json["status"] == "applied"
+    assert get_file(http, op_key, "slow", "m.txt").endswith("c\nnext\n")
+    assert queue.depth() == 0
+
+
+def test_an_unexpected_error_in_the_engine_fails_the_batch_and_frees_its_group(http, op_key, queue, monkeypatch):
+    from chalicelib.patches import engine
+
+    put_file(http, op_key, "boom", "a.txt", "a\n")
+    real = engine.apply_batch
+
+    def explode(operations, *args, **kwargs):
+        if any(o.get("content") == "explode" for o in operations):
+            raise MemoryError("engine blew up")
+        return real(operations, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "apply_batch", explode)
+    bad = apply(http, op_key, {"workspace": "boom", "operations": [{**A, "content": "explode"}]})
+    good = apply(http, op_key, {"workspace": "boom", "operations": [{**A, "content": "fine"}]})
+    messages = queue.receive()
+    assert queue.deliver(messages) == set()  # acknowledged, not left to cycle into the DLQ
+    queue.drain()
+    view = http.get(f"/api/patches/batches/{bad['batchId']}", op_key).json
+    assert view["status"] == "failed"
+    assert view["results"][0]["error"].startswith("WORKER_ERROR:")
+    assert http.get(f"/api/patches/batches/{good['batchId']}", op_key).json["status"] == "applied"
+    assert get_file(http, op_key, "boom", "a.txt") == "a\nfine\n"
+    assert queue.depth() == 0
+
+
+def test_an_infrastructure_error_is_retried_then_fails_the_batch_on_the_last_delivery(
+        http, op_key, queue, monkeypatch):
+    from chalicelib.patches import service, worker
+    from chalicelib.workspaces import service as workspaces
+
+    put_file(http, op_key, "flaky", "a.txt", "a\n")
+    real = workspaces.snapshot
+    bad = apply(http, op_key, {"workspace": "flaky", "orderId": "o-flaky", "operations": [A]})
+
+    def down(ctx, workspace):
+        if workspace == "flaky":
+            raise ConnectionError("S3 is down")
+        return real(ctx, workspace)
+
+    monkeypatch.setattr(service.workspaces, "snapshot", down)
+    for delivery in range(1, worker.MAX_DELIVERIES):
+        messages = queue.receive()
+        assert len(messages) == 1 and queue.deliver(messages) == {messages[0]["MessageId"]}, delivery
+        assert http.get(f"/api/patches/batches/{bad['batchId']}", op_key).json["status"] == "queued"
+    messages = queue.receive()
+    assert queue.deliver(messages) == set()  # the last delivery: failed and acknowledged
+    view = http.get(f"/api/patches/batches/{bad['batchId']}", op_key).json
+    assert view["status"] == "failed" and "S3 is down" in view["results"][0]["error"]
+    monkeypatch.setattr(service.workspaces, "snapshot", real)
+    after = apply(http, op_key, {"workspace": "flaky", "operations": [{**A, "content": "y"}]})
+    queue.drain()
+    assert http.get(f"/api/patches/batches/{after['batchId']}", op_key).json["status"] == "applied"
+
+
+LOOK_ALIKE_PATHS = ["\u2024\u2024/x", "\uff0e\uff0e/x", "a.txt.", "a.txt ", "CON", "nul.txt", "Com1.log", "LPT9",
+                    "a.txt::$DATA", "a:b", "a\u202eb.txt", "a\u200bb", "a\\b", ".git/config"]
+
+
+@pytest.mark.parametrize("path", LOOK_ALIKE_PATHS)
+def test_look_alike_paths_are_a_400_naming_the_field_everywhere(http, op_key, queue, path):
+    from urllib.parse import quote
+
+    r = http.post("/api/patches/apply", op_key, {"workspace": "ws", "operations": [A, {**A, "file": path}]})
+    assert r.status == 400, r.json
+    assert r.json["error"]["details"][0]["field"] == "operations[1].file"
+    r = http.post("/api/patches/apply", op_key,
+                  {"workspace": "ws", "dryRun": True, "operations": [A, {**A, "file": path}]})
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "operations[1].file"
+    assert queue.depth() == 0
+    r = http.call("PUT", f"/api/workspaces/ws/files?path={quote(path)}", op_key, raw_body=b"x",
+                  headers={"content-type": "text/plain"})
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "path", r.json
+    r = http.get(f"/api/workspaces/ws/files?path={quote(path)}", op_key)
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "path", r.json
+    assert http.get("/api/workspaces/ws/files", op_key).json["items"] == []
+
+
+# --- the audit trail of workspace files ------------------------------------------------------
+
+def test_writing_a_workspace_file_is_audited_with_its_digests(http, op_key, org):
+    import hashlib
+    from urllib.parse import quote
+
+    first = put_file(http, op_key, "aud", "dir/a.txt", "one\n")
+    second = put_file(http, op_key, "aud", "dir/a.txt", "two\n")
+    assert second["sha256"] == hashlib.sha256(b"two\n").hexdigest()
+    r = http.get(f"/audit?entityType=workspaceFile&entityId={quote('aud/dir/a.txt', safe='')}", op_key)
+    assert r.status == 200, r.json
+    trail = sorted(r.json["items"], key=lambda e: e["eventId"])
+    assert [e["action"] for e in trail] == ["created", "updated"]
+    created, updated = trail
+    assert created["details"] == {"workspace": "aud", "path": "dir/a.txt",  # a new file: no sha256Before
+                                  "sha256After": first["sha256"], "size": 4}
+    assert updated["details"] == {"workspace": "aud", "path": "dir/a.txt", "sha256Before": first["sha256"],
+                                  "sha256After": second["sha256"], "size": 4}
+    assert updated["actor"] == created["actor"] and updated["actor"] not in ("", "system")
+    assert updated["traceId"]
+
+
+def test_a_lost_file_audit_event_is_a_503_and_logged_in_full(http, op_key, monkeypatch, caplog):
+    from chalicelib.core import tx as core_tx
+
+    real = core_tx.Tx.commit
+
+    def audit_down(self):
+        if any(name.startswith("audit:workspaceFile:") for name in self.names):
+            raise ConnectionError("DynamoDB is down")
+        return real(self)
+
+    monkeypatch.setattr(core_tx.Tx, "commit", audit_down)
+    with caplog.at_level("ERROR"):
+        r = http.call("PUT", "/api/workspaces/lost/files?path=a.txt", op_key, raw_body=b"x",
+                      headers={"content-type": "text/plain"})
+    assert r.status == 503 and r.json["error"]["code"] == "UNAVAILABLE", r.json
+    lost = [rec.getMessage() for rec in caplog.records if "AUDIT WRITE FAILED" in rec.getMessage()]
+    assert len(lost) == 1 and "lost/a.txt" in lost[0] and "sha256After" in lost[0]
+    monkeypatch.setattr(core_tx.Tx, "commit", real)
+    assert put_file(http, op_key, "lost", "a.txt", "x")["path"] == "a.txt"  # the retry is recorded
+
+
+def test_the_worker_gives_up_on_the_queue_s_last_delivery():
+    """MAX_DELIVERIES is the patches queue's maxReceiveCount: the last delivery finishes the batch
+    itself, before SQS would move it to the dead-letter queue."""
+    import re
+    from pathlib import Path
+
+    from chalicelib.patches import worker
+
+    template = (Path(__file__).resolve().parents[2] / "infra" / "template.yaml").read_text()
+    queue_block = template[template.index("  PatchesQueue:"):]
+    assert int(re.search(r"maxReceiveCount: (\d+)", queue_block).group(1)) == worker.MAX_DELIVERIES

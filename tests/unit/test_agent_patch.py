@@ -138,3 +138,13 @@ def test_write_all_survives_short_writes_and_more_buffers_than_iov_max(tmp_path,
         os.close(fd)
     assert (tmp_path / "out").read_bytes() == b"".join(bytes(b) for b in buffers)
     assert max(seen) <= 3
+
+
+@pytest.mark.parametrize("path", ["nul.txt", "\u2024\u2024/x", "a.txt::$DATA", "a\u202eb.txt", "CON/x", "a.txt."])
+def test_the_cli_refuses_look_alike_paths_and_writes_nothing(root, path):
+    before = tree(root)
+    result = patch.apply_batch({"workspace": "w", "operations": [
+        {"op": "append", "file": "b.txt", "content": "c"}, {"op": "append", "file": path, "content": "x"}]}, root)
+    assert result["status"] == "failed"
+    assert result["results"][1]["error"].startswith("INVALID_OPERATION")
+    assert tree(root) == before
