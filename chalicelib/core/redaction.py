@@ -56,7 +56,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"(?<![{_B64}=])(?=[{_B64}]{{0,39}}[A-Z])(?=[{_B64}]{{0,39}}[a-z])(?=[{_B64}]{{0,39}}[0-9])"
                 rf"[{_B64}]{{40}}(?![{_B64}=])"), MASK.format("aws-secret-key")),
     # An Authorization header's value, whatever its scheme.
-    (re.compile(r"(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:Bearer|Basic|Digest|token)\s+)?)(?!\[redacted)"
+    (re.compile(r"(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:Bearer|Basic|Digest|token)\s+)?)"
+                r"(?!\[redacted)(?!(?:Bearer|Basic|Digest|token)\b)"
                 r"[A-Za-z0-9_\-.~+/=]{4,}", re.IGNORECASE), r"\g<1>" + MASK.format("bearer")),
     (re.compile(r"(\bBearer\s+)(?!\[redacted)[A-Za-z0-9_\-.~+/=]{8,}", re.IGNORECASE), r"\g<1>" + MASK.format("bearer")),
     # Basic credentials are base64: a digit or a symbol in them tells them from a word ("Basic authentication").
