@@ -259,6 +259,15 @@ def merge_samples(existing: list[dict], new: list[dict]) -> list[dict]:
     return sorted(seen.values(), key=lambda s: s.get("at", ""))[-MAX_SAMPLES:]
 
 
+def redact_sample(sample: dict) -> dict:
+    """A stored sample redacted again (idempotent): samples stored before redaction existed lose their secrets
+    the next time their group is written."""
+    out = {**sample, "message": redact(str(sample.get("message", "")))}
+    if isinstance(sample.get("where"), dict):
+        out["where"] = {k: redact(str(v)) for k, v in sample["where"].items()}
+    return out
+
+
 @dataclass(frozen=True)
 class GroupState:
     """A stored group, merged with one scan's aggregate."""
@@ -283,7 +292,7 @@ def merge(stored: dict | None, agg: Aggregate) -> GroupState:
         count = int(stored.get("count", 0)) + agg.new_count
         first = min(filter(None, [stored.get("firstSeen"), agg.first_seen]))
         last = max(filter(None, [stored.get("lastSeen"), agg.last_seen]))
-        samples = merge_samples(stored.get("samples") or [], agg.samples)
+        samples = merge_samples([redact_sample(s) for s in stored.get("samples") or []], agg.samples)
     base = stored.get("baseSeverity", agg.base_severity) if stored else agg.base_severity
     traceback = agg.traceback or (stored.get("traceback") if stored else None)
     return GroupState(count, first, last, samples, severity(base, count), stored is None, traceback)
@@ -321,6 +330,17 @@ def marker_in(body: str | None, key: bytes) -> str | None:
     if found is None or not hmac.compare_digest(found.group(2), marker_mac(found.group(1), key)):
         return None
     return found.group(1)
+
+
+_LEGACY_MARKER = re.compile(r"<!-- " + re.escape(MARKER_PREFIX) + r" ([0-9a-f]{16}) -->")
+
+
+def legacy_marker_in(body: str | None) -> str | None:
+    """The unkeyed marker the scan wrote as the LAST line before keyed markers existed. Forgeable by itself:
+    the scan uses it only as a pointer that the group's stored issue number must confirm."""
+    lines = (body or "").rstrip("\r\n").rsplit("\n", 1)
+    found = _LEGACY_MARKER.fullmatch(lines[-1].rstrip("\r"))
+    return found.group(1) if found else None
 
 
 WHERE_LABELS = {"agent": "agent", "job": "job", "pool": "pool", "workspace": "workspace", "file": "file",

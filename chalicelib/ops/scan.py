@@ -227,12 +227,17 @@ def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict], key: bytes) 
     since = store.github_state().get("closedCheckedAt")
     for issue in gh.closed_since(LABEL, since):
         fp = rules.marker_in(issue.get("body"), key)
+        keyed = fp is not None
+        if fp is None:  # an issue filed before keyed markers: believed only if the group's stored number agrees
+            fp = rules.legacy_marker_in(issue.get("body"))
         if fp is None:
             continue
         group = pending.get(fp) or store.get_group(fp)
         if group is None or group.get("githubState") == "closed":
             continue
-        if group.get("githubNumber") is not None and int(group["githubNumber"]) != int(issue["number"]):
+        stored_number = group.get("githubNumber")
+        if (stored_number is None and not keyed) or (stored_number is not None
+                                                     and int(stored_number) != int(issue["number"])):
             continue
         fields: dict = {"githubState": "closed", "githubNumber": issue["number"], "githubUrl": issue.get("html_url")}
         if fp not in pending:  # nothing new since: the group is done

@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from chalicelib.ops.github import GitHub
 from tests.fakes.github_server import FakeGitHub
 from tests.handlers.test_patches_api import Queue
 from tests.support import hostile
@@ -225,3 +226,30 @@ def test_claimed_by_is_quoted(http, root, github):
     assert hostile.problems(comment) == [] and "everyone" in comment
     # not a GitHub login: no assignment attempted
     assert github.issues[group["githubNumber"]]["assignees"] == []
+
+
+def test_issues_filed_before_keyed_markers_are_closed_only_for_their_own_group(http, root, github):
+    """An old issue (unkeyed marker on its last line) still tells the scan its group was closed, because
+    the group's stored issue number agrees; an issue anyone else made with that marker does not."""
+    admin = root["adminApiKey"]
+    tenant = Tenant(http, admin, "legacy")
+    tenant.error_log("legacy: replica lag above threshold")
+    scan(http, admin)
+    group = next(i for i in http.get("/api/ops/issues?limit=200", admin).json["items"] if "replica lag" in i["title"])
+    number, fp = group["githubNumber"], group["fingerprint"]
+    old_body = f"**Severity:** medium\n\nFiled by the control plane's ops scan.\n<!-- ops-fingerprint: {fp} -->"
+    # someone else's issue carrying the same old marker, closed: ignored (the stored number is another)
+    client = GitHub(github.token, github.repo_full, github.url)
+    impostor = client.create_issue("impostor", old_body, ["ops"])["number"]
+    github.close_issue(impostor)
+    scan(http, admin)
+
+    def status() -> str:
+        return next(i for i in http.get("/api/ops/issues?limit=200", admin).json["items"] if i["id"] == fp)["status"]
+
+    assert status() == "open"
+    # the group's own issue, rewritten in the old format (as filed before this change) and closed: learned
+    github.issues[number]["body"] = old_body
+    github.close_issue(number)
+    scan(http, admin)
+    assert status() == "closed"

@@ -147,3 +147,21 @@ def test_claim_comment_quotes_the_claimer_and_only_logins_are_assigned():
     assert hostile.problems(comment) == [] and "\n" not in comment
     assert rules.github_login("alice") == "alice" and rules.github_login("bob-2") == "bob-2"
     assert rules.github_login("@acme/everyone") is None and rules.github_login("a" * 40) is None
+
+
+def test_legacy_marker_is_read_only_from_the_last_line():
+    old_body = "**Severity:** high\n- sample: <!-- ops-fingerprint: ffffffffffffffff -->\n\nFiled by ...\n" \
+               "<!-- ops-fingerprint: 0123456789abcdef -->"
+    assert rules.legacy_marker_in(old_body) == "0123456789abcdef"
+    assert rules.legacy_marker_in(old_body + "\nmore") is None
+    assert rules.marker_in(old_body, KEY) is None  # never adopts by itself (scan checks the stored number)
+
+
+def test_samples_stored_before_redaction_are_redacted_when_their_group_is_next_written():
+    text, fragments = hostile.SECRETS["github-ghp"]
+    stored = {"count": 1, "firstSeen": "2026-11-30T00:00:00.000Z", "lastSeen": "2026-11-30T00:00:00.000Z",
+              "baseSeverity": "high", "samples": [{"kind": "job", "sourceId": "J0", "at": "2026-11-30T00:00:00.000Z",
+                                                   "message": text, "where": {"pool": text}}]}
+    (agg,) = rules.aggregate([(Failure(rules.JOB, "J1", "2026-12-01T01:00:00.000Z", "boom"), True)]).values()
+    merged = rules.merge(stored, agg)
+    assert [f for f in fragments if f in repr(merged.samples)] == [] and len(merged.samples) == 2
