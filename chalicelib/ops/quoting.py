@@ -93,7 +93,7 @@ def inline(text: object, limit: int = 1000) -> str:
     return "".join(out) + note
 
 
-def _bounded_lines(text: str, limit: int) -> str:
+def head_and_tail(text: str, limit: int) -> str:
     """`text` within `limit` characters: its head and its tail (a traceback's end says what broke), and a
     line in between saying how much was cut."""
     if len(text) <= limit:
@@ -107,7 +107,7 @@ def _bounded_lines(text: str, limit: int) -> str:
 def block(text: object, limit: int = 8000) -> str:
     """`text` as a fenced code block of at most `limit` characters, fence included; a cut says so."""
     body = _TAG_START.sub("<" + ZWJ, neutralise(clean(str(text)))).strip("\n")
-    body = _bounded_lines(body, max(200, limit - 2 * 12 - 2))
+    body = head_and_tail(body, max(200, limit - 2 * 12 - 2))
     longest = max((len(m) for m in _BACKTICKS.findall(body)), default=0)
     fence = "`" * max(3, longest + 1)
     if len(fence) > 12:  # a run of 12+ backticks: make them visible ticks instead of growing the fence

@@ -221,15 +221,7 @@ class Aggregate:
         self.samples = merge_samples(self.samples, [failure.sample()])
         trace = failure.traceback or (failure.message if has_traceback(failure.message) else None)
         if trace and failure.at >= self.traceback_at:
-            self.traceback, self.traceback_at = bounded(trace, TRACEBACK_CHARS), failure.at
-
-
-def bounded(text: str, limit: int) -> str:
-    """Head and tail of `text` within `limit` characters, with a line saying what was cut."""
-    if len(text) <= limit:
-        return text
-    head, tail = text[:limit // 3], text[len(text) - (limit - limit // 3 - 80):]
-    return f"{head}\n… [truncated: {len(text) - len(head) - len(tail):,} of {len(text):,} characters cut here] …\n{tail}"
+            self.traceback, self.traceback_at = quoting.head_and_tail(trace, TRACEBACK_CHARS), failure.at
 
 
 def title_of(failure: Failure) -> str:
