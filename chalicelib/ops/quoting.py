@@ -5,7 +5,7 @@ tracebacks, job types, pools, workspace and file names, log timestamps,
 `claimedBy`, the model's analysis paragraph) goes through one of three
 quotes before it is put into an issue's title, body or a comment:
 
-  inline(text, limit)  one line of Markdown: HTML escaped (&lt;), \ ` * _ [ ] | ~ backslash-escaped,
+  inline(text, limit)  one line of Markdown: HTML escaped (&lt;), \ ` * _ [ ] | ~ $ backslash-escaped,
                        newlines and controls made spaces (a list item cannot be broken out of)
   block(text, limit)   a fenced code block whose fence is longer than any run of backticks inside
   title(text, limit)   an issue title (plain text on GitHub, not Markdown)
@@ -52,8 +52,9 @@ _NEUTRALISE = [
 ]
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 # Mid-line (newlines are gone), only these make Markdown: code spans, emphasis, links, tables, strikethrough,
-# and the backslash that would build an escape of its own. `#`, `-`, `.`, `(` stay as typed (paths read well).
-_MARKDOWN_PUNCTUATION = set("\\`*_[]|~")
+# GitHub's $math$, and the backslash that would build an escape of its own. `#`, `-`, `.`, `(` stay as typed
+# (paths read well).
+_MARKDOWN_PUNCTUATION = set("\\`*_[]|~$")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _WHITESPACE = re.compile(r"\s+")
 _BACKTICKS = re.compile(r"`+")

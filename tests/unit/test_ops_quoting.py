@@ -11,6 +11,7 @@ def test_inline_is_one_inert_line_that_still_reads():
     out = quoting.inline(hostile.HOSTILE, 5000)
     assert "\n" not in out and hostile.problems(out) == []
     assert "&lt;script&gt;" in out and "\\[click\\]" in out and "\\`\\`\\`" in out
+    assert quoting.inline("cost $\\href{x}{y}$ *b* ~s~ |t|") == "cost \\$\\\\href{x}{y}\\$ \\*b\\* \\~s\\~ \\|t\\|"
     # what it said is still there, with only invisible joiners and escapes added
     visible = out.replace(quoting.ZWJ, "").replace("\\", "")
     for words in ("octocat", "acme/security-team", "Fixes #1", "GH-3", "onerror=alert(1)", "fence breakout"):
