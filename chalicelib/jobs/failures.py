@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 def failed_jobs(ctx: "Ctx", after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """Up to `limit` failed jobs of ctx's org, failed after the cursor `after`, oldest first:
-    ([{jobId, jobType, error, failedAt, cursor}], the cursor after the last one or None)."""
-    out = [{"jobId": f.job_id, "jobType": f.job_type, "error": f.error, "failedAt": f.failed_at, "cursor": f.cursor}
+    ([{jobId, jobType, error, failedAt, cursor, agentId, pool}], the cursor after the last one or None)."""
+    out = [{"jobId": f.job_id, "jobType": f.job_type, "error": f.error, "failedAt": f.failed_at, "cursor": f.cursor,
+            "agentId": f.agent_id, "pool": f.pool}
            for f in store.failed_jobs(ctx.org_id, after, limit)]
     return out, (out[-1]["cursor"] if out else None)
 

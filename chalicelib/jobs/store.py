@@ -405,12 +405,15 @@ class JobFailure:
     error: Any
     failed_at: str
     cursor: str
+    agent_id: str | None = None   # the agent whose run failed (the claimer of a pool job, else its target)
+    pool: str | None = None
 
     @classmethod
     def from_item(cls, item: dict) -> "JobFailure":
         return cls(job_id=item["jobId"], job_type=item.get("jobType", ""),
                    error=json.loads(item["errorJson"]) if item.get("errorJson") else None,
-                   failed_at=item.get("finishedAt") or item["GSI6SK"].split("#", 1)[0], cursor=item["GSI6SK"])
+                   failed_at=item.get("finishedAt") or item["GSI6SK"].split("#", 1)[0], cursor=item["GSI6SK"],
+                   agent_id=item.get("claimedBy") or item.get("agentId"), pool=item.get("pool"))
 
 
 def failed_jobs(org_id: str, after: str | None, limit: int) -> list[JobFailure]:

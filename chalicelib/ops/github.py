@@ -109,11 +109,12 @@ class GitHub:
     def comment(self, number: int, body: str) -> dict:
         return self._call("POST", f"/repos/{self.repo}/issues/{int(number)}/comments", body={"body": body})
 
-    def find_by_marker(self, marker_text: str) -> dict | None:
-        """The issue whose body carries this marker text (the oldest, if several), via search/issues."""
+    def find_by_marker(self, marker_text: str, is_ours: Callable[[str | None], bool]) -> dict | None:
+        """The oldest issue found by searching `marker_text` whose body `is_ours` accepts (search matches the
+        text anywhere in a body; whether it is the scan's own marker, in the scan's place, the caller says)."""
         q = f'repo:{self.repo} is:issue in:body "{marker_text}"'
         found = self._call("GET", "/search/issues", query={"q": q, "per_page": 10})
-        items = [i for i in found.get("items", []) if marker_text in (i.get("body") or "")]
+        items = [i for i in found.get("items", []) if is_ours(i.get("body"))]
         return min(items, key=lambda i: i["number"]) if items else None
 
     def closed_since(self, label: str, since: str | None, max_pages: int = 10) -> list[dict]:

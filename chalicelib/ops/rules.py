@@ -10,13 +10,25 @@ only its stable part (exception type, the normalized final message and the
 frames as `file:function`, without line numbers or the caller's own paths).
 The fingerprint is a hash of (kind, normalized text): one group, one GitHub
 issue, per fingerprint.
+
+Untrusted text (issue 18, docs/SECURITY.md): a Failure is redacted when it is
+made (chalicelib/core/redaction.py), so no secret is grouped, stored, shown
+by the API or sent to Bedrock; everything it carries is quoted by
+chalicelib/ops/quoting.py when an issue, title or comment is written. The
+marker that ties an issue to its group is keyed (an HMAC with a secret of
+the deployment) and is read only from the body's first line, where only the
+scan writes.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from chalicelib.core.redaction import redact
+from chalicelib.ops import quoting
 
 # Failure kinds: where a failure came from. Part of the fingerprint, so a job
 # error and a log line with the same words stay two groups.
@@ -27,6 +39,10 @@ SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("open", "in_progress", "closed")
 MAX_SAMPLES = 5
 MARKER_PREFIX = "ops-fingerprint:"
+SAMPLE_MESSAGE_CHARS = 500      # a sample's message as stored
+WHERE_VALUE_CHARS = 200         # one "where" value (a workspace, a file path, a pool) as stored
+TRACEBACK_CHARS = 6000          # the latest traceback a group keeps (head and tail)
+MAC_HEX = 32                    # the marker's HMAC, in hex characters (128 bits)
 
 
 @dataclass(frozen=True)
@@ -41,13 +57,28 @@ class Failure:
     subject: str = ""       # what failed: a job type, a patch op, a function name
     traceback: str | None = None
     cursor: str = ""
+    # Where it failed, for the operator who acts on it (not part of the fingerprint): ("agent", id),
+    # ("job", id), ("pool", name); ("workspace", name), ("file", path), ("batch", id); ("instance", id).
+    where: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Redacted from birth: nothing downstream (grouping, the store, the API, Bedrock, GitHub) can see a
+        # secret that a tenant's job or log wrote into its error text.
+        object.__setattr__(self, "message", redact(self.message))
+        object.__setattr__(self, "subject", redact(self.subject))
+        if self.traceback is not None:
+            object.__setattr__(self, "traceback", redact(self.traceback))
+        object.__setattr__(self, "where", tuple((k, redact(str(v))[:WHERE_VALUE_CHARS]) for k, v in self.where if v))
 
     def sample(self) -> dict[str, Any]:
-        out = {"kind": self.kind, "sourceId": self.source_id, "at": self.at, "message": self.message[:500]}
+        out: dict[str, Any] = {"kind": self.kind, "sourceId": self.source_id, "at": self.at,
+                               "message": self.message[:SAMPLE_MESSAGE_CHARS]}
         if self.org_id:
             out["orgId"] = self.org_id
         if self.subject:
-            out["subject"] = self.subject
+            out["subject"] = self.subject[:WHERE_VALUE_CHARS]
+        if self.where:
+            out["where"] = dict(self.where)
         return out
 
 
@@ -107,10 +138,10 @@ def normalize_traceback(text: str) -> str:
             continue
         exc = _EXCEPTION.match(line) if not line[:1].isspace() and not line.startswith("Traceback") else None
         if exc and (exc["msg"] is not None or frames):
-            last_exception = exc["type"] + (": " + normalize(exc["msg"]) if exc["msg"] else "")
+            last_exception = exc["type"][:200] + (": " + normalize(exc["msg"]) if exc["msg"] else "")
     # The innermost frames say where it broke; the outer ones are the framework's plumbing.
-    stable = " > ".join(frames[-5:])
-    return f"{last_exception} @ {stable}" if stable else last_exception
+    stable = " > ".join(frame[:200] for frame in frames[-5:])
+    return (f"{last_exception} @ {stable}" if stable else last_exception)[:2000]
 
 
 def has_traceback(text: str) -> bool:
@@ -175,6 +206,8 @@ class Aggregate:
     first_seen: str = ""
     last_seen: str = ""
     samples: list[dict] = field(default_factory=list)
+    traceback: str | None = None    # the latest occurrence's, redacted, cut to TRACEBACK_CHARS
+    traceback_at: str = ""
 
     def add(self, failure: Failure, is_new: bool) -> None:
         if is_new:
@@ -186,6 +219,9 @@ class Aggregate:
         if failure.at > self.last_seen:
             self.last_seen = failure.at
         self.samples = merge_samples(self.samples, [failure.sample()])
+        trace = failure.traceback or (failure.message if has_traceback(failure.message) else None)
+        if trace and failure.at >= self.traceback_at:
+            self.traceback, self.traceback_at = quoting.head_and_tail(trace, TRACEBACK_CHARS), failure.at
 
 
 def title_of(failure: Failure) -> str:
@@ -215,6 +251,15 @@ def merge_samples(existing: list[dict], new: list[dict]) -> list[dict]:
     return sorted(seen.values(), key=lambda s: s.get("at", ""))[-MAX_SAMPLES:]
 
 
+def redact_sample(sample: dict) -> dict:
+    """A stored sample redacted again (idempotent): samples stored before redaction existed lose their secrets
+    the next time their group is written."""
+    out = {**sample, "message": redact(str(sample.get("message", "")))}
+    if isinstance(sample.get("where"), dict):
+        out["where"] = {k: redact(str(v)) for k, v in sample["where"].items()}
+    return out
+
+
 @dataclass(frozen=True)
 class GroupState:
     """A stored group, merged with one scan's aggregate."""
@@ -225,6 +270,7 @@ class GroupState:
     samples: list[dict]
     severity: str
     created: bool
+    traceback: str | None = None
 
 
 def merge(stored: dict | None, agg: Aggregate) -> GroupState:
@@ -238,57 +284,122 @@ def merge(stored: dict | None, agg: Aggregate) -> GroupState:
         count = int(stored.get("count", 0)) + agg.new_count
         first = min(filter(None, [stored.get("firstSeen"), agg.first_seen]))
         last = max(filter(None, [stored.get("lastSeen"), agg.last_seen]))
-        samples = merge_samples(stored.get("samples") or [], agg.samples)
+        samples = merge_samples([redact_sample(s) for s in stored.get("samples") or []], agg.samples)
     base = stored.get("baseSeverity", agg.base_severity) if stored else agg.base_severity
-    return GroupState(count, first, last, samples, severity(base, count), stored is None)
+    traceback = agg.traceback or (stored.get("traceback") if stored else None)
+    return GroupState(count, first, last, samples, severity(base, count), stored is None, traceback)
 
 
 # --- GitHub issue text ------------------------------------------------------------------
+#
+# The marker ties an issue to its group: `<!-- ops-fingerprint: {fp} {mac} -->` as the body's FIRST line,
+# where `mac` is an HMAC-SHA256 of the fingerprint under a key of the deployment (scan.marker_key). Only
+# the scan writes a first line; quoted failure text comes after it, never contains "ops-fingerprint"
+# (quoting replaces it) nor a live HTML comment, and cannot know the key: a tenant's text cannot tie
+# another tenant's group to its issue, however predictable fingerprints are.
 
-def marker_text(fp: str) -> str:
+def marker_mac(fp: str, key: bytes) -> str:
+    return hmac.new(key, f"ops-issue-marker:{fp}".encode(), hashlib.sha256).hexdigest()[:MAC_HEX]
+
+
+def marker_text(fp: str, key: bytes) -> str:
     """What the scan searches for on GitHub (the text inside the hidden comment)."""
-    return f"{MARKER_PREFIX} {fp}"
+    return f"{MARKER_PREFIX} {fp} {marker_mac(fp, key)}"
 
 
-def marker(fp: str) -> str:
-    return f"<!-- {marker_text(fp)} -->"
+def marker(fp: str, key: bytes) -> str:
+    return f"<!-- {marker_text(fp, key)} -->"
 
 
-_MARKER = re.compile(r"<!--\s*" + re.escape(MARKER_PREFIX) + r"\s*([0-9a-f]{16})\s*-->")
+_MARKER = re.compile(r"<!-- " + re.escape(MARKER_PREFIX) + r" ([0-9a-f]{16}) ([0-9a-f]{%d}) -->" % MAC_HEX)
 
 
-def marker_in(body: str | None) -> str | None:
-    found = _MARKER.search(body or "")
+def marker_in(body: str | None, key: bytes) -> str | None:
+    """The fingerprint of the scan's marker when it is the body's first line and its MAC is right; else None
+    (a marker anywhere else is text someone else wrote)."""
+    first_line = (body or "").split("\n", 1)[0].rstrip("\r")
+    found = _MARKER.fullmatch(first_line)
+    if found is None or not hmac.compare_digest(found.group(2), marker_mac(found.group(1), key)):
+        return None
+    return found.group(1)
+
+
+_LEGACY_MARKER = re.compile(r"<!-- " + re.escape(MARKER_PREFIX) + r" ([0-9a-f]{16}) -->")
+
+
+def legacy_marker_in(body: str | None) -> str | None:
+    """The unkeyed marker the scan wrote as the LAST line before keyed markers existed. Forgeable by itself:
+    the scan uses it only as a pointer that the group's stored issue number must confirm."""
+    lines = (body or "").rstrip("\r\n").rsplit("\n", 1)
+    found = _LEGACY_MARKER.fullmatch(lines[-1].rstrip("\r"))
     return found.group(1) if found else None
 
 
-def issue_body(group: dict, analysis: str | None = None) -> str:
+WHERE_LABELS = {"agent": "agent", "job": "job", "pool": "pool", "workspace": "workspace", "file": "file",
+                "batch": "batch", "instance": "instance", "function": "function",
+                "log stream": "log stream"}
+
+
+def where_text(where: dict | None, limit: int = 600) -> str:
+    """`agent 01J…, job 01J…, pool gpu` (labels are ours, values quoted)."""
+    parts = [f"{WHERE_LABELS.get(k, 'at')} {quoting.inline(v, WHERE_VALUE_CHARS)}" for k, v in (where or {}).items()]
+    return ", ".join(parts)[:limit]
+
+
+def _sample_line(s: dict) -> str:
+    org = f" · org {quoting.inline(s['orgId'], 64)}" if s.get("orgId") else ""
+    where = f" · {where_text(s.get('where'))}" if s.get("where") else ""
+    return (f"- {quoting.inline(s.get('at', ''), 64)} · {quoting.inline(s.get('kind', ''), 32)} "
+            f"{quoting.inline(s.get('sourceId', ''), 128)}{org}{where}: "
+            f"{quoting.inline(s.get('message', ''), 1200)}")
+
+
+def issue_body(group: dict, key: bytes, analysis: str | None = None) -> str:
+    """The issue's body: the marker first, every untrusted value quoted, every field bounded, the whole within
+    quoting.BODY_LIMIT (GitHub refuses more than 65,536 characters)."""
+    samples = group.get("samples") or []
     lines = [
-        f"**Severity:** {group['severity']}  ",
-        f"**Kind:** {group['kind']}  ",
-        f"**Occurrences:** {group['count']} (first {group['firstSeen']}, last {group['lastSeen']})",
-        "",
-        "**Normalized:**",
-        "```",
-        group["key"].split("|", 2)[2],
-        "```",
+        marker(group["fingerprint"], key),
+        f"**Severity:** {quoting.inline(group['severity'], 16)}  ",
+        f"**Kind:** {quoting.inline(group['kind'], 16)}  ",
+        f"**Occurrences:** {int(group['count'])} (first {quoting.inline(group['firstSeen'], 64)}, "
+        f"last {quoting.inline(group['lastSeen'], 64)})  ",
     ]
+    latest_where = next((s["where"] for s in reversed(samples) if s.get("where")), None)
+    if latest_where:
+        lines.append(f"**Where (latest):** {where_text(latest_where)}")
+    lines += ["", "**Normalized:**", "", quoting.block(group["key"].split("|", 2)[2], 4000)]
     if analysis:
-        lines += ["", "**Probable cause (automated analysis):**", "", analysis.strip()]
-    lines += ["", "**Samples:**", ""]
-    for s in group.get("samples") or []:
-        org = f" org {s['orgId']}" if s.get("orgId") else ""
-        lines.append(f"- `{s['at']}` {s['kind']} `{s['sourceId']}`{org}: {s['message'][:300]}")
-    lines += ["", "Filed by the control plane's ops scan; it comments here when the failure recurs.",
-              marker(group["fingerprint"])]
-    return "\n".join(lines)
+        lines += ["", "**Probable cause (automated analysis):**", "", quoting.inline(analysis, 2000)]
+    lines += ["", "**Samples** (quoted as written, secrets redacted):", ""]
+    lines += [_sample_line(s) for s in samples[-MAX_SAMPLES:]]
+    if group.get("traceback"):
+        lines += ["", "**Traceback (latest):**", "", quoting.block(group["traceback"], 2 * TRACEBACK_CHARS)]
+    lines += ["", "Filed by the control plane's ops scan; it comments here when the failure recurs."]
+    body = "\n".join(lines)
+    if len(body) > quoting.BODY_LIMIT:  # cannot happen with the bounds above; the limit holds whatever changes
+        body = body[:quoting.BODY_LIMIT - 100] + "\n\n… [truncated: the body was over its limit]"
+    return body
+
+
+def issue_title(group: dict) -> str:
+    return quoting.title(group["title"])
 
 
 def recurrence_comment(group: dict, previous: int, reopened: bool) -> str:
     head = "Recurred after the issue was closed; reopened. " if reopened else ""
-    return (f"{head}Occurrences: {group['count']} (+{group['count'] - previous} since the last report); "
-            f"last seen {group['lastSeen']}; severity {group['severity']}.")
+    count = int(group["count"])
+    return (f"{head}Occurrences: {count} (+{count - previous} since the last report); "
+            f"last seen {quoting.inline(group['lastSeen'], 64)}; severity {quoting.inline(group['severity'], 16)}.")
 
 
 def claim_comment(claimed_by: str) -> str:
-    return f"Claimed by {claimed_by}: status in_progress."
+    return f"Claimed by {quoting.inline(claimed_by, 200)}: status in_progress."
+
+
+_GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+
+
+def github_login(name: str) -> str | None:
+    """`name` when it can be a GitHub login (what an assignment may name), else None."""
+    return name if _GITHUB_LOGIN.fullmatch(name) else None

@@ -24,6 +24,8 @@ sync index, and a lost number is found again by its marker.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass, field
@@ -68,6 +70,13 @@ class ScanStats:
                 "groupsTouched": self.groups_touched, "notFiled": self.not_filed,
                 "githubCalls": self.github_calls, "itemsRead": self.items_read,
                 "checkpointed": self.checkpointed}
+
+
+def marker_key(ctx: "Ctx") -> bytes:
+    """The key of the issues' markers (rules.marker): derived from the deployment's API key pepper (Secrets
+    Manager on AWS, API_KEY_PEPPER locally), which no tenant knows. Rotating the pepper orphans the markers
+    of issues already filed (docs/OPS.md): their groups keep their stored issue numbers."""
+    return hmac.new(ctx.settings.api_key_pepper.encode(), b"ops-issue-marker/v1", hashlib.sha256).digest()
 
 
 def github_client(ctx: "Ctx", seconds_left: Callable[[], float]) -> GitHub | None:
@@ -159,6 +168,8 @@ def _group_write(ctx: "Ctx", fp: str, agg: rules.Aggregate, before: dict | None,
     now = ctx.iso()
     common = {"count": state.count, "firstSeen": state.first_seen, "lastSeen": state.last_seen,
               "samples": state.samples, "severity": state.severity, "updatedAt": now}
+    if state.traceback:
+        common["traceback"] = state.traceback
     if before is None:
         return store.new_group_put({
             **store.group_key(fp), "type": "opsGroup", "id": fp, "fingerprint": fp, "kind": agg.kind,
@@ -184,14 +195,15 @@ def sync(ctx: "Ctx", gh: GitHub | None, seconds_left: Callable[[], float], stats
         stats.not_filed = len(pending)
         return
     calls_before = gh.calls
+    key = marker_key(ctx)
     try:
-        _learn_closed(ctx, gh, {g["fingerprint"]: g for g in pending})
+        _learn_closed(ctx, gh, {g["fingerprint"]: g for g in pending}, key)
         for group in pending:
             if seconds_left() <= 0:
                 stats.checkpointed = True
                 break
             try:
-                _file(ctx, gh, group, stats)
+                _file(ctx, gh, group, stats, key)
             except GitHubError as error:
                 # This group stays in the sync index; the next scan tries again (and searches its
                 # marker first, so an issue created before the error is found, not duplicated).
@@ -207,16 +219,25 @@ def sync(ctx: "Ctx", gh: GitHub | None, seconds_left: Callable[[], float], stats
         stats.github_calls += gh.calls - calls_before
 
 
-def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict]) -> None:
-    """Which of our issues people closed since the last look (one list call): mark them closed."""
+def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict], key: bytes) -> None:
+    """Which of our issues people closed since the last look (one list call): mark them closed. An issue
+    counts only through the scan's own marker (first line, right MAC), and only for the group whose issue
+    it is (the group's stored number, when it has one)."""
     started = ctx.iso()
     since = store.github_state().get("closedCheckedAt")
     for issue in gh.closed_since(LABEL, since):
-        fp = rules.marker_in(issue.get("body"))
+        fp = rules.marker_in(issue.get("body"), key)
+        keyed = fp is not None
+        if fp is None:  # an issue filed before keyed markers: believed only if the group's stored number agrees
+            fp = rules.legacy_marker_in(issue.get("body"))
         if fp is None:
             continue
         group = pending.get(fp) or store.get_group(fp)
         if group is None or group.get("githubState") == "closed":
+            continue
+        stored_number = group.get("githubNumber")
+        if (stored_number is None and not keyed) or (stored_number is not None
+                                                     and int(stored_number) != int(issue["number"])):
             continue
         fields: dict = {"githubState": "closed", "githubNumber": issue["number"], "githubUrl": issue.get("html_url")}
         if fp not in pending:  # nothing new since: the group is done
@@ -227,7 +248,7 @@ def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict]) -> None:
     store.github_state_put(started)
 
 
-def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats) -> None:
+def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats, key: bytes) -> None:
     fp = group["fingerprint"]
     number = group.get("githubNumber")
     url = group.get("githubUrl")
@@ -235,11 +256,12 @@ def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats) -> None:
     was_closed = group.get("githubState") == "closed"
     action = "commented"
     if number is None:
-        found = gh.find_by_marker(rules.marker_text(fp))
+        found = gh.find_by_marker(rules.marker_text(fp, key), lambda body: rules.marker_in(body, key) == fp)
         if found is not None:
             number, url, was_closed = found["number"], found.get("html_url"), found.get("state") == "closed"
         else:
-            issue = gh.create_issue(group["title"], rules.issue_body(group, analysis.probable_cause(ctx, group)),
+            issue = gh.create_issue(rules.issue_title(group),
+                                    rules.issue_body(group, key, analysis.probable_cause(ctx, group)),
                                     [LABEL, f"severity:{group['severity']}"])
             number, url, action = issue["number"], issue.get("html_url"), "opened"
     if action != "opened":

@@ -77,10 +77,13 @@ def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> dict:
     gh = scan.github_client(ctx, lambda: 10.0)
     if gh is not None and group.get("githubNumber"):
         number = group["githubNumber"]
-        # The comment first: it names the claimer even when GitHub refuses the assignment
-        # (a name that is not a login it can assign: dropped silently or 422).
-        for step, call in (("comment", lambda: gh.comment(number, rules.claim_comment(claimed_by))),
-                           ("assign", lambda: gh.update_issue(number, assignees=[claimed_by]))):
+        # The comment first: it names the claimer (quoted: claimedBy is whatever the caller wrote) even when
+        # GitHub refuses the assignment; only a name that can be a GitHub login is sent as an assignee.
+        login = rules.github_login(claimed_by)
+        steps = [("comment", lambda: gh.comment(number, rules.claim_comment(claimed_by)))]
+        if login is not None:
+            steps.append(("assign", lambda: gh.update_issue(number, assignees=[login])))
+        for step, call in steps:
             try:
                 call()
             except (GitHubError, OutOfTime) as error:

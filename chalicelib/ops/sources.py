@@ -73,11 +73,26 @@ def _jobs(ctx: "Ctx") -> Source:
             message = ": ".join(str(x) for x in (error.get("code"), error.get("message")) if x) or "job failed"
             details = error.get("details")
             trace = details if isinstance(details, str) and rules.has_traceback(details) else None
+            where = (("agent", j.get("agentId") or ""), ("job", j["jobId"]), ("pool", j.get("pool") or ""))
             out.append(Failure(rules.JOB, j["jobId"], j["failedAt"], message, ctx.org_id, j.get("jobType") or "",
-                               trace, j["cursor"]))
+                               trace, j["cursor"], where))
         return _page(out, limit)
 
     return Source(f"{rules.JOB}#{ctx.org_id}", read)
+
+
+def _instance_agents(ctx: "Ctx", instance_ids: set[str]) -> dict[str, str]:
+    """The agent of each instance (one read per distinct instance of a page); a deleted instance has none."""
+    from chalicelib.core.errors import NotFound
+    from chalicelib.instances import service as instances
+
+    agents: dict[str, str] = {}
+    for instance_id in instance_ids:
+        try:
+            agents[instance_id] = instances.get(ctx, instance_id).agent_id
+        except NotFound:
+            continue
+    return agents
 
 
 def _logs(ctx: "Ctx") -> Source:
@@ -85,11 +100,14 @@ def _logs(ctx: "Ctx") -> Source:
 
     def read(after: str | None, limit: int) -> Page:
         entries, _ = failures.error_entries(ctx, after, limit)
+        agents = _instance_agents(ctx, {e["instanceId"] for e in entries})
         out = []
         for e in entries:
             fields = e.get("fields") or {}
             trace = fields.get("traceback") if isinstance(fields.get("traceback"), str) else None
-            out.append(Failure(rules.LOG, e["id"], e["timestamp"], e["message"], ctx.org_id, "", trace, e["cursor"]))
+            where = (("instance", e["instanceId"]), ("agent", agents.get(e["instanceId"], "")))
+            out.append(Failure(rules.LOG, e["id"], e["timestamp"], e["message"], ctx.org_id, "", trace, e["cursor"],
+                               where))
         return _page(out, limit)
 
     return Source(f"{rules.LOG}#{ctx.org_id}", read)
@@ -109,20 +127,39 @@ def patches_available() -> bool:
     return hasattr(service, "failed_events")
 
 
+def _batch_workspaces(ctx: "Ctx", batch_ids: set[str]) -> dict[str, str]:
+    """The workspace of each batch (one read per distinct batch of a page: events do not carry it)."""
+    from chalicelib.core.errors import NotFound
+    from chalicelib.patches import service
+
+    workspaces: dict[str, str] = {}
+    for batch_id in batch_ids:
+        try:
+            workspaces[batch_id] = service.get_batch(ctx, batch_id).workspace
+        except NotFound:
+            continue
+    return workspaces
+
+
 def _patches(ctx: "Ctx") -> Source:
     from chalicelib.patches import service
 
     def read(after: str | None, limit: int) -> Page:
         out = []
         events = service.failed_events(ctx, after, limit)
+        workspaces = _batch_workspaces(ctx, {str(_field(e, "batchId")) for e in events
+                                             if not str(_field(e, "error") or "").startswith(COLLATERAL)})
         for e in events:
             if str(_field(e, "error") or "").startswith(COLLATERAL):
                 continue  # rejected only because another operation of its batch failed: that one is the failure
             status = str(_field(e, "status") or "failed")
             op = str(_field(e, "op") or "")
             message = str(_field(e, "error") or status)
+            batch_id = str(_field(e, "batchId") or "")
+            where = (("workspace", workspaces.get(batch_id, "")), ("file", str(_field(e, "file") or "")),
+                     ("batch", batch_id))
             out.append(Failure(rules.PATCH, str(_field(e, "eventId")), str(_field(e, "at")), message, ctx.org_id,
-                               f"{status} {op}".strip(), None, str(_field(e, "eventId"))))
+                               f"{status} {op}".strip(), None, str(_field(e, "eventId")), where))
         return _page(out, limit, len(events), str(_field(events[-1], "eventId")) if events else None)
 
     return Source(f"{rules.PATCH}#{ctx.org_id}", read)
@@ -141,7 +178,7 @@ def _dead_letters() -> Source:
             ids = {k: body[k] for k in ("orgId", "jobId") if k in body}
             message = f"jobs queue message dead-lettered: {what} {ids}".strip()
             out.append(Failure(rules.JOB_DLQ, m["messageId"], _iso_ms(m["sentAtMs"]), message, body.get("orgId"),
-                               what, None, _ms_cursor(m["sentAtMs"])))
+                               what, None, _ms_cursor(m["sentAtMs"]), (("job", str(body.get("jobId") or "")),)))
         return Page(out, out[-1].cursor if out else None, len(out), False)  # a peek: no paging
 
     return Source(f"{rules.JOB_DLQ}#jobs", read)
@@ -167,7 +204,8 @@ def _cloudwatch(group: str, prefix: str) -> Source:
             trace = message if rules.has_traceback(message) else None
             first_line = message.splitlines()[0] if message else ""
             out.append(Failure(rules.CLOUDWATCH, e["eventId"], _iso_ms(e["timestamp"]), first_line,
-                               None, function, trace, _ms_cursor(e["timestamp"])))
+                               None, function, trace, _ms_cursor(e["timestamp"]),
+                               (("function", function), ("log stream", str(e.get("logStreamName") or "")))))
         return Page(out, out[-1].cursor if out else None, len(out), False)  # every match after `after`, at once
 
     return Source(f"{rules.CLOUDWATCH}#{function}", read)

@@ -17,6 +17,7 @@ import pytest
 from devstack.testing import running_devstack
 from tests.e2e.client import call
 from tests.fakes.github_server import FakeGitHub
+from tests.support import hostile
 from tests.support.failures import FailureMaker
 
 pytestmark = pytest.mark.e2e
@@ -128,3 +129,30 @@ def test_three_kinds_three_issues_then_comments_rate_limits_and_lost_records(sta
     assert sorted(i["count"] for i in rebuilt) == [4, 4, 4]
     summary = call(stack.url, "GET", "/api/ops/summary", stack.admin_api_key).json
     assert summary["total"] == 3 and summary["byStatus"]["open"] == 3
+
+
+def test_hostile_failure_text_is_filed_redacted_inert_and_bounded(stack, maker, github):
+    """Issue 18 through the local stack: a failed job whose error carries every secret shape, mentions,
+    references, HTML and a 190 KB traceback is filed with none of them live, within GitHub's limits, and
+    its issue names the agent and the job."""
+    secrets = " ".join(text for text, _ in hostile.SECRETS.values())
+    trace = ("Traceback (most recent call last):\n  File \"/srv/agent/run.py\", line 9, in step\n    go()\n"
+             + "x" * 190_000 + "\nRuntimeError: " + secrets)
+    status, job = maker.call("POST", "/jobs", maker.key, {"agentId": maker.agent["agentId"], "type": "hostile"})
+    assert status == 201, job
+    status, polled = maker.call("GET", f"/jobs/poll?agentId={maker.agent['agentId']}", maker.agent["apiKey"], None)
+    run = next(r for r in polled["jobs"] if r["jobId"] == job["jobId"])
+    status, answer = maker.call("POST", "/jobs/complete", maker.agent["apiKey"], {
+        "jobId": job["jobId"], "runId": run["runId"], "agentId": maker.agent["agentId"], "status": "FAILED",
+        "error": {"code": "EXIT_CODE", "message": hostile.HOSTILE[:2000] + " " + secrets, "details": trace}})
+    assert status == 204, answer
+    fired = run_schedule(stack, SCHEDULE)
+    assert fired.status == 200 and fired.json.get("ok", True), fired.json
+    (issue,) = [i for i in github.issues.values() if i["title"].startswith("[ops] job hostile")]
+    assert maker.agent["agentId"] in issue["body"] and job["jobId"] in issue["body"]
+    for i in github.issues.values():
+        assert hostile.problems(i["title"], hostile.GITHUB_TITLE_LIMIT) == []
+        assert hostile.problems(i["body"], first_line_comment=True) == []
+        for c in github.comments[i["number"]]:
+            assert hostile.problems(c["body"]) == []
+    assert [r.status for r in github.calls(ISSUES)][-1] == 201

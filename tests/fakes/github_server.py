@@ -11,7 +11,9 @@ copy of GitHub's published description). Every request is validated against
 it (path, query parameters, body: a bad one is answered 422 and recorded), and
 every answer the fake sends is validated too (a fake that drifts from GitHub
 fails the tests that use it). Every answer carries GitHub's x-ratelimit-*
-headers; scripted answers reproduce the primary limit (403 with
+headers; a body over 65,536 characters or a title over 256 is refused with
+GitHub's 422 ("body is too long (maximum is 65536 characters)"); scripted
+answers reproduce the primary limit (403 with
 x-ratelimit-remaining: 0 and x-ratelimit-reset) and the secondary limit (403 or
 429 with Retry-After and a message).
 """
@@ -33,6 +35,8 @@ from openapi_schema_validator import OAS30Validator
 # A copy of ../shared/spec/github-issues-openapi.json, kept beside the fake so the tests run anywhere.
 DESCRIPTION = Path(__file__).with_name("github-issues-openapi.json")
 DOCS = "https://docs.github.com/rest"
+BODY_LIMIT = 65_536   # characters in an issue's or a comment's body (GitHub answers 422 past it)
+TITLE_LIMIT = 256     # characters in an issue's title
 
 
 def load_description() -> dict:
@@ -301,6 +305,9 @@ class FakeGitHub:
             self.violations += [f"{method} {path}: request {e}" for e in errors]
             return 422, {"message": "Validation Failed", "documentation_url": DOCS,
                          "errors": [{"resource": "Issue", "code": "invalid", "message": e} for e in errors]}, {}
+        too_long = self._too_long(path, body)
+        if too_long:
+            return 422, {"message": "Validation Failed", "documentation_url": DOCS, "errors": too_long}, {}
         template = self._template(method, path)
         script = self._scripts.get(template)
         if script:
@@ -325,6 +332,21 @@ class FakeGitHub:
         if method == "POST":
             return self._comment(number, body)
         return 200, list(self.comments.get(number, [])), {}
+
+    @staticmethod
+    def _too_long(path: str, body: Any) -> list[dict]:
+        """GitHub's limits on what a person or a bot writes: a body (issue or comment) of at most 65,536
+        characters and a title of at most 256; over them it answers 422 and stores nothing."""
+        if not isinstance(body, dict):
+            return []
+        resource = "IssueComment" if path.endswith("/comments") else "Issue"
+        errors = []
+        for name, limit in (("body", BODY_LIMIT), ("title", TITLE_LIMIT)):
+            value = body.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                errors.append({"resource": resource, "code": "custom", "field": name,
+                               "message": f"{name} is too long (maximum is {limit} characters)"})
+        return errors
 
     def _rate_limited(self, s: Scripted, resource: str) -> tuple[int, Any, dict]:
         if s.kind == "primary":

@@ -23,20 +23,36 @@ def client(fake, seconds_left=60.0, waits=None, token="s3cret-token"):
 
 def test_create_comment_update_search_and_list(fake):
     c = client(fake)
-    issue = c.create_issue("[ops] boom", "body\n<!-- ops-fingerprint: 0123456789abcdef -->", ["ops"])
+    issue = c.create_issue("[ops] boom", "<!-- ops-fingerprint: 0123456789abcdef -->\nbody", ["ops"])
     assert issue["number"] == 1 and issue["state"] == "open"
     c.comment(1, "again")
     assert fake.issues[1]["comments"] == 1
-    assert c.find_by_marker("ops-fingerprint: 0123456789abcdef")["number"] == 1
-    assert c.find_by_marker("ops-fingerprint: ffffffffffffffff") is None
+    def first_line(body):
+        return (body or "").startswith("<!-- ops-fingerprint: 0123456789abcdef -->")
+    assert c.find_by_marker("ops-fingerprint: 0123456789abcdef", first_line)["number"] == 1
+    assert c.find_by_marker("ops-fingerprint: 0123456789abcdef", lambda body: False) is None  # found, not ours
+    assert c.find_by_marker("ops-fingerprint: ffffffffffffffff", first_line) is None
     fake.close_issue(1)
     assert [i["number"] for i in c.closed_since("ops", None)] == [1]
     reopened = c.update_issue(1, state="open", state_reason="reopened")
     assert reopened["state"] == "open"
     assigned = c.update_issue(1, assignees=["alice", "nobody"])
     assert [a["login"] for a in assigned["assignees"]] == ["alice"]
-    assert c.calls == 7
+    assert c.calls == 8
     assert all(r.authorization == "Bearer s3cret-token" for r in fake.requests)
+
+
+def test_the_fake_refuses_what_github_refuses_a_body_over_65536_or_a_title_over_256(fake):
+    c = client(fake)
+    assert c.create_issue("t" * 256, "b" * 65_536, [])["number"] == 1
+    for title, body in (("t", "b" * 65_537), ("t" * 257, "b")):
+        with pytest.raises(GitHubError) as refused:
+            c.create_issue(title, body, [])
+        assert refused.value.status == 422
+    with pytest.raises(GitHubError) as refused:
+        c.comment(1, "c" * 65_537)
+    assert refused.value.status == 422
+    assert list(fake.issues) == [1] and fake.comments[1] == []
 
 
 def test_secondary_limit_waits_retry_after_then_succeeds(fake):

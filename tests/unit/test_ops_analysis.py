@@ -43,7 +43,7 @@ def test_paragraph_goes_into_the_issue_body(bedrock, model):
          "inferenceConfig": {"maxTokens": 400, "temperature": 0.2}})
     text = analysis.probable_cause(Ctx.system("o"), GROUP)
     assert text == "The compiler step runs out of disk."
-    assert "Probable cause" in rules.issue_body(GROUP, text)
+    assert "Probable cause" in rules.issue_body(GROUP, b"marker-key", text)
     bedrock.assert_no_pending_responses()
 
 
