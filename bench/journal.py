@@ -9,17 +9,21 @@ straight into its DynamoDB, as the issue's 13,434-item stack held):
 * journal on (the default): every mutating AWS call is fsynced before moto
   answers, concurrent calls sharing one fsync; snapshots every 60 s;
 * journal off (DEVSTACK_JOURNAL=0): snapshots only, at most every 0.5 s
-  while something changes (a kill -9 loses what came after the last one).
+  while something changes (a kill -9 loses what came after the last one);
+* no state (`--no-state`, what the e2e tests run): neither journal nor
+  snapshots, so the journal's own cost per call is its row minus this one.
 
-For each: `POST /jobs` (with an Idempotency-Key; 1 TransactWriteItems plus
-reads) latency one at a time (p50/p95) and throughput from `--clients`
-concurrent clients; the journal's records, fsyncs and calls per fsync from
+All three run at once and are measured in alternating slices (so a loaded,
+shared machine weighs on each alike). For each: `POST /jobs` (with an
+Idempotency-Key; 1 TransactWriteItems plus reads) latency one at a time
+(p50/p95) and throughput from `--clients` concurrent clients; the journal's records, fsyncs and calls per fsync from
 the stack's log at its clean stop. And the journal alone, in this process:
 one append + commit (fdatasync) of a job-sized record, single-threaded.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import tempfile
@@ -63,42 +67,59 @@ def post(url: str, key: str, idempotency_key: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(label: str, journal_on: bool, items: int, posts: int, clients: int, state_dir: Path) -> dict:
-    env = {"DEVSTACK_JOURNAL": "1" if journal_on else "0"}
-    with running_devstack(state_dir=state_dir, env=env) as stack:
-        seed(stack, items)
-        key = call(stack.url, "POST", "/keys", stack.admin_api_key, {"name": "bench", "scope": "operator"}).json["apiKey"]
-        for n in range(20):  # warm: imports, connections, caches
-            post(stack.url, key, f"{label}-warm-{n}")
-        serial = [post(stack.url, key, f"{label}-serial-{n}") for n in range(posts)]
-        counter = iter(range(10**9))
-        lock = threading.Lock()
-        concurrent: list[float] = []
+CONFIGS = (("journal on", "1", "on"), ("journal off (DEVSTACK_JOURNAL=0)", "0", "off"),
+           ("no state (--no-state)", "0", None))
 
-        def client() -> None:
-            while True:
-                with lock:
-                    n = next(counter)
-                if n >= posts * 2:
-                    return
-                took = post(stack.url, key, f"{label}-burst-{n}")
-                with lock:
-                    concurrent.append(took)
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - started
-        assert stack.stop(signal.SIGINT) == 0, stack.log_tail()
-        found = re.search(r"journal: (\d+) records in (\d+) fsyncs, (\d+) snapshots", stack.log_tail(400))
-    return {
-        "label": label, "p50": percentile(serial, 50), "p95": percentile(serial, 95),
-        "rate": len(concurrent) / elapsed, "cp50": percentile(concurrent, 50), "cp95": percentile(concurrent, 95),
-        "records": int(found.group(1)) if found else None, "fsyncs": int(found.group(2)) if found else None,
-    }
+def burst(url: str, key: str, label: str, count: int, clients: int) -> tuple[list[float], float]:
+    counter = iter(range(count))
+    lock = threading.Lock()
+    took: list[float] = []
+
+    def client() -> None:
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            t = post(url, key, f"{label}-{n}")
+            with lock:
+                took.append(t)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return took, time.perf_counter() - started
+
+
+def measure_all(items: int, posts: int, clients: int, state_root: Path, rounds: int = 6) -> list[dict]:
+    """All three stacks up at once, measured in alternating slices: the machine's load falls on each alike."""
+    with contextlib.ExitStack() as stacks:
+        runs = []
+        for label, switch, state in CONFIGS:
+            stack = stacks.enter_context(running_devstack(
+                state_dir=state_root / state if state else None, env={"DEVSTACK_JOURNAL": switch}))
+            seed(stack, items)
+            key = call(stack.url, "POST", "/keys", stack.admin_api_key, {"name": "b", "scope": "operator"}).json["apiKey"]
+            for n in range(20):  # warm: imports, connections, caches
+                post(stack.url, key, f"warm-{n}")
+            runs.append({"label": label, "stack": stack, "key": key, "serial": [], "concurrent": [], "seconds": 0.0})
+        for round_no in range(rounds):
+            for run in runs:
+                run["serial"] += [post(run["stack"].url, run["key"], f"s{round_no}-{n}") for n in range(posts // rounds)]
+            for run in runs:
+                took, seconds = burst(run["stack"].url, run["key"], f"c{round_no}", 2 * posts // rounds, clients)
+                run["concurrent"] += took
+                run["seconds"] += seconds
+        for run in runs:
+            stack = run.pop("stack")
+            assert stack.stop(signal.SIGINT) == 0, stack.log_tail()
+            found = re.search(r"journal: (\d+) records in (\d+) fsyncs", stack.log_tail(400))
+            run["records"], run["fsyncs"] = (int(found.group(1)), int(found.group(2))) if found else (None, None)
+    return runs
 
 
 def journal_alone(rounds: int = 2000) -> float:
@@ -125,12 +146,12 @@ def main() -> None:
     (ROOT / ".devstack").mkdir(exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(dir=ROOT / ".devstack", prefix="bench-journal-") as tmp:
-        for label, on in (("journal on", True), ("journal off (DEVSTACK_JOURNAL=0)", False)):
-            r = measure(label.split()[1], on, args.items, args.posts, args.clients, Path(tmp) / label.split()[1])
+        for r in measure_all(args.items, args.posts, args.clients, Path(tmp)):
             per_fsync = f"{r['records'] / r['fsyncs']:.1f}" if r["records"] and r["fsyncs"] else "-"
-            rows.append((label, f"{r['p50'] * 1000:.1f} ms", f"{r['p95'] * 1000:.1f} ms", f"{r['rate']:.0f}/s",
-                         f"{r['cp50'] * 1000:.0f} ms", f"{r['cp95'] * 1000:.0f} ms",
-                         r["records"] if r["records"] is not None else "-", r["fsyncs"] if r["fsyncs"] is not None else "-",
+            serial, concurrent = r["serial"], r["concurrent"]
+            rows.append((r["label"], f"{percentile(serial, 50) * 1000:.1f} ms", f"{percentile(serial, 95) * 1000:.1f} ms",
+                         f"{len(concurrent) / r['seconds']:.0f}/s", f"{percentile(concurrent, 50) * 1000:.0f} ms",
+                         f"{percentile(concurrent, 95) * 1000:.0f} ms", r["records"] or "-", r["fsyncs"] or "-",
                          per_fsync))
     print(f"POST /jobs (Idempotency-Key) on the local stack holding {args.items:,} items; "
           f"{args.posts} one at a time, then {args.posts * 2} from {args.clients} clients\n")

@@ -8,22 +8,29 @@ the checkout, ignored by git):
   closes anyway), and a fresh stream starts empty;
 * every message of the stack's queues (outputs named `*QueueUrl`) with its
   absolute visibility and delay times, so a delayed lease check fires when it
-  was due, and one that was in flight when the process died comes back after
-  its visibility timeout, exactly as it would have on SQS;
+  was due, and one that was in flight when the snapshot was taken comes back
+  after its visibility timeout, exactly as it would have on SQS;
 * every object of the stack's buckets (outputs named `*BucketName`).
 
 Beside it, `local.json`: the root admin key seeded at the first start and the
-API key pepper, so keys issued before a restart still authenticate.
+API key pepper, so keys issued before a restart still authenticate; and the
+journal's segments (devstack/journal.py): every change to the above since the
+snapshot, each fsynced before moto answered the call that made it. A start
+loads the snapshot, then replays the journal on top (`load`): nothing
+acknowledged is lost, not even on kill -9.
 
-When: `Snapshotter` writes a new snapshot at most every `interval` seconds
-(0.5 s, less as snapshots grow) when moto has answered a mutating request
-since the last one, and a final one on a clean stop. Each is written to a
-temporary file, fsynced and renamed over the previous one, so a kill -9 at
-any moment leaves the last complete snapshot: at most the last second of
-acknowledged writes is lost while a snapshot takes under 0.9 s (about 10,000
-items; measured by bench/local_state.py, figures in docs/ARCHITECTURE.md). Reads take
-the snapshot from moto's models directly, under the devstack's DynamoDB lock
-(so a transaction is either wholly in it or not at all), never over HTTP.
+When: with the journal, a snapshot is a checkpoint that bounds the replay at
+start. `Snapshotter` takes one every 60 s while something changed
+(DEVSTACK_CHECKPOINT_SECONDS), sooner once the journal's segment passes
+32 MB, at each start and on a clean stop; each starts a new journal segment
+first and deletes the segments it covers once it is on disk. Without the
+journal (DEVSTACK_JOURNAL=0, for bench/journal.py's baseline) snapshots are
+all there is, at most every 0.5 s while moto changes, and a kill -9 loses what
+was acknowledged since the last one. Each snapshot is written to a temporary
+file, fsynced and renamed over the previous one, so a kill -9 at any moment
+leaves the last complete snapshot. Reads take the snapshot from moto's models
+directly, under the devstack's DynamoDB lock (so a transaction is either
+wholly in it or not at all), never over HTTP.
 
 Nothing here is used on AWS.
 """
