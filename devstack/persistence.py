@@ -22,7 +22,7 @@ acknowledged is lost, not even on kill -9.
 When: with the journal, a snapshot is a checkpoint that bounds the replay at
 start. `Snapshotter` takes one every 60 s while something changed
 (DEVSTACK_CHECKPOINT_SECONDS), sooner once the journal's segment passes
-32 MB, at each start and on a clean stop; each starts a new journal segment
+16 MB, at each start and on a clean stop; each starts a new journal segment
 first and deletes the segments it covers once it is on disk. Without the
 journal (DEVSTACK_JOURNAL=0, for bench/journal.py's baseline) snapshots are
 all there is, at most every 0.5 s while moto changes, and a kill -9 loses what
@@ -309,7 +309,7 @@ class Snapshotter:
 
     def __init__(self, state: StateDir, outputs: dict[str, str], counter: ChangeCounter,
                  dynamodb_lock: threading.Lock, interval: float = 0.5, wal: journal.Journal | None = None,
-                 checkpoint_seconds: float = 60.0, checkpoint_bytes: int = 32 * 1024 * 1024) -> None:
+                 checkpoint_seconds: float = 60.0, checkpoint_bytes: int = 16 * 1024 * 1024) -> None:
         self._state, self._outputs, self._counter = state, outputs, counter
         self._lock, self._interval = dynamodb_lock, interval
         self._journal = wal
