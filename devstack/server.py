@@ -89,7 +89,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
                 wal = journal.Journal(state.path, state.next_segment())
                 journal.install(journal.Recorder(wal, outputs))
             else:
-                log.warning("state: DEVSTACK_JOURNAL=0: snapshots only, a kill -9 loses the last second of writes")
+                log.warning("state: DEVSTACK_JOURNAL=0: snapshots only, a kill -9 loses the writes since the last one")
         app_object, seed = _load_app(app_module)
         if state:
             state.remember_seed(seed)
