@@ -46,10 +46,11 @@ first record whose length or CRC does not check out and ignores the rest of
 that segment (never acknowledged, since its fsync never finished). Each start
 appends to a new segment, so a torn tail is never followed by good records.
 
-SQS receives are not journaled: a received message's visibility timeout and
-receive count are lost on kill -9, so a message received but not yet deleted
-comes back after a restart at once rather than after its timeout (at least
-once, which every SQS consumer tolerates). Sends, deletes, visibility changes,
+SQS receives are not journaled (every long poll would wait for a disk
+write): a received message's new visibility time and receive count are lost
+on kill -9 unless a snapshot or a later record caught them, so a message
+received but not yet deleted may come back at once after a restart rather
+than after its timeout (at least once, which every SQS consumer tolerates). Sends, deletes, visibility changes,
 purges and moves to a dead-letter queue are journaled: a deleted message stays
 deleted, a sent one is never lost.
 
