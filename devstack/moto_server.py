@@ -32,7 +32,7 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from devstack import fast_moto
+from devstack import fast_moto, journal
 from devstack.persistence import ChangeCounter
 
 _SERIALIZED_TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
@@ -146,10 +146,13 @@ class EmbeddedMoto:
         fast_moto.patch_index_queries()
         fast_moto.patch_item_responses()
         fast_moto.patch_request_costs()
-        serialized = SerializeDynamoDB(SerializeConditionalPuts(CachedDispatcher(create_backend_app)))
+        # The journal (devstack/journal.py, once installed) appends each call's record inside the
+        # DynamoDB lock, so its order is the apply order, and waits for the fsync outside it, so
+        # concurrent calls share one.
+        serialized = SerializeDynamoDB(journal.RecordCalls(SerializeConditionalPuts(CachedDispatcher(create_backend_app))))
         # The snapshotter (devstack/persistence.py) reads under the same lock and saves when `changes` moved.
         self.dynamodb_lock = serialized.lock
-        self.changes = ChangeCounter(serialized)
+        self.changes = ChangeCounter(journal.CommitBeforeAnswer(serialized))
         self._server = make_server(host, port, self.changes, threaded=True, request_handler=KeepAliveRequestHandler)
         # Idle keep-alive connections hold a (daemon) thread each until their client closes them:
         # stopping must not wait for those.

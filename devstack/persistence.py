@@ -8,22 +8,29 @@ the checkout, ignored by git):
   closes anyway), and a fresh stream starts empty;
 * every message of the stack's queues (outputs named `*QueueUrl`) with its
   absolute visibility and delay times, so a delayed lease check fires when it
-  was due, and one that was in flight when the process died comes back after
-  its visibility timeout, exactly as it would have on SQS;
+  was due, and one that was in flight when the snapshot was taken comes back
+  after its visibility timeout, exactly as it would have on SQS;
 * every object of the stack's buckets (outputs named `*BucketName`).
 
 Beside it, `local.json`: the root admin key seeded at the first start and the
-API key pepper, so keys issued before a restart still authenticate.
+API key pepper, so keys issued before a restart still authenticate; and the
+journal's segments (devstack/journal.py): every change to the above since the
+snapshot, each fsynced before moto answered the call that made it. A start
+loads the snapshot, then replays the journal on top (`load`): nothing
+acknowledged is lost, not even on kill -9.
 
-When: `Snapshotter` writes a new snapshot at most every `interval` seconds
-(0.5 s, less as snapshots grow) when moto has answered a mutating request
-since the last one, and a final one on a clean stop. Each is written to a
-temporary file, fsynced and renamed over the previous one, so a kill -9 at
-any moment leaves the last complete snapshot: at most the last second of
-acknowledged writes is lost while a snapshot takes under 0.9 s (about 10,000
-items; measured by bench/local_state.py, figures in docs/ARCHITECTURE.md). Reads take
-the snapshot from moto's models directly, under the devstack's DynamoDB lock
-(so a transaction is either wholly in it or not at all), never over HTTP.
+When: with the journal, a snapshot is a checkpoint that bounds the replay at
+start. `Snapshotter` takes one every 60 s while something changed
+(DEVSTACK_CHECKPOINT_SECONDS), sooner once the journal's segment passes
+16 MB, at each start and on a clean stop; each starts a new journal segment
+first and deletes the segments it covers once it is on disk. Without the
+journal (DEVSTACK_JOURNAL=0, for bench/journal.py's baseline) snapshots are
+all there is, at most every 0.5 s while moto changes, and a kill -9 loses what
+was acknowledged since the last one. Each snapshot is written to a temporary
+file, fsynced and renamed over the previous one, so a kill -9 at any moment
+leaves the last complete snapshot. Reads take the snapshot from moto's models
+directly, under the devstack's DynamoDB lock (so a transaction is either
+wholly in it or not at all), never over HTTP.
 
 Nothing here is used on AWS.
 """
@@ -38,6 +45,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from devstack import journal
 
 log = logging.getLogger("devstack")
 
@@ -81,7 +90,7 @@ def _mutates(environ: dict[str, Any]) -> bool:
     return environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD", "OPTIONS")
 
 
-def _account_region() -> tuple[str, str]:
+def account_region() -> tuple[str, str]:
     return os.environ.get("AWS_ACCOUNT_ID", "123456789012"), os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
 
 
@@ -93,7 +102,7 @@ def capture(outputs: dict[str, str], dynamodb_lock: threading.Lock) -> dict[str,
     from moto.s3.models import s3_backends
     from moto.sqs.models import sqs_backends
 
-    account, region = _account_region()
+    account, region = account_region()
     tables: dict[str, list[dict[str, Any]]] = {}
     dynamodb = dynamodb_backends[account][region]
     with dynamodb_lock:
@@ -106,7 +115,7 @@ def capture(outputs: dict[str, str], dynamodb_lock: threading.Lock) -> dict[str,
         queue = sqs.queues.get(url.rstrip("/").rsplit("/", 1)[-1]) if output.endswith("QueueUrl") else None
         if queue is not None:
             with queue._messages_lock:
-                queues[output] = [_message_json(message) for message in queue._messages]
+                queues[output] = [message_json(message) for message in queue._messages]
     buckets: dict[str, list[dict[str, Any]]] = {}
     s3 = s3_backends[account]["aws"]
     for output, name in outputs.items():
@@ -118,7 +127,7 @@ def capture(outputs: dict[str, str], dynamodb_lock: threading.Lock) -> dict[str,
     return {"format": FORMAT, "savedAt": time.time(), "tables": tables, "queues": queues, "buckets": buckets}
 
 
-def _message_json(message: Any) -> dict[str, Any]:
+def message_json(message: Any) -> dict[str, Any]:
     return {
         "id": message.id, "body": message.body, "messageAttributes": message.message_attributes,
         "systemAttributes": message.system_attributes, "groupId": message.group_id,
@@ -136,9 +145,9 @@ def restore(snapshot: dict[str, Any], outputs: dict[str, str]) -> dict[str, int]
     """Load a snapshot into the freshly deployed stack; returns how many items, messages and objects."""
     from moto.dynamodb.models import dynamodb_backends
     from moto.s3.models import s3_backends
-    from moto.sqs.models import Message, sqs_backends
+    from moto.sqs.models import sqs_backends
 
-    account, region = _account_region()
+    account, region = account_region()
     counts = {"items": 0, "messages": 0, "objects": 0}
     dynamodb = dynamodb_backends[account][region]
     for output, items in snapshot.get("tables", {}).items():
@@ -155,17 +164,7 @@ def restore(snapshot: dict[str, Any], outputs: dict[str, str]) -> dict[str, int]
             log.warning("state: no queue for %s any more; %d messages not restored", output, len(messages))
             continue
         with queue._messages_lock:
-            for saved in messages:
-                message = Message(saved["id"], saved["body"], saved.get("systemAttributes") or {})
-                message.message_attributes = saved.get("messageAttributes") or {}
-                message.group_id = saved.get("groupId")
-                message.deduplication_id = saved.get("deduplicationId")
-                message.sent_timestamp = saved.get("sentTimestamp")
-                message.approximate_receive_count = saved.get("receiveCount", 0)
-                message.approximate_first_receive_timestamp = saved.get("firstReceiveTimestamp")
-                message.visible_at = saved.get("visibleAt", 0.0)
-                message.delayed_until = saved.get("delayedUntil", 0.0)
-                queue._messages.append(message)
+            queue._messages.extend(message_from_json(saved) for saved in messages)
             queue._messages_lock.notify_all()
         counts["messages"] += len(messages)
     s3 = s3_backends[account]["aws"]
@@ -179,6 +178,22 @@ def restore(snapshot: dict[str, Any], outputs: dict[str, str]) -> dict[str, int]
             key.set_metadata(saved.get("metadata") or {})
         counts["objects"] += len(objects)
     return counts
+
+
+def message_from_json(saved: dict[str, Any]) -> Any:
+    """A moto SQS message as message_json saved it."""
+    from moto.sqs.models import Message
+
+    message = Message(saved["id"], saved["body"], saved.get("systemAttributes") or {})
+    message.message_attributes = saved.get("messageAttributes") or {}
+    message.group_id = saved.get("groupId")
+    message.deduplication_id = saved.get("deduplicationId")
+    message.sent_timestamp = saved.get("sentTimestamp")
+    message.approximate_receive_count = saved.get("receiveCount", 0)
+    message.approximate_first_receive_timestamp = saved.get("firstReceiveTimestamp")
+    message.visible_at = saved.get("visibleAt", 0.0)
+    message.delayed_until = saved.get("delayedUntil", 0.0)
+    return message
 
 
 def _load_items(table: Any, items: list[dict[str, Any]]) -> None:
@@ -204,7 +219,7 @@ def _load_items(table: Any, items: list[dict[str, Any]]) -> None:
 # --- the state directory -------------------------------------------------------------------
 
 class StateDir:
-    """`<dir>/snapshot.json` and `<dir>/local.json`, written atomically."""
+    """`<dir>/snapshot.json`, `<dir>/local.json` (written atomically) and the journal's segments."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -212,12 +227,19 @@ class StateDir:
     def clear(self) -> None:
         for name in (SNAPSHOT, LOCAL):
             (self.path / name).unlink(missing_ok=True)
+        for _, segment in journal.segments(self.path):
+            segment.unlink()
 
     def load_snapshot(self) -> dict[str, Any] | None:
         return self._read(SNAPSHOT)
 
     def save_snapshot(self, snapshot: dict[str, Any]) -> int:
         return self._write(SNAPSHOT, snapshot)
+
+    def next_segment(self) -> int:
+        """The number a new journal segment gets: after every one on disk."""
+        found = journal.segments(self.path)
+        return found[-1][0] + 1 if found else 1
 
     def local(self) -> dict[str, Any]:
         """The pepper (made once) and the seeded root key, if any."""
@@ -257,14 +279,43 @@ class StateDir:
         return len(payload)
 
 
+def load(state: StateDir, outputs: dict[str, str]) -> dict[str, int]:
+    """At start: the last snapshot, then the journal's records after it; returns what was loaded.
+
+    Segments the snapshot covers (left behind by a crash between a snapshot
+    and their deletion) are deleted, not replayed.
+    """
+    counts = {"items": 0, "messages": 0, "objects": 0}
+    saved = state.load_snapshot()
+    if saved:
+        counts = restore(saved, outputs)
+    first = int((saved or {}).get("journalSegment", 0))
+    journal.drop_segments_before(state.path, first)
+    counts.update(journal.replay(state.path, outputs, first))
+    return counts
+
+
 class Snapshotter:
-    """A thread that saves a snapshot whenever moto changed, at most every `interval` seconds."""
+    """A thread that saves a snapshot whenever moto changed.
+
+    With the journal (the default), a snapshot is a checkpoint: every write is
+    already durable in the journal, and the snapshot only bounds how much of it
+    a start replays. It is taken every `checkpoint_seconds` while something
+    changed, or sooner once the journal's current segment exceeds
+    `checkpoint_bytes`, and it deletes the segments it covers. Without the
+    journal (DEVSTACK_JOURNAL=0), snapshots are all there is: at most every
+    `interval` seconds, and a kill -9 loses what was acknowledged since the last one.
+    """
 
     def __init__(self, state: StateDir, outputs: dict[str, str], counter: ChangeCounter,
-                 dynamodb_lock: threading.Lock, interval: float = 0.5) -> None:
+                 dynamodb_lock: threading.Lock, interval: float = 0.5, wal: journal.Journal | None = None,
+                 checkpoint_seconds: float = 60.0, checkpoint_bytes: int = 16 * 1024 * 1024) -> None:
         self._state, self._outputs, self._counter = state, outputs, counter
         self._lock, self._interval = dynamodb_lock, interval
+        self._journal = wal
+        self._checkpoint_seconds, self._checkpoint_bytes = checkpoint_seconds, checkpoint_bytes
         self._saved_count = counter.count
+        self._saved_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snapshot", daemon=True)
         self.snapshots = 0
@@ -275,29 +326,45 @@ class Snapshotter:
         self._thread.start()
 
     def save_if_changed(self) -> bool:
-        count = self._counter.count
-        if count == self._saved_count:
+        if self._counter.count == self._saved_count:
             return False
-        started = time.perf_counter()
-        snapshot = capture(self._outputs, self._lock)
-        self.last_bytes = self._state.save_snapshot(snapshot)
-        self.last_seconds = time.perf_counter() - started
-        self._saved_count = count
-        self.snapshots += 1
+        self.save()
         return True
 
+    def save(self) -> None:
+        """Take a snapshot now; with the journal, delete the segments it covers."""
+        count = self._counter.count
+        started = time.perf_counter()
+        # A new segment first: every record of the older ones was appended after its change was
+        # applied, so the capture below (which starts later) holds that change or a later state.
+        first_uncovered = self._journal.rotate() if self._journal else self._state.next_segment()
+        snapshot = capture(self._outputs, self._lock)
+        snapshot["journalSegment"] = first_uncovered
+        self.last_bytes = self._state.save_snapshot(snapshot)
+        journal.drop_segments_before(self._state.path, first_uncovered)
+        self.last_seconds = time.perf_counter() - started
+        self._saved_count = count
+        self._saved_at = time.monotonic()
+        self.snapshots += 1
+
+    def _due(self) -> bool:
+        if self._journal is None:
+            return True
+        return (time.monotonic() - self._saved_at >= self._checkpoint_seconds
+                or self._journal.segment_bytes >= self._checkpoint_bytes)
+
     def _run(self) -> None:
-        # A write acknowledged at t is on disk by t + wait + one snapshot's duration: the wait
-        # shrinks as snapshots grow so that stays within a second while a snapshot takes < 0.9 s
-        # (about 10,000 items; bench/local_state.py).
+        # Without the journal, a write acknowledged at t is on disk by t + wait + one snapshot's
+        # duration: the wait shrinks as snapshots grow (bench/local_state.py).
         while not self._stop.wait(max(0.05, min(self._interval, 0.95 - self.last_seconds))):
             try:
-                self.save_if_changed()
+                if self._due():
+                    self.save_if_changed()
             except Exception:
-                log.exception("state: snapshot failed (the previous one is kept)")
+                log.exception("state: snapshot failed (the previous one and the journal are kept)")
 
     def stop(self) -> None:
-        """Stop the thread and save a final snapshot (a clean stop loses nothing)."""
+        """Stop the thread and save a final snapshot (a clean stop leaves an empty journal)."""
         self._stop.set()
         self._thread.join()
         self.save_if_changed()

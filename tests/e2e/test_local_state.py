@@ -1,5 +1,6 @@
 """The local stack keeps its state across restarts (issue 8): Ctrl-C loses nothing,
-kill -9 loses at most the last second, --fresh (make run FRESH=1) starts empty.
+kill -9 loses nothing acknowledged either (the journal, issue 18; the burst of
+kills is tests/e2e/test_local_journal.py), --fresh (make run FRESH=1) starts empty.
 
 Each start is a real `python -m devstack` on the same port and state directory,
 as a developer's `make run` would be.
@@ -47,11 +48,7 @@ def test_state_survives_ctrl_c_and_kill_9_and_fresh_starts_empty(tmp_path):
         job = call(second.url, "GET", f"/jobs/{before_ctrl_c}", operator)
         assert job.status == 200 and job.json["status"] == "QUEUED", job.json
         before_kill = _new_job(second.url, operator, "before-kill")
-        acknowledged = time.monotonic()
-        # The claim under test is about age: what was acknowledged more than a second before a kill -9 survives.
-        while time.monotonic() < acknowledged + 1.0:
-            assert call(second.url, "GET", "/health").status == 200
-        second.stop(signal.SIGKILL)
+        second.stop(signal.SIGKILL)  # at once: acknowledged means on disk (the journal)
 
     with running_devstack(state_dir=state, port=port) as third:
         for job_id in (before_ctrl_c, before_kill):
