@@ -444,8 +444,19 @@ def test_a_chunked_body_is_read_and_an_over_limit_one_is_413(gw):
 
 @pytest.mark.parametrize("megabytes", [10, 50])
 def test_an_over_limit_body_is_a_413_the_client_receives(gw, megabytes):
+    """http.client sends the whole body before reading: closing on it unread would reset the connection."""
+    import http.client
+
     import requests
 
+    conn = http.client.HTTPConnection("127.0.0.1", gw.api.port, timeout=60)
+    try:
+        conn.request("POST", "/buffer/store", body=b"x" * (megabytes * 1024 * 1024),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        assert reply.status == 413 and json.loads(reply.read())["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    finally:
+        conn.close()
     r = requests.post(url(gw) + "/buffer/store", data=b"x" * (megabytes * 1024 * 1024),
                       headers={"Content-Type": "application/json"}, timeout=60)
     assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
