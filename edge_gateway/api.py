@@ -84,6 +84,11 @@ def parse_store(raw: bytes, now_ms: int) -> list[Record]:
     if numbers.refused:  # rare: only then is the body walked, to name the field
         path, why = _find_refused(body, "")
         raise ApiError(400, "VALIDATION_ERROR", why, field=(path or "body")[:200])
+    # A lone surrogate ("\ud800", or its UTF-8 bytes, which json.loads reads too) is not Unicode text: the
+    # control plane refuses it. Only a body with an escape, an 0xED byte or a NUL (UTF-16/32) can hold one.
+    if (b"\\u" in raw or b"\xed" in raw or b"\x00" in raw) and (where := _lone_surrogate(body, "")) is not None:
+        raise ApiError(400, "VALIDATION_ERROR", "contains a lone surrogate (not valid Unicode)",
+                       field=(where or "body")[:200])
     if not isinstance(body, dict):
         raise ApiError(400, "VALIDATION_ERROR", "the body must be a JSON object {table, data} or {table, records}")
     table = body.get("table")
@@ -123,8 +128,7 @@ def parse_store(raw: bytes, now_ms: int) -> list[Record]:
     return records
 
 
-# ensure_ascii: the text is plain ASCII, so its length is its size, and a lone surrogate ("\ud800", valid
-# JSON but not encodable as UTF-8) stays an escape instead of failing the insert.
+# ensure_ascii: the text is plain ASCII, so its length is its size (lone surrogates were refused above).
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
@@ -172,6 +176,31 @@ class _Numbers:
 def _significant_digits(text: str) -> int:
     mantissa = text.lower().split("e")[0].lstrip("-+").replace(".", "")
     return len(mantissa.strip("0")) or 1
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string holding a lone surrogate (an object's, for a key), else None."""
+    if isinstance(value, str):
+        return path if _not_utf8(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _not_utf8(key):
+                return path
+            if (found := _lone_surrogate(item, f"{path}.{key}" if path else key)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _lone_surrogate(item, f"{path}.{index}" if path else str(index))) is not None:
+                return found
+    return None
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 def _find_refused(value: Any, path: str) -> tuple[str, str]:

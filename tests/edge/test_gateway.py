@@ -97,11 +97,20 @@ def test_a_300_kib_record_is_413_and_nothing_of_its_store_is_kept(gw):
     assert rows(gw) == 0
 
 
-def test_unicode_and_lone_surrogates_round_trip(gw, cp):
-    r = raw_post(url(gw), "/buffer/store", b'{"table": "t", "records": [{"s": "\\ud800"}, {"s": "h\xc3\xa9 \xe2\x82\xac"}]}')
+def test_unicode_round_trips_and_a_lone_surrogate_is_refused_at_store_time(gw, cp):
+    # The control plane's /ingest refuses a lone surrogate (tests/handlers/test_ingest.py): stored here,
+    # it would only be quarantined later. Refused now, naming the field; a pair (an emoji) is fine.
+    for body, field in [(b'{"table": "t", "records": [{"ok": 1}, {"s": "\\ud800"}]}', "records.1.s"),
+                        (b'{"table": "t", "data": {"\\udfff": 1}}', "data"),
+                        (b'{"table": "t", "data": ["\xed\xa0\x80"]}', "data.0")]:  # UTF-8 bytes of U+D800
+        got, answer = raw_post(url(gw), "/buffer/store", body)
+        assert got == 400 and answer["error"]["details"][0]["field"] == field, answer
+    assert rows(gw) == 0
+    r = raw_post(url(gw), "/buffer/store", b'{"table": "t", "records": [{"s": "\\ud83d\\ude00 \\u00e9"}, '
+                                           b'{"s": "h\xc3\xa9 \xe2\x82\xac"}]}')
     assert r[0] == 201, r
     assert call(url(gw), "POST", "/uplink/flush").json["uploaded"] == 2
-    assert sorted(v["data"]["s"] for v in cp.records.values()) == sorted(["\ud800", "h\u00e9 \u20ac"])
+    assert sorted(v["data"]["s"] for v in cp.records.values()) == sorted(["\U0001f600 \u00e9", "h\u00e9 \u20ac"])
 
 
 def test_unknown_route_and_wrong_method(gw):
@@ -342,7 +351,7 @@ def test_the_upload_body_embeds_stored_json_exactly():
     from edge_gateway.buffer import StoredRecord
     from edge_gateway.uplink import encode_batch
 
-    values = [{"a": [1, 2.5, None, True]}, "x\"y\\z", 0, [], {"nested": {"k": "\u20ac\ud800"}}]
+    values = [{"a": [1, 2.5, None, True]}, "x\"y\\z", 0, [], {"nested": {"k": "\u20ac\U0001f600"}}]
     records = parse_store(json.dumps({"table": "t.x-1", "records": values}).encode(), 1_700_000_000_000)
     stored = [StoredRecord(r.record_id, r.table, r.data, r.ts, seq=i) for i, r in enumerate(records)]
     body = json.loads(encode_batch(stored))
