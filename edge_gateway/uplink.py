@@ -154,7 +154,7 @@ class Uplink:
         retry_after: float | None = None
         deadline = time.monotonic() + deadline_seconds
         with self._send_lock:
-            if (left := self.retry_after_left()) > 0:
+            if (left := self.retry_after_left()) > 0 and self.buffer.backlog:
                 return {"deferred": True, "retryAfterSeconds": math.ceil(left * 10) / 10, "uploaded": 0,
                         "duplicates": 0, "quarantined": 0, "batches": 0, "remaining": self.buffer.backlog,
                         "ok": True, "error": None}

@@ -527,5 +527,6 @@ def test_a_flush_during_a_retry_after_window_is_deferred_and_the_loop_waits_too(
         assert len(cp.records) == 3 and cp.calls[1][0] - cp.calls[0][0] >= 3.0  # the loop honoured it
         done = call(url(gateway), "POST", "/uplink/flush")
         assert done.status == 200 and done.json["ok"] is True and done.json["remaining"] == 0
+        assert "deferred" not in done.json
     finally:
         gateway.stop()
