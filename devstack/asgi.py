@@ -11,10 +11,15 @@ Paths are routed on the raw (still percent-encoded) path: boto3 encodes the
 connection id, which may contain '/', and '@' may arrive as %40.
 
 No softer than AWS: /@connections requires SigV4 with the stack's own
-credentials (devstack/sigv4.py); a body over the limit (MAX_BODY_BYTES, as
-API Gateway's payload limit) is refused with 413 from its Content-Length or,
-without one, as soon as the streamed bytes pass the limit: never read whole.
-An unknown path or a dot segment is 404 NOT_FOUND in the contract's shape.
+credentials (devstack/sigv4.py); a body over the limit (MAX_BODY_BYTES, the
+contract's 256 KiB) is refused with 413 from its Content-Length or, without
+one, as soon as the streamed bytes pass the limit: never held in memory. The
+413 is written at once, whole, and the rest of the body is then read and
+discarded (bounded: DRAIN_MAX_BYTES, DRAIN_SECONDS) before the connection
+closes: closing with unread bytes makes the kernel reset the connection, and a
+client still sending (http.client, curl) then sees the reset, not the 413.
+An unknown path or a dot segment is 404 NOT_FOUND in the contract's shape;
+what the HTTP parser itself refuses is answered by devstack/http_protocol.py.
 """
 from __future__ import annotations
 
@@ -46,6 +51,10 @@ Response = tuple[int, Headers, bytes]
 _JSON = [(b"content-type", b"application/json")]
 # The management API's own limit: API Gateway's 128 KB WebSocket message.
 MANAGEMENT_MAX_BODY_BYTES = 128 * 1024
+# After a 413: what is read and thrown away at most so that the client receives the answer. A
+# declared Content-Length above DRAIN_MAX_BYTES is not drained at all (that client may see a reset).
+DRAIN_MAX_BYTES = 128 * 1024 * 1024
+DRAIN_SECONDS = 15.0
 
 
 def _error(status: int, code: str, message: str, headers: Headers | None = None) -> Response:
@@ -53,7 +62,9 @@ def _error(status: int, code: str, message: str, headers: Headers | None = None)
 
 
 class BodyTooLarge(Exception):
-    pass
+    def __init__(self, drain: bool) -> None:
+        super().__init__()
+        self.drain = drain  # whether the rest of the body is worth reading (and throwing away)
 
 
 class DevstackApp:
@@ -84,11 +95,10 @@ class DevstackApp:
         limit = MANAGEMENT_MAX_BODY_BYTES if management else self._max_body
         try:
             body = await _read_body(scope, receive, limit)
-        except BodyTooLarge:
-            # The rest of the body is never read: the connection closes after this answer.
+        except BodyTooLarge as refused:
             status, headers, payload = _error(413, "PAYLOAD_TOO_LARGE", f"request body is over {limit} bytes",
                                               [(b"connection", b"close")])
-            await _respond(send, status, headers, payload)
+            await _respond_then_drain(send, receive, status, headers, payload, refused.drain)
             return
         try:
             if management:
@@ -224,14 +234,17 @@ async def _respond(send: Any, status: int, headers: Headers, payload: bytes) -> 
 
 async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     """The request body, or BodyTooLarge as soon as Content-Length or the bytes so far pass `limit`."""
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                declared = 0
-            if declared > limit:
-                raise BodyTooLarge()
+    headers = {name.lower(): value for name, value in scope.get("headers", [])}
+    # A client that asked `Expect: 100-continue` sends no body before an answer: nothing to drain
+    # (and reading would make the server invite the body with a 100 after its final answer).
+    expects = headers.get(b"expect", b"").lower() == b"100-continue"
+    if b"content-length" in headers:
+        try:
+            declared = int(headers[b"content-length"])  # the HTTP parser let only digits through
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise BodyTooLarge(drain=not expects and declared <= DRAIN_MAX_BYTES)
     chunks = []
     size = 0
     while True:
@@ -241,8 +254,35 @@ async def _read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge()
+            raise BodyTooLarge(drain=message.get("more_body", False))
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def _respond_then_drain(send: Any, receive: Any, status: int, headers: Headers, payload: bytes,
+                              drain: bool) -> None:
+    """Write the whole answer now; then read and discard the body the client is still sending (bounded),
+    and only then end the response, which closes the connection (`connection: close`).
+
+    The answer's bytes go out with more_body=True: the server still reads the request until the
+    response is complete (uvicorn's receive() answers http.disconnect after that), yet the client has
+    the full answer (its Content-Length says so) and can act on it at once."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload, "more_body": drain})
+    if not drain:
+        return
+    deadline, drained = time.monotonic() + DRAIN_SECONDS, 0
+    try:
+        while drained <= DRAIN_MAX_BYTES:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            if message["type"] == "http.disconnect":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+    except TimeoutError:
+        log.info("stopped draining a refused body after %d bytes and %.0f s", drained, DRAIN_SECONDS)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -30,6 +30,7 @@ import uvicorn
 
 from devstack import journal, persistence
 from devstack.asgi import DevstackApp
+from devstack.http_protocol import ContractH11Protocol
 from devstack.lambdas import Lambdas
 from devstack.moto_server import EmbeddedMoto
 from devstack import redact
@@ -112,6 +113,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         asgi.serve_in_process(f"http://{public}")  # the fan-out's posts: no TCP hop, same SigV4 check
         server = uvicorn.Server(uvicorn.Config(
             asgi, host=host, port=bound_port, lifespan="off",
+            http=ContractH11Protocol,  # the parser's own 400s in the contract's error shape
             ws="websockets",  # the implementation whose denial response (websocket.http.response.*) we rely on
             ws_max_size=WS_MAX_MESSAGE_BYTES, timeout_graceful_shutdown=5,
             # Frames go uncompressed: deflating every frame was a visible share of a

@@ -9,6 +9,10 @@ Failures:
 - no answer, 5xx, 429: retried with exponential backoff and full jitter
   (sleep uniform(0, min(cap, base * 2**n))); a Retry-After on 429/503 is a
   floor on that sleep.
+  The Retry-After window binds every sender: the background loop waits it out,
+  and a manual flush (POST /uplink/flush, the `flush` command) inside it sends
+  nothing and answers {"deferred": true, "retryAfterSeconds": n} (the loop
+  sends when the window ends).
 - 401/403: the key is wrong or revoked; the data is fine, so it stays in the
   buffer and the uplink retries at the backoff cap (an operator must act).
 - any other 4xx (400 invalid record, 413 too large, 422): retrying cannot fix
@@ -21,6 +25,7 @@ Failures:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -74,6 +79,7 @@ class Uplink:
         self.backoff_cap = backoff_cap
         self.idle_interval = idle_interval
         self.state = UplinkState()
+        self._not_before = 0.0  # time.monotonic() before which nothing is sent: the control plane's Retry-After
         self._send_lock = threading.Lock()  # one upload at a time (background loop or /uplink/flush)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -135,12 +141,23 @@ class Uplink:
 
     # --- flush (POST /uplink/flush) ------------------------------------------
 
+    def retry_after_left(self) -> float:
+        """Seconds left of the control plane's last Retry-After window (0 outside one)."""
+        return max(0.0, self._not_before - time.monotonic())
+
     def flush(self, deadline_seconds: float = 30.0) -> dict:
-        """Upload until the buffer is empty, a send fails, or the deadline passes; answer the counts."""
+        """Upload until the buffer is empty, a send fails, or the deadline passes; answer the counts.
+
+        Inside a Retry-After window nothing is sent: the answer says `deferred` and for how long."""
         uploaded = duplicates = quarantined = batches = 0
         error = None
+        retry_after: float | None = None
         deadline = time.monotonic() + deadline_seconds
         with self._send_lock:
+            if (left := self.retry_after_left()) > 0 and self.buffer.backlog:
+                return {"deferred": True, "retryAfterSeconds": math.ceil(left * 10) / 10, "uploaded": 0,
+                        "duplicates": 0, "quarantined": 0, "batches": 0, "remaining": self.buffer.backlog,
+                        "ok": True, "error": None}
             while time.monotonic() < deadline:
                 batch = self._next_batch()
                 if not batch:
@@ -149,16 +166,23 @@ class Uplink:
                 self._record(outcome)
                 if not outcome.ok:
                     error = outcome.error
+                    if outcome.retry_after is not None:
+                        retry_after = math.ceil(self.retry_after_left() * 10) / 10
                     break
                 batches += 1
                 uploaded += outcome.accepted
                 duplicates += outcome.duplicates
                 quarantined += outcome.quarantined
-        return {"uploaded": uploaded, "duplicates": duplicates, "quarantined": quarantined, "batches": batches,
-                "remaining": self.buffer.backlog, "ok": error is None, "error": error}
+        result = {"uploaded": uploaded, "duplicates": duplicates, "quarantined": quarantined, "batches": batches,
+                  "remaining": self.buffer.backlog, "ok": error is None, "error": error}
+        if retry_after is not None:
+            result["retryAfterSeconds"] = retry_after
+        return result
 
     def _record(self, outcome: SendOutcome) -> None:
         self._adapt(outcome)
+        if outcome.retry_after is not None:
+            self._not_before = max(self._not_before, time.monotonic() + outcome.retry_after)
         now = time.time()
         if outcome.ok:
             self.state.last_success = now
@@ -211,11 +235,19 @@ class Uplink:
                 self._wake.clear()
                 if self._stop.is_set():
                     break
+            if (left := self.retry_after_left()) > 0:
+                # A window the last send (maybe a manual flush's) was given: only a stop interrupts it.
+                self.state.next_attempt_at = time.time() + left
+                self._stop.wait(left)
+                self.state.next_attempt_at = None
+                if self._stop.is_set():
+                    break
             outcome = None
             try:
                 with self._send_lock:
-                    if self._stop.is_set():
-                        break
+                    if self._stop.is_set() or self.retry_after_left() > 0:
+                        go_now = True
+                        continue
                     batch = self._next_batch()
                     outcome = self.send(batch) if batch else None
                     if outcome is not None:

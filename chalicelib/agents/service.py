@@ -114,6 +114,18 @@ def for_poll(ctx: Ctx, agent_id: str) -> Agent:
     return agent
 
 
+def require_known(ctx: Ctx, agent_id: str) -> None:
+    """For reads of what belongs to an agent: 403 for an agent key naming another agent (before any
+    look-up, so it tells nothing about any organization), then 404 unless the caller's organization has
+    this agent, active or not (another organization's agent is indistinguishable from none)."""
+    ctx.require_agent(agent_id)
+    principal = ctx.principal
+    if principal is not None and principal.agent_id == agent_id:
+        return  # an agent key is bound to its agent: no read needed
+    if store.get(ctx.org_id, agent_id, consistent=True) is None:
+        raise NotFound(f"no agent {agent_id}")
+
+
 def active_check(org_id: str, agent_id: str) -> Write:
     """A write for a unit of work that fails unless the agent exists and is active."""
     return store.active_check(org_id, agent_id)

@@ -26,7 +26,7 @@ def issue(call: Call) -> dict:
 
 
 @endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query="CommandListQuery",
-          response="CommandList", tag=TAG,
+          response="CommandList", tag=TAG, errors=(404,),
           summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
 def list_commands(call: Call) -> dict:
     q = call.query

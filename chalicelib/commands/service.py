@@ -71,7 +71,7 @@ def issue(ctx: Ctx, command: IssueCommand) -> dict:
 
 
 def list_for_agent(ctx: Ctx, command: ListCommands) -> dict:
-    ctx.require_agent(command.agent_id)
+    agents.require_known(ctx, command.agent_id)  # another org's agent: 404, never an empty list
     scope = f"commands:{ctx.org_id}:{command.agent_id}:{command.status or ''}"
     now_iso = ctx.iso()
     items, last = store.list_for_agent(ctx.org_id, command.agent_id, command.status, command.limit,

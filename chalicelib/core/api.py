@@ -360,13 +360,36 @@ _CHALICE_CODES = {405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE", 400:
                   404: "NOT_FOUND", 403: "FORBIDDEN", 401: "UNAUTHORIZED", 500: "INTERNAL"}
 
 
+# A control character in a header value (HTAB aside) is never valid HTTP (RFC 9110 5.5).
+HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+MAX_ECHOED = 200  # characters of a refused header value a message may quote
+
+
+def malformed_header(headers: Any) -> str | None:
+    """The name of the first header whose value holds a control character, else None."""
+    for name, value in (headers or {}).items():
+        if HEADER_CONTROL.search(value):
+            return str(name)
+    return None
+
+
 def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
     """HTTP middleware: Chalice's own errors (405, 415, ...) in the contract's error shape.
 
     Chalice answers a wrong method (405) or content type (415) before the
     route's view runs, so before its auth: a caller without a valid key must
     learn nothing about the route, and gets the 401 first (see `_after_auth`).
+
+    A header value with a control character (a NUL in Content-Type) is refused
+    first, 400 naming the header, as the local stack's HTTP parser refuses it
+    (devstack/http_protocol.py): Chalice would have answered 415 quoting the NUL,
+    or, after a `;`, matched the media type and run the route.
     """
+    if (name := malformed_header(getattr(event, "headers", None))) is not None:
+        error = ValidationError.field(name[:100].title(), "holds a control character (never valid in an HTTP header)")
+        result = _error(error)
+        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=400,
+                        headers={**result["headers"], "X-Trace-Id": ids.new_id()})
     response = get_response(event)
     if response.status_code >= 400 and isinstance(response.body, (dict, str)):
         body = response.body
@@ -381,7 +404,10 @@ def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
                 if denied is not None:
                     return denied
             code = _CHALICE_CODES.get(response.status_code, "VALIDATION_ERROR")
-            response.body = json.dumps({"error": {"code": code, "message": body.get("Message", "")}})
+            message = str(body.get("Message", ""))  # may quote the request (Unsupported media type: ...)
+            if len(message) > MAX_ECHOED:
+                message = message[:MAX_ECHOED] + "..."
+            response.body = json.dumps({"error": {"code": code, "message": message}})
             response.headers["Content-Type"] = JSON
     return response
 

@@ -20,6 +20,7 @@ from typing import Any
 # DynamoDB numbers: up to 38 significant digits, magnitude below 1E+126.
 MAX_DIGITS = 38
 MAX_MAGNITUDE = Decimal("1E126")
+MAX_INTEGER_DIGITS = 126  # an integer below 1E126 has at most 126 digits (JSON has no leading zeros)
 
 
 class BadJson(ValueError):
@@ -42,6 +43,10 @@ def _significant_digits(text: str) -> int:
 
 
 def _parse_int(text: str) -> Any:
+    # By its length, before int(): 10**400 has one significant digit, and it is its
+    # magnitude that neither DynamoDB nor a double (float(10**400) overflows) can hold.
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        return _Bad(text, "is too large to be stored (at most 1E126)")
     if _significant_digits(text) > MAX_DIGITS:
         return _Bad(text, f"has more than {MAX_DIGITS} significant digits (more than can be stored)")
     return int(text)

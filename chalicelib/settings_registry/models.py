@@ -1,42 +1,38 @@
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, PlainValidator, RootModel, WithJsonSchema, field_validator, model_validator
 
 from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.settings_registry.rules import is_number
 
 MAX_ENTRIES = 500
 MAX_TEXT = 4096
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _number(value: Any) -> Any:
-    if not _is_number(value):
-        raise ValueError("must be a finite number")
+    if not is_number(value):
+        raise ValueError("must be a finite number below 1E126 in magnitude")
     return value
 
 
 def _scalar(value: Any) -> Any:
-    if isinstance(value, bool) or _is_number(value):
+    if isinstance(value, bool) or is_number(value):
         return value
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
             raise ValueError(f"must be at most {MAX_TEXT} characters")
         return value
-    raise ValueError("must be a boolean, a finite number or a string")
+    raise ValueError("must be a boolean, a finite number below 1E126 in magnitude, or a string")
 
 
 def _option(value: Any) -> Any:
-    if _is_number(value) or (isinstance(value, str) and len(value) <= 256):
+    if is_number(value) or (isinstance(value, str) and len(value) <= 256):
         return value
-    raise ValueError("must be a finite number or a string of at most 256 characters")
+    raise ValueError("must be a finite number below 1E126 in magnitude, or a string of at most 256 characters")
 
 
 # One validator per value (not a Union), so an error names the field, not a union branch.

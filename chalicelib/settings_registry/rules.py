@@ -9,6 +9,11 @@ Constraints by valueType (anything else is a 400 naming the field):
   enum        enum (required, non-empty, distinct strings; values match case-insensitively)
   bool        none (values are True/False in any case)
   and min <= max; a default must itself pass the entry's checks.
+
+Numbers: finite and below 1E126 in magnitude (DynamoDB's number range, which the
+request parser enforces on JSON too: core/strict_json.py). Integers stay exact (no
+round trip through a double, which would overflow past 1.8E308 or round past 2**53);
+an INI value outside that range is an invalid value ("out of range"), never compared.
 """
 from __future__ import annotations
 
@@ -35,12 +40,21 @@ def identity(entry: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return (norm(entry["gameType"]), norm(entry["fileType"]), norm(entry["section"]), norm(entry["key"]))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+MAX_MAGNITUDE = 10 ** 126
+OUT_OF_RANGE = "is out of range (a number must be below 1E126 in magnitude)"
+
+
+def is_number(value: Any) -> bool:
+    """A finite number in range: never float(value), which overflows for a large int."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < MAX_MAGNITUDE
+    return isinstance(value, float) and math.isfinite(value) and abs(value) < float(MAX_MAGNITUDE)  # as JSON reads 1e126
 
 
 def _is_integral(value: Any) -> bool:
-    return _is_number(value) and float(value).is_integer()
+    return is_number(value) and (isinstance(value, int) or value.is_integer())
 
 
 def check_entry(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -57,11 +71,11 @@ def check_entry(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         v = c[bound]
         if value_type == "int" and not _is_integral(v):
             problems.append((f"constraints.{bound}", "must be an integer for int values"))
-        elif value_type == "float" and not _is_number(v):
+        elif value_type == "float" and not is_number(v):
             problems.append((f"constraints.{bound}", "must be a number"))
         elif value_type == "string" and not (_is_integral(v) and v >= 0):
             problems.append((f"constraints.{bound}", "is a length for string values: an integer >= 0"))
-    if _is_number(c.get("min")) and _is_number(c.get("max")) and c["min"] > c["max"]:
+    if is_number(c.get("min")) and is_number(c.get("max")) and c["min"] > c["max"]:
         problems.append(("constraints.min", f"{c['min']} is above constraints.max {c['max']}"))
     if "enum" in APPLIES[value_type]:
         options = c.get("enum")
@@ -72,7 +86,7 @@ def check_entry(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.append((f"constraints.enum.{i}", "must be a string"))
             elif value_type == "int" and not (_is_integral(option) and not isinstance(option, bool)):
                 problems.append((f"constraints.enum.{i}", "must be an integer"))
-            elif value_type == "float" and not _is_number(option):
+            elif value_type == "float" and not is_number(option):
                 problems.append((f"constraints.enum.{i}", "must be a number"))
         if value_type == "enum" and options and all(isinstance(o, str) for o in options):
             seen: set[str] = set()
@@ -104,11 +118,16 @@ def _coerce(value_type: str, value: Any) -> Any:
         if value_type == "int":
             if not INT_TEXT.fullmatch(text):
                 raise ValueError(f"expected an integer, got {_show(value)}")
+            # By length first: int() of 5,000 digits is refused (and slow) in Python itself.
+            if len(text.lstrip("+-")) > len(str(MAX_MAGNITUDE)) or not is_number(int(text)):
+                raise ValueError(f"{_show(text)} {OUT_OF_RANGE}")
             return int(text)
         if value_type == "float":
             if not FLOAT_TEXT.fullmatch(text):
                 raise ValueError(f"expected a number, got {_show(value)}")
-            return float(text)
+            if not is_number(typed := float(text)):  # 1e400 reads as inf
+                raise ValueError(f"{_show(text)} {OUT_OF_RANGE}")
+            return typed
         if value_type == "bool":
             if text.casefold() not in BOOLS:
                 raise ValueError(f"expected True or False, got {_show(value)}")
@@ -120,7 +139,7 @@ def _coerce(value_type: str, value: Any) -> Any:
         if value_type in ("string", "enum"):
             return "True" if value else "False"
         raise ValueError(f"expected {'an integer' if value_type == 'int' else 'a number'}, got {value}")
-    if _is_number(value):
+    if is_number(value):
         if value_type == "int":
             if not float(value).is_integer():
                 raise ValueError(f"expected an integer, got {value}")
@@ -130,6 +149,8 @@ def _coerce(value_type: str, value: Any) -> Any:
         if value_type == "bool":
             raise ValueError(f"expected True or False, got {value}")
         return str(value)
+    if isinstance(value, (int, float)):
+        raise ValueError(f"{_show(value)} {OUT_OF_RANGE}")
     if value is None:
         raise ValueError("has no value")
     raise ValueError(f"expected a single {value_type} value, got {type(value).__name__}")

@@ -13,6 +13,7 @@ import pytest
 from edge_gateway.config import Config
 from edge_gateway.gateway import Gateway
 from tests.e2e.client import call
+from tests.support.raw_http import exchange
 from tests.edge.fake_control_plane import FakeControlPlane
 
 
@@ -96,11 +97,20 @@ def test_a_300_kib_record_is_413_and_nothing_of_its_store_is_kept(gw):
     assert rows(gw) == 0
 
 
-def test_unicode_and_lone_surrogates_round_trip(gw, cp):
-    r = raw_post(url(gw), "/buffer/store", b'{"table": "t", "records": [{"s": "\\ud800"}, {"s": "h\xc3\xa9 \xe2\x82\xac"}]}')
+def test_unicode_round_trips_and_a_lone_surrogate_is_refused_at_store_time(gw, cp):
+    # The control plane's /ingest refuses a lone surrogate (tests/handlers/test_ingest.py): stored here,
+    # it would only be quarantined later. Refused now, naming the field; a pair (an emoji) is fine.
+    for body, field in [(b'{"table": "t", "records": [{"ok": 1}, {"s": "\\ud800"}]}', "records.1.s"),
+                        (b'{"table": "t", "data": {"\\udfff": 1}}', "data"),
+                        (b'{"table": "t", "data": ["\xed\xa0\x80"]}', "data.0")]:  # UTF-8 bytes of U+D800
+        got, answer = raw_post(url(gw), "/buffer/store", body)
+        assert got == 400 and answer["error"]["details"][0]["field"] == field, answer
+    assert rows(gw) == 0
+    r = raw_post(url(gw), "/buffer/store", b'{"table": "t", "records": [{"s": "\\ud83d\\ude00 \\u00e9"}, '
+                                           b'{"s": "h\xc3\xa9 \xe2\x82\xac"}]}')
     assert r[0] == 201, r
     assert call(url(gw), "POST", "/uplink/flush").json["uploaded"] == 2
-    assert sorted(v["data"]["s"] for v in cp.records.values()) == sorted(["\ud800", "h\u00e9 \u20ac"])
+    assert sorted(v["data"]["s"] for v in cp.records.values()) == sorted(["\U0001f600 \u00e9", "h\u00e9 \u20ac"])
 
 
 def test_unknown_route_and_wrong_method(gw):
@@ -341,7 +351,7 @@ def test_the_upload_body_embeds_stored_json_exactly():
     from edge_gateway.buffer import StoredRecord
     from edge_gateway.uplink import encode_batch
 
-    values = [{"a": [1, 2.5, None, True]}, "x\"y\\z", 0, [], {"nested": {"k": "\u20ac\ud800"}}]
+    values = [{"a": [1, 2.5, None, True]}, "x\"y\\z", 0, [], {"nested": {"k": "\u20ac\U0001f600"}}]
     records = parse_store(json.dumps({"table": "t.x-1", "records": values}).encode(), 1_700_000_000_000)
     stored = [StoredRecord(r.record_id, r.table, r.data, r.ts, seq=i) for i, r in enumerate(records)]
     body = json.loads(encode_batch(stored))
@@ -385,5 +395,138 @@ def test_a_timeout_halves_the_next_batch_and_success_grows_it_back(tmp_path, cp)
             pass  # (the background uplink may take batches too; the first one times out either way)
         assert sizes[:3] == [100, 50, 100]  # halved after the timeout, back to full after a success
         assert len(cp.records) == 300  # the timed-out batch was stored upstream: resent as duplicates
+    finally:
+        gateway.stop()
+
+
+# --- HTTP framing: every answer in the error shape, never a 500 or a hang (issue 18, finding 8) ----------
+
+def _store_request(headers: str, body: bytes = b"") -> bytes:
+    return b"POST /buffer/store HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" + \
+        headers.encode() + b"\r\n" + body
+
+
+STORE_BODY = b'{"table": "t", "data": {"a": 1}}'
+
+
+@pytest.mark.parametrize("headers", [
+    "Content-Length: abc\r\n",
+    "Content-Length: -1\r\n",
+    "Content-Length: +5\r\n",
+    "Content-Length: 1e3\r\n",
+    "Content-Length: 99999999999999999999999999\r\n",
+    "Content-Length: 5\r\nContent-Length: 6\r\n",
+    "Transfer-Encoding: gzip\r\n",
+])
+def test_a_bad_content_length_is_400_in_the_error_shape_and_closes(gw, headers):
+    reply = exchange("127.0.0.1", gw.api.port, _store_request(headers, STORE_BODY), timeout=5)
+    assert reply.status == 400, reply
+    assert reply.json["error"]["code"] == "VALIDATION_ERROR"
+    assert reply.json["error"]["details"][0]["field"] in ("Content-Length", "Transfer-Encoding")
+    assert reply.closed  # what followed the headers cannot be framed: never read as the next request
+    assert rows(gw) == 0
+
+
+def test_a_body_without_content_length_is_400_and_never_read_as_the_next_request(gw):
+    reply = exchange("127.0.0.1", gw.api.port, _store_request("", STORE_BODY), timeout=5)
+    assert reply.status == 400 and reply.json["error"]["details"][0]["field"] == "Content-Length", reply
+    assert reply.closed and rows(gw) == 0
+    # a POST without a body needs no Content-Length
+    flushed = exchange("127.0.0.1", gw.api.port, b"POST /uplink/flush HTTP/1.1\r\nHost: gw\r\n\r\n", timeout=5)
+    assert flushed.status == 200, flushed
+
+
+def test_a_chunked_body_is_read_and_an_over_limit_one_is_413(gw):
+    from edge_gateway.api import MAX_REQUEST_BYTES
+
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (STORE_BODY[:10], STORE_BODY[10:])) + b"0\r\n\r\n"
+    reply = exchange("127.0.0.1", gw.api.port, _store_request("Transfer-Encoding: chunked\r\n", chunks))
+    assert reply.status == 201, reply
+    piece = b"x" * (1024 * 1024)
+    over = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(MAX_REQUEST_BYTES // len(piece) + 2))
+    reply = exchange("127.0.0.1", gw.api.port, _store_request("Transfer-Encoding: chunked\r\n", over + b"0\r\n\r\n"))
+    assert reply.status == 413 and reply.json["error"]["code"] == "PAYLOAD_TOO_LARGE", reply
+    bad = exchange("127.0.0.1", gw.api.port, _store_request("Transfer-Encoding: chunked\r\n", b"zz\r\nab\r\n0\r\n\r\n"))
+    assert bad.status == 400 and bad.closed, bad
+    assert rows(gw) == 1
+
+
+@pytest.mark.parametrize("megabytes", [10, 50])
+def test_an_over_limit_body_is_a_413_the_client_receives(gw, megabytes):
+    """http.client sends the whole body before reading: closing on it unread would reset the connection."""
+    import http.client
+
+    import requests
+
+    conn = http.client.HTTPConnection("127.0.0.1", gw.api.port, timeout=60)
+    try:
+        conn.request("POST", "/buffer/store", body=b"x" * (megabytes * 1024 * 1024),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        assert reply.status == 413 and json.loads(reply.read())["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    finally:
+        conn.close()
+    r = requests.post(url(gw) + "/buffer/store", data=b"x" * (megabytes * 1024 * 1024),
+                      headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert call(url(gw), "GET", "/health").status == 200  # and the gateway is fine
+
+
+def test_malformed_requests_and_unknown_methods_answer_in_the_error_shape(gw):
+    for request, status in [(b"GARBAGE\r\n\r\n", 400), (b"BREW /buffer/stats HTTP/1.1\r\nHost: gw\r\n\r\n", 405),
+                            (b"GET /buffer/stats HTTP/1.1\r\nHost: gw\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431)]:
+        reply = exchange("127.0.0.1", gw.api.port, request, timeout=5)
+        assert reply.status == status, reply
+        assert reply.headers["content-type"] == "application/json" and "code" in reply.json["error"], reply
+
+
+# --- numbers and names the control plane would refuse: refused at store time (issue 18, finding 9) ---------
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"table": "t", "data": 1e400}', "data"),
+    (b'{"table": "t", "data": {"x": -1e400}}', "data.x"),
+    (b'{"table": "t", "data": {"x": [1, Infinity]}}', "data.x.1"),
+    (b'{"table": "t", "data": -Infinity}', "data"),
+    (b'{"table": "t", "records": [{"ok": 1}, {"x": NaN}]}', "records.1.x"),
+    (b'{"table": "t", "data": 1' + b"0" * 400 + b"}", "data"),
+    (b'{"table": "t", "data": 1.5e200}', "data"),
+    (b'{"table": "t", "data": ' + b"1" * 39 + b"}", "data"),
+    (b'{"table": "t\\n", "data": 1}', "table"),
+    (b'{"table": "t\\r", "data": 1}', "table"),
+])
+def test_numbers_and_names_the_control_plane_refuses_are_400_at_store_time(gw, body, field):
+    got, answer = raw_post(url(gw), "/buffer/store", body)
+    assert got == 400, answer
+    assert answer["error"]["code"] == "VALIDATION_ERROR" and answer["error"]["details"][0]["field"] == field, answer
+    assert rows(gw) == 0
+
+
+# --- a manual flush inside a Retry-After window is deferred (issue 18, finding 9) ------------------------
+
+def test_a_flush_during_a_retry_after_window_is_deferred_and_the_loop_waits_too(tmp_path, cp):
+    answers = iter([(429, {"Retry-After": "3"}, {"error": {"code": "RATE_LIMITED"}})])
+    cp.script = lambda records: next(answers, None)
+    gateway = make_gateway(tmp_path, cp.url)
+    try:
+        call(url(gateway), "POST", "/buffer/store", body={"table": "t", "records": [{"i": i} for i in range(3)]})
+        first = call(url(gateway), "POST", "/uplink/flush")  # sends, or finds the loop's 429 window already open
+        deadline = time.monotonic() + 5
+        while not cp.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cp.calls[0][1] == 429
+        if first.status != 202:
+            assert first.status == 503 and first.json["retryAfterSeconds"] > 2, first.json
+            assert 2 < float(first.headers["Retry-After"]) <= 3
+        deferred = call(url(gateway), "POST", "/uplink/flush")
+        assert deferred.status == 202, deferred.json
+        assert deferred.json["deferred"] is True and 0 < deferred.json["retryAfterSeconds"] <= 3
+        assert deferred.json["remaining"] == 3 and int(deferred.headers["Retry-After"]) >= 1
+        assert len(cp.calls) == 1  # nothing sent inside the window
+        while len(cp.records) < 3 and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert len(cp.records) == 3 and cp.calls[1][0] - cp.calls[0][0] >= 3.0  # the loop honoured it
+        done = call(url(gateway), "POST", "/uplink/flush")
+        assert done.status == 200 and done.json["ok"] is True and done.json["remaining"] == 0
+        assert "deferred" not in done.json
     finally:
         gateway.stop()

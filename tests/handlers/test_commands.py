@@ -56,6 +56,25 @@ def test_who_may_do_what(http, setup):
     assert http.get(f"/commands/{cid}", a["apiKey"]).json["status"] == "pending"
 
 
+def test_listing_the_commands_of_an_agent_outside_the_callers_org_is_404(http, org, setup, root):
+    other = http.post("/orgs", root["adminApiKey"], {"name": "other org"}).json
+    theirs = register_agent(http, other, "theirs")
+    assert issue(http, other["adminKey"], theirs["agentId"]).status == 201  # it has a pending command
+    for key in (setup["ops"], org["adminKey"]):
+        r = http.get(f"/agents/{theirs['agentId']}/commands?status=pending", key)
+        assert r.status == 404 and r.json["error"]["code"] == "NOT_FOUND", r.json  # never 200 []
+    assert http.get("/agents/01NOSUCHAGENT0000000000000/commands", setup["ops"]).status == 404
+    # another org's agent key asking for this org's agent: 403 before any look-up (tells nothing either way)
+    assert http.get(f"/agents/{setup['a']['agentId']}/commands", theirs["apiKey"]).status == 403
+    # an agent of the caller's org with no commands, and a deactivated one: still listed (200)
+    assert http.get(f"/agents/{setup['b']['agentId']}/commands", setup["ops"]).json["items"] == []
+    cid = issue(http, setup["ops"], setup["a"]["agentId"]).json["commandId"]
+    assert http.post(f"/agents/{setup['a']['agentId']}/deactivate", setup["ops"]).status == 200
+    listed = http.get(f"/agents/{setup['a']['agentId']}/commands", setup["ops"])
+    assert listed.status == 200 and [c["commandId"] for c in listed.json["items"]] == [cid]
+    assert http.get(f"/agents/{theirs['agentId']}/commands", other["adminKey"]).status == 200  # theirs, to them
+
+
 @pytest.mark.parametrize("body, field", [
     ({"type": "bad type"}, "type"), ({"type": "x", "ttlSeconds": 0}, "ttlSeconds"),
     ({"type": "x", "payload": [1]}, "payload"), ({"type": "x", "extra": 1}, "extra"),

@@ -3,6 +3,8 @@ from tests.conftest import seed_agent
 import dataclasses
 import json
 
+import pytest
+
 from chalicelib.core import config
 
 
@@ -164,3 +166,23 @@ def test_contention_that_outlasts_retries_is_503_with_retry_after(http, org, mon
     r = http.get("/keys", org["adminKey"])
     assert r.status == 503 and r.json["error"]["code"] == "UNAVAILABLE"
     assert r.headers.get("Retry-After") == "1"
+
+
+@pytest.mark.parametrize("content_type", ["application/json\x00", "application/\x00json", "\x00",
+                                          "application/json; charset=utf-8\x00", "application/json\x1b[31m"])
+def test_a_control_character_in_content_type_is_400_naming_it_and_creates_nothing(http, org, content_type):
+    """As the local stack's HTTP parser answers it (devstack/http_protocol.py): a malformed header,
+    400 before any route rule, never a 201 (the NUL after `;` used to pass) or a 415 echoing the NUL."""
+    before = len(http.get("/keys", org["adminKey"]).json["items"])
+    r = http.post("/keys", org["adminKey"], {"name": "k", "scope": "operator"}, headers={"content-type": content_type})
+    assert r.status == 400, r.json
+    assert r.json["error"]["code"] == "VALIDATION_ERROR"
+    assert r.json["error"]["details"] == [{"field": "Content-Type", "message": r.json["error"]["details"][0]["message"]}]
+    assert "\x00" not in json.dumps(r.json, ensure_ascii=False) and "\x1b" not in json.dumps(r.json, ensure_ascii=False)
+    assert len(http.get("/keys", org["adminKey"]).json["items"]) == before
+
+
+def test_a_415_does_not_echo_an_unbounded_content_type(http, org):
+    r = http.post("/keys", org["adminKey"], {"name": "k"}, headers={"content-type": "text/" + "a" * 5000})
+    assert r.status == 415 and r.json["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert len(r.json["error"]["message"]) <= 300

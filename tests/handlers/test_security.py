@@ -155,6 +155,8 @@ def test_an_audit_write_that_fails_is_logged_never_silent(monkeypatch, http, cap
     (b'{"name": "\\ud800", "scope": "operator"}', "name"),
     (b'{"name": "x", "scope": "operator", "n": ' + b"1" * 39 + b"}", "n"),
     (b'{"name": "x", "scope": "operator", "n": 1.5e200}', "n"),
+    (b'{"name": "x", "scope": "operator", "n": -1' + b"0" * 400 + b"}", "n"),  # one significant digit
+    (b'{"name": "x", "scope": "operator", "n": 1' + b"0" * 126 + b"}", "n"),  # 1E126 as an integer
     (b'{"name": "x", "scope": "operator", "deep": {"a": [1, -Infinity]}}', "deep.a.1"),
 ])
 def test_json_that_cannot_be_stored_or_read_back_is_400_naming_the_field(http, org, raw, field):

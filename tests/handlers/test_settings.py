@@ -265,3 +265,70 @@ def test_validate_values(http, seeded):
 ])
 def test_validate_rejects_malformed_requests(http, org, body):
     assert http.post("/settings/validate", org["adminKey"], body).status == 400
+
+
+# --- numbers past what a double (or DynamoDB) holds: 400 naming the field, never a 500 (issue 18, finding 8)
+
+HUGE = "1" + "0" * 400  # one significant digit, so only its magnitude can refuse it; float() overflows
+BIG = "1" + "0" * 200   # fits a double, but not DynamoDB's number range (magnitude below 1E126)
+
+
+def _raw_entry(value_type: str, extra: str) -> bytes:
+    return ('{"gameType": "ark-sa", "fileType": "%s", "section": "ServerSettings", "key": "XPMultiplier", '
+            '"valueType": "%s", %s}' % (GUS, value_type, extra)).encode()
+
+
+@pytest.mark.parametrize("raw, field", [
+    (_raw_entry("int", f'"default": {HUGE}'), "default"),
+    (_raw_entry("float", f'"default": -{HUGE}'), "default"),
+    (_raw_entry("int", f'"constraints": {{"min": {HUGE}}}'), "constraints.min"),
+    (_raw_entry("float", f'"constraints": {{"max": {HUGE}}}'), "constraints.max"),
+    (_raw_entry("int", f'"constraints": {{"enum": [1, {HUGE}]}}'), "constraints.enum.1"),
+    (_raw_entry("float", f'"constraints": {{"min": {BIG}}}'), "constraints.min"),
+    (_raw_entry("string", f'"constraints": {{"max": {HUGE}}}'), "constraints.max"),
+    (('{"entries": [%s, %s]}' % (_raw_entry("int", '"default": 1').decode(),
+                                 _raw_entry("int", f'"key": "Other", "default": {HUGE}').decode())).encode(),
+     "entries.1.default"),
+], ids=lambda value: value if isinstance(value, str) and len(value) < 40 else "")
+def test_upsert_refuses_numbers_too_large_to_hold_naming_the_field(http, org, raw, field):
+    r = http.put("/settings/registry", org["adminKey"], raw_body=raw)
+    assert r.status == 400, r.json
+    assert r.json["error"]["code"] == "VALIDATION_ERROR"
+    assert field in [d["field"] for d in r.json["error"]["details"]], r.json
+    assert registry(http, org["adminKey"]).json["items"] == []
+
+
+def test_largest_storable_integers_round_trip_exactly(http, org):
+    admin = org["adminKey"]
+    top = 10 ** 125 + 1  # 126 digits: more than 38 significant, so refused; the largest 38-digit ones pass
+    assert http.put("/settings/registry", admin, entry(valueType="int", default=top)).status == 400
+    exact = int("9" * 38) * 10 ** 87  # 125 digits, 38 significant: beyond a double's 53 bits of precision
+    r = http.put("/settings/registry", admin, entry(valueType="int", constraints={"min": -exact, "max": exact},
+                                                    default=exact - 10 ** 87))
+    assert r.status == 200, r.json
+    got = registry(http, admin, gameType="ark-sa", fileType=GUS).json["items"][0]
+    assert got["constraints"] == {"min": -exact, "max": exact} and got["default"] == exact - 10 ** 87
+
+
+def test_validate_refuses_too_large_values_naming_the_field(http, org):
+    admin = org["adminKey"]
+    assert http.put("/settings/registry", admin, entry(constraints={"max": 10})).status == 200
+    raw = ('{"gameType": "ark-sa", "fileType": "%s", "values": {"ServerSettings": {"XPMultiplier": %s}}}'
+           % (GUS, HUGE)).encode()
+    r = http.post("/settings/validate", admin, raw_body=raw)
+    assert r.status == 400, r.json
+    assert r.json["error"]["details"][0]["field"] == "values.ServerSettings.XPMultiplier"
+
+
+def test_validate_reports_out_of_range_ini_numbers_as_invalid_values(http, org):
+    admin = org["adminKey"]
+    assert http.put("/settings/registry", admin, {"entries": [
+        entry(), entry(key="MaxPlayers", valueType="int", constraints={"min": 1}),
+        entry(key="Ratio", valueType="float", constraints={"enum": [0.5, 1]})]}).status == 200
+    content = (f"[ServerSettings]\nXPMultiplier={HUGE}.5\nMaxPlayers={'9' * 5000}\n"
+               f"Ratio=-{HUGE}\n")
+    r = http.post("/settings/validate", admin, {"gameType": "ark-sa", "fileType": GUS, "content": content})
+    assert r.status == 200, r.json
+    assert [(e["key"], e["line"]) for e in r.json["errors"]] == [("XPMultiplier", 2), ("MaxPlayers", 3),
+                                                                   ("Ratio", 4)]
+    assert all("out of range" in e["message"] and len(e["message"]) < 200 for e in r.json["errors"]), r.json

@@ -44,6 +44,13 @@ def entry(value_type, constraints=None, default=None):
     ("enum", {"enum": ["Low", 3]}, None, ["constraints.enum.1"]),
     ("enum", {"enum": ["Low"], "min": 1}, None, ["constraints.min"]),
     ("enum", {"enum": ["Low"]}, "Mid", ["default"]),
+    # past a double's range (float(10**400) overflows) or DynamoDB's (1E126): a problem, never OverflowError
+    ("int", {"min": 10 ** 400}, None, ["constraints.min"]),
+    ("float", {"max": -10 ** 400}, None, ["constraints.max"]),
+    ("int", {"enum": [1, 10 ** 126]}, None, ["constraints.enum.1"]),
+    ("string", {"max": 10 ** 400}, None, ["constraints.max"]),
+    ("int", {"min": 0}, 10 ** 400, ["default"]),
+    ("int", {"min": -(10 ** 125), "max": 10 ** 125}, 10 ** 125 - 1, []),
 ])
 def test_constraints_are_checked_by_type(value_type, constraints, default, fields):
     assert [f for f, _ in rules.check_entry(entry(value_type, constraints, default))] == fields
@@ -63,6 +70,9 @@ def test_constraints_are_checked_by_type(value_type, constraints, default, field
     ("string", {"pattern": r"\d+"}, "12a", False), ("string", {"pattern": r"\d+"}, "12", True),
     ("enum", {"enum": ["Low", "High"]}, "HIGH", True), ("enum", {"enum": ["Low", "High"]}, "Mid", False),
     ("int", {}, None, False), ("int", {}, {"a": 1}, False), ("string", {}, [1], False),
+    ("int", {}, "1" + "0" * 126, False), ("int", {}, "9" * 5000, False), ("int", {}, 10 ** 400, False),
+    ("float", {}, "1" + "0" * 400, False), ("float", {}, "-1e126", False), ("float", {}, 10 ** 400, False),
+    ("int", {"min": 0}, str(10 ** 125), True), ("float", {"max": 10 ** 125}, "1e125", True),
 ])
 def test_values(value_type, constraints, value, ok):
     assert (rules.check_value(entry(value_type, constraints), value) is None) is ok
