@@ -2,7 +2,8 @@
 
 - `logger`: structured JSON logs; every handler appends the request's traceId
   (`bind_trace`), so one trace can be followed across HTTP, WebSocket, stream
-  and queue handlers.
+  and queue handlers. Every `chalicelib.*` module logger writes through the
+  same handler (one set-up for every line, the 500 path included).
 - `count(name)`: one EMF metric (CloudWatch reads it from the log line; no
   API call, no flush to forget). The counters an operator watches:
   JobsClaimed, LeasesExpired, RunsTimedOut, FanoutSent, FanoutGone, Denials.
@@ -73,9 +74,20 @@ class _Once(Generic[T]):
 
 @_Once
 def _logger() -> "Logger":
+    import logging
+
     from aws_lambda_powertools import Logger
 
-    return Logger(service=SERVICE)
+    logger = Logger(service=SERVICE)
+    # One logger set-up for every line: the modules' own `logging.getLogger(__name__)` loggers
+    # (chalicelib.*: the pipeline's 500, a lost audit write, the fan-out) write through the same
+    # JSON handler, so they carry the request and trace ids appended here; not to the root
+    # logger as well (Lambda's plain handler would print each a second time, unstructured).
+    modules = logging.getLogger("chalicelib")
+    modules.handlers = [logger.registered_handler]
+    modules.setLevel(logger.log_level)
+    modules.propagate = False
+    return logger
 
 
 def __getattr__(name: str) -> Any:
