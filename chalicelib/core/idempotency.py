@@ -124,7 +124,7 @@ def _answer(item: dict, body_hash: str) -> dict:
     return response
 
 
-RECORD = "idempotency"  # the record's name in the unit of work
+RECORD = "@idempotency-record"  # the record's name in the unit of work (no service names a write "@...")
 # Builds a request's unit of work: a staged one (Staging.unit_of_work), or None for the ordinary one.
 UnitOfWork = Optional[Callable[[Ctx], Tx]]
 
