@@ -221,7 +221,7 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
     request = bp.current_request
     headers = {k.lower(): v for k, v in request.headers.items()}
     trace_id = valid_trace_id(headers.get("x-trace-id"))
-    observability.bind_trace(trace_id)
+    observability.bind_trace(trace_id, bp.lambda_context)
     source = source_of(request)
     principal: Principal | None = None
     try:

@@ -121,9 +121,14 @@ def traced(fn: F) -> F:
     return call  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy cannot see it
 
 
-def bind_trace(trace_id: str | None) -> None:
-    """Every log line from here on in this invocation names the trace."""
-    _logger().append_keys(trace_id=trace_id)
+def bind_trace(trace_id: str | None, lambda_context: Any = None) -> None:
+    """Every log line from here on in this invocation names the trace (and, on Lambda, the
+    invocation's request id under Powertools' own key, `function_request_id`)."""
+    request_id = getattr(lambda_context, "aws_request_id", None)
+    if request_id is not None:
+        _logger().append_keys(trace_id=trace_id, function_request_id=request_id)
+    else:
+        _logger().append_keys(trace_id=trace_id)
 
 
 def count(name: str, value: int = 1) -> None:
