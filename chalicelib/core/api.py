@@ -26,7 +26,7 @@ from chalice import Blueprint, Response
 from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
-from chalicelib.aws.dynamo import TransactionConflict
+from chalicelib.core.tx import TransactionConflict
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import (ApiError, Forbidden, Internal, NotFound, PayloadTooLarge, Unauthorized,
                                     Unavailable, ValidationError)
