@@ -108,3 +108,13 @@ def test_a_staged_unit_of_work_sends_nothing_and_commits_once():
         ctx.tx().put("again", dynamo.Put("t", {"k": 2})).commit()
     with pytest.raises(NotStageable):
         Ctx(principal(), unit_of_work=Staging().unit_of_work).bulk().put("e", dynamo.Put("t", {"k": 3})).commit()
+
+
+def test_domain_errors_carry_no_status_and_the_pipeline_maps_every_code():
+    from chalicelib.core import api, errors
+
+    for cls in errors.ERRORS:
+        assert not hasattr(cls, "status"), cls
+        assert cls.code in api.ERROR_STATUS, cls
+    assert api.status_of(errors.NotFound("x")) == 404 and api.status_of(errors.IdempotencyKeyReused("x")) == 409
+    assert api.status_of(errors.ApiError("x", code="SOMETHING_NEW")) == 500  # a code with no row is a bug
