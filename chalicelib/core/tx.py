@@ -18,12 +18,13 @@ faster than a transaction); two or more as one TransactWriteItems (at most
 change they describe, so an event exists if and only if the change does.
 
 This module's `commit` is the one path by which anything is written to
-DynamoDB (tests/unit/test_core_shape.py scans for any other). Three modes:
+DynamoDB (tests/unit/test_one_write_path.py scans for any other). Modes:
 
 - atomic (`ctx.tx()`): the above.
 - bulk (`ctx.bulk()`): unconditional puts with no atomicity, any number,
   written with BatchWriteItem (25 per call): log entries, patch events and
   their outbox items, settings in bulk.
+- one Update whose new item is the answer (`commit_returning()`).
 - staged (an idempotent POST, core/idempotency.py): `commit()` sends nothing;
   the writes are handed to the request's `Staging`, and the pipeline commits
   them after the service returns, in one TransactWriteItems with the
@@ -176,6 +177,23 @@ class Tx:
             names = [self._writes[i][0] for i in failed.indexes if i < len(self._writes)] or [name]
             raise TxFailed(name, failed.item, names) from None
         self._committed = True
+
+    def commit_returning(self) -> dict | None:
+        """Commit a unit of work of one Update and return the item as it is after it (the write
+        that is also the read: an agent's lastSeenAt on poll). Raises TxFailed(name, old item)."""
+        if self._committed:
+            raise RuntimeError("this unit of work was already committed")
+        if len(self._writes) != 1 or not isinstance(self._writes[0][1], dynamo.Update) or self.bulk:
+            raise ValueError("commit_returning commits exactly one Update")
+        if self.staging is not None:
+            raise NotStageable("an update whose result is needed")
+        name, write = self._writes[0]
+        try:
+            new = dynamo.update(write, return_new=True)
+        except dynamo.ConditionFailed as failed:
+            raise TxFailed(name, failed.item) from None
+        self._committed = True
+        return new
 
     def _commit_bulk(self) -> None:
         by_table: dict[str, list[dict]] = {}

@@ -118,3 +118,16 @@ def test_domain_errors_carry_no_status_and_the_pipeline_maps_every_code():
         assert cls.code in api.ERROR_STATUS, cls
     assert api.status_of(errors.NotFound("x")) == 404 and api.status_of(errors.IdempotencyKeyReused("x")) == 409
     assert api.status_of(errors.ApiError("x", code="SOMETHING_NEW")) == 500  # a code with no row is a bug
+
+
+def test_commit_returning_takes_one_update_and_is_never_staged():
+    from chalicelib.aws import dynamo
+    from chalicelib.core.tx import NotStageable, Staging, Tx
+
+    two = Tx(Ctx(principal())).update("a", dynamo.Update("t", {"k": 1}, set={"x": 1}))
+    two.put("b", dynamo.Put("t", {"k": 2}))
+    with pytest.raises(ValueError):
+        two.commit_returning()
+    staged = Ctx(principal(), unit_of_work=Staging().unit_of_work).tx()
+    with pytest.raises(NotStageable):
+        staged.update("a", dynamo.Update("t", {"k": 1}, set={"x": 1})).commit_returning()
