@@ -183,11 +183,11 @@ class Tx:
         that is also the read: an agent's lastSeenAt on poll). Raises TxFailed(name, old item)."""
         if self._committed:
             raise RuntimeError("this unit of work was already committed")
-        if len(self._writes) != 1 or not isinstance(self._writes[0][1], dynamo.Update) or self.bulk:
+        name, write = self._writes[0] if len(self._writes) == 1 else ("", None)
+        if not isinstance(write, dynamo.Update) or self.bulk:
             raise ValueError("commit_returning commits exactly one Update")
         if self.staging is not None:
             raise NotStageable("an update whose result is needed")
-        name, write = self._writes[0]
         try:
             new = dynamo.update(write, return_new=True)
         except dynamo.ConditionFailed as failed:
