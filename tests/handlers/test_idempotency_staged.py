@@ -196,3 +196,28 @@ def test_racing_repeats_of_a_staged_post_have_exactly_one_effect(app_module, htt
     listed = http.get("/sessions?pageSize=100", world["agentKey"])
     assert listed.status == 200
     assert [s["sessionId"] for s in listed.json["sessions"] if s.get("agentRole") == "raced"] == [results[0].json["sessionId"]]
+
+
+def test_racing_repeats_whose_own_condition_also_fails_replay_the_winner(app_module, http, world, atomic_aws,
+                                                                         outbox):
+    """POST /tasks holds a key of its own (the body's idempotencyKey): a losing repeat's transaction
+    fails on that write and on the record at once; the record decides: the winner's 201 is replayed."""
+    outbox.drain()
+    body = {"idempotencyKey": "raced-task", "toRole": "r", "type": "t"}
+    start = threading.Barrier(10)
+    results = [None] * 10
+
+    def repeat(i):
+        start.wait()
+        results[i] = http.post("/tasks", world["agentKey"], body, headers={"Idempotency-Key": "race-task"})
+
+    threads = [threading.Thread(target=repeat, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert collections.Counter(r.status for r in results) == {201: 10}, [r.json for r in results]
+    assert len({r.json["taskId"] for r in results}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in results) == 9
+    created = [e for e in outbox.drain() if e["event"] == "task:updated"]
+    assert [e["data"]["taskId"] for e in created] == [results[0].json["taskId"]]
