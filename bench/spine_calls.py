@@ -3,13 +3,13 @@
 The minimum, derived (docs/ARCHITECTURE.md, "Cost of a request"):
 - authenticate: 1 read (GetItem of the key item; no cache, revocation is immediate);
 - commit: 1 TransactWriteItems holding the domain item, its audit event and outbox event;
-- idempotency, at best: the record rides in that same transaction (and a replay
-  could read key + record in one BatchGetItem), so a first call needs 2 calls and a replay 1.
-Measured (core/idempotency.py): a first call is auth GetItem + record GetItem + one
-TransactWriteItems holding the domain's writes and the record: 3 (it was 4 with
-Powertools' PutItem in progress + UpdateItem complete); a replay is 2 GetItems.
-The record read stays a call of its own (not batched with the key read) so that
-authentication is one code path for every route, idempotent or not.
+- idempotency: the record rides in that same transaction, so a first call needs 2 calls.
+Measured (core/idempotency.py, issue 20): a first call is auth GetItem + one
+TransactWriteItems holding the domain's staged writes and the record: 2 (it was
+3 with a GetItem of the record first, and 4 with Powertools' PutItem in
+progress + UpdateItem complete). A replay is auth GetItem + the same
+transaction, whose failed record condition hands the record back
+(ReturnValuesOnConditionCheckFailure=ALL_OLD): 2 (it was 2 GetItems).
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def main() -> None:
             listing = (len(counter.calls), counter.summary())
     rows = [
         ("POST /keys, no Idempotency-Key", plain[0], 2, plain[1]),
-        ("POST /keys, Idempotency-Key, first (was 4)", first[0], 2, first[1]),
-        ("POST /keys, Idempotency-Key, replay", replay[0], 1, replay[1]),
+        ("POST /keys, Idempotency-Key, first (before issue 20: 3)", first[0], 2, first[1]),
+        ("POST /keys, Idempotency-Key, replay (before issue 20: 2)", replay[0], 2, replay[1]),
         ("GET /keys (one page)", listing[0], 2, listing[1]),
     ]
     print("AWS calls per request (measured with botocore before-call hooks), beside the derived minimum\n")

@@ -218,3 +218,16 @@ def key_of(http, org: dict, scope: str, agent_id: str | None = None) -> str:
     r = http.post("/keys", org["adminKey"], body)
     assert r.status == 201, r.json
     return r.json["apiKey"]
+
+
+@pytest.fixture(autouse=True)
+def _caplog_sees_chalicelib(caplog):
+    """chalicelib's loggers write through the Powertools handler only, not to the root logger
+    (core/observability.py: one set-up for every line); caplog listens on the root, so it is
+    handed to the "chalicelib" logger too."""
+    import logging
+
+    modules = logging.getLogger("chalicelib")
+    modules.addHandler(caplog.handler)
+    yield
+    modules.removeHandler(caplog.handler)

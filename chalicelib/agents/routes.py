@@ -44,7 +44,7 @@ def heartbeat(call: Call) -> None:
 
 
 @endpoint(bp, "/agents/{agentId}/deactivate", "POST", scope=Scope.OPERATOR, response="AgentResponse",
-          tag=TAG, errors=(404,),
+          tag=TAG, errors=(404,), idempotency="locked",  # closes the agent's sockets after its commit
           summary="Deactivate an agent: it gets 403 on poll, progress, complete and heartbeat from now on")
 def deactivate(call: Call) -> dict[str, Any]:
     return service.deactivate(call.ctx, call.params["agentId"])

@@ -14,8 +14,6 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.aws import deferred
-
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     max_pool_connections=64,
@@ -33,7 +31,6 @@ def session() -> boto3.session.Session:
     with _lock:
         if _session is None:
             _session = boto3.session.Session()
-            deferred.install(_session)  # no AWS call may follow a deferred write (aws/deferred.py)
         return _session
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import clients, deferred
+from chalicelib.aws import clients
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -239,8 +239,6 @@ def get(table: str, key: dict, consistent: bool = False) -> dict | None:
 
 
 def put(op: Put) -> None:
-    if (deferral := deferred.active()) is not None:
-        return deferral.take([op])
     try:
         _ddb().put_item(**{**op.request(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
     except ClientError as e:
@@ -252,9 +250,6 @@ def put(op: Put) -> None:
 
 
 def update(op: Update, return_new: bool = True) -> dict | None:
-    if (deferral := deferred.active()) is not None:
-        deferral.take([op], "an update whose result is needed" if return_new else None)
-        return None
     try:
         response = _ddb().update_item(
             **op.request(), ReturnValues="ALL_NEW" if return_new else "NONE",
@@ -271,8 +266,6 @@ def update(op: Update, return_new: bool = True) -> dict | None:
 
 
 def delete(op: Delete) -> None:
-    if (deferral := deferred.active()) is not None:
-        return deferral.take([op])
     try:
         _ddb().delete_item(**op.request())
     except ClientError as e:
@@ -284,12 +277,6 @@ def delete(op: Delete) -> None:
 
 def transact(ops: list[Put | Update | Delete | ConditionCheck]) -> None:
     """All or nothing. Raises ConditionFailed(index) or TransactionConflict."""
-    if (deferral := deferred.active()) is not None:
-        return deferral.take(ops)
-    return _transact(ops)
-
-
-def _transact(ops: list[Put | Update | Delete | ConditionCheck]) -> None:
     kinds = {Put: "Put", Update: "Update", Delete: "Delete", ConditionCheck: "ConditionCheck"}
     items = [{kinds[type(op)]: op.request()} for op in ops]
     try:
@@ -322,8 +309,6 @@ def retry_conflicts(fn: Callable[[], T], attempts: int = 4, base_delay: float = 
 
 def batch_put(table: str, items: list[dict]) -> None:
     """Unconditional puts, 25 per request, unprocessed items retried."""
-    if (deferral := deferred.active()) is not None:
-        deferral.take([], "a batch write")
     for start in range(0, len(items), 25):
         pending = [{"PutRequest": {"Item": serialize_item(i)}} for i in items[start:start + 25]]
         for _ in range(8):

@@ -37,7 +37,7 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import URLLib3Session
 
-from chalicelib.aws import clients, deferred, sigv4
+from chalicelib.aws import clients, sigv4
 from chalicelib.core.config import settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ def endpoint_for(domain_name: str, stage: str) -> str:
 
 def post(endpoint: str, connection_id: str, data: bytes) -> bool:
     """Send one message. False when the connection is gone (410)."""
-    deferred._after_write_guard()  # the same guard botocore's before-call hook applies to every AWS call
     base = (settings().websocket_endpoint_override or endpoint).rstrip("/")
     url = f"{base}/@connections/{quote(connection_id, safe='')}"
     status, headers, body = _send_signed("POST", url, data)

@@ -71,12 +71,17 @@ def record_denial(org_id: str | None, actor: str, reason: str, method: str, path
     Failing to audit must not turn a 401 into a 500: the failure is logged at
     ERROR with the event it lost (never silently).
     """
+    from chalicelib.core.context import Ctx  # here: the unit of work imports this module
+    from chalicelib.core.tx import Tx
+
     details = {"reason": reason, "method": method, "path": path[:256], "status": status}
     try:
+        tx = Tx(Ctx.system(org_id, trace_id))
         if org_id is None:
-            dynamo.update(denial_count_update(source, reason, method, path, status), return_new=False)
+            tx.update("denials", denial_count_update(source, reason, method, path, status))
         else:
-            dynamo.put(audit_put(org_id, "auth", actor, "denied", actor, trace_id, details))
+            tx.put("audit", audit_put(org_id, "auth", actor, "denied", actor, trace_id, details))
+        tx.commit()
     except Exception:  # noqa: BLE001 - logged loudly, the denial itself still stands
         log.exception("AUDIT WRITE FAILED: lost the denial %s", {"orgId": org_id, "actor": actor,
                                                                  "traceId": trace_id, "source": source, **details})

@@ -79,8 +79,15 @@ class Ctx:
         return clock.iso(epoch)
 
     def tx(self) -> "Tx":
+        """The unit of work of this context (staged when the pipeline stages an idempotent POST)."""
         if self.unit_of_work is not None:
             return self.unit_of_work(self)
         from chalicelib.core.tx import Tx
 
         return Tx(self)
+
+    def bulk(self) -> "Tx":
+        """A bulk unit of work: unconditional puts, BatchWriteItem, no atomicity (logs, patch events)."""
+        tx = self.tx()
+        tx.bulk = True
+        return tx

@@ -1,4 +1,4 @@
-"""Idempotency-Key on every POST: a first call costs one extra read, a replay one read.
+"""Idempotency-Key on every POST: the record joins the request's one transaction.
 
 Scope: the record is keyed by a hash of (calling keyId, method, path,
 Idempotency-Key), so a key is scoped to the API key that sent it (as payment
@@ -11,40 +11,52 @@ Secrets: a stored response never holds a secret. The fields in SECRET_FIELDS
 so the replay of a call that minted a key answers the same status and body
 without the secret (the contract: "a secret is shown once").
 
-How a first call commits (3 AWS calls for POST /keys: auth GetItem, this
-GetItem, one TransactWriteItems):
-  1. GetItem (consistent) of the record: a completed, unexpired record is
-     replayed at once (header Idempotent-Replayed: true).
-  2. The handler runs with its one write deferred (chalicelib/aws/deferred.py).
-  3. That write and the record (condition: no live record) commit in one
-     TransactWriteItems: the change exists if and only if its record does.
-     A concurrent repeat that lost the race fails on the record's condition,
-     reads the winner's record and replays it: exactly one effect.
-A handler whose writes cannot be deferred (more than one write, a batch, a
-read after its write), or whose deferred write failed its own condition, runs
-again the ordinary way under an in-progress lock: conditional PutItem of an
-INPROGRESS record, the handler, PutItem of the completed record (the lock is
-deleted if the handler fails, so a corrected retry runs).
+Staged (the default of every POST; 2 AWS calls on first use for POST /keys:
+the key's GetItem and one TransactWriteItems):
+  1. The pipeline (core/api.py) gives the service a unit of work whose one
+     `commit()` is staged (core/tx.py `Staging`): nothing is sent.
+  2. After the service returns 2xx, its staged writes and the record
+     (condition: no live record; ReturnValuesOnConditionCheckFailure=ALL_OLD)
+     commit in one TransactWriteItems: the change exists if and only if its
+     record does. No read of the record comes first.
+  3. The record's condition failed: a completed call (or a concurrent repeat
+     that committed first) owns the key; its record came back with the
+     failure and is replayed (status, body, Idempotent-Replayed: true).
+     Exactly one effect under racing repeats.
+  4. The service's own condition failed (and the record's did not): the
+     service runs again the ordinary way under the in-progress lock, where it
+     sees its TxFailed and answers as it would.
+  5. The service answered 4xx: the record is read once and replayed if it
+     exists (the first call changed the state the retry now trips on).
+Locked (`endpoint(..., idempotency="locked")`: a service that cannot stage
+its writes: more than one commit, AWS calls after its commit, SQS/S3 side
+effects, bulk writes): conditional PutItem of an INPROGRESS record, the
+service, PutItem of the completed record (the lock is deleted if the service
+fails, so a corrected retry runs). A staged service that turns out not to be
+stageable (NotStageable, raised before anything is written) runs locked too;
+tests/handlers/test_idempotency_staged.py keeps the declarations true.
 
 Only 2xx responses are stored; errors are not, so a retry after a 4xx runs.
 
 Why not Powertools' idempotency utility (used before): its persistence layer
 writes its record in calls of its own (PutItem in progress, then UpdateItem
-complete), outside the domain's transaction, which made every first call 4
-AWS calls; the record cannot ride in the domain's TransactWriteItems through
-its interface. This module keeps its table layout (`id` key, `expiration` TTL).
+complete), outside the domain's transaction; the record cannot ride in the
+domain's TransactWriteItems through its interface. This module keeps its
+table layout (`id` key, `expiration` TTL).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from chalicelib.aws import deferred, dynamo
+from chalicelib.aws import dynamo
 from chalicelib.core import clock
 from chalicelib.core.config import settings
-from chalicelib.core.errors import Conflict, IdempotencyKeyReused, Unavailable
+from chalicelib.core.context import Ctx
+from chalicelib.core.errors import ApiError, Conflict, IdempotencyKeyReused, Unavailable
+from chalicelib.core.tx import NotStageable, Staging, Tx, TxFailed
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +98,8 @@ def _record_put(rid: str, body_hash: str, response: dict | None, now: float) -> 
     return dynamo.Put(settings().idempotency_table, item,
                       condition="attribute_not_exists(id) OR expiration < :now OR "
                                 "(#s = :busy AND inProgressExpiry < :now)",
-                      names={"#s": "status"}, values={":now": int(now), ":busy": IN_PROGRESS})
+                      names={"#s": "status"}, values={":now": int(now), ":busy": IN_PROGRESS},
+                      return_old_on_failure=True)
 
 
 def _live(item: dict | None, now: float) -> dict | None:
@@ -111,62 +124,96 @@ def _answer(item: dict, body_hash: str) -> dict:
     return response
 
 
-def run_once(scope_key: str, body: Any, handler: Callable[[], dict], lambda_context: Any = None) -> dict:
-    """Run `handler` at most once per scope_key; returns {statusCode, headers, body}."""
+RECORD = "@idempotency-record"  # the record's name in the unit of work (no service names a write "@...")
+# Builds a request's unit of work: a staged one (Staging.unit_of_work), or None for the ordinary one.
+UnitOfWork = Optional[Callable[[Ctx], Tx]]
+
+
+def _busy() -> Unavailable:
+    return Unavailable("a request with this Idempotency-Key is busy; retry", headers={"Retry-After": "1"})
+
+
+def _read(rid: str, now: float) -> dict | None:
+    return _live(dynamo.get(settings().idempotency_table, _key(rid), consistent=True), now)
+
+
+def run_staged(scope_key: str, body: Any, handler: Callable[[UnitOfWork], dict],
+               status_of: Callable[[ApiError], int]) -> dict:
+    """Run `handler` (given the unit of work to build) with its commit staged, then commit it with the
+    record; returns {statusCode, headers, body}. `status_of`: the pipeline's error -> status table.
+    See the module doc."""
     rid, body_hash = record_id(scope_key), _body_hash(body)
-    table = settings().idempotency_table
     for _ in range(ATTEMPTS):
         now = clock.now()
-        existing = _live(dynamo.get(table, _key(rid), consistent=True), now)
-        if existing is not None:
-            return _answer(existing, body_hash)
+        staging = Staging()
         try:
-            with deferred.deferring() as deferral:
-                response = handler()
-        except deferred.NotDeferrable as why:
-            log.debug("idempotent handler not deferrable (%s): running it under a lock", why)
-            return _run_locked(rid, body_hash, handler)
-        ops = deferral.ops or []
+            response = handler(staging.unit_of_work)
+        except NotStageable as why:
+            log.warning("idempotent service not stageable (%s): running it under a lock", why)
+            return run_locked(scope_key, body, lambda: handler(None))
+        except ApiError as error:
+            if staging.writes:  # committed, then failed: what it committed stands, as unstaged
+                _commit(staging.writes)
+            elif 400 <= status_of(error) < 500:
+                existing = _read(rid, now)
+                if existing is not None:
+                    return _answer(existing, body_hash)
+            raise
+        tx = Tx(Ctx.system())
+        for name, write in staging.writes or []:
+            tx.add(name, write)
         if not 200 <= response["statusCode"] < 300:
-            if ops:
-                dynamo.transact(ops)
-            return response
+            tx.commit()  # what the service committed stands; an error answer is never stored
+            existing = _read(rid, now) if 400 <= response["statusCode"] < 500 and not len(tx) else None
+            return _answer(existing, body_hash) if existing is not None else response
+        tx.add(RECORD, _record_put(rid, body_hash, response, now))
         try:
-            dynamo.transact([*ops, _record_put(rid, body_hash, response, now)])
+            tx.commit()
             return response
-        except dynamo.ConditionFailed as failed:
-            if failed.index != len(ops):
-                # The handler's own write failed its condition: it would have
-                # answered otherwise. Run it for real; nothing was written.
-                return _run_locked(rid, body_hash, handler)
-            # A concurrent repeat committed first: loop, read and replay its record.
+        except TxFailed as failed:
+            if RECORD in failed.names:
+                existing = _live(failed.item, now) if failed.name == RECORD else None
+                existing = existing or _read(rid, now)
+                if existing is not None:
+                    return _answer(existing, body_hash)
+                continue  # the record expired between the two: try again
+            # The service's own condition failed: it would have answered otherwise.
+            # Run it for real under the lock; nothing was written.
+            return run_locked(scope_key, body, lambda: handler(None))
         except dynamo.TransactionConflict:
-            pass  # a concurrent repeat is committing: loop, read again
-    raise Unavailable("a request with this Idempotency-Key is busy; retry", headers={"Retry-After": "1"})
+            continue  # a concurrent repeat is committing: run again, its record decides
+    raise _busy()
 
 
-def _run_locked(rid: str, body_hash: str, handler: Callable[[], dict]) -> dict:
+def _commit(writes: list) -> None:
+    tx = Tx(Ctx.system())
+    for name, write in writes:
+        tx.add(name, write)
+    tx.commit()
+
+
+def run_locked(scope_key: str, body: Any, handler: Callable[[], dict]) -> dict:
     """The ordinary path: lock (INPROGRESS), run, store; the lock goes when the handler fails."""
+    rid, body_hash = record_id(scope_key), _body_hash(body)
     table = settings().idempotency_table
     now = clock.now()
     try:
-        dynamo.put(_record_put(rid, body_hash, None, now))
-    except dynamo.ConditionFailed as failed:
-        existing = _live(failed.item, now) or _live(dynamo.get(table, _key(rid), consistent=True), now)
+        Tx(Ctx.system()).put(RECORD, _record_put(rid, body_hash, None, now)).commit()
+    except TxFailed as failed:
+        existing = _live(failed.item, now) or _read(rid, now)
         if existing is None:
-            raise Unavailable("a request with this Idempotency-Key is busy; retry",
-                              headers={"Retry-After": "1"}) from None
+            raise _busy() from None
         return _answer(existing, body_hash)
     try:
         response = handler()
     except BaseException:
-        dynamo.delete(dynamo.Delete(table, _key(rid)))
+        Tx(Ctx.system()).delete(RECORD, dynamo.Delete(table, _key(rid))).commit()
         raise
     if 200 <= response["statusCode"] < 300:
         item = _record_put(rid, body_hash, response, now).item
-        dynamo.put(dynamo.Put(table, item))
+        Tx(Ctx.system()).put(RECORD, dynamo.Put(table, item)).commit()
     else:
-        dynamo.delete(dynamo.Delete(table, _key(rid)))
+        Tx(Ctx.system()).delete(RECORD, dynamo.Delete(table, _key(rid))).commit()
     return response
 
 

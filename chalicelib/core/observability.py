@@ -2,7 +2,8 @@
 
 - `logger`: structured JSON logs; every handler appends the request's traceId
   (`bind_trace`), so one trace can be followed across HTTP, WebSocket, stream
-  and queue handlers.
+  and queue handlers. Every `chalicelib.*` module logger writes through the
+  same handler (one set-up for every line, the 500 path included).
 - `count(name)`: one EMF metric (CloudWatch reads it from the log line; no
   API call, no flush to forget). The counters an operator watches:
   JobsClaimed, LeasesExpired, RunsTimedOut, FanoutSent, FanoutGone, Denials.
@@ -73,9 +74,20 @@ class _Once(Generic[T]):
 
 @_Once
 def _logger() -> "Logger":
+    import logging
+
     from aws_lambda_powertools import Logger
 
-    return Logger(service=SERVICE)
+    logger = Logger(service=SERVICE)
+    # One logger set-up for every line: the modules' own `logging.getLogger(__name__)` loggers
+    # (chalicelib.*: the pipeline's 500, a lost audit write, the fan-out) write through the same
+    # JSON handler, so they carry the request and trace ids appended here; not to the root
+    # logger as well (Lambda's plain handler would print each a second time, unstructured).
+    modules = logging.getLogger("chalicelib")
+    modules.handlers = [logger.registered_handler]
+    modules.setLevel(logger.log_level)
+    modules.propagate = False
+    return logger
 
 
 def __getattr__(name: str) -> Any:
@@ -109,9 +121,14 @@ def traced(fn: F) -> F:
     return call  # type: ignore[return-value]  # functools.wraps keeps fn's signature; mypy cannot see it
 
 
-def bind_trace(trace_id: str | None) -> None:
-    """Every log line from here on in this invocation names the trace."""
-    _logger().append_keys(trace_id=trace_id)
+def bind_trace(trace_id: str | None, lambda_context: Any = None) -> None:
+    """Every log line from here on in this invocation names the trace (and, on Lambda, the
+    invocation's request id under Powertools' own key, `function_request_id`)."""
+    request_id = getattr(lambda_context, "aws_request_id", None)
+    if request_id is not None:
+        _logger().append_keys(trace_id=trace_id, function_request_id=request_id)
+    else:
+        _logger().append_keys(trace_id=trace_id)
 
 
 def count(name: str, value: int = 1) -> None:

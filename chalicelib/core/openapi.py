@@ -12,8 +12,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.core.api import ENDPOINTS, PATH_PARAM, Endpoint
-from chalicelib.core.errors import ERROR_STATUS
+from chalicelib.core.api import ENDPOINTS, ERROR_STATUS, PATH_PARAM, Endpoint
 
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA = {

@@ -18,7 +18,7 @@ TAG = "Agent gateway"
 
 
 @endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body="IngestRequest", response="IngestResult",
-          tag=TAG, errors=(503,),
+          tag=TAG, errors=(503,), idempotency="locked",  # one commit per record (core/idempotency.py)
           summary="Edge gateway upload (agent key): stores each record once per (agent, recordId); "
                   "answers accepted and duplicates")
 def ingest(call: Call) -> dict:

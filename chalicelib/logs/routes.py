@@ -19,6 +19,7 @@ TAG = "Instances and logs"
 
 @endpoint(bp, "/instances/{instanceId}/logs", "POST", scope=Scope.AGENT, body="PushLogsRequest",
           response="PushLogsResult", status=202, tag=TAG, errors=(404, 503),
+          idempotency="locked",  # bulk writes (BatchWriteItem) cannot join a transaction
           summary="Push 1..500 log entries for an instance (its agent's key, or an operator); emits instance:log")
 def push_logs(call: Call) -> models.PushLogsResult:
     return service.push(call.ctx, service.PushLogs(call.params["instanceId"], call.body.entries,

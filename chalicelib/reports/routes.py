@@ -26,6 +26,7 @@ def _ctx(call: Call) -> Ctx:
 
 @endpoint(bp, "/api/delivery/reports/generate", "POST", scope=Scope.OPERATOR, body="GenerateRequest",
           response="ReportPage", tag=TAG, errors=(404,),
+          idempotency="locked",  # one commit per order's report
           summary="Generate the report of one order, or of every order with patch events since its last report")
 def generate(call: Call) -> dict:
     return {"items": service.generate(_ctx(call), call.body.order_id), "nextToken": None}

@@ -22,3 +22,31 @@ def test_a_log_line_prints_once_as_json(app_module):
         handlers[0].setStream(previous)
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["printed once", "the app's own log, once"]
+
+
+def test_a_500_logs_one_json_line_with_the_trace_id_and_answers_no_stack_trace(app_module, http, org, monkeypatch):
+    """The pipeline's 500 path (core/api.py) writes through the one Powertools set-up: one JSON
+    line naming the request's trace, the traceback in the log only."""
+    from chalicelib.core import observability
+    from chalicelib.orgs import store
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(store, "list_keys", boom)
+    observability._logger()
+    handler = logging.getLogger("chalicelib").handlers[0]
+    assert handler is logging.getLogger("control-plane").handlers[0]  # one handler, one format
+    out = io.StringIO()
+    previous = handler.setStream(out)
+    try:
+        r = http.get("/keys", org["adminKey"], headers={"X-Trace-Id": "trace-of-the-500"})
+    finally:
+        handler.setStream(previous)
+    assert r.status == 500 and r.json == {"error": {"code": "INTERNAL", "message": "internal error"}}
+    assert "secret internals" not in json.dumps(r.json) and "Traceback" not in json.dumps(r.json)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    errors = [line for line in lines if line.get("level") == "ERROR"]
+    assert len(errors) == 1, lines
+    assert errors[0]["trace_id"] == "trace-of-the-500" and errors[0]["message"] == "unhandled error in GET /keys"
+    assert "secret internals" in errors[0]["exception"]  # the cause is in the log, for the operator

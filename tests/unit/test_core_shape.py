@@ -66,3 +66,68 @@ def test_tx_names_are_unique_and_audit_and_events_ride_along():
     assert ledger.audits()[0]["actor"] == "key:01KEY000000000000000000000"
     assert ledger.audits()[0]["traceId"] == "trace-1"
     assert ledger.events() == [("thing:created", {"id": "T1"})]
+
+
+def test_audit_and_outbox_writers_are_handed_to_the_unit_of_work():
+    from chalicelib.aws import dynamo
+    from chalicelib.core.tx import Tx, Writers
+
+    seen = []
+    writers = Writers(audit=lambda *a: seen.append(("audit", a)) or dynamo.Put("t", {"k": 1}),
+                      event=lambda *a, **k: seen.append(("event", a)) or dynamo.Put("t", {"k": 2}))
+    tx = Tx(Ctx(principal()), writers)
+    tx.audit("thing", "T1", "created").emit("thing:created", {"id": "T1"})
+    assert [kind for kind, _ in seen] == ["audit", "event"] and len(tx) == 2
+
+
+def test_a_bulk_unit_of_work_holds_unconditional_puts_only():
+    from chalicelib.aws import dynamo
+
+    ctx, _ = fake_ctx(principal())
+    bulk = ctx.bulk()
+    for i in range(150):  # past a transaction's 100: BatchWriteItem has no such limit
+        bulk.put(f"entry:{i}", dynamo.Put("t", {"k": i}))
+    with pytest.raises(ValueError):
+        bulk.put("conditional", dynamo.Put("t", {"k": 0}, condition="attribute_not_exists(k)"))
+    with pytest.raises(ValueError):
+        bulk.update("update", dynamo.Update("t", {"k": 0}, set={"a": 1}))
+
+
+def test_a_staged_unit_of_work_sends_nothing_and_commits_once():
+    from chalicelib.aws import dynamo
+    from chalicelib.core.tx import NotStageable, Staging
+
+    staging = Staging()
+    ctx = Ctx(principal(), unit_of_work=staging.unit_of_work)
+    tx = ctx.tx()
+    tx.put("thing", dynamo.Put("t", {"k": 1}))
+    tx.audit("thing", "T1", "created")
+    tx.commit()  # no AWS here: a real commit would fail without one
+    assert [name for name, _ in staging.writes or []] == ["thing", "audit:thing:T1:created"]
+    with pytest.raises(NotStageable):
+        ctx.tx().put("again", dynamo.Put("t", {"k": 2})).commit()
+    with pytest.raises(NotStageable):
+        Ctx(principal(), unit_of_work=Staging().unit_of_work).bulk().put("e", dynamo.Put("t", {"k": 3})).commit()
+
+
+def test_domain_errors_carry_no_status_and_the_pipeline_maps_every_code():
+    from chalicelib.core import api, errors
+
+    for cls in errors.ERRORS:
+        assert not hasattr(cls, "status"), cls
+        assert cls.code in api.ERROR_STATUS, cls
+    assert api.status_of(errors.NotFound("x")) == 404 and api.status_of(errors.IdempotencyKeyReused("x")) == 409
+    assert api.status_of(errors.ApiError("x", code="SOMETHING_NEW")) == 500  # a code with no row is a bug
+
+
+def test_commit_returning_takes_one_update_and_is_never_staged():
+    from chalicelib.aws import dynamo
+    from chalicelib.core.tx import NotStageable, Staging, Tx
+
+    two = Tx(Ctx(principal())).update("a", dynamo.Update("t", {"k": 1}, set={"x": 1}))
+    two.put("b", dynamo.Put("t", {"k": 2}))
+    with pytest.raises(ValueError):
+        two.commit_returning()
+    staged = Ctx(principal(), unit_of_work=Staging().unit_of_work).tx()
+    with pytest.raises(NotStageable):
+        staged.update("a", dynamo.Update("t", {"k": 1}, set={"x": 1})).commit_returning()
