@@ -10,6 +10,11 @@ export const timing = {
   stableMs: 60 * 1000,            // a connection that lived this long resets the backoff
   baseMs: 500, capMs: 30000,
 };
+// A debugging knob (and the browser tests' way to keep reconnects quick): numbers only, bounded.
+try {
+  const override = JSON.parse(sessionStorage.getItem('console.timing') || '{}');
+  for (const [k, v] of Object.entries(override)) if (k in timing && Number.isFinite(v) && v >= 50) timing[k] = v;
+} catch { /* ignored */ }
 
 const handlers = new Map();       // event name or '*' -> Set(fn)
 const stateListeners = new Set();

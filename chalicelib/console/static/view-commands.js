@@ -1,5 +1,5 @@
 // Commands to an agent and their acks, live on command:issued and command:acked.
-import { h, clear, badge, when, route, table, confirmDialog, notice, field, json } from './dom.js';
+import { h, clear, append, badge, when, route, table, confirmDialog, notice, field, json } from './dom.js';
 import { api, all } from './api.js';
 import { lifecycle, debounce, guarded, heading, parseJson } from './kit.js';
 
@@ -31,8 +31,8 @@ export function mount(main, { query, navigate }) {
   async function refresh() {
     const agents = await guarded(all('/agents', {}, 500), note);
     if (agents) {
-      clear(agentSelect).append(h('option', { value: '' }, 'choose an agent'),
-        agents.items.map((a) => h('option', { value: a.agentId, selected: a.agentId === agentId }, `${a.name} (${a.agentId})`)));
+      append(clear(agentSelect), [h('option', { value: '' }, 'choose an agent'),
+        agents.items.map((a) => h('option', { value: a.agentId, selected: a.agentId === agentId }, `${a.name} (${a.agentId})`))]);
     }
     clear(tbody);
     if (!agentId) { note.textContent = 'Choose an agent to see its commands.'; return; }

@@ -1,6 +1,6 @@
 // One job: its state, attempts and history, progress history, result or error, and its instance's logs.
 // The instance: `?instance=` in the URL, else the job payload's `instanceId` (docs/CONSOLE.md).
-import { h, clear, badge, when, route, progress, json, notice } from './dom.js';
+import { h, clear, append, badge, when, route, progress, json, notice } from './dom.js';
 import { api } from './api.js';
 import { lifecycle, guarded, heading } from './kit.js';
 import { actionsFor } from './view-jobs.js';
@@ -40,12 +40,12 @@ export function mount(main, { id, query, navigate }) {
       ['Created', when(job.createdAt)], ['Started', when(job.startedAt)], ['Finished', when(job.finishedAt)],
       ['Progress', progress(job.progressPercent, job.progressMessage)],
     ];
-    clear(summary).append(
+    append(clear(summary), [
       h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
       h('div', { class: 'actions' }, actionsFor(job, refresh)),
       h('h2', {}, 'Payload'), json(job.payload),
       job.result !== undefined ? [h('h2', {}, 'Result'), json(job.result)] : null,
-      job.error !== undefined ? [h('h2', {}, 'Error'), json(job.error)] : null);
+      job.error !== undefined ? [h('h2', {}, 'Error'), json(job.error)] : null]);
   }
 
   function instanceId() {
