@@ -4,7 +4,13 @@
 import { h, clear, when, route, table, notice, json } from './dom.js';
 import { api } from './api.js';
 import { lifecycle, debounce, guarded, heading } from './kit.js';
-import { marked } from './vendor/marked-18.3.0.esm.js';
+import { Marked } from './vendor/marked-18.3.0.esm.js';
+
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+// Raw HTML inside the Markdown is shown as the text it is (a report has no reason to carry markup);
+// DOMPurify then cleans what Markdown itself produced (links, emphasis, tables).
+const markdownParser = new Marked({ gfm: true, async: false, renderer: { html: (token) => escapeHtml(token.text ?? token.raw ?? '') } });
 
 const SANITIZE = {
   RETURN_DOM_FRAGMENT: true,
@@ -23,7 +29,7 @@ export function renderMarkdown(markdown) {
     });
     hooked = true;
   }
-  const html = marked.parse(String(markdown ?? ''), { async: false, gfm: true });
+  const html = markdownParser.parse(String(markdown ?? ''));
   return purify.sanitize(html, SANITIZE);
 }
 
