@@ -21,6 +21,8 @@ from chalicelib.core.config import on_lambda, settings
 bp = Blueprint(__name__)
 TAG = "Console"
 STATIC = Path(__file__).resolve().parent / "static"
+# The page and its files: served by this blueprint but not API resources, so not in /openapi.json.
+STATIC_ROUTES = ("/console", "/console/{asset}", "/console/vendor/{asset}")
 # A Host header is the client's to choose: only a plain host[:port] is echoed into URLs and the CSP.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 

@@ -5,7 +5,6 @@ key ever appearing in the URL, the page or its console. One stack and one browse
 from __future__ import annotations
 
 import json
-import re
 from urllib.request import Request, urlopen
 
 import pytest
@@ -49,7 +48,8 @@ def hostile(stack: Stack) -> dict:
     stack.call("POST", f"/agents/{agent['agentId']}/commands", operator, {"type": "say", "payload": {"c": HOSTILE}},
                expect=201)
     path = "docs/<img src=x onerror=window.__xss=4>.txt"
-    urlopen(Request(f"{stack.url}/api/workspaces/evil/files?path={path.replace('<', '%3C').replace('>', '%3E').replace(' ', '%20')}",
+    encoded = path.replace('<', '%3C').replace('>', '%3E').replace(' ', '%20')
+    urlopen(Request(f"{stack.url}/api/workspaces/evil/files?path={encoded}",
                     data=b"one\n", method="PUT", headers={"Authorization": f"Bearer {operator}",
                                                           "Content-Type": "text/plain"})).read()
     stack.call("POST", "/api/patches/apply", operator, {
@@ -124,7 +124,8 @@ def test_report_markdown_is_sanitised(stack, browser):
         host.append(renderMarkdown(md));
         document.querySelector('main').append(host);
         const bad = host.querySelectorAll('script, iframe, svg, style, img, object, embed, [onerror], [onload], [style]');
-        return { bad: bad.length, hrefs: [...host.querySelectorAll('[href], [src]')].map((a) => a.getAttribute('href') || a.getAttribute('src')),
+        const linked = [...host.querySelectorAll('[href], [src]')];
+        return { bad: bad.length, hrefs: linked.map((a) => a.getAttribute('href') || a.getAttribute('src')),
                  rels: [...host.querySelectorAll('a')].map((a) => a.rel), text: host.textContent };
     }""", markdown)
     assert found["bad"] == 0

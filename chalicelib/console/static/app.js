@@ -1,7 +1,7 @@
 // The console's entry: read config.json, sign in, then hash routing over the views.
 // Deep links (#/jobs?status=RUNNING, #/jobs/<jobId>) survive a reload: the view is a function of the URL.
 import { h, clear, notice } from './dom.js';
-import { setRestUrl, api } from './api.js';
+import { setRestUrl } from './api.js';
 import * as auth from './auth.js';
 import * as live from './live.js';
 import * as fleet from './view-fleet.js';
@@ -112,13 +112,8 @@ async function boot() {
   setRestUrl(config.restUrl);
   live.setWsUrl(config.wsUrl);
   clear(main);
-  if (auth.session()) {
-    // Check the kept key before showing anything: a revoked one signs out here.
-    try { await api('/agents', { query: { limit: 1 } }); } catch { /* 401 signed out; 403 shown by the view */ }
-    if (auth.session()) { signedIn(); return; }
-    return;
-  }
-  renderSignIn();
+  // A kept key is checked by the view's first read: a revoked one answers 401 and signs out there.
+  if (auth.session()) signedIn(); else renderSignIn();
 }
 
 boot();

@@ -185,6 +185,7 @@ export function mount(main, { query, navigate }) {
     more.hidden = !nextToken;
     count();
     main.dataset.ready = 'jobs';
+    if (!append) performance.mark('console:jobs-ready');
   }
   more.addEventListener('click', () => load(true));
 
