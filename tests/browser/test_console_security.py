@@ -137,6 +137,7 @@ def test_report_markdown_is_sanitised(stack, browser):
 
 
 def test_console_responses_carry_the_security_headers(stack):
+    assert f"Console     {stack.url}/console" in stack.current.log_tail(400)   # make run prints where it is
     for path in ("/console", "/console/", "/console/config.json", "/console/app.js", "/console/app.css",
                  "/console/vendor/uplot-1.6.32.iife.min.js", "/console/no-such.js", "/console/vendor/..%2Fapp.js"):
         reply = urlopen_any(stack.url + path)

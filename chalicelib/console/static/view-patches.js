@@ -49,7 +49,7 @@ export function mount(main, { query, navigate }) {
     charts.daily(chartBox, s.daily || []);
     charts.errorRate(chartBox, s.daily || []);
     const factories = s.successRateByFactory || [];
-    charts.bars(chartBox, 'Success rate per factory (%)', factories.map((f) => f.factory), factories.map((f) => Math.round(f.rate * 1000) / 10), 'success %', '#1b7f3b');
+    charts.bars(chartBox, 'Success rate per factory (%)', factories.map((f) => f.factory), factories.map((f) => Math.round(f.rate * 1000) / 10), 'success %', '#1b7f3b', true);
     const ops = Object.entries(s.operations || {});
     charts.bars(chartBox, 'Operations by kind', ops.map(([k]) => k), ops.map(([, v]) => v), 'operations');
     clear(trendBox);
