@@ -94,6 +94,7 @@ def test_every_view_shows_hostile_strings_as_text_and_runs_no_script(stack, brow
     expect(page.locator("main p.muted[aria-live]")).to_contain_text("issues shown")
     issues = stack.call("GET", "/api/ops/issues", stack.root_key)["items"]
     hostile_titles = [i["title"] for i in issues if "onerror" in i["title"]]
+    assert hostile_titles, [i["title"] for i in issues]      # the failed job's error became an issue title
     for title in hostile_titles:
         expect(page.get_by_text(title, exact=True).first).to_be_attached()
     # Reports: generated from the hostile patch events; marked output goes through DOMPurify.
