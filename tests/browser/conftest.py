@@ -112,6 +112,8 @@ class Watched:
         self.messages: list[str] = []
         self.errors: list[str] = []
         self.dialogs: list[str] = []
+        self.sockets: list[Any] = []   # every WebSocket the page opened, in order
+        page.on("websocket", lambda ws: self.sockets.append(ws))
         page.on("console", lambda m: self.messages.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(str(e)))
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
@@ -133,15 +135,15 @@ class Watched:
         assert self.page.evaluate("window.__xss") is None
 
 
-def open_console(browser: Any, url: str, key: str | None, hash_: str = "#/jobs", fast: bool = True) -> Watched:
+def open_console(browser: Any, url: str, key: str | None, hash_: str = "#/jobs", timing: str | None = FAST_TIMING) -> Watched:
     """A new page at the console, signed in with `key` (through the form, as a person would)."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     watched = Watched(page)
-    if fast:
-        page.add_init_script(f"sessionStorage.setItem('console.timing', '{FAST_TIMING}')")
+    if timing:
+        page.add_init_script(f"sessionStorage.setItem('console.timing', '{timing}')")
     page.goto(f"{url}/console{hash_}")
     if key is not None:
         page.get_by_role("textbox", name="API key").fill(key)

@@ -280,6 +280,30 @@ def test_every_action_is_reachable_by_keyboard(stack, browser, org):
     page.context.close()
 
 
+def test_the_socket_pings_inside_the_idle_limit_and_is_renewed_before_the_cap(stack, browser, org):
+    # The same code as production with its clock shortened: ping every 300 ms, renew after 3 s.
+    watched = open_console(browser, stack.url, org["admin"], "#/jobs",
+                           timing='{"pingMs": 300, "recycleMs": 3000, "baseMs": 100, "capMs": 1500}')
+    page = watched.page
+    first = watched.sockets[0]
+    first.wait_for_event("framesent", predicate=lambda payload: '"action":"ping"' in str(payload))
+    if len(watched.sockets) < 2:
+        with page.expect_websocket(timeout=15_000):
+            pass
+    second = watched.sockets[1]
+    assert second.url.split("?")[0] == first.url.split("?")[0]
+    if not first.is_closed():
+        first.wait_for_event("close")            # once the new one is live
+    assert not second.is_closed()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    # Still live: an event reaches the page over the new socket.
+    job = stack.call("POST", "/jobs", org["operator"], {"pool": "renewed", "type": "after-renewal", "payload": {}},
+                     expect=201)
+    expect(page.locator(f"tr[data-job-id='{job['jobId']}']")).to_contain_text("QUEUED")
+    watched.assert_clean()
+    page.context.close()
+
+
 def test_after_the_stack_restarts_the_page_reconnects_and_shows_what_changed_while_away(stack, browser, org):
     kept = stack.call("POST", "/jobs", org["operator"], {"pool": "restart-pool", "type": "before", "payload": {}},
                       expect=201)

@@ -21,6 +21,7 @@ const stateListeners = new Set();
 const reconnectListeners = new Set();
 let wsUrl = null;
 let socket = null;
+let retiring = null;              // the socket being renewed: heard until its successor is live
 let attempt = 0;
 let state = 'offline';
 let timers = [];
@@ -60,28 +61,30 @@ export function stop() {
   const old = socket;
   socket = null;
   if (old) old.close(1000, 'signed out');
+  if (retiring) { retiring.close(1000, 'signed out'); retiring = null; }
   attempt = 0;
   everConnected = false;
   setState('offline');
 }
 
-function connect() {
+function connect(renewing = false) {
   const auth = session();
   if (stopped || !auth) return;
   if (!wsUrl) { setState('unavailable'); return; }
-  setState(everConnected ? 'reconnecting' : 'connecting');
+  if (!renewing) setState(everConnected ? 'reconnecting' : 'connecting');
   const url = `${wsUrl}${wsUrl.includes('?') ? '&' : '?'}token=${encodeURIComponent(auth.socketToken())}`;
   let ws;
   try { ws = new WebSocket(url); } catch { scheduleRetry(); return; }
   socket = ws;
   let openedAt = 0;
   ws.onmessage = (message) => {
-    if (socket !== ws) return;
+    if (socket !== ws && retiring !== ws) return;
     let parsed;
     try { parsed = JSON.parse(message.data); } catch { return; }
     if (!parsed || typeof parsed.event !== 'string') return;
     stats.messages += 1;
     if (parsed.event === 'system:connected') {
+      if (retiring && retiring !== ws) { retiring.close(1000, 'renewed'); retiring = null; }
       openedAt = Date.now();
       stats.connects += 1;
       everConnected = true;
@@ -92,7 +95,8 @@ function connect() {
     dispatch(parsed.event, parsed.data || {});
   };
   ws.onclose = () => {
-    if (socket !== ws) return;   // replaced on purpose (recycle) or stopped
+    if (retiring === ws) { retiring = null; return; }
+    if (socket !== ws) return;   // replaced on purpose or stopped
     socket = null;
     clearTimers();
     if (openedAt && Date.now() - openedAt > timing.stableMs) attempt = 0;
@@ -109,11 +113,12 @@ function arm(ws) {
   timers.push(setTimeout(() => recycle(ws), timing.recycleMs));
 }
 
-/** Before the 2-hour cap: open a fresh socket; the old one closes once the new one is live. */
+/** Before the 2-hour cap: open a fresh socket; the old one is heard until the new one is live, then closed. */
 function recycle(old) {
+  clearTimers();
+  retiring = old;
   socket = null;
-  const done = onReconnect(() => { done(); old.close(1000, 'renewed'); });
-  connect();
+  connect(true);
 }
 
 async function afterClose() {
