@@ -79,6 +79,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--log-lines", type=int, default=20000)
     args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        print(f"skipped: {CHROMIUM} is missing (apt-get install chromium)")
+        return 0
     from playwright.sync_api import sync_playwright
 
     with running_devstack() as stack:
