@@ -213,11 +213,25 @@ def test_a_patch_batch_appears_in_the_stream_and_the_charts(stack, browser, org)
 
 
 def test_every_view_passes_axe_and_is_pictured(stack, browser, org, agent, tmp_path):
-    watched = open_console(browser, stack.url, org["admin"], "#/fleet")
+    # Something in every view: a failed job filed as an ops issue (a root-organization matter), a report.
+    failed = stack.call("POST", "/jobs", org["operator"], {"pool": "work", "type": "fail", "payload": {
+        "message": "disk quota exceeded on /var/lib/game"}}, expect=201)
+    stack.call("POST", "/api/delivery/reports/generate", org["operator"], {}, expect=200)
+    session = stack.call("POST", "/sessions", org["operator"], {"agentRole": "reviewer"}, expect=201)
+    stack.call("POST", "/tasks", org["operator"], {"idempotencyKey": "pictured", "sessionId": session["sessionId"],
+                                                   "toRole": "release", "type": "publish", "requiresApproval": True},
+               expect=201)
+    stack.call("POST", f"/agents/{agent['agentId']}/commands", org["operator"], {"type": "reload", "payload": {}},
+               expect=201)
+    watched = open_console(browser, stack.url, org["admin"], "#/jobs?status=FAILED")
     page = watched.page
+    expect(page.locator(f"tr[data-job-id='{failed['jobId']}']")).to_contain_text("FAILED")
+    stack.call("POST", "/api/ops/scan", stack.root_key, {"scope": "full"}, expect=200)
+    routes = {view: view for view in VIEWS}
+    routes.update(reports="reports?orderId=order-7", commands=f"commands?agentId={agent['agentId']}")
     findings = {}
     for view in VIEWS:
-        page.goto(f"{stack.url}/console#/{view}")
+        page.goto(f"{stack.url}/console#/{routes[view]}")
         expect(page.locator("main h1")).to_be_visible()
         expect(page.locator("main p.muted[aria-live]").first).not_to_be_empty()
         findings[view] = axe_findings(page)
@@ -231,6 +245,13 @@ def test_every_view_passes_axe_and_is_pictured(stack, browser, org, agent, tmp_p
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     findings["signin"] = axe_findings(page)
     screenshot(page, "signin", tmp_path)
+    # Ops is the platform's: the root organization's admin sees the issue the scan filed.
+    page.get_by_role("textbox", name="API key").fill(stack.root_key)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{stack.url}/console#/ops")
+    expect(page.locator("main tbody")).to_contain_text("disk quota exceeded")
+    findings["ops"] = axe_findings(page)
+    screenshot(page, "ops", tmp_path)
     assert {view: f for view, f in findings.items() if f} == {}
     watched.assert_clean()
     page.context.close()

@@ -11,8 +11,8 @@ export class ApiError extends Error {
 
 const MESSAGES = {
   401: 'Your key was refused (unknown, revoked or expired). Sign in again.',
-  403: 'Your key does not have the scope for this (403 Forbidden): an operator or admin key is needed.',
 };
+const FORBIDDEN = 'Not allowed for this key (403 Forbidden)';
 
 export async function api(path, { method = 'GET', query, body, raw } = {}) {
   const auth = session();
@@ -40,7 +40,8 @@ export async function api(path, { method = 'GET', query, body, raw } = {}) {
   if (response.status === 401 && session() === auth) {
     signOut(MESSAGES[401]);
   }
-  const message = MESSAGES[response.status] || `${error.code || response.status}: ${error.message || 'request failed'}`;
+  const message = response.status === 403 ? `${FORBIDDEN}: ${error.message || 'an operator or admin key is needed'}`
+    : MESSAGES[response.status] || `${error.code || response.status}: ${error.message || 'request failed'}`;
   throw new ApiError(response.status, error.code || String(response.status), message, data);
 }
 

@@ -1,6 +1,6 @@
 // The console's entry: read config.json, sign in, then hash routing over the views.
 // Deep links (#/jobs?status=RUNNING, #/jobs/<jobId>) survive a reload: the view is a function of the URL.
-import { h, clear, notice } from './dom.js';
+import { h, clear, notice, nextView } from './dom.js';
 import { setRestUrl } from './api.js';
 import * as auth from './auth.js';
 import * as live from './live.js';
@@ -39,6 +39,7 @@ function unmount() {
 
 function render() {
   unmount();
+  nextView();
   notice(null);
   clear(main);
   if (!auth.session()) { renderSignIn(); return; }
@@ -86,6 +87,7 @@ auth.onChange((session, reason) => {
   if (session) { signedIn(); return; }
   live.stop();
   unmount();
+  nextView();
   clear(main);
   // The URL keeps only the view; never a credential.
   renderSignIn(reason);

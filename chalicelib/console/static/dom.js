@@ -130,6 +130,11 @@ export function confirmDialog(title, text, extra) {
   });
 }
 
+// Which view is on screen: an answer that arrives after its view was left reports nothing.
+let generation = 0;
+export function nextView() { generation += 1; return generation; }
+export function viewToken() { return generation; }
+
 export function notice(message, kind = 'error') {
   const el = document.getElementById('notice');
   if (!message) { el.hidden = true; el.textContent = ''; return; }

@@ -1,5 +1,5 @@
 // What every view shares: subscriptions that end with the view, debounced re-reads, filter forms.
-import { h, notice } from './dom.js';
+import { h, notice, viewToken } from './dom.js';
 import * as live from './live.js';
 
 export function lifecycle() {
@@ -21,7 +21,9 @@ export function debounce(fn, ms = 300) {
 
 /** Run a REST read and report its failure in the view (401 has already signed out). */
 export async function guarded(promise, where) {
+  const token = viewToken();
   try { return await promise; } catch (error) {
+    if (token !== viewToken()) return null;   // the view was left meanwhile
     if (error.status !== 401) {
       notice(error.message || 'request failed');
       if (where) where.textContent = error.message || 'request failed';

@@ -27,7 +27,7 @@ export function mount(main, { query, navigate }) {
 
   async function refresh() {
     const [s, page] = await Promise.all([
-      guarded(api('/api/ops/summary'), summary),
+      guarded(api('/api/ops/summary')),
       guarded(api('/api/ops/issues', { query: { severity: query.get('severity') || undefined, status: query.get('status') || undefined, limit: 200 } }), note),
     ]);
     if (s) {
