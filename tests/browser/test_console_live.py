@@ -257,6 +257,41 @@ def test_every_view_passes_axe_and_is_pictured(stack, browser, org, agent, tmp_p
     page.context.close()
 
 
+def test_claiming_an_ops_issue_and_sending_a_command(stack, browser, org, agent):
+    # Runs after the pictures: the scan there filed the failed job as an issue.
+    watched = open_console(browser, stack.url, stack.root_key, "#/ops?status=open")
+    page = watched.page
+    row = page.locator("main tbody tr", has_text="disk quota exceeded")
+    row.get_by_role("button", name="Claim").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Your name").fill("dana")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#notice")).to_contain_text("Issue claimed")
+    expect(row).to_have_count(0)                       # no longer open
+    page.goto(f"{stack.url}/console#/ops?status=in_progress")
+    expect(page.locator("main tbody tr", has_text="disk quota exceeded")).to_contain_text("dana")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("textbox", name="API key").fill(org["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{stack.url}/console#/commands?agentId={agent['agentId']}")
+    page.get_by_text("Send a command").click()
+    page.get_by_label("Type").fill("rotate-logs")
+    page.get_by_label("Payload (JSON)").fill('{"keep": 3}')
+    page.get_by_role("button", name="Send command").click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    expect(page.locator("#notice")).to_contain_text("Command sent")
+    row = page.locator("main tbody tr", has_text="rotate-logs")
+    expect(row).to_contain_text("pending")
+    command = next(c for c in stack.call("GET", f"/agents/{agent['agentId']}/commands", org["operator"])["items"]
+                   if c["type"] == "rotate-logs")
+    stack.call("POST", f"/commands/{command['commandId']}/ack", agent["apiKey"], {"status": "acked", "result": {"rotated": 2}},
+               expect=200)
+    expect(row).to_contain_text("acked")               # live: command:acked
+    expect(row).to_contain_text('"rotated": 2')
+    watched.assert_clean()
+    page.context.close()
+
+
 def _tab_to(page, predicate_js: str, limit: int = 80) -> None:
     for _ in range(limit):
         if page.evaluate(f"(() => {{ const el = document.activeElement; return !!el && ({predicate_js}); }})()"):

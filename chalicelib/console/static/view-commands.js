@@ -21,7 +21,9 @@ export function mount(main, { query, navigate }) {
   send.addEventListener('submit', async (e) => {
     e.preventDefault();
     let body;
-    try { body = { type: type.value.trim(), payload: parseJson(payload.value, 'Payload'), priority: priority.value }; } catch (err) { notice(err.message); return; }
+    try { body = { type: type.value.trim(), payload: parseJson(payload.value, 'Payload') }; } catch (err) { notice(err.message); return; }
+    // `normal` is the contract's default: sent only when another priority is chosen.
+    if (priority.value !== 'normal') body.priority = priority.value;
     if (!(await confirmDialog('Send command', `Send “${body.type}” to agent ${agentId}?`))) return;
     try { await api(`/agents/${encodeURIComponent(agentId)}/commands`, { method: 'POST', body }); notice('Command sent.', 'ok'); refresh(); } catch (err) { notice(err.message); }
   });
