@@ -62,7 +62,7 @@ function createForm(onCreated) {
 
 export function mount(main, { query, navigate }) {
   const life = lifecycle();
-  const want = { status: query.get('status') || '', pool: query.get('pool') || '', agentId: query.get('agentId') || '' };
+  const want = { status: (query.get('status') || '').toUpperCase(), pool: query.get('pool') || '', agentId: query.get('agentId') || '' };
   const limit = Math.max(1, Math.min(1000, Number(query.get('limit')) || 100));
   const status = h('p', { class: 'muted', 'aria-live': 'polite' });
   const { form, controls } = filterForm('Filter jobs', [
@@ -144,7 +144,10 @@ export function mount(main, { query, navigate }) {
   function apply(data, event) {
     const row = rows.get(data.jobId);
     if (!row) {
-      if (event === 'job:queued') api(`/jobs/${encodeURIComponent(data.jobId)}`).then((job) => upsert(job, true)).catch(() => {});
+      // A job new to this view (queued, or moved into the status the view is filtered on): read it whole.
+      if (event === 'job:queued' || (want.status && data.status === want.status)) {
+        api(`/jobs/${encodeURIComponent(data.jobId)}`).then((job) => upsert(job, true)).catch(() => {});
+      }
       return;
     }
     const changes = { ...data };
