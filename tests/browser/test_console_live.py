@@ -125,7 +125,8 @@ def test_cancel_and_retry_go_through_a_confirmation(stack, browser, org):
     dialog.get_by_role("button", name="Confirm").click()
     expect(row).to_have_count(0)                               # the filter is QUEUED: the row leaves
     assert stack.call("GET", f"/jobs/{job['jobId']}", org["operator"])["status"] == "CANCELLED"
-    page.goto(f"{stack.url}/console#/jobs?status=CANCELLED")
+    page.goto(f"{stack.url}/console#/jobs?status=cancelled")       # a hand-typed deep link, any case
+    expect(page.get_by_role("combobox", name="Status")).to_have_value("CANCELLED")
     row = page.locator(f"tr[data-job-id='{job['jobId']}']")
     expect(row.get_by_text("CANCELLED", exact=True)).to_be_visible()
     row.get_by_role("button", name="Retry").click()

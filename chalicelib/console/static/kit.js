@@ -42,7 +42,7 @@ export function filterForm(label, fields, query, onApply) {
       control = h('select', { name: f.name });
       for (const option of f.options) {
         const [value, text] = Array.isArray(option) ? option : [option, option || 'any'];
-        control.append(h('option', { value, selected: query.get(f.name) === value }, text));
+        control.append(h('option', { value, selected: (query.get(f.name) || '').toLowerCase() === String(value).toLowerCase() }, text));
       }
     } else {
       control = h('input', { name: f.name, type: 'search', placeholder: f.placeholder || '', autocomplete: 'off' });
