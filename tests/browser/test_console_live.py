@@ -289,6 +289,16 @@ def test_claiming_an_ops_issue_and_sending_a_command(stack, browser, org, agent)
                expect=200)
     expect(row).to_contain_text("acked")               # live: command:acked
     expect(row).to_contain_text('"rotated": 2')
+    # The audit trail, filtered from its form: only that entity type's events.
+    job_id = stack.call("GET", "/jobs?status=COMPLETED&limit=1", org["operator"])["items"][0]["jobId"]
+    page.goto(f"{stack.url}/console#/audit")
+    page.get_by_label("Entity type").fill("job")
+    page.get_by_label("Entity id").fill(job_id)
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(rf"#/audit\?entityType=job&entityId={job_id}$"))
+    entities = page.locator("main tbody tr td:nth-child(2)")
+    expect(entities.first).to_contain_text(f"job {job_id}")
+    assert all(text == f"job {job_id}" for text in entities.all_inner_texts())
     watched.assert_clean()
     page.context.close()
 

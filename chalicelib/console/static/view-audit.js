@@ -12,7 +12,8 @@ export function mount(main, { query, navigate }) {
   ], query, (values) => navigate(route(['audit'], values)));
   const { el, tbody } = table(['When', 'Entity', 'Action', 'Actor', 'Trace', 'Details'], 'Audit events');
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
-  main.append(heading('Audit trail'), form, note, el, more);
+  main.append(heading('Audit trail'), h('p', { class: 'muted' }, 'Entity type and entity id go together (e.g. job and a job id).'),
+    form, note, el, more);
   let nextToken = null;
   let shown = 0;
 
