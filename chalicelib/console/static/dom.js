@@ -108,9 +108,10 @@ export function table(headers, caption) {
 
 export function progress(percent, message) {
   const value = typeof percent === 'number' ? Math.max(0, Math.min(100, percent)) : null;
-  const label = value === null ? 'no progress yet' : `${Math.round(value)}%`;
+  if (value === null) return h('span', { class: 'progress muted' }, 'no progress yet');
+  const label = `${Math.round(value)}%`;
   const bar = h('progress', { max: '100', 'aria-label': `progress ${label}` });
-  if (value !== null) bar.value = value;
+  bar.value = value;
   return h('span', { class: 'progress' }, bar, h('span', { class: 'pct' }, label),
     message ? h('span', { class: 'pmsg' }, String(message)) : null);
 }

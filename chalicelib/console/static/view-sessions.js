@@ -19,7 +19,7 @@ export function mount(main, { query, navigate }) {
   const tasks = table(['Task', 'Type', 'From → to', 'Status', 'Approval', 'Updated'], selected ? `Tasks of session ${selected}` : 'Tasks');
   const detail = h('div');
   main.append(heading('Sessions and tasks'), form, note,
-    h('div', { class: 'two' }, h('section', {}, sessions.el), h('section', {}, tasks.el, detail)));
+    h('section', {}, sessions.el), h('section', {}, tasks.el, detail));
 
   async function refresh() {
     const [list, taskPage] = await Promise.all([
@@ -39,7 +39,7 @@ export function mount(main, { query, navigate }) {
     if (taskPage) {
       clear(tasks.tbody);
       for (const t of taskPage.items) {
-        const show = h('button', { type: 'button', 'aria-label': `Show task ${t.taskId}`, onclick: () => clear(detail).append(h('h2', {}, `Task ${t.taskId}`), json(t)) }, t.taskId);
+        const show = h('button', { type: 'button', class: 'link', 'aria-label': `Show task ${t.taskId}`, onclick: () => clear(detail).append(h('h2', {}, `Task ${t.taskId}`), json(t)) }, t.taskId);
         tasks.tbody.append(h('tr', {}, h('td', {}, show), h('td', {}, t.type), h('td', {}, `${t.fromRole || '—'} → ${t.toRole}`),
           h('td', {}, badge(t.status)), h('td', {}, t.approvalId ? h('a', { href: route(['approvals']) }, t.approvalId) : '—'), h('td', {}, when(t.updatedAt))));
       }
