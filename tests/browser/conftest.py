@@ -28,8 +28,6 @@ HOSTILE = '<img src=x onerror=window.__xss=1>"></script><script>window.__xss=2</
 # Quick reconnects in tests (the console's sessionStorage knob; production keeps its defaults).
 FAST_TIMING = '{"baseMs": 100, "capMs": 1500}'
 
-pytestmark = pytest.mark.browser
-
 
 def _require_chromium() -> None:
     if Path(CHROMIUM).exists():
