@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint check cfn-lint bench fuzz deploy clean python gateway
+.PHONY: run test lint check cfn-lint bench fuzz deploy clean python gateway screenshots console-vendor
 
 python:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: put python3.13 on PATH (or install it with pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
@@ -62,6 +62,26 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The console's pictures in docs/console/ (docs/CONSOLE.md), taken by its browser tests at 1280x800.
+screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/browser/test_console_live.py
+
+# Fetch the console's vendored libraries again from npm (npm pack) and check them against the pinned
+# digests in chalicelib/console/static/vendor/VERSIONS.txt; nothing is fetched at run time.
+CONSOLE_VENDOR := chalicelib/console/static/vendor
+console-vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent uplot@1.6.32 marked@18.3.0 dompurify@3.5.0 >/dev/null && \
+	for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz}; done && \
+	cp uplot-1.6.32/package/dist/uPlot.iife.min.js $(CURDIR)/$(CONSOLE_VENDOR)/uplot-1.6.32.iife.min.js && \
+	cp uplot-1.6.32/package/dist/uPlot.min.css $(CURDIR)/$(CONSOLE_VENDOR)/uplot-1.6.32.min.css && \
+	cp uplot-1.6.32/package/LICENSE $(CURDIR)/$(CONSOLE_VENDOR)/uplot-1.6.32.LICENSE.txt && \
+	cp marked-18.3.0/package/lib/marked.esm.js $(CURDIR)/$(CONSOLE_VENDOR)/marked-18.3.0.esm.js && \
+	cp marked-18.3.0/package/LICENSE $(CURDIR)/$(CONSOLE_VENDOR)/marked-18.3.0.LICENSE.txt && \
+	cp dompurify-3.5.0/package/dist/purify.min.js $(CURDIR)/$(CONSOLE_VENDOR)/purify-3.5.0.min.js && \
+	cp dompurify-3.5.0/package/LICENSE $(CURDIR)/$(CONSOLE_VENDOR)/purify-3.5.0.LICENSE.txt && \
+	rm -rf $$tmp
+	cd $(CONSOLE_VENDOR) && grep -E '^  [0-9a-f]{64}  ' VERSIONS.txt | sed 's/^  //' | sha256sum -c
 
 # Deploy to AWS: the data stack (infra/template.yaml), then Chalice; see docs/DEPLOY.md.
 deploy: $(STAMP)

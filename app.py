@@ -17,6 +17,7 @@ from chalice import Cron, Rate, Response
 from chalicelib.agents import routes as agents_routes
 from chalicelib.audit import routes as audit_routes
 from chalicelib.commands import routes as commands_routes
+from chalicelib.console import routes as console_routes
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import on_lambda, settings
@@ -50,7 +51,7 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
                   ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
-                  reports_routes.bp, ops_routes.bp):
+                  reports_routes.bp, ops_routes.bp, console_routes.bp):
     app.register_blueprint(blueprint)
 
 

@@ -251,6 +251,8 @@ def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) 
         "devstack is ready",
         f"  REST API    {info['url']}",
         f"  WebSocket   {ws_url}",
+        *([f"  Console     {info['url']}/console   (sign in with an operator or admin key)"]
+          if "/console" in app_object.routes else []),
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
     ]
     lines += [f"  {name:<11} {key if name == 'adminApiKey' else value}" for name, value in info.items()

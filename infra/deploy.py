@@ -8,7 +8,7 @@
 3. Upload the packaged code to the stack's deployment bucket and create or
    update the app stack `controlplane-{stage}-app` from the packaged template
    (a CloudFormation change set; SAM transform, so CAPABILITY_AUTO_EXPAND).
-4. Print the REST and WebSocket URLs. `--seed-root` then seeds the root
+4. Print the REST and WebSocket URLs and the console's. `--seed-root` then seeds the root
    organization and prints its admin key once (docs/DEPLOY.md).
 
 Steps 1-2 and the artifact upload are tested against moto (tests/infra/test_deploy.py);
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("EndpointURL", "WebsocketConnectEndpointURL"):
         if name in app_outputs:
             print(f"{name}: {app_outputs[name]}")
+    if "EndpointURL" in app_outputs:
+        print(f"Console: {app_outputs['EndpointURL'].rstrip('/')}/console")
     if args.seed_root:
         seed = seed_root(outputs, args.stage)
         print(f"root org {seed['orgId']}, admin key (shown once): {seed['adminApiKey']}")

@@ -16,7 +16,9 @@ What it adds to Chalice's own output:
   depends on the app: `FunctionResponseTypes: [ReportBatchItemFailures]` on
   every SQS event source (Chalice cannot set it; without it Lambda ignores
   the consumers' partial batch answers), and preflight OPTIONS answered 204
-  on every CORS route (Chalice's mock integration answers 200).
+  on every CORS route (Chalice's mock integration answers 200); and the
+  WebSocket API's wss:// URL as the REST function's CONSOLE_WEBSOCKET_URL
+  (the console's config.json tells the page where to connect).
 
 Without a deployed stack (no OUTBOX_STREAM_ARN) it stops with one clear line:
 there is no placeholder ARN to package.
@@ -72,6 +74,10 @@ def copy_project(workdir: Path, stage: str, env: dict[str, str]) -> Path:
     return project
 
 
+def _websocket_stage() -> str:
+    return json.loads((ROOT / ".chalice" / "config.json").read_text()).get("websocket_api_stage", "api")
+
+
 def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, Any]:
     """infra/merge-template.json plus the entries that depend on the app's functions and routes."""
     merge = json.loads(MERGE_TEMPLATE.read_text())
@@ -81,6 +87,11 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
             if event.get("Type") == "SQS":
                 resources.setdefault(name, {}).setdefault("Properties", {}).setdefault("Events", {})[event_name] = {
                     "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}
+    if "WebsocketAPI" in plain.get("Resources", {}) and "APIHandler" in plain.get("Resources", {}):
+        # The console's config.json names the WebSocket API's URL; only this stack knows the API's id.
+        resources.setdefault("APIHandler", {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
+            "Variables", {})["CONSOLE_WEBSOCKET_URL"] = {
+                "Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + _websocket_stage()}
     api = plain.get("Resources", {}).get("RestAPI")
     if api is not None:
         body = resources["RestAPI"]["Properties"]["DefinitionBody"]

@@ -51,6 +51,8 @@ class Settings:
     connection_ttl_seconds: int
     max_body_bytes: int
     websocket_endpoint_override: str | None
+    # The deployed WebSocket API's wss:// URL for the console (infra/package.py sets it from the app stack).
+    console_websocket_url: str | None = None
     log_retention_days: int = 14
     session_retention_days: float = 7.0
     cors_allow_origins: str = "*"
@@ -121,6 +123,7 @@ class Settings:
             # Local stack: where post_to_connection goes instead of the
             # execute-api URL recorded at $connect.
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
+            console_websocket_url=os.environ.get("CONSOLE_WEBSOCKET_URL") or None,
             # Instance log entries expire (DynamoDB TTL) this long after they were received.
             log_retention_days=_int("LOG_RETENTION_DAYS", 14),
             # Sessions not terminal this long after creation are expired by a schedule

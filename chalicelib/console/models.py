@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Optional
+
+from chalicelib.core.models import ResponseModel
+
+
+class OidcConfig(ResponseModel):
+    issuer: str
+    client_id: str
+    region: str
+    endpoint: str
+
+
+class ConsoleConfig(ResponseModel):
+    """Where the page finds the API: the REST base URL and the WebSocket URL (no token in it)."""
+
+    rest_url: str
+    ws_url: Optional[str]
+    # People's sign-in (a later issue); null until the app accepts OIDC tokens.
+    oidc: Optional[OidcConfig] = None
