@@ -20,12 +20,13 @@ from chalicelib.core import clock, ids
 from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.tx import TxFailed
 from chalicelib.events import outbox
-from chalicelib.patches import engine, rules, store
+from chalicelib.patches import store
 from chalicelib.patches.models import (
     ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
     MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
+from patch_engine import bridge, engine
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     queue message (MessageGroupId: the workspace, so batches of one workspace apply in order)."""
     batch_id = batch.batch_id or ids.new_id()
     operations = _ops_json(batch)
-    problems = rules.operation_problems(operations)
+    problems = bridge.operation_problems(operations)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
         raise ValidationError(f"invalid request: {summary}", problems)

@@ -73,15 +73,15 @@ def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | No
 def _workspace(workspace: str) -> str:
     import re
 
-    from chalicelib.patches.models import NAME_PATTERN
+    from patch_engine.paths import WORKSPACE_NAME_PATTERN
 
-    if not re.fullmatch(NAME_PATTERN, workspace or ""):
+    if not re.fullmatch(WORKSPACE_NAME_PATTERN, workspace or ""):
         raise ValidationError.field("workspace", "1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
     return workspace
 
 
 def _path(path: str | None) -> str:
-    from chalicelib.patches.engine import PathError, normalize_path
+    from patch_engine.paths import PathError, normalize_path
 
     if path is None:
         raise ValidationError.field("path", "required")

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from chalicelib.patches import engine
+from patch_engine import engine
 
 TEMPLATE_MARKER = re.compile(r"###[A-Za-z0-9_]+###")
 

@@ -49,8 +49,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import regex
 
-from chalicelib.patches import markers
-from chalicelib.patches.paths import PathError, normalize_path  # the path rule, here for every user of the engine
+from patch_engine import markers
+from patch_engine.paths import PathError, normalize_path  # the path rule, here for every user of the engine
 
 MARKER_TIMEOUT_SECONDS = 0.5  # one op's marker search
 BATCH_REGEX_SECONDS = 2.0  # every marker compile and search of one batch together
