@@ -22,3 +22,10 @@ def close(endpoint: str, connection_id: str) -> bool:
 def endpoint_for(domain_name: str, stage: str) -> str:
     """The management API endpoint of the WebSocket API a request came in on."""
     return websocket.endpoint_for(domain_name, stage)
+
+
+def stream_image(image: dict) -> dict:
+    """An outbox stream record's NEW_IMAGE (DynamoDB's typed attribute values) as a plain item."""
+    from chalicelib.aws import dynamo
+
+    return dynamo.deserialize_item(image)

@@ -72,3 +72,13 @@ def test_a_broken_map_is_an_error_not_a_pass():
         mapped_packages(f"{BEGIN}\n| package | what | may touch |\n|---|---|---|\n{END}")
     with pytest.raises(ValueError, match="three filled cells"):
         mapped_packages(f"{BEGIN}\n| `jobs` | jobs |  |\n{END}")
+
+
+def test_app_py_wires_and_reaches_aws_only_through_domain_adapters():
+    """app.py is outside import-linter's graph (not a package): the same rule, checked on its imports."""
+    import ast
+
+    tree = ast.parse((ROOT / "app.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in imported if name == "chalicelib.aws" or name.startswith("chalicelib.aws.")}
