@@ -95,10 +95,9 @@ def ws_disconnect(event):
 
 @app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
 def outbox_fanout(event):
-    from chalicelib.aws.dynamo import deserialize_item
-    from chalicelib.fanout import handlers as ws
+    from chalicelib.fanout import adapters, handlers as ws
 
-    ws.outbox_records(deserialize_item(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
+    ws.outbox_records(adapters.stream_image(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from chalicelib.patches import engine, rules
+from patch_engine import bridge, engine
 
 
 class PatchFailed(Exception):
@@ -189,7 +189,7 @@ def from_files(generated_dir: str | os.PathLike, root: str | os.PathLike, worksp
     for path in sorted(source.rglob("*")):
         if path.is_file():
             generated[path.relative_to(source).as_posix()] = engine.decode(path.read_bytes())
-    return rules.files_to_batch(workspace, generated, files.read, **meta)
+    return bridge.files_to_batch(workspace, generated, files.read, **meta)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent import patch as agent_patch  # noqa: E402
-from chalicelib.patches import engine  # noqa: E402
+from patch_engine import engine  # noqa: E402
 
 FILES, LINES, OPS_PER_FILE, ROUNDS = 100, 5_000, 10, int(os.environ.get("ROUNDS", 5))
 

@@ -22,7 +22,7 @@ pattern, bounded = sys.argv[1], sys.argv[2] == "1"
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if bounded:
-    from chalicelib.patches import engine
+    from patch_engine import engine
     engine.compile_marker("warm(up)?")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
               f"{ours['outcome'][:24]:>24} {ours['ms']:8.1f} ms {ours['mb']:7.1f} MB")
 
     sys.path.insert(0, str(ROOT))
-    from chalicelib.patches import engine
+    from patch_engine import engine
 
     text = {"f.txt": ("a" * 3000 + "c\n").encode()}
     ops = [{"op": "replace-block", "file": "f.txt", "anchor": {"marker": r"a*a*a*a*a*a*a*[ab]$"}, "content": "X"}

@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MERGE_TEMPLATE = Path(__file__).with_name("merge-template.json")
 # What a project copy needs for `chalice package`: the app, its library, its pins, its config.
 PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", ".chalice/config.json", ".chalice/policy.json")
+# Top-level packages of this repository the functions import besides chalicelib/. Chalice bundles
+# only app.py, chalicelib/ and vendor/ (whose contents land at the zip's root), so each is copied
+# into the project copy's vendor/: `import patch_engine` then works on Lambda as it does here.
+VENDORED_PACKAGES = ("patch_engine",)
 # Optional settings passed on to the functions when set where the package is built.
 PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECONDS", "LOG_RETENTION_DAYS",
                "JOBS_IDLE_POLL_SECONDS", "SESSION_RETENTION_DAYS", "GITHUB_REPO", "GITHUB_API_URL", "LLM_MODEL")
@@ -67,6 +71,8 @@ def copy_project(workdir: Path, stage: str, env: dict[str, str]) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, target)
+    for name in VENDORED_PACKAGES:
+        shutil.copytree(ROOT / name, project / "vendor" / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     config_path = project / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     config.setdefault("stages", {}).setdefault(stage, {}).setdefault("environment_variables", {}).update(env)
@@ -159,6 +165,28 @@ def _keep_cache(project: Path) -> None:
         shutil.copytree(built, ROOT / ".chalice" / "deployments", dirs_exist_ok=True)
 
 
+def missing_from_deployment(out_dir: Path) -> list[str]:
+    """What the functions import from this repository but no zip Chalice built holds (empty: all there).
+
+    The app's zip holds app.py and chalicelib/ at its root; with `automatic_layer` the vendored packages
+    go into the managed layer, under python/lib/python3.13/site-packages/ (on the functions' sys.path)."""
+    import zipfile
+
+    site = "python/lib/python3.13/site-packages/"
+    names: set[str] = set()
+    for zip_path in sorted(out_dir.glob("*.zip")):
+        with zipfile.ZipFile(zip_path) as archive:
+            inside = archive.namelist()
+        print(f"{zip_path.name}: {len(inside)} files, "
+              + ", ".join(f"{p}/ {sum(n.startswith((p + '/', site + p + '/')) for n in inside)}"
+                          for p in ("chalicelib", *VENDORED_PACKAGES)))
+        names.update(name.removeprefix(site) for name in inside)
+    wanted = ["app.py", "chalicelib/__init__.py", "chalicelib/core/api.py"]
+    for package_name in VENDORED_PACKAGES:
+        wanted += sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / package_name).glob("*.py"))
+    return [name for name in wanted if name not in names]
+
+
 def cfn_lint(*templates: Path) -> int:
     """cfn-lint's exit status: errors are bit 2 (warnings 4 and infos 8 do not fail the check)."""
     done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), *map(str, templates)],
@@ -186,6 +214,10 @@ def check() -> int:
     with tempfile.TemporaryDirectory(prefix="package-check-") as tmp:
         template = package("dev", env, Path(tmp) / "out")
         status = cfn_lint(stack.TEMPLATE_PATH, template)
+        missing = missing_from_deployment(template.parent)
+        if missing:
+            print(f"the deployment package lacks {', '.join(missing)}")
+            status |= 2
         resources = json.loads(template.read_text())["Resources"]
         sqs_events = [event for resource in resources.values()
                       for event in (resource.get("Properties", {}).get("Events") or {}).values()

@@ -1,8 +1,10 @@
 """Agents: registration (with a bound agent key), listing, heartbeat, deactivation.
 
-Also the small surface the jobs and instances domains use (they never touch
-this store): `for_poll`, `active_check`, `is_active`, `heartbeat_of`,
-`heartbeat_unchanged_check`.
+Also the small surface other domains use (they never touch this store, nor
+hold its writes): `for_poll`, `require_active`, `require_exists`, `is_active`,
+`heartbeat_of`, `require_heartbeat_unchanged`. A `require_*` adds its own
+named check to the caller's unit of work; the caller handles `TxFailed` by
+that name.
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from chalicelib.core.auth import Scope, new_key
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable
 from chalicelib.core.paging import Page, page, start_key
-from chalicelib.core.tx import TransactionConflict, TxFailed, Write, retry_conflicts
+from chalicelib.core.tx import TransactionConflict, Tx, TxFailed, retry_conflicts
 
 __all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", "deactivate", "for_poll",
-           "active_check", "is_active", "heartbeat_of", "heartbeat_unchanged_check"]
+           "require_active", "require_exists", "is_active", "heartbeat_of", "require_heartbeat_unchanged"]
 # lastSeenAt is written at most this often by polls (see store.touch).
 LAST_SEEN_RESOLUTION_SECONDS = 5
 
@@ -126,14 +128,14 @@ def require_known(ctx: Ctx, agent_id: str) -> None:
         raise NotFound(f"no agent {agent_id}")
 
 
-def active_check(org_id: str, agent_id: str) -> Write:
-    """A write for a unit of work that fails unless the agent exists and is active."""
-    return store.active_check(org_id, agent_id)
+def require_active(tx: Tx, org_id: str, agent_id: str, name: str = "agent") -> None:
+    """The caller's unit of work fails (TxFailed(name)) unless the agent exists and is active at commit."""
+    tx.check(name, store.active_check(org_id, agent_id))
 
 
-def exists_check(org_id: str, agent_id: str) -> Write:
-    """A transaction item that fails unless the organization has this agent (active or not)."""
-    return store.exists_check(org_id, agent_id)
+def require_exists(tx: Tx, org_id: str, agent_id: str, name: str = "agent") -> None:
+    """The caller's unit of work fails (TxFailed(name)) unless the organization has this agent (active or not)."""
+    tx.check(name, store.exists_check(org_id, agent_id))
 
 
 def is_active(org_id: str, agent_id: str) -> bool | None:
@@ -148,6 +150,7 @@ def heartbeat_of(org_id: str, agent_id: str) -> int | None:
     return agent.heartbeat_ms if agent else None
 
 
-def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | None) -> Write:
-    """A write for a unit of work that fails if the agent sent a heartbeat since `heartbeat_ms` was read."""
-    return store.heartbeat_unchanged_check(org_id, agent_id, heartbeat_ms)
+def require_heartbeat_unchanged(tx: Tx, org_id: str, agent_id: str, heartbeat_ms: int | None,
+                                name: str = "heartbeat") -> None:
+    """The caller's unit of work fails (TxFailed(name)) if the agent sent a heartbeat since `heartbeat_ms` was read."""
+    tx.check(name, store.heartbeat_unchanged_check(org_id, agent_id, heartbeat_ms))

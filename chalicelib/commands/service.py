@@ -57,7 +57,7 @@ def issue(ctx: Ctx, command: IssueCommand) -> dict:
                            rules.PENDING, command.ttl_seconds, ctx.iso(now), ctx.iso(now + command.ttl_seconds))
     view = issued.public(ctx.iso(now))
     tx = ctx.tx()
-    tx.check("agent", agents.active_check(ctx.org_id, command.agent_id))
+    agents.require_active(tx, ctx.org_id, command.agent_id)
     tx.put("command", store.put_new(issued))
     tx.audit("command", issued.command_id, "issued", {"agentId": command.agent_id, "type": command.type})
     tx.emit("command:issued", view, agent_id=command.agent_id)

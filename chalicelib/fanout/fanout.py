@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from chalicelib.aws import websocket
+from chalicelib.fanout import adapters
 from chalicelib.core import clock
 from chalicelib.fanout import rules, store
 
@@ -85,16 +85,16 @@ def _send(connection: rules.Connection, event: rules.Event, message: bytes) -> b
         delivered = _post_connected(connection.endpoint, connection.connection_id, event.data)
         store.mark_greeted(connection.connection_id)
         return delivered
-    return websocket.post(connection.endpoint, connection.connection_id, message)
+    return adapters.post(connection.endpoint, connection.connection_id, message)
 
 
 def _post_connected(endpoint: str, connection_id: str, data: dict) -> bool:
     message = rules.wire("system:connected", data)
-    if websocket.post(endpoint, connection_id, message):
+    if adapters.post(endpoint, connection_id, message):
         return True
     for delay in CONNECTED_RETRY_DELAYS:
         time.sleep(delay)
-        if websocket.post(endpoint, connection_id, message):
+        if adapters.post(endpoint, connection_id, message):
             return True
     return False
 
@@ -130,7 +130,7 @@ def close_opened_with(org_id: str, key_id: str | None = None, agent_id: str | No
 
     def close_one(connection: rules.Connection) -> bool:
         try:
-            return websocket.close(connection.endpoint, connection.connection_id)
+            return adapters.close(connection.endpoint, connection.connection_id)
         finally:
             store.remove(connection.connection_id)
 

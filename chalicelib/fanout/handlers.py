@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from chalicelib.aws import websocket
+from chalicelib.fanout import adapters
 from chalicelib.core import audit, observability
 from chalicelib.core.auth import KeyDenied, authenticate
 from chalicelib.core.context import Ctx
@@ -25,7 +25,7 @@ def connect(event: dict) -> int:
         observability.count("Denials")
         return 401
     connection = rules.Connection(connection_id, principal.org_id,
-                                  websocket.endpoint_for(context["domainName"], context.get("stage", "")),
+                                  adapters.endpoint_for(context["domainName"], context.get("stage", "")),
                                   principal.agent_id)
     # API Gateway cannot post inside $connect: system:connected goes through the
     # outbox and the fan-out, which runs after this handler has returned.
@@ -42,11 +42,11 @@ def message(event: dict) -> None:
     observability.bind_trace(context.get("requestId") or context["connectionId"])
     action = rules.parse_client_message(event.get("body"))
     if action == rules.PING:
-        endpoint = websocket.endpoint_for(context["domainName"], context.get("stage", ""))
+        endpoint = adapters.endpoint_for(context["domainName"], context.get("stage", ""))
         # system:connected is the first message on every connection, even when
         # the client speaks before the fan-out has greeted it.
         fanout.greet_before_answering(endpoint, context["connectionId"])
-        websocket.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
+        adapters.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],
              "unknown action" if action else "not a JSON object with an action")

@@ -67,7 +67,7 @@ def _write_chunk(ctx: Ctx, agent_id: str, chunk: list[store.IngestedRecord]) -> 
     pending, duplicates, conflicts = chunk, 0, 0
     while pending:
         tx = ctx.tx()
-        tx.check("agent", agents.active_check(ctx.org_id, agent_id))
+        agents.require_active(tx, ctx.org_id, agent_id)
         for record in pending:
             tx.put(record.record_id, store.put_new(record))
         try:

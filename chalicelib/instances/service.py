@@ -34,7 +34,7 @@ def create(ctx: Ctx, command: models.CreateInstanceRequest) -> models.Instance:
     instance = Instance(org_id=ctx.org_id, instance_id=ids.new_id(), agent_id=c.agent_id, name=c.name,
                         game_type=c.game_type, metadata=c.metadata, created_at=ctx.iso())
     tx = ctx.tx()
-    tx.check("agent", agents.active_check(ctx.org_id, c.agent_id))
+    agents.require_active(tx, ctx.org_id, c.agent_id)
     tx.put("instance", store.put(instance))
     tx.audit("instance", instance.instance_id, "created", {"agentId": c.agent_id, "name": c.name})
     try:

@@ -81,7 +81,7 @@ def create(ctx: Ctx, command: models.CreateJobRequest) -> dict[str, Any]:
               created_at=now, updated_at=now)
     tx = ctx.tx()
     if c.agent_id is not None:
-        tx.check("agent", agents.active_check(ctx.org_id, c.agent_id))
+        agents.require_active(tx, ctx.org_id, c.agent_id)
     tx.put("job", store.job_put(job))
     tx.audit("job", job.job_id, "created", {"agentId": c.agent_id, "pool": c.pool, "type": c.type})
     tx.emit(events.QUEUED, events.queued(job, now), agent_id=c.agent_id)
@@ -209,7 +209,7 @@ def progress(ctx: Ctx, command: models.ProgressRequest) -> None:
     ctx.require_agent(c.agent_id)
     now_ms, now = _now(ctx)
     tx = ctx.tx()
-    tx.check("agent", agents.active_check(ctx.org_id, c.agent_id))
+    agents.require_active(tx, ctx.org_id, c.agent_id)
     tx.update("run", store.progress_update(ctx.org_id, c.job_id, c.run_id, c.agent_id, c.percent, c.message,
                                            now_ms, now))
     tx.emit(events.PROGRESS, events.progress(c.job_id, c.run_id, c.agent_id, c.percent, c.message, now),
@@ -235,7 +235,7 @@ def complete(ctx: Ctx, command: models.CompleteRequest) -> None:
     now_ms, now = _now(ctx)
     event, data = events.finished_by_agent(c.job_id, c.run_id, c.agent_id, new, c.result, error, now)
     tx = ctx.tx()
-    tx.check("agent", agents.active_check(ctx.org_id, c.agent_id))
+    agents.require_active(tx, ctx.org_id, c.agent_id)
     tx.update("run", store.end_run_update(ctx.org_id, c.job_id, c.run_id, now_ms, agent_id=c.agent_id))
     tx.update("job", store.complete_job_update(ctx.org_id, c.job_id, c.run_id, new, now, c.result, error,
                                                fingerprint))
@@ -299,7 +299,7 @@ def _transition(ctx: Ctx, action: Action, run: JobRun, heartbeat: int | None, no
     if action is Action.REQUEUE:
         tx.update("job", store.requeue_job_update(run, now_iso))
         tx.delete("run", store.requeue_run_delete(run))
-        tx.check("heartbeat", agents.heartbeat_unchanged_check(org_id, run.claimed_by, heartbeat))
+        agents.require_heartbeat_unchanged(tx, org_id, run.claimed_by, heartbeat)
         tx.emit(events.QUEUED, events.requeued(run, rules.LEASE_EXPIRED, now_iso), agent_id=run.agent_id)
     elif action in (Action.FAIL_LEASE, Action.FAIL_TIMEOUT):
         lease = action is Action.FAIL_LEASE
@@ -311,7 +311,7 @@ def _transition(ctx: Ctx, action: Action, run: JobRun, heartbeat: int | None, no
         tx.update("job", store.finish_job_update(org_id, job_id, run.target, run.order_key, Status.FAILED, now_iso,
                                                  expect=Status.RUNNING, run_id=run_id, error=error))
         if lease:
-            tx.check("heartbeat", agents.heartbeat_unchanged_check(org_id, run.claimed_by, heartbeat))
+            agents.require_heartbeat_unchanged(tx, org_id, run.claimed_by, heartbeat)
         tx.emit(events.FAILED, events.lease_failed(run, error, now_iso), agent_id=run.event_agent)
     else:  # pragma: no cover - decide() returns nothing else here
         raise AssertionError(action)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from chalicelib.aws import bedrock
+from chalicelib.ops import adapters
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -32,7 +32,7 @@ def probable_cause(ctx: "Ctx", group: dict) -> str | None:
     if not model:
         return None
     try:
-        text = bedrock.converse_text(model, SYSTEM, prompt(group))
+        text = adapters.converse_text(model, SYSTEM, prompt(group))
     except Exception as error:  # noqa: BLE001 - any failure means: file without the paragraph
         log.warning("bedrock analysis unavailable", extra={"error": type(error).__name__})
         return None

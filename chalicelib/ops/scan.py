@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from chalicelib.aws import dynamo
 from chalicelib.core import ids
 from chalicelib.core.errors import Conflict
 from chalicelib.ops import analysis, rules, sources, store
@@ -155,7 +154,7 @@ def _fold(ctx: "Ctx", pairs: list[tuple[rules.Failure, bool]], source_key: str, 
             writes.append(store.watermark_put(source_key, new_mark, ctx.iso()))
         try:
             store.commit(writes)
-        except (dynamo.ConditionFailed, dynamo.TransactionConflict):
+        except store.WRITE_LOST:
             if attempt == 2:
                 raise
             continue  # a claim or another writer touched a group: read again, merge again

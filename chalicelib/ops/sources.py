@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from chalicelib.aws import cloudwatch_logs
 from chalicelib.core import clock
-from chalicelib.ops import rules
+from chalicelib.ops import adapters, rules
 from chalicelib.ops.rules import Failure
 
 if TYPE_CHECKING:
@@ -193,7 +192,7 @@ def _cloudwatch(group: str, prefix: str) -> Source:
         for pattern in CLOUDWATCH_PATTERNS:
             token = None
             while True:
-                events, token = cloudwatch_logs.filter_events(group, pattern, start, limit, token)
+                events, token = adapters.filter_log_events(group, pattern, start, limit, token)
                 for e in events:
                     seen.setdefault(e["eventId"], e)
                 if not token or len(seen) >= limit * 3:
@@ -225,7 +224,7 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[S
             sources.append(_patches(org_ctx))
     sources.append(_dead_letters())
     try:
-        groups = cloudwatch_logs.log_groups(log_group_prefix)
+        groups = adapters.log_groups(log_group_prefix)
     except Exception as error:  # noqa: BLE001 - CloudWatch unavailable must not stop the tenant sources
         log.warning("cloudwatch log groups unavailable: %s", type(error).__name__)
         groups = []

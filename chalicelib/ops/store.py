@@ -141,6 +141,11 @@ def github_state_put(closed_checked_at: str) -> None:
     dynamo.put(dynamo.Put(_table(), {**GITHUB_STATE_KEY, "closedCheckedAt": closed_checked_at}))
 
 
+# What commit raises when a condition failed or another transaction met this one: re-read and merge
+# again. Named here so the scan catches it without importing chalicelib.aws.
+WRITE_LOST = (dynamo.ConditionFailed, dynamo.TransactionConflict)
+
+
 def commit(writes: list) -> None:
     """Group writes and a watermark: one TransactWriteItems per 100 (the last carries the watermark)."""
     for start in range(0, len(writes), 100):

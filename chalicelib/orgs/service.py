@@ -48,7 +48,7 @@ def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> dict[str, Any]:
     api_key, item = new_key(ctx.org_id, Scope(c.scope), c.name, c.agent_id, expires, root=root)
     tx = ctx.tx()
     if c.agent_id:  # an agent key names an agent of this organization: checked in the same commit
-        tx.check("agent", agents_service.exists_check(ctx.org_id, c.agent_id))
+        agents_service.require_exists(tx, ctx.org_id, c.agent_id)
     tx.put("key", store.key_item_put(item))
     tx.audit("key", item["keyId"], "created", {"scope": c.scope, "agentId": c.agent_id})
     try:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, model_validator
 
 from chalicelib.core.models import ApiModel, ResponseModel
+from patch_engine.paths import WORKSPACE_NAME_PATTERN
 
 OpName = Literal["replace-block", "insert-before", "insert-after", "append", "prepend"]
 EventStatus = Literal["requested", "applied", "failed", "rejected"]
@@ -17,7 +18,7 @@ BatchStatus = Literal["queued", "applied", "failed", "rejected"]
 OpStatus = Literal["applied", "failed", "rejected", "validated"]
 MatchedBy = Literal["marker", "lines", "line", "search"]
 MAX_OPERATIONS = 1000
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # workspace names
+NAME_PATTERN = WORKSPACE_NAME_PATTERN  # a batch names its workspace by the workspaces' rule
 
 
 # --- anchors -----------------------------------------------------------------
@@ -230,21 +231,3 @@ class Trend(ResponseModel):
     success_rate: float
     first_at: Optional[str] = None
     last_at: Optional[str] = None
-
-
-# --- workspace files ---------------------------------------------------------
-
-class FileQuery(ApiModel):
-    path: Optional[str] = Field(default=None, min_length=1, max_length=1024)
-
-
-class FileEntry(ResponseModel):
-    path: str
-    size: int
-    sha256: str
-
-
-class FileList(ResponseModel):
-    workspace: str
-    items: list[FileEntry]
-    next_token: Optional[str] = None

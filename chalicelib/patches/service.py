@@ -20,12 +20,13 @@ from chalicelib.core import clock, ids
 from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.tx import TxFailed
 from chalicelib.events import outbox
-from chalicelib.patches import engine, rules, store
+from chalicelib.patches import queue, store
 from chalicelib.patches.models import (
     ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
     MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
+from patch_engine import bridge, engine
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     queue message (MessageGroupId: the workspace, so batches of one workspace apply in order)."""
     batch_id = batch.batch_id or ids.new_id()
     operations = _ops_json(batch)
-    problems = rules.operation_problems(operations)
+    problems = bridge.operation_problems(operations)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
         raise ValidationError(f"invalid request: {summary}", problems)
@@ -88,7 +89,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
                                "workspace": batch.workspace, "traceId": ctx.trace_id}
     body = json.dumps({"operations": operations}, separators=(",", ":"))
     if len(body.encode()) > INLINE_LIMIT:
-        message["ref"] = workspaces.put_claim_check(ctx.org_id, batch_id, body.encode())
+        message["ref"] = queue.put_claim_check(ctx.org_id, batch_id, body.encode())
     else:
         message["operations"] = operations
 
@@ -108,7 +109,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
             raise Conflict(f"batch {batch_id} already exists") from None
         raise
     try:
-        store.send_batch(ctx.settings.patches_queue_url, message, group_id=_group(ctx.org_id, batch.workspace),
+        queue.send_batch(ctx.settings.patches_queue_url, message, group_id=_group(ctx.org_id, batch.workspace),
                          dedup_id=hashlib.sha256(f"{ctx.org_id}#{batch_id}".encode()).hexdigest())
     except Exception:
         log.exception("could not queue batch %s", batch_id)
@@ -180,7 +181,7 @@ COMMIT_ATTEMPTS = 5
 def load_operations(message: dict) -> list[dict] | None:
     if "operations" in message:
         return message["operations"]
-    raw = workspaces.get_claim_check(message["ref"])
+    raw = queue.get_claim_check(message["ref"])
     return json.loads(raw)["operations"] if raw is not None else None
 
 

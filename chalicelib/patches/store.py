@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.aws import dynamo, queues
+from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
 from chalicelib.patches.models import OpResult, PatchEvent
 
@@ -127,13 +127,6 @@ def put_outbox_items(outbox_table: str, items: list[dict]) -> None:
     """Unconditional: the outbox items of a batch's events carry the events' ids, so a retry
     rewrites the same items (MODIFY, not delivered twice)."""
     dynamo.batch_put(outbox_table, items)
-
-
-# --- the queue -------------------------------------------------------------------
-
-def send_batch(queue_url: str, message: dict, group_id: str, dedup_id: str) -> None:
-    """The worker's message for a batch, on the patches FIFO queue."""
-    queues.send(queue_url, message, group_id=group_id, dedup_id=dedup_id)
 
 
 _EVENT_FIELDS = set(PatchEvent.model_fields) | {f.alias for f in PatchEvent.model_fields.values() if f.alias}

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import InvalidTransition, NotFound, Unavailable, ValidationError
-from chalicelib.core.tx import TxFailed, Write, retry_conflicts
+from chalicelib.core.tx import Tx, TxFailed, retry_conflicts
 from chalicelib.sessions import rules, store
 from chalicelib.sessions.rules import Answer, Status
 
@@ -209,8 +209,11 @@ def _expire_one(ctx: Ctx, session: store.Session) -> bool:
     return True
 
 
-def exists_check(ctx: Ctx, session_id: str) -> Write | None:
-    """For other domains' transactions: the session exists in this org (None: the id cannot exist)."""
-    if not ULID.fullmatch(session_id):
-        return None
-    return store.exists_check(ctx.org_id, session_id)
+def could_exist(session_id: str) -> bool:
+    """False for an id no session can have (other domains answer 400 before opening a unit of work)."""
+    return bool(ULID.fullmatch(session_id))
+
+
+def require_exists(tx: Tx, org_id: str, session_id: str, name: str = "session") -> None:
+    """For other domains' units of work: it fails (TxFailed(name)) unless the session exists in this org."""
+    tx.check(name, store.exists_check(org_id, session_id))

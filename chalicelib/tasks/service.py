@@ -104,11 +104,8 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
     check, the task, with requiresApproval its pending approval, their audit and outbox events.
     A key already taken: the existing task (same request) or 409 IDEMPOTENCY_KEY_REUSED."""
     fingerprint = command.fingerprint()
-    session_check = None
-    if command.session_id is not None:
-        session_check = sessions.exists_check(ctx, command.session_id)
-        if session_check is None:
-            raise ValidationError.field("sessionId", f"no session {command.session_id[:64]} in this organization")
+    if command.session_id is not None and not sessions.could_exist(command.session_id):
+        raise ValidationError.field("sessionId", f"no session {command.session_id[:64]} in this organization")
     for _ in range(_READ_ATTEMPTS):
         now_s, at = int(ctx.now()), ctx.iso()
         task_id = ids.new_id()
@@ -122,8 +119,8 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
         tx = tctx.tx()
         tx.put("idempotency", store.claim_key(ctx.org_id, command.idempotency_key, task_id, fingerprint, now_s,
                                               ctx.settings.idempotency_ttl_seconds))
-        if session_check is not None:
-            tx.check("session", session_check)
+        if command.session_id is not None:
+            sessions.require_exists(tx, ctx.org_id, command.session_id)
         approval = None
         if command.requires_approval:
             approval = {"approvalId": ids.new_id(), "taskId": task_id,

@@ -3,10 +3,21 @@ from __future__ import annotations
 
 from typing import Optional
 
-from chalicelib.core.models import ApiModel, ResponseModel
-from chalicelib.patches.models import FileEntry, FileQuery
+from pydantic import Field
 
-__all__ = ["FileContent", "FileQuery", "Files", "FilesAnswer", "FileWritten", "PathQuery"]
+from chalicelib.core.models import ApiModel, ResponseModel
+
+__all__ = ["FileContent", "FileEntry", "FileQuery", "Files", "FilesAnswer", "FileWritten", "PathQuery"]
+
+
+class FileQuery(ApiModel):
+    path: Optional[str] = Field(default=None, min_length=1, max_length=1024)
+
+
+class FileEntry(ResponseModel):
+    path: str
+    size: int
+    sha256: str
 
 
 class FileWritten(ResponseModel):

@@ -2,7 +2,7 @@
 
 Used by the file API (routes.py) and by the patches worker (`snapshot` + `commit`): a batch
 reads one snapshot, computes every new file, and commits them with one conditional manifest
-write. See store.py for why that is atomic and loses no concurrent change.
+write. See blobs.py for why that is atomic and loses no concurrent change.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
-from chalicelib.workspaces import store
-from chalicelib.workspaces.store import PreconditionFailed
+from chalicelib.workspaces import blobs
+from chalicelib.workspaces.blobs import PreconditionFailed
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -31,7 +31,7 @@ class Snapshot:
 
     org_id: str
     workspace: str
-    manifest: store.Manifest
+    manifest: blobs.Manifest
     _cache: dict[str, bytes] = field(default_factory=dict)
 
     def read(self, path: str) -> bytes | None:
@@ -39,7 +39,7 @@ class Snapshot:
         if entry is None:
             return None
         if path not in self._cache:
-            self._cache[path] = store.get_blob(self.org_id, entry["sha256"])
+            self._cache[path] = blobs.get_blob(self.org_id, entry["sha256"])
         return self._cache[path]
 
     def committed_batch(self, batch_id: str) -> dict | None:
@@ -47,7 +47,7 @@ class Snapshot:
 
 
 def snapshot(ctx: "Ctx", workspace: str) -> Snapshot:
-    return Snapshot(ctx.org_id, workspace, store.read_manifest(ctx.org_id, workspace))
+    return Snapshot(ctx.org_id, workspace, blobs.read_manifest(ctx.org_id, workspace))
 
 
 def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | None = None,
@@ -55,33 +55,33 @@ def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | No
     """Write the changed files' blobs, then the manifest if it is still the snapshot's.
     Raises PreconditionFailed when another writer committed first (re-read and retry).
     `after_blob(n)` runs after the n-th blob is written (fault injection in tests)."""
-    manifest = store.Manifest(dict(snap.manifest.files), list(snap.manifest.batches), snap.manifest.etag)
+    manifest = blobs.Manifest(dict(snap.manifest.files), list(snap.manifest.batches), snap.manifest.etag)
     known = {entry["sha256"] for entry in snap.manifest.files.values()}
     for count, (path, data) in enumerate(sorted(files.items()), start=1):
         digest = hashlib.sha256(data).hexdigest()
         if digest not in known:  # content-addressed: a blob the workspace already has is there
-            store.put_blob(ctx.org_id, digest, data)
+            blobs.put_blob(ctx.org_id, digest, data)
             known.add(digest)
         manifest.files[path] = {"sha256": digest, "size": len(data)}
         if after_blob is not None:
             after_blob(count)
     if batch is not None:
         manifest.batches.append(batch)
-    return store.write_manifest(ctx.org_id, snap.workspace, manifest)
+    return blobs.write_manifest(ctx.org_id, snap.workspace, manifest)
 
 
 def _workspace(workspace: str) -> str:
     import re
 
-    from chalicelib.patches.models import NAME_PATTERN
+    from patch_engine.paths import WORKSPACE_NAME_PATTERN
 
-    if not re.fullmatch(NAME_PATTERN, workspace or ""):
+    if not re.fullmatch(WORKSPACE_NAME_PATTERN, workspace or ""):
         raise ValidationError.field("workspace", "1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
     return workspace
 
 
 def _path(path: str | None) -> str:
-    from chalicelib.patches.engine import PathError, normalize_path
+    from patch_engine.paths import PathError, normalize_path
 
     if path is None:
         raise ValidationError.field("path", "required")
@@ -159,7 +159,7 @@ def get_file(ctx: "Ctx", workspace: str, path: str) -> dict:
 
 def list_files(ctx: "Ctx", workspace: str) -> dict:
     workspace = _workspace(workspace)
-    manifest = store.read_manifest(ctx.org_id, workspace)
+    manifest = blobs.read_manifest(ctx.org_id, workspace)
     return {"workspace": workspace,
             "items": [{"path": p, "sha256": e["sha256"], "size": e["size"]} for p, e in sorted(manifest.files.items())]}
 
@@ -173,12 +173,3 @@ def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:
         if data is not None:  # always: the manifest names the path
             files[path] = data
     return files
-
-
-def put_claim_check(org_id: str, batch_id: str, body: bytes) -> str:
-    """A large patch batch, stored for the worker to fetch (the message carries only the key)."""
-    return store.put_claim_check(org_id, batch_id, body)
-
-
-def get_claim_check(key: str) -> bytes | None:
-    return store.get_claim_check(key)

@@ -87,7 +87,8 @@ def test_every_view_shows_hostile_strings_as_text_and_runs_no_script(stack, brow
     page.goto(f"{stack.url}/console#/approvals")
     _shows_literally(page)                                                    # task type
     page.goto(f"{stack.url}/console#/patches")
-    expect(page.locator("table", has_text="Patch events")).to_contain_text("&lt;img src=x onerror=window.__xss=4&gt;")   # file path
+    # the file path, entities shown as typed
+    expect(page.locator("table", has_text="Patch events")).to_contain_text("&lt;img src=x onerror=window.__xss=4&gt;")
     _shows_literally(page, MD_LINK)                                           # factory, in the stream and the chart
     page.goto(f"{stack.url}/console#/commands?agentId={hostile['agent']['agentId']}")
     _shows_literally(page)                                                    # command type and the agent's name

@@ -9,7 +9,7 @@ import threading
 import boto3
 import pytest
 
-from chalicelib.patches import engine
+from patch_engine import engine
 from devstack.events import sqs_event
 
 A = {"op": "append", "file": "a.txt", "content": "x"}
@@ -365,7 +365,7 @@ def test_a_regex_attack_is_a_fast_400_naming_the_operation(http, op_key, queue, 
 
 def test_a_batch_over_its_regex_budget_fails_and_the_next_batch_of_the_workspace_applies(
         http, op_key, queue):
-    from chalicelib.patches import engine
+    from patch_engine import engine
 
     put_file(http, op_key, "slow", "m.txt", "a" * 3000 + "c\n")
     slow = apply(http, op_key, {"workspace": "slow", "operations": [marker_op(SLOW) for _ in range(12)]})
@@ -384,7 +384,7 @@ def test_a_batch_over_its_regex_budget_fails_and_the_next_batch_of_the_workspace
 
 
 def test_an_unexpected_error_in_the_engine_fails_the_batch_and_frees_its_group(http, op_key, queue, monkeypatch):
-    from chalicelib.patches import engine
+    from patch_engine import engine
 
     put_file(http, op_key, "boom", "a.txt", "a\n")
     real = engine.apply_batch

@@ -193,7 +193,7 @@ def test_revoking_a_key_deletes_its_connections(app_module, http, org, monkeypat
     from chalicelib.fanout import fanout
 
     closed = []
-    monkeypatch.setattr(fanout.websocket, "close", lambda endpoint, cid: closed.append(cid) or True)
+    monkeypatch.setattr(fanout.adapters, "close", lambda endpoint, cid: closed.append(cid) or True)
     key = http.post("/keys", org["adminKey"], {"name": "ws", "scope": "operator"}).json
     for cid, token in (("mine-1", key["apiKey"]), ("mine-2", key["apiKey"]), ("other", org["adminKey"])):
         event = {"requestContext": {"connectionId": cid, "domainName": "abc.execute-api.us-east-1.amazonaws.com",

@@ -2,17 +2,17 @@
 engine, turns the current files into the generated ones."""
 from __future__ import annotations
 
-from chalicelib.patches import engine, rules
+from patch_engine import bridge, engine
 
 CURRENT = "head\n###PROMPT_A###\nold a\n###PROMPT_A###\nmiddle\ntail\n"
 
 
 def test_resolve_new_existing_and_insert():
-    assert rules.resolve(None, "###X###").kind == "new"
-    assert rules.resolve(CURRENT, "###PROMPT_A###") == rules.Resolution("existing", 2, 4)
-    assert rules.resolve("a\n###S###\nb\n", "###S###") == rules.Resolution("existing", 2, 2)
-    assert rules.resolve(CURRENT, "###PROMPT_B###", following="tail") == rules.Resolution("insert", before_line=6)
-    assert rules.resolve(CURRENT, "###PROMPT_B###") == rules.Resolution("insert", before_line=7)
+    assert bridge.resolve(None, "###X###").kind == "new"
+    assert bridge.resolve(CURRENT, "###PROMPT_A###") == bridge.Resolution("existing", 2, 4)
+    assert bridge.resolve("a\n###S###\nb\n", "###S###") == bridge.Resolution("existing", 2, 2)
+    assert bridge.resolve(CURRENT, "###PROMPT_B###", following="tail") == bridge.Resolution("insert", before_line=6)
+    assert bridge.resolve(CURRENT, "###PROMPT_B###") == bridge.Resolution("insert", before_line=7)
 
 
 def _apply(files: dict[str, bytes], batch: dict) -> dict[str, bytes]:
@@ -29,7 +29,7 @@ def test_bridge_new_files_marker_blocks_and_whole_file_replacement():
         "whole.txt": "replaced\n",
         "same.txt": "same\n",
     }
-    batch = rules.files_to_batch("ws", generated, current.get, factory="f1", orderId="o1")
+    batch = bridge.files_to_batch("ws", generated, current.get, factory="f1", orderId="o1")
     assert batch["factory"] == "f1" and batch["orderId"] == "o1"
     ops = {(o["file"], o["op"]) for o in batch["operations"]}
     assert ops == {("new/file.txt", "append"), ("prompt.txt", "replace-block"), ("prompt.txt", "insert-before"),
@@ -46,12 +46,12 @@ def test_bridge_new_files_marker_blocks_and_whole_file_replacement():
 
 
 def test_bridge_on_an_empty_file_appends():
-    batch = rules.files_to_batch("ws", {"e.txt": "a\n"}, {"e.txt": b""}.get)
+    batch = bridge.files_to_batch("ws", {"e.txt": "a\n"}, {"e.txt": b""}.get)
     assert _apply({"e.txt": b""}, batch)["e.txt"] == b"a\n"
 
 
 def test_two_new_blocks_before_the_same_line_keep_their_order():
     current = {"p.txt": b"a\nend\n"}
     generated = {"p.txt": "a\n###B1###\n###C2###\nend\n"}
-    batch = rules.files_to_batch("ws", generated, current.get)
+    batch = bridge.files_to_batch("ws", generated, current.get)
     assert _apply(current, batch)["p.txt"] == b"a\n###B1###\n###C2###\nend\n"

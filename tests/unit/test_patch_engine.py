@@ -7,8 +7,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chalicelib.patches import engine
-from chalicelib.patches.engine import apply_batch, normalize_path, sha256
+from patch_engine import engine
+from patch_engine.engine import apply_batch, normalize_path, sha256
 
 F = "one\n###X###\ntwo\n###X###\nthree\n"
 ANCHORS = {

@@ -10,8 +10,8 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from chalicelib.patches import engine, markers
-from chalicelib.patches.engine import PathError, apply_batch, normalize_path
+from patch_engine import engine, markers
+from patch_engine.engine import PathError, apply_batch, normalize_path
 
 CRASH = "(?:" * 200 + "a" + ")" * 200  # a RecursionError inside regex.compile
 BOMB = "(?:a{1000}){1000}"              # 200+ MB compiled

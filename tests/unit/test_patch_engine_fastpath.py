@@ -3,7 +3,7 @@ line-list path (TextFile, the reference semantics) gives (for ASCII files on byt
 results and bytes, for any batch."""
 from hypothesis import given, settings, strategies as st
 
-from chalicelib.patches import engine
+from patch_engine import engine
 
 LINES = st.sampled_from(["a", "b", "###M###", "x y", "", "a\r", "line b", "ab", "é b", "v\x0bt", "\u2028", "\x85c"])
 CONTENT = st.sampled_from(["", "new", "n1\nn2", "n\n", "###M###", "c\r\n", "a\nb\n\n", "é", "\udcff x"])

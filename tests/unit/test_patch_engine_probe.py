@@ -7,7 +7,7 @@ import contextlib
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from chalicelib.patches import engine
+from patch_engine import engine
 from tests.unit.test_patch_engine_fastpath import _run, batches
 
 

@@ -3,7 +3,7 @@ on it has applied, instead of collecting them in outcome.files: same results, sa
 batch that applies; for one that fails, what was handed over is what the caller drops."""
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chalicelib.patches import engine
+from patch_engine import engine
 from tests.unit.test_patch_engine import file_text, operation
 
 

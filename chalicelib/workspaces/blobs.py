@@ -1,4 +1,4 @@
-"""Workspaces: files in S3, per organization and workspace.
+"""Workspaces' adapter to S3 (the domain keeps no DynamoDB item): files per organization and workspace.
 
   orgs/{org}/blobs/{sha256}                   file contents, content-addressed (immutable)
   orgs/{org}/workspaces/{ws}/manifest.json    {"v", "files": {path: {sha256, size}}, "batches": [...]}
@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from chalicelib.aws import blobs
+from chalicelib.aws import blobs as s3
 from chalicelib.core.config import settings
 
 KEEP_BATCHES = 200
 # What a lost conditional manifest write raises; named here so the service catches it without importing chalicelib.aws.
-PreconditionFailed = blobs.PreconditionFailed
+PreconditionFailed = s3.PreconditionFailed
 
 
 def _bucket() -> str:
@@ -34,11 +34,6 @@ def manifest_key(org_id: str, workspace: str) -> str:
 
 def blob_key(org_id: str, digest: str) -> str:
     return f"orgs/{org_id}/blobs/{digest}"
-
-
-def batch_key(org_id: str, batch_id: str) -> str:
-    """Claim checks: a large patch batch travels as this object's key."""
-    return f"orgs/{org_id}/batches/{batch_id}.json"
 
 
 @dataclass
@@ -56,7 +51,7 @@ class Manifest:
 
 
 def read_manifest(org_id: str, workspace: str) -> Manifest:
-    found = blobs.get(_bucket(), manifest_key(org_id, workspace))
+    found = s3.get(_bucket(), manifest_key(org_id, workspace))
     if found is None:
         return Manifest()
     raw = json.loads(found.data)
@@ -65,28 +60,17 @@ def read_manifest(org_id: str, workspace: str) -> Manifest:
 
 def write_manifest(org_id: str, workspace: str, manifest: Manifest) -> str:
     """Replace the manifest if it is still the one read (raises PreconditionFailed otherwise)."""
-    return blobs.put(_bucket(), manifest_key(org_id, workspace), manifest.to_bytes(),
+    return s3.put(_bucket(), manifest_key(org_id, workspace), manifest.to_bytes(),
                      if_match=manifest.etag, if_none_match=manifest.etag is None,
                      content_type="application/json")
 
 
 def put_blob(org_id: str, digest: str, data: bytes) -> None:
-    blobs.put(_bucket(), blob_key(org_id, digest), data)
+    s3.put(_bucket(), blob_key(org_id, digest), data)
 
 
 def get_blob(org_id: str, digest: str) -> bytes:
-    found = blobs.get(_bucket(), blob_key(org_id, digest))
+    found = s3.get(_bucket(), blob_key(org_id, digest))
     if found is None:  # a manifest names only blobs written before it
         raise RuntimeError(f"blob {digest} named by a manifest is missing")
     return found.data
-
-
-def put_claim_check(org_id: str, batch_id: str, body: bytes) -> str:
-    key = batch_key(org_id, batch_id)
-    blobs.put(_bucket(), key, body, content_type="application/json")
-    return key
-
-
-def get_claim_check(key: str) -> bytes | None:
-    found = blobs.get(_bucket(), key)
-    return found.data if found else None

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import unicodedata
 
+# A workspace's name (the patches API's `workspace`, the workspace file API's path segment, the
+# agent CLI's --workspace): one rule beside the path rule, so both domains take it from here.
+WORKSPACE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_COMPONENT_BYTES = 255
 _WINDOWS_INVALID = set('<>:"|?*\\')
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}

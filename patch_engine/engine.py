@@ -49,8 +49,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import regex
 
-from chalicelib.patches import markers
-from chalicelib.patches.paths import PathError, normalize_path  # the path rule, here for every user of the engine
+from patch_engine import markers
+from patch_engine.paths import PathError as PathError  # the path rule, here for every user of the engine
+from patch_engine.paths import normalize_path as normalize_path
 
 MARKER_TIMEOUT_SECONDS = 0.5  # one op's marker search
 BATCH_REGEX_SECONDS = 2.0  # every marker compile and search of one batch together
@@ -502,7 +503,8 @@ class FastFile:
 
     def body(self, content: str) -> str:
         if not content:
-            return self.NL[:0]
+            empty: str = self.NL[:0]  # "" here, b"" for FastBytes: the class is written for both
+            return empty
         body = content.replace("\r\n", "\n")
         if not body.endswith("\n"):
             body += "\n"
@@ -769,7 +771,8 @@ def finder(hay: Any) -> Callable[[Any, int, int], int]:
     """hay.find(needle, pos, stop) for a non-empty needle, with the C library's memmem for bytes."""
     loaded = _load_memmem() if isinstance(hay, bytes) else None
     if loaded is None:
-        return hay.find
+        python_find: Callable[[Any, int, int], int] = hay.find
+        return python_find
     memmem, ctypes = loaded
     # c_char_p of a bytes object points at the object's own buffer (no copy); `find` keeps a
     # reference to `hay` (find.hay below), so the address stays valid as long as `find` can be called
@@ -886,7 +889,7 @@ def _get(op: Any, key: str, alias: str | None = None) -> Any:
     return getattr(op, key, None)
 
 
-def as_dict(op: Any) -> dict:
+def as_dict(op: Any) -> dict[str, Any]:
     """An operation as the engine reads it (accepts the pydantic models and plain dicts)."""
     if isinstance(op, Mapping):
         anchor = op.get("anchor")

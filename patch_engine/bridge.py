@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
-from chalicelib.patches import engine
+from patch_engine import engine
+from patch_engine.paths import PathError, normalize_path
 
 TEMPLATE_MARKER = re.compile(r"###[A-Za-z0-9_]+###")
 
@@ -85,9 +86,9 @@ def marker_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def file_ops(path: str, generated: str, current: bytes | None) -> list[dict]:
+def file_ops(path: str, generated: str, current: bytes | None) -> list[dict[str, Any]]:
     """The operations that turn `current` into `generated` (see module doc)."""
-    path = engine.normalize_path(path)
+    path = normalize_path(path)
     if current is None:
         return [{"op": "append", "file": path, "content": generated}]
     text = engine.decode(current)
@@ -100,9 +101,9 @@ def file_ops(path: str, generated: str, current: bytes | None) -> list[dict]:
         # leaves the lines above it where they were); replacements anchor on their marker and
         # do not care where the insertions moved it.
         count = len(engine.split_lines(text))
-        inserts: list[tuple[tuple[int, int], dict]] = []
-        replaces: list[dict] = []
-        appends: list[dict] = []
+        inserts: list[tuple[tuple[int, int], dict[str, Any]]] = []
+        replaces: list[dict[str, Any]] = []
+        appends: list[dict[str, Any]] = []
         for block in blocks:
             where = resolve(text, block.marker, block.following)
             if where.kind == "existing":
@@ -124,11 +125,11 @@ def file_ops(path: str, generated: str, current: bytes | None) -> list[dict]:
 
 
 def files_to_batch(workspace: str, generated: Mapping[str, str], read: Callable[[str], bytes | None],
-                   **meta: str | None) -> dict:
+                   **meta: str | None) -> dict[str, Any]:
     """A PatchBatch (JSON) for a set of generated files; `meta`: taskId, orderId, factory, phase."""
-    operations: list[dict] = []
+    operations: list[dict[str, Any]] = []
     for path in sorted(generated):
-        operations.extend(file_ops(path, generated[path], read(engine.normalize_path(path))))
+        operations.extend(file_ops(path, generated[path], read(normalize_path(path))))
     batch = {"workspace": workspace, "operations": operations}
     batch.update({k: v for k, v in meta.items() if v is not None})
     return batch
@@ -137,7 +138,7 @@ def files_to_batch(workspace: str, generated: Mapping[str, str], read: Callable[
 MAX_PROBLEMS = 50  # details listed in one 400 (a 1000-op batch of bad markers is not a 1000-line answer)
 
 
-def operation_problems(operations: list[dict]) -> list[dict[str, str]]:
+def operation_problems(operations: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Every operation's unusable `file` (paths.py's rule) or anchor marker (markers.py's bounds, or
     not a valid regex), as error details naming the field: `operations[3].file`,
     `operations[3].anchor.marker`. Normalizes each op's `file` in place. Compiling a marker
@@ -147,8 +148,8 @@ def operation_problems(operations: list[dict]) -> list[dict[str, str]]:
     checked: dict[str, str | None] = {}
     for index, op in enumerate(operations):
         try:
-            op["file"] = engine.normalize_path(op.get("file"))  # type: ignore[arg-type]
-        except engine.PathError as e:
+            op["file"] = normalize_path(op.get("file"))  # type: ignore[arg-type]
+        except PathError as e:
             problems.append({"field": f"operations[{index}].file", "message": str(e)})
         marker = (op.get("anchor") or {}).get("marker")
         if marker is not None:
