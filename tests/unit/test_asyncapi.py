@@ -253,3 +253,34 @@ def test_importing_the_catalog_imports_no_domain_and_the_document_only_the_model
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     found = json.loads(out.stdout)
     assert found == {"cold": [], "warm": []}
+
+
+def test_the_e2e_client_fails_at_the_recv_of_a_frame_the_document_refuses():
+    """tests/e2e/client.py's ws_connect against a real (tiny) WebSocket server sending one good and one bad frame."""
+    import contextlib
+    import threading
+
+    from websockets.sync.server import serve
+
+    from tests.e2e.client import ws_connect
+
+    frames = [json.dumps({"event": "system:connected", "data": {"timestamp": AT, "connectionId": "c"}}),
+              json.dumps({"event": "job:queued", "data": {"jobId": "j1"}})]
+
+    def handler(connection):
+        for frame in frames:
+            connection.send(frame)
+        with contextlib.suppress(Exception):
+            connection.recv()  # until the client closes
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.socket.getsockname()[1]
+        with ws_connect(f"http://127.0.0.1:{port}", "k") as conn:
+            assert json.loads(conn.recv(timeout=5))["event"] == "system:connected"
+            with pytest.raises(asyncapi_events.EventNotInContract, match="job:queued"):
+                conn.recv(timeout=5)
+        with ws_connect(f"http://127.0.0.1:{port}", "k", check_events=False) as conn:
+            conn.recv(timeout=5)
+            assert json.loads(conn.recv(timeout=5))["data"] == {"jobId": "j1"}
+        server.shutdown()
