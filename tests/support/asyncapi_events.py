@@ -9,6 +9,7 @@ document does not name fails too.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ def check_message(message: Any) -> None:
     validator = _validators().get(message["event"])
     if validator is None:
         raise EventNotInContract(f"{message['event']!r} is not an event of docs/asyncapi.json")
+    if os.environ.get("ASYNCAPI_SEEN_LOG"):  # which events a run really saw (coverage of the contract)
+        with open(os.environ["ASYNCAPI_SEEN_LOG"], "a", encoding="utf-8") as seen:
+            seen.write(message["event"] + "\n")
     errors = sorted(validator.iter_errors(message), key=lambda e: list(e.absolute_path))
     if errors:
         where = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message[:300]}"
