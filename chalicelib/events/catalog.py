@@ -313,11 +313,11 @@ def model(event: str) -> type[BaseModel]:
 
 
 def validate(event: str, data: dict[str, Any]) -> None:
-    """Raise UnknownEvent, or pydantic.ValidationError when `data` is not what `event` carries.
+    """Raise UnknownEvent, or jsonschema.ValidationError when `data` is not what `event` carries.
 
-    Strict about types (no coercion: a number sent as a string is wrong on the wire) and about
-    unknown fields, including in a domain's response model (the document says
-    additionalProperties: false for those too, as their views are exactly their fields)."""
+    Checked against the AsyncAPI document (events/asyncapi.py), as `data` travels (through JSON):
+    the same schema clients and tests see, strict about types and closed to unknown fields. For
+    tests and CHECK_RESPONSES=1 only (jsonschema is a development dependency)."""
     from chalicelib.events import asyncapi
 
     asyncapi.check(event, data)
