@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint check cfn-lint bench fuzz deploy clean python gateway screenshots console-vendor
+.PHONY: run test lint check cfn-lint bench fuzz deploy clean python gateway screenshots console-vendor asyncapi
 
 python:
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required: put python3.13 on PATH (or install it with pyenv install 3.13), or run make PYTHON=/path/to/python3.13"; exit 1; }
@@ -56,6 +56,11 @@ check: $(STAMP)
 # against a throwaway stack deployed into in-process moto; see infra/package.py).
 cfn-lint: $(STAMP)
 	$(BIN)/python -m infra.package --check
+
+# docs/asyncapi.json, the WebSocket's AsyncAPI document, from the event catalog (chalicelib/events/catalog.py);
+# tests/unit/test_asyncapi.py fails while the committed file differs from what this writes.
+asyncapi: $(STAMP)
+	$(BIN)/python -m chalicelib.events.asyncapi
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -10,12 +10,26 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.asyncapi_events import EventNotInContract, check_event, check_message
+
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 os.environ["STACK_NAME"] = "cp-test"
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _events_checked_where_they_are_built():
+    """Every event the app builds in this process is checked against the WebSocket contract
+    (chalicelib/events/catalog.py) at its emit site; see chalicelib/core/outbox.py."""
+    from chalicelib.core import outbox
+    from chalicelib.events import catalog
+
+    outbox.event_check = catalog.validate
+    yield
+    outbox.event_check = None
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +179,7 @@ class Outbox:
             image = deserialize_item(r["dynamodb"]["NewImage"])
             events.append({"event": image["event"], "data": json.loads(image["data"]),
                            "orgId": image["orgId"], "agentId": image.get("agentId")})
+            check_event(image["event"], events[-1]["data"])  # as docs/asyncapi.json says it travels
         return events
 
 
@@ -174,16 +189,26 @@ def outbox(app_module, aws):
 
 
 class SentMessages:
-    """Replaces the WebSocket management API: records posts; connections in `dead` answer 410."""
+    """Replaces the WebSocket management API: records posts; connections in `dead` answer 410.
+
+    Every posted message is checked against docs/asyncapi.json; a mismatch is kept in `invalid`
+    (a post runs on the fan-out's threads, which log exceptions rather than raise them) and
+    fails the test when the fixture ends."""
 
     def __init__(self):
         self.by_connection: dict[str, list[dict]] = {}
         self.dead: set[str] = set()
+        self.invalid: list[str] = []
 
     def post(self, endpoint: str, connection_id: str, data: bytes) -> bool:
         if connection_id in self.dead:
             return False
-        self.by_connection.setdefault(connection_id, []).append(json.loads(data))
+        message = json.loads(data)
+        try:
+            check_message(message)
+        except EventNotInContract as wrong:
+            self.invalid.append(str(wrong))
+        self.by_connection.setdefault(connection_id, []).append(message)
         return True
 
 
@@ -193,7 +218,9 @@ def sent(monkeypatch):
 
     recorder = SentMessages()
     monkeypatch.setattr(websocket, "post", recorder.post)
-    return recorder
+    yield recorder
+    assert not recorder.invalid, "posted messages that are not events of docs/asyncapi.json:\n" + "\n".join(
+        recorder.invalid)
 
 
 def seed_agent(org_id: str, agent_id: str) -> str:

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock, ids
 from chalicelib.core.config import settings
 
 
+# A check of every event's data against the WebSocket contract (chalicelib/events/catalog.py's
+# `validate`), installed by the test suite (tests/conftest.py) so a wrong payload fails at the
+# emit site that built it. Core cannot import the catalog (it imports no domain package) and
+# production does not pay for the check: the catalog's models are what the tests hold it to.
+event_check: Callable[[str, dict[str, Any]], None] | None = None
+
+
 def event_item(org_id: str, name: str, data: dict[str, Any], agent_id: str | None = None,
                connection_id: str | None = None) -> dict:
     """`agent_id`: the agent the event concerns (agent keys see only their own agent's events).
     `connection_id`: deliver to that connection only (system:connected)."""
+    if event_check is not None:
+        event_check(name, data)
     return {
         "id": ids.new_id(), "orgId": org_id, "event": name,
         # JSON text, not a map: event data is arbitrary JSON (floats, empty

@@ -1,4 +1,4 @@
-"""GET /health (no auth) and GET /openapi.json."""
+"""GET /health (no auth), GET /openapi.json and GET /asyncapi.json."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -10,9 +10,11 @@ from chalicelib.core.lazy import lazy
 
 if TYPE_CHECKING:
     from chalicelib.core import openapi
+    from chalicelib.events import asyncapi
     from chalicelib.system import service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
     openapi, service = lazy("chalicelib.core.openapi"), lazy("chalicelib.system.service")
+    asyncapi = lazy("chalicelib.events.asyncapi")
 
 bp = Blueprint(__name__)
 TAG = "System"
@@ -30,6 +32,13 @@ def health(call: Call) -> Reply:
           summary="This API's OpenAPI 3.1 document, generated from the models that validate requests")
 def openapi_document(call: Call) -> dict:
     return openapi.document()
+
+
+@endpoint(bp, "/asyncapi.json", "GET", scope=None, response=dict, tag=TAG,
+          summary="The WebSocket's AsyncAPI 3.0 document (connect, every event's payload schema, client actions), "
+                  "generated from the models the app emits with")
+def asyncapi_document(call: Call) -> dict:
+    return asyncapi.document()
 
 
 @endpoint(bp, "/health", "HEAD", scope=None, tag=TAG,

@@ -1,4 +1,8 @@
-"""A tiny HTTP + WebSocket client for end-to-end tests: real sockets, no app imports."""
+"""A tiny HTTP + WebSocket client for end-to-end tests: real sockets, no app imports.
+
+Every frame a test receives through `ws_connect` is checked against docs/asyncapi.json
+(tests/support/asyncapi_events.py): an event the document does not name, or whose data
+does not match its schema, fails the test at the `recv` that got it."""
 from __future__ import annotations
 
 import json
@@ -8,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
+
+from tests.support.asyncapi_events import check_frame
 
 
 @dataclass
@@ -32,9 +38,25 @@ def call(base_url: str, method: str, path: str, key: str | None = None, body: An
     return Reply(status, json.loads(raw) if raw else None, rh)
 
 
-def ws_connect(base_url: str, key: str | None) -> ClientConnection:
+class CheckedConnection(ClientConnection):
+    """A client connection whose every received frame must be an event of the AsyncAPI document."""
+
+    check_events = True
+
+    def recv(self, timeout: float | None = None, decode: bool | None = None) -> Any:
+        frame = super().recv(timeout, decode)
+        if self.check_events:
+            check_frame(frame)
+        return frame
+
+
+def ws_connect(base_url: str, key: str | None, check_events: bool = True) -> CheckedConnection:
+    """`check_events=False` only for a test that posts frames of its own through the management API."""
     url = base_url.replace("http://", "ws://", 1) + "/ws" + (f"?token={key}" if key is not None else "")
-    return connect(url, open_timeout=10, close_timeout=2)
+    conn = connect(url, open_timeout=10, close_timeout=2, create_connection=CheckedConnection)
+    assert isinstance(conn, CheckedConnection)
+    conn.check_events = check_events
+    return conn
 
 
 def next_event(conn: ClientConnection, timeout: float = 10) -> dict:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support.asyncapi_events import check_event
+
 
 @dataclass
 class Fleet:
@@ -113,7 +115,10 @@ class Events:
             if not start:
                 break
         items.sort(key=lambda i: i["id"])
-        return [{"event": i["event"], "data": json.loads(i["data"]), "agentId": i.get("agentId")} for i in items]
+        events = [{"event": i["event"], "data": json.loads(i["data"]), "agentId": i.get("agentId")} for i in items]
+        for event in events:
+            check_event(event["event"], event["data"])  # as docs/asyncapi.json says it travels
+        return events
 
     def of(self, job_id: str) -> list[dict]:
         return [e for e in self.all() if e["data"].get("jobId") == job_id]

@@ -24,6 +24,13 @@ def ws_event(route, connection_id, token=None, body=None):
     }
 
 
+def queued(job_id: str, agent_id: str | None = None) -> dict:
+    """A job:queued payload as the jobs domain emits it (the recorder checks it against docs/asyncapi.json)."""
+    target = {"agentId": agent_id} if agent_id else {"pool": "p"}
+    return {"jobId": job_id, "status": "QUEUED", "type": "t", **target, "attempts": 0, "priority": 0,
+            "at": "2026-01-01T00:00:00.000Z"}
+
+
 def connect(app_module, connection_id, token):
     return app_module.ws_connect(ws_event("$connect", connection_id, token), None)["statusCode"]
 
@@ -68,9 +75,9 @@ def test_events_stay_in_their_org_and_agent_keys_see_their_agent_only(app_module
     connect(app_module, "b1", other["adminKey"])
     outbox.drain()
     sent.by_connection.clear()
-    emit(org["orgId"], "job:queued", {"jobId": "j1"}, agent_id="agent-1")
-    emit(org["orgId"], "job:queued", {"jobId": "j2"}, agent_id="agent-2")
-    emit(other["orgId"], "job:queued", {"jobId": "jb"})
+    emit(org["orgId"], "job:queued", queued("j1", "agent-1"), agent_id="agent-1")
+    emit(org["orgId"], "job:queued", queued("j2", "agent-2"), agent_id="agent-2")
+    emit(other["orgId"], "job:queued", queued("jb"))
     outbox.drain()
     assert [m["data"]["jobId"] for m in sent.by_connection["a1"]] == ["j1", "j2"]
     assert [m["data"]["jobId"] for m in sent.by_connection["a2"]] == ["j1", "j2"]
@@ -83,11 +90,11 @@ def test_a_dead_connection_is_removed_on_the_first_failed_send(app_module, org, 
     connect(app_module, "dead", org["adminKey"])
     outbox.drain()
     sent.dead.add("dead")
-    emit(org["orgId"], "job:queued", {"jobId": "x"})
+    emit(org["orgId"], "job:queued", queued("x"))
     outbox.drain()
     assert store.get("dead") is None
     assert store.get("alive") is not None
-    assert sent.by_connection["alive"][-1]["data"] == {"jobId": "x"}
+    assert sent.by_connection["alive"][-1]["data"] == queued("x")
 
 
 def test_disconnect_forgets_the_connection(app_module, org):

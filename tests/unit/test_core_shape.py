@@ -59,13 +59,13 @@ def test_tx_names_are_unique_and_audit_and_events_ride_along():
     with pytest.raises(ValueError):
         tx.put("agent", object())  # type: ignore[arg-type]
     tx.audit("thing", "T1", "created", {"a": 1})
-    tx.emit("thing:created", {"id": "T1"}, agent_id="A1")
+    tx.emit("system:pong", {"timestamp": "2026-12-07T00:00:00Z"}, agent_id="A1")  # any event of the contract
     tx.commit()
     names = ledger.names()
-    assert names[0] == "agent" and names[1] == "audit:thing:T1:created" and names[2].endswith("thing:created")
+    assert names[0] == "agent" and names[1] == "audit:thing:T1:created" and names[2].endswith("system:pong")
     assert ledger.audits()[0]["actor"] == "key:01KEY000000000000000000000"
     assert ledger.audits()[0]["traceId"] == "trace-1"
-    assert ledger.events() == [("thing:created", {"id": "T1"})]
+    assert ledger.events() == [("system:pong", {"timestamp": "2026-12-07T00:00:00Z"})]
 
 
 def test_audit_and_outbox_writers_are_handed_to_the_unit_of_work():
