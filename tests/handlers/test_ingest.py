@@ -1,6 +1,7 @@
 """POST /ingest and GET /ingest/records on moto through the Chalice test client."""
 from __future__ import annotations
 
+import logging
 import threading
 from urllib.parse import urlencode
 
@@ -185,6 +186,11 @@ def test_concurrent_first_uploads_after_a_cold_start_all_succeed(http, setup, at
 
     from chalicelib.core import observability
 
+    # The cold copy's set-up takes over the shared "chalicelib" logger (core/observability.py: one
+    # handler for every module's lines): give it back to the real set-up when this test ends.
+    modules = logging.getLogger("chalicelib")
+    monkeypatch.setattr(modules, "handlers", list(modules.handlers))
+    monkeypatch.setattr(modules, "propagate", modules.propagate)
     spec = importlib.util.find_spec(observability.__name__)
     cold = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cold)
