@@ -16,6 +16,8 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 os.environ["STACK_NAME"] = "cp-test"
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# Every response body is checked against the model its route declares (core/response_check.py).
+os.environ["CHECK_RESPONSES"] = "1"
 
 
 @pytest.fixture(scope="session")
