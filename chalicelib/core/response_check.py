@@ -3,10 +3,10 @@
 With `CHECK_RESPONSES=1` (tests/conftest.py sets it) the pipeline hands each
 rendered success to `check_response`: the body is validated by the declared
 response model and dumped again the way the pipeline dumps it; the two must
-be equal, nulls aside (a null field and an absent one say the same). A field the model does not declare, a declared field missing or of
-another type, a value the model would write differently: each is a
-`ResponseMismatch`, which the pipeline turns into a 500 and logs, so the test
-that made the request fails. Off (the default, and on Lambda) it costs one
+be equal, nulls aside (null and absent say the same). A field the model
+does not declare, a declared field missing or of another type, a value the
+model would write differently: each is a which the pipeline turns into a 500 and logs, so the test that made the
+request fails. Off (the default, and on Lambda) it costs one
 environment read.
 """
 from __future__ import annotations
