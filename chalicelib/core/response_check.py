@@ -5,9 +5,9 @@ rendered success to `check_response`: the body is validated by the declared
 response model and dumped again the way the pipeline dumps it; the two must
 be equal, nulls aside (null and absent say the same). A field the model
 does not declare, a declared field missing or of another type, a value the
-model would write differently: each is a which the pipeline turns into a 500 and logs, so the test that made the
-request fails. Off (the default, and on Lambda) it costs one
-environment read.
+model would write differently: each is a `ResponseMismatch`, which the
+pipeline turns into a 500 and logs, so the test that made the request
+fails. Off (the default, and on Lambda) it costs one environment read.
 """
 from __future__ import annotations
 
