@@ -69,6 +69,8 @@ class ActiveListQuery(ApiModel):
 
 
 class Session(ResponseModel):
+    """The session: the entity the store reads and writes, and the response of its routes."""
+
     session_id: str
     agent_role: str
     status: Status
@@ -76,6 +78,8 @@ class Session(ResponseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
+    # Not in the API: the agent whose key created it (its events reach that agent).
+    owner_agent_id: Optional[str] = Field(default=None, exclude=True)
 
 
 class SessionList(PageModel):
