@@ -4,7 +4,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, ResponseModel, bounded_json
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 
 MAX_METADATA_BYTES = 16 * 1024
 
@@ -27,6 +27,8 @@ class CreateInstanceRequest(ApiModel):
 
 
 class Instance(ResponseModel):
+    """The instance: the entity the store reads and writes, and the response of its routes."""
+
     instance_id: str
     agent_id: str
     name: str
@@ -35,9 +37,8 @@ class Instance(ResponseModel):
     created_at: str
 
 
-class InstanceList(ResponseModel):
+class InstanceList(PageModel):
     items: list[Instance]
-    next_token: Optional[str] = None
 
 
 class InstanceListQuery(ApiModel):
