@@ -26,6 +26,8 @@ class AuditQuery(ApiModel):
 
 
 class AuditEvent(ResponseModel):
+    """An audit event as the store reads it and GET /audit shows it (core/audit.py writes the item)."""
+
     event_id: str
     entity_type: str
     entity_id: str

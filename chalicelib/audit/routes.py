@@ -22,6 +22,5 @@ bp = Blueprint(__name__)
           summary="Audit events newest first: by entity, by traceId, since a time")
 def read_audit(call: Call) -> models.AuditPage:
     q = call.query
-    page = service.read(call.ctx,
+    return service.read(call.ctx,
                         service.ReadAudit(q.entity_type, q.entity_id, q.trace_id, q.since, q.limit, q.next_token))
-    return models.AuditPage.model_validate(page)
