@@ -26,7 +26,7 @@ def _table() -> str:
     return settings().main_table
 
 
-def agent_key(org_id: str, agent_id: str) -> dict:
+def agent_key(org_id: str, agent_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#AGENT#{agent_id}", "SK": "AGENT"}
 
 
@@ -65,7 +65,7 @@ def agent_put(org_id: str, agent: Agent) -> dynamo.Put:
     return dynamo.Put(_table(), to_item(org_id, agent), condition="attribute_not_exists(PK)")
 
 
-def key_put(key_item: dict) -> dynamo.Put:
+def key_put(key_item: dict[str, Any]) -> dynamo.Put:
     """The agent's own API key (core/auth.py mints the item)."""
     return dynamo.Put(_table(), key_item, condition="attribute_not_exists(PK)")
 
@@ -131,13 +131,13 @@ def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | No
                                  values={":hb": heartbeat_ms})
 
 
-def list_agents(org_id: str, limit: int, start_key: dict | None) -> AgentPage:
+def list_agents(org_id: str, limit: int, start_key: dict[str, Any] | None) -> AgentPage:
     page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#AGENTS"}, index="GSI1",
                         limit=limit, start_key=start_key)
     return AgentPage([from_item(i) for i in page.items], page.last_key)
 
 
-def list_pool(org_id: str, pool: str, limit: int, start_key: dict | None) -> AgentPage:
+def list_pool(org_id: str, pool: str, limit: int, start_key: dict[str, Any] | None) -> AgentPage:
     """The agents of a pool: one Query of its memberships, one BatchGetItem of the agents."""
     page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#POOL#{pool}"}, index="GSI1",
                         limit=limit, start_key=start_key)

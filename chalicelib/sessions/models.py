@@ -23,7 +23,8 @@ def metadata_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for key in value:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"keys are 1 to {MAX_KEY_LENGTH} characters")
-    return bounded_json(value, MAX_METADATA_BYTES)
+    bounded_json(value, MAX_METADATA_BYTES)
+    return value
 
 
 class CreateSessionRequest(ApiModel):

@@ -18,7 +18,8 @@ from chalicelib.core.lookup import ULID, found, minted
 from chalicelib.core.tx import Tx, TxFailed, Write, retry_conflicts
 from chalicelib.sessions import rules, store
 from chalicelib.sessions.models import Session, SessionList
-from chalicelib.sessions.rules import Answer, Status
+from chalicelib.core.transitions import Answer
+from chalicelib.sessions.rules import Status
 
 EVENT = "session:updated"
 RETENTION_PAGE = 100

@@ -33,11 +33,11 @@ def _table() -> str:
     return settings().main_table
 
 
-def key(org_id: str, session_id: str) -> dict:
+def key(org_id: str, session_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#SESSION#{session_id}", "SK": "SESSION"}
 
 
-def counts_key(org_id: str) -> dict:
+def counts_key(org_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#SESSIONS", "SK": COUNTS}
 
 
@@ -49,7 +49,7 @@ def open_partition(session_id: str) -> str:
     return f"SESSIONS#OPEN#{ord(session_id[-1]) % OPEN_SHARDS}"
 
 
-def to_item(org_id: str, session: Session) -> dict:
+def to_item(org_id: str, session: Session) -> dict[str, Any]:
     """The session's item: keys, index attributes, metadata as JSON text per key."""
     item = {
         **key(org_id, session.session_id), "type": "session", "orgId": org_id,
@@ -64,7 +64,7 @@ def to_item(org_id: str, session: Session) -> dict:
     return item
 
 
-def from_item(item: dict) -> Session:
+def from_item(item: dict[str, Any]) -> Session:
     return Session(
         session_id=item["sessionId"], agent_role=item["agentRole"], status=Status(item["status"]),
         created_at=item["createdAt"], updated_at=item["updatedAt"], task_id=item.get("taskId"),
@@ -130,10 +130,10 @@ def get(org_id: str, session_id: str) -> Session | None:
     return from_item(item) if item else None
 
 
-def list_keys(org_id: str, status: Status | None, want: int, start_key: dict | None = None) -> dynamo.Page:
+def list_keys(org_id: str, status: Status | None, want: int, start_key: dict[str, Any] | None = None) -> dynamo.Page:
     """Up to `want` keys of the list, newest first, from the keys-only index (several Queries
     only when `want` keys exceed one 1 MB response: about 8,000 keys)."""
-    keys: list[dict] = []
+    keys: list[dict[str, Any]] = []
     start = start_key
     while True:
         page = dynamo.query(_table(), "GSI5PK = :pk", {":pk": list_partition(org_id, status)}, index="GSI5",
@@ -144,11 +144,11 @@ def list_keys(org_id: str, status: Status | None, want: int, start_key: dict | N
             return dynamo.Page(keys, start)
 
 
-def batch_with_counts(org_id: str, index_keys: list[dict]) -> tuple[list[Session], dict]:
+def batch_with_counts(org_id: str, index_keys: list[dict[str, Any]]) -> tuple[list[Session], dict[str, Any]]:
     """The sessions behind index keys (in that order) and the org's counters, in one BatchGetItem."""
     session_keys = [{"PK": k["PK"], "SK": "SESSION"} for k in index_keys]
     items = dynamo.batch_get(_table(), [*session_keys, counts_key(org_id)])
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     by_pk = {}
     for item in items:
         if item["SK"] == COUNTS:
@@ -158,12 +158,12 @@ def batch_with_counts(org_id: str, index_keys: list[dict]) -> tuple[list[Session
     return [by_pk[k["PK"]] for k in session_keys if k["PK"] in by_pk], counts
 
 
-def get_counts(org_id: str) -> dict:
+def get_counts(org_id: str) -> dict[str, Any]:
     return dynamo.get(_table(), counts_key(org_id)) or {}
 
 
 def open_before(shard: int, bound: str, limit: int,
-                start_key: dict | None) -> tuple[list[tuple[str, Session]], dict | None]:
+                start_key: dict[str, Any] | None) -> tuple[list[tuple[str, Session]], dict[str, Any] | None]:
     """Open sessions (with their org) of every org created before `bound` (a ULID), oldest first, one
     page of one shard."""
     page = dynamo.query(_table(), "GSI4PK = :pk AND GSI4SK < :bound",

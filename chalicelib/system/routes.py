@@ -1,7 +1,7 @@
 """GET /health (no auth) and GET /openapi.json."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 from chalice import Blueprint
 
@@ -28,7 +28,7 @@ def health(call: Call) -> Reply:
 
 @endpoint(bp, "/openapi.json", "GET", scope=None, response=dict, tag=TAG,
           summary="This API's OpenAPI 3.1 document, generated from the models that validate requests")
-def openapi_document(call: Call) -> dict:
+def openapi_document(call: Call) -> dict[str, Any]:
     return openapi.document()
 
 

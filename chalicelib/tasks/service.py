@@ -19,7 +19,8 @@ from chalicelib.core.tx import Tx, TxFailed, retry_conflicts
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import rules, store
 from chalicelib.tasks.models import Approval, ApprovalPage, Task, TaskPage
-from chalicelib.tasks.rules import Answer, ApprovalStatus, Decision, TaskStatus
+from chalicelib.core.transitions import Answer
+from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
 _READ_ATTEMPTS = 8
 
 

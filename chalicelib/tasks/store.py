@@ -34,7 +34,7 @@ def _text(value: Any) -> str:
 
 # --- tasks ----------------------------------------------------------------------
 
-def task_key(org_id: str, task_id: str) -> dict:
+def task_key(org_id: str, task_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#TASK#{task_id}", "SK": "TASK"}
 
 
@@ -128,7 +128,7 @@ def list_tasks(org_id: str, status: TaskStatus | None, to_role: str | None, sess
     return [from_item(i) for i in page.items], page.last_key
 
 
-def all_tasks(org_id: str, session_id: str | None, to_role: str | None) -> list[dict]:
+def all_tasks(org_id: str, session_id: str | None, to_role: str | None) -> list[dict[str, Any]]:
     """Every task of a session (optionally for one role) or of a role: fetch_status reads them all."""
     if session_id:
         flt, values = (("toRole = :role", {":role": to_role}) if to_role else (None, {}))
@@ -146,7 +146,7 @@ def get_tasks(org_id: str, task_ids: list[str]) -> dict[str, Task]:
 
 # --- idempotency keys -------------------------------------------------------------
 
-def key_key(org_id: str, idempotency_key: str) -> dict:
+def key_key(org_id: str, idempotency_key: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#TASKKEY#{idempotency_key}", "SK": "TASKKEY"}
 
 
@@ -159,13 +159,13 @@ def claim_key(org_id: str, idempotency_key: str, task_id: str, fingerprint: str,
                       return_old_on_failure=True)
 
 
-def get_key(org_id: str, idempotency_key: str) -> dict | None:
+def get_key(org_id: str, idempotency_key: str) -> dict[str, Any] | None:
     return dynamo.get(_table(), key_key(org_id, idempotency_key), consistent=True)
 
 
 # --- approvals ----------------------------------------------------------------------
 
-def approval_key(org_id: str, approval_id: str) -> dict:
+def approval_key(org_id: str, approval_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#APPROVAL#{approval_id}", "SK": "APPROVAL"}
 
 
