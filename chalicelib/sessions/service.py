@@ -18,7 +18,7 @@ from chalicelib.core.lookup import ULID, found, minted
 from chalicelib.core.tx import Tx, TxFailed, Write, retry_conflicts
 from chalicelib.sessions import rules, store
 from chalicelib.sessions.models import Session, SessionList
-from chalicelib.core.transitions import Answer
+from chalicelib.core.transitions import Answer, moves
 from chalicelib.sessions.rules import Status
 
 EVENT = "session:updated"
@@ -86,13 +86,8 @@ def update(ctx: Ctx, command: UpdateSession) -> Session:
     for _ in range(_READ_ATTEMPTS):
         session = get(ctx, command.session_id)
         current = session.status
-        moving = False
-        if command.status is not None:
-            answer = rules.transition(current, command.status)
-            if answer is Answer.INVALID:
-                raise InvalidTransition(f"a {current.value} session cannot become {command.status.value}",
-                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
-            moving = answer is Answer.MOVE
+        moving = command.status is not None and moves(rules.transition(current, command.status), "session",
+                                                      current, command.status)
         edits = command.task_id is not None or bool(command.metadata)
         if edits and not rules.may_edit(current):
             raise InvalidTransition(f"a {current.value} session is final: taskId and metadata no longer change")

@@ -19,7 +19,7 @@ from chalicelib.core.tx import Tx, TxFailed, retry_conflicts
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import rules, store
 from chalicelib.tasks.models import Approval, ApprovalPage, Task, TaskPage
-from chalicelib.core.transitions import Answer
+from chalicelib.core.transitions import moves
 from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
 _READ_ATTEMPTS = 8
 
@@ -174,13 +174,8 @@ def update(ctx: Ctx, command: UpdateTask) -> Task:
     for _ in range(_READ_ATTEMPTS):
         item = get(ctx, command.task_id)
         current = item.status
-        moving = False
-        if command.status is not None:
-            answer = rules.put_transition(current, command.status)
-            if answer is Answer.INVALID:
-                raise InvalidTransition(f"a {current.value} task cannot become {command.status.value} here",
-                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
-            moving = answer is Answer.MOVE
+        moving = command.status is not None and moves(rules.put_transition(current, command.status), "task",
+                                                      current, command.status, " here")
         setting_result = command.result is not ...
         if setting_result and not rules.may_set_result(current):
             raise InvalidTransition(f"a {current.value} task is final: its result no longer changes")
