@@ -28,9 +28,9 @@ class RegisterAgentRequest(ApiModel):
         return list(dict.fromkeys(pools))  # de-duplicated, order kept
 
 
+# The entity: the store maps it to and from its item, the routes answer with it.
 class AgentResponse(ShowsNulls):
-    """The agent: the entity the store reads and writes, and the response of its routes
-    (updatedAt and lastSeenAt are null until set)."""
+    """An agent (updatedAt and lastSeenAt are null until set)."""
 
     shown_null = ("updatedAt", "lastSeenAt")
 

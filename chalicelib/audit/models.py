@@ -25,8 +25,9 @@ class AuditQuery(ApiModel):
         return value
 
 
+# The entity as the store reads it (core/audit.py writes the item) and GET /audit shows it.
 class AuditEvent(ResponseModel):
-    """An audit event as the store reads it and GET /audit shows it (core/audit.py writes the item)."""
+    """One audit event."""
 
     event_id: str
     entity_type: str

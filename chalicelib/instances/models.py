@@ -26,8 +26,9 @@ class CreateInstanceRequest(ApiModel):
         return json_object(value)
 
 
+# The entity: the store maps it to and from its item, the routes answer with it.
 class Instance(ResponseModel):
-    """The instance: the entity the store reads and writes, and the response of its routes."""
+    """A game-server instance, owned by one agent."""
 
     instance_id: str
     agent_id: str

@@ -25,9 +25,9 @@ class CreateKeyRequest(ApiModel):
     expires_at: Optional[AwareDatetime] = None
 
 
+# A key as the store lists it (core/auth.py mints and reads the key item itself).
 class KeyInfo(ShowsNulls):
-    """A key as the store lists it and GET /keys shows it: never its secret; unset fields are null.
-    (core/auth.py mints and reads the key item itself.)"""
+    """An API key as listed: never its secret; unset fields are null."""
 
     shown_null = ("agentId", "expiresAt", "revokedAt")
 

@@ -69,8 +69,9 @@ class ActiveListQuery(ApiModel):
     next_token: Optional[str] = None
 
 
+# The entity: the store maps it to and from its item, the routes answer with it.
 class Session(ResponseModel):
-    """The session: the entity the store reads and writes, and the response of its routes."""
+    """A session."""
 
     session_id: str
     agent_role: str
