@@ -1,9 +1,9 @@
 """Sessions over HTTP: requests (camelCase, snake_case accepted) and responses."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, get_args
+from typing import Annotated, Any, Literal, Optional, get_args
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 from chalicelib.sessions.rules import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Status
@@ -27,15 +27,14 @@ def metadata_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+# A request's metadata: checked by metadata_object wherever a request carries it.
+Metadata = Annotated[Optional[dict[str, Any]], AfterValidator(metadata_object)]
+
+
 class CreateSessionRequest(ApiModel):
     agent_role: str = Field(min_length=1, max_length=128)
     task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    metadata: Optional[dict[str, Any]] = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return metadata_object(value)
+    metadata: Metadata = None
 
 
 class UpdateSessionRequest(ApiModel):
@@ -43,12 +42,7 @@ class UpdateSessionRequest(ApiModel):
 
     status: Optional[Status] = None
     task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    metadata: Optional[dict[str, Any]] = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return metadata_object(value)
+    metadata: Metadata = None
 
 
 # Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
