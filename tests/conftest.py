@@ -18,6 +18,8 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 os.environ["STACK_NAME"] = "cp-test"
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# Every response body is checked against the model its route declares (core/response_check.py).
+os.environ["CHECK_RESPONSES"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -226,12 +228,14 @@ def sent(monkeypatch):
 def seed_agent(org_id: str, agent_id: str) -> str:
     """An agent item with a chosen id (an agent key may only name an agent the org has: issue 9)."""
     from chalicelib.agents import store as agents_store
+    from chalicelib.agents.models import Agent
     from chalicelib.aws import dynamo as _dynamo
 
     try:
-        _dynamo.put(agents_store.agent_put(agents_store.Agent(org_id, agent_id, agent_id, [], agents_store.ACTIVE,
-                                                              None, None, "2026-01-01T00:00:00.000Z",
-                                                              "2026-01-01T00:00:00.000Z")))
+        _dynamo.put(agents_store.agent_put(org_id, Agent(agent_id=agent_id, name=agent_id, pools=[],
+                                                         status=agents_store.ACTIVE,
+                                                         created_at="2026-01-01T00:00:00.000Z",
+                                                         updated_at="2026-01-01T00:00:00.000Z")))
     except _dynamo.ConditionFailed:
         pass
     return agent_id

@@ -4,7 +4,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ShowsNulls
 
 # Pool names appear inside keys ("...#POOL#{pool}"), so they are restricted to a safe alphabet.
 POOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -28,7 +28,12 @@ class RegisterAgentRequest(ApiModel):
         return list(dict.fromkeys(pools))  # de-duplicated, order kept
 
 
-class AgentResponse(ResponseModel):
+# The entity: the store maps it to and from its item, the routes answer with it.
+class AgentResponse(ShowsNulls):
+    """An agent (updatedAt and lastSeenAt are null until set)."""
+
+    shown_null = ("updatedAt", "lastSeenAt")
+
     agent_id: str
     name: str
     pools: list[str]
@@ -38,15 +43,23 @@ class AgentResponse(ResponseModel):
     created_at: str
     updated_at: Optional[str] = None
     last_seen_at: Optional[str] = None
+    # Not in the API: the last heartbeat (epoch ms), for the jobs' lease checks.
+    heartbeat_ms: Optional[int] = Field(default=None, exclude=True)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+Agent = AgentResponse  # the entity's name in the services; the schema keeps its published name
 
 
 class AgentCreated(AgentResponse):
     api_key: Optional[str] = Field(default=None, description="shown once: absent from an idempotent replay")
 
 
-class AgentList(ResponseModel):
+class AgentList(PageModel):
     items: list[AgentResponse]
-    next_token: Optional[str] = None
 
 
 class AgentListQuery(ApiModel):

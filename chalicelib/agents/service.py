@@ -8,17 +8,16 @@ that name.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 from chalicelib.agents import models, store
-from chalicelib.agents.store import ACTIVE, INACTIVE, Agent
+from chalicelib.agents.models import Agent, AgentCreated, AgentList
+from chalicelib.agents.store import ACTIVE, INACTIVE
 from chalicelib.core import ids
 from chalicelib.fanout import fanout
 from chalicelib.core.auth import Scope, new_key
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable
-from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.lookup import found
+from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TransactionConflict, Tx, TxFailed, retry_conflicts
 
 __all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", "deactivate", "for_poll",
@@ -27,50 +26,35 @@ __all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", 
 LAST_SEEN_RESOLUTION_SECONDS = 5
 
 
-def view(agent: Agent) -> dict[str, Any]:
-    """The agent as the API shows it (updatedAt and lastSeenAt are null until set)."""
-    out: dict[str, Any] = {"agentId": agent.agent_id, "name": agent.name, "pools": list(agent.pools),
-                           "status": agent.status, "createdAt": agent.created_at, "updatedAt": agent.updated_at}
-    if agent.tags is not None:
-        out["tags"] = agent.tags
-    if agent.metadata is not None:
-        out["metadata"] = agent.metadata
-    out["lastSeenAt"] = agent.last_seen_at
-    return out
-
-
-def register(ctx: Ctx, command: models.RegisterAgentRequest) -> dict[str, Any]:
+def register(ctx: Ctx, command: models.RegisterAgentRequest) -> AgentCreated:
     c = command
     now = ctx.iso()
-    agent = Agent(org_id=ctx.org_id, agent_id=ids.new_id(), name=c.name, pools=c.pools, status=ACTIVE,
+    agent = Agent(agent_id=ids.new_id(), name=c.name, pools=c.pools, status=ACTIVE,
                   tags=c.tags, metadata=c.metadata, created_at=now, updated_at=now)
     api_key, key_item = new_key(ctx.org_id, Scope.AGENT, f"agent {c.name}", agent_id=agent.agent_id)
     tx = ctx.tx()
-    tx.put("agent", store.agent_put(agent))
+    tx.put("agent", store.agent_put(ctx.org_id, agent))
     tx.put("key", store.key_put(key_item))
     for pool in c.pools:
         tx.put(f"pool:{pool}", store.membership_put(ctx.org_id, agent.agent_id, pool))
     tx.audit("agent", agent.agent_id, "registered", {"name": c.name, "pools": c.pools, "keyId": key_item["keyId"]})
     tx.commit()
-    return {**view(agent), "apiKey": api_key}
+    return AgentCreated(**dict(agent), api_key=api_key)
 
 
-def get(ctx: Ctx, agent_id: str) -> dict[str, Any]:
+def get(ctx: Ctx, agent_id: str) -> Agent:
     ctx.require_agent(agent_id)
-    agent = store.get(ctx.org_id, agent_id)
-    if agent is None:
-        raise NotFound(f"no agent {agent_id}")
-    return view(agent)
+    return found(store.get(ctx.org_id, agent_id), "agent", agent_id)
 
 
-def list_agents(ctx: Ctx, query: models.AgentListQuery) -> Page[dict[str, Any]]:
+def list_agents(ctx: Ctx, query: models.AgentListQuery) -> AgentList:
     scope = f"agents:{ctx.org_id}:{query.pool or ''}"
     start = start_key(query.next_token, scope)
     if query.pool is None:
-        found = store.list_agents(ctx.org_id, query.limit, start)
+        agents = store.list_agents(ctx.org_id, query.limit, start)
     else:
-        found = store.list_pool(ctx.org_id, query.pool, query.limit, start)
-    return page(found.items, found.last_key, scope, view)
+        agents = store.list_pool(ctx.org_id, query.pool, query.limit, start)
+    return AgentList(items=agents.items, next_token=next_token(agents.last_key, scope))
 
 
 def heartbeat(ctx: Ctx, agent_id: str) -> None:
@@ -86,12 +70,10 @@ def heartbeat(ctx: Ctx, agent_id: str) -> None:
         raise Unavailable("the agent is busy; retry", headers={"Retry-After": "1"}) from None
 
 
-def deactivate(ctx: Ctx, agent_id: str) -> dict[str, Any]:
-    agent = store.get(ctx.org_id, agent_id, consistent=True)
-    if agent is None:
-        raise NotFound(f"no agent {agent_id}")
+def deactivate(ctx: Ctx, agent_id: str) -> Agent:
+    agent = found(store.get(ctx.org_id, agent_id, consistent=True), "agent", agent_id)
     if agent.status == INACTIVE:
-        return view(agent)  # deactivating twice is a no-op
+        return agent  # deactivating twice is a no-op
     now = ctx.iso()
     tx = ctx.tx()
     tx.update("agent", store.deactivate_update(ctx.org_id, agent_id, now))
@@ -102,7 +84,7 @@ def deactivate(ctx: Ctx, agent_id: str) -> dict[str, Any]:
         pass  # deactivated concurrently: the outcome is the same
     # An inactive agent keeps no socket open: its events stop at once.
     fanout.close_opened_with(ctx.org_id, agent_id=agent_id)
-    return view(replace(agent, status=INACTIVE, updated_at=now))
+    return agent.model_copy(update={"status": INACTIVE, "updated_at": now})
 
 
 # --- for the jobs and instances domains ---------------------------------------------

@@ -11,81 +11,61 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
 from chalicelib.core.config import settings
+from chalicelib.agents.models import Agent
 
-ACTIVE, INACTIVE = "active", "inactive"
+ACTIVE: Final = "active"
+INACTIVE: Final = "inactive"
 
 
 def _table() -> str:
     return settings().main_table
 
 
-def agent_key(org_id: str, agent_id: str) -> dict:
+def agent_key(org_id: str, agent_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#AGENT#{agent_id}", "SK": "AGENT"}
 
 
-@dataclass(frozen=True)
-class Agent:
-    """The agent item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+def to_item(org_id: str, agent: Agent) -> dict[str, Any]:
+    """The agent's item: keys, the list index, tags and metadata as JSON text."""
+    return {
+        **agent_key(org_id, agent.agent_id), "type": "agent", "orgId": org_id, "agentId": agent.agent_id,
+        "name": agent.name, "pools": agent.pools, "status": agent.status, "createdAt": agent.created_at,
+        "updatedAt": agent.updated_at, "lastSeenAt": agent.last_seen_at, "heartbeatMs": agent.heartbeat_ms,
+        # JSON text: arbitrary client JSON (nulls, floats) survives DynamoDB unchanged.
+        "tagsJson": json.dumps(agent.tags) if agent.tags is not None else None,
+        "metadataJson": json.dumps(agent.metadata) if agent.metadata is not None else None,
+        "GSI1PK": f"ORG#{org_id}#AGENTS", "GSI1SK": agent.agent_id,
+    }
 
-    org_id: str
-    agent_id: str
-    name: str
-    pools: list[str]
-    status: str
-    tags: dict[str, str] | list[str] | None
-    metadata: dict[str, Any] | None
-    created_at: str
-    updated_at: str | None = None
-    last_seen_at: str | None = None
-    heartbeat_ms: int | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-    def to_item(self) -> dict:
-        org_id, agent_id = self.org_id, self.agent_id
-        return {
-            **agent_key(org_id, agent_id), "type": "agent", "orgId": org_id, "agentId": agent_id, "name": self.name,
-            "pools": self.pools, "status": self.status, "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "lastSeenAt": self.last_seen_at, "heartbeatMs": self.heartbeat_ms,
-            # JSON text: arbitrary client JSON (nulls, floats) survives DynamoDB unchanged.
-            "tagsJson": json.dumps(self.tags) if self.tags is not None else None,
-            "metadataJson": json.dumps(self.metadata) if self.metadata is not None else None,
-            "GSI1PK": f"ORG#{org_id}#AGENTS", "GSI1SK": agent_id,
-        }
-
-    @classmethod
-    def from_item(cls, item: dict) -> "Agent":
-        return cls(org_id=item["orgId"], agent_id=item["agentId"], name=item["name"],
-                   pools=list(item.get("pools") or []), status=item["status"],
-                   tags=json.loads(item["tagsJson"]) if item.get("tagsJson") else None,
-                   metadata=json.loads(item["metadataJson"]) if item.get("metadataJson") else None,
-                   created_at=item["createdAt"], updated_at=item.get("updatedAt"),
-                   last_seen_at=item.get("lastSeenAt"),
-                   heartbeat_ms=int(item["heartbeatMs"]) if item.get("heartbeatMs") is not None else None)
+def from_item(item: dict[str, Any]) -> Agent:
+    return Agent(agent_id=item["agentId"], name=item["name"], pools=list(item.get("pools") or []),
+                 status=item["status"], tags=json.loads(item["tagsJson"]) if item.get("tagsJson") else None,
+                 metadata=json.loads(item["metadataJson"]) if item.get("metadataJson") else None,
+                 created_at=item["createdAt"], updated_at=item.get("updatedAt"), last_seen_at=item.get("lastSeenAt"),
+                 heartbeat_ms=int(item["heartbeatMs"]) if item.get("heartbeatMs") is not None else None)
 
 
 @dataclass(frozen=True)
 class AgentPage:
     items: list[Agent]
-    last_key: dict | None
+    last_key: dict[str, Any] | None
 
 
-def _agent(item: dict | None) -> Agent | None:
-    return Agent.from_item(item) if item else None
+def _agent(item: dict[str, Any] | None) -> Agent | None:
+    return from_item(item) if item else None
 
 
-def agent_put(agent: Agent) -> dynamo.Put:
-    return dynamo.Put(_table(), agent.to_item(), condition="attribute_not_exists(PK)")
+def agent_put(org_id: str, agent: Agent) -> dynamo.Put:
+    return dynamo.Put(_table(), to_item(org_id, agent), condition="attribute_not_exists(PK)")
 
 
-def key_put(key_item: dict) -> dynamo.Put:
+def key_put(key_item: dict[str, Any]) -> dynamo.Put:
     """The agent's own API key (core/auth.py mints the item)."""
     return dynamo.Put(_table(), key_item, condition="attribute_not_exists(PK)")
 
@@ -151,17 +131,17 @@ def heartbeat_unchanged_check(org_id: str, agent_id: str, heartbeat_ms: int | No
                                  values={":hb": heartbeat_ms})
 
 
-def list_agents(org_id: str, limit: int, start_key: dict | None) -> AgentPage:
+def list_agents(org_id: str, limit: int, start_key: dict[str, Any] | None) -> AgentPage:
     page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#AGENTS"}, index="GSI1",
                         limit=limit, start_key=start_key)
-    return AgentPage([Agent.from_item(i) for i in page.items], page.last_key)
+    return AgentPage([from_item(i) for i in page.items], page.last_key)
 
 
-def list_pool(org_id: str, pool: str, limit: int, start_key: dict | None) -> AgentPage:
+def list_pool(org_id: str, pool: str, limit: int, start_key: dict[str, Any] | None) -> AgentPage:
     """The agents of a pool: one Query of its memberships, one BatchGetItem of the agents."""
     page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#POOL#{pool}"}, index="GSI1",
                         limit=limit, start_key=start_key)
     ids = [i["agentId"] for i in page.items]
     found = dynamo.batch_get(_table(), [agent_key(org_id, a) for a in ids]) if ids else []
-    by_id = {item["agentId"]: Agent.from_item(item) for item in found}
+    by_id = {item["agentId"]: from_item(item) for item in found}
     return AgentPage([by_id[a] for a in ids if a in by_id], page.last_key)

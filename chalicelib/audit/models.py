@@ -25,7 +25,10 @@ class AuditQuery(ApiModel):
         return value
 
 
+# The entity as the store reads it (core/audit.py writes the item) and GET /audit shows it.
 class AuditEvent(ResponseModel):
+    """One audit event."""
+
     event_id: str
     entity_type: str
     entity_id: str

@@ -7,12 +7,12 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.audit import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.audit.models"), lazy("chalicelib.audit.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 
@@ -22,6 +22,5 @@ bp = Blueprint(__name__)
           summary="Audit events newest first: by entity, by traceId, since a time")
 def read_audit(call: Call) -> models.AuditPage:
     q = call.query
-    page = service.read(call.ctx,
+    return service.read(call.ctx,
                         service.ReadAudit(q.entity_type, q.entity_id, q.trace_id, q.since, q.limit, q.next_token))
-    return models.AuditPage.model_validate(page)

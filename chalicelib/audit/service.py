@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chalicelib.audit import store
+from chalicelib.audit.models import AuditPage
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import ValidationError
@@ -20,7 +21,7 @@ class ReadAudit:
     next_token: str | None = None
 
 
-def read(ctx: Ctx, command: ReadAudit) -> dict:
+def read(ctx: Ctx, command: ReadAudit) -> AuditPage:
     if (command.entity_type is None) != (command.entity_id is None):
         missing = "entityId" if command.entity_id is None else "entityType"
         raise ValidationError.field(missing, "entityType and entityId go together")
@@ -38,5 +39,6 @@ def read(ctx: Ctx, command: ReadAudit) -> dict:
             raise ValidationError.field("since", "out of range")
         since_id = ids.time_bound(ms, upper=False)
     scope = f"audit:{ctx.org_id}:{selection.pk}:{since_id}:{trace_filter}"
-    page = store.query(selection, since_id, trace_filter, command.limit, paging.start_key(command.next_token, scope))
-    return {"items": [store.public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}
+    events, last_key = store.query(selection, since_id, trace_filter, command.limit,
+                                   paging.start_key(command.next_token, scope))
+    return AuditPage(items=events, next_token=paging.next_token(last_key, scope))

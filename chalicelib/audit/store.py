@@ -8,7 +8,9 @@ Event ids are ULIDs: "since T" is "id >= ids.time_bound(T)", newest first is a b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from chalicelib.audit.models import AuditEvent
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
 
@@ -36,19 +38,22 @@ def by_trace(org_id: str, trace_id: str) -> Selection:
 
 
 def query(selection: Selection, since_id: str | None, trace_id: str | None, limit: int,
-          start_key: dict | None) -> dynamo.Page:
+          start_key: dict[str, Any] | None) -> tuple[list[AuditEvent], dict[str, Any] | None]:
     """One Query, newest first, at most `limit` items read (a trace filter on an entity's
     history may return fewer, with a nextToken to go on)."""
     condition = "#pk = :pk" + (" AND #sk >= :since" if since_id else "")
     names = {"#pk": selection.pk_name, **({"#sk": selection.sk_name} if since_id else {})}
-    values: dict = {":pk": selection.pk, **({":since": since_id} if since_id else {})}
+    values: dict[str, Any] = {":pk": selection.pk, **({":since": since_id} if since_id else {})}
     flt = None
     if trace_id:
         flt, values[":trace"] = "traceId = :trace", trace_id
-    return dynamo.query(settings().main_table, condition, values, names=names, index=selection.index,
+    page = dynamo.query(settings().main_table, condition, values, names=names, index=selection.index,
                         limit=limit, start_key=start_key, forward=False, filter=flt)
+    return [from_item(i) for i in page.items], page.last_key
 
 
-def public(item: dict) -> dict:
-    return {k: item.get(k) for k in ("eventId", "entityType", "entityId", "action", "actor", "traceId", "at",
-                                     "details")}
+FIELDS = ("eventId", "entityType", "entityId", "action", "actor", "traceId", "at", "details")
+
+
+def from_item(item: dict[str, Any]) -> AuditEvent:
+    return AuditEvent.model_validate({k: item[k] for k in FIELDS if item.get(k) is not None})

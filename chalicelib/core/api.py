@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, strict_json
+from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, response_check, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.core.tx import TransactionConflict
@@ -403,11 +403,14 @@ def _dump(value: Any) -> Any:
 
 def _render(spec: Endpoint, value: Any) -> dict:
     if isinstance(value, Reply):
-        return {"statusCode": value.status, "headers": {"Content-Type": JSON, **value.headers},
-                "body": _dump(value.body)}
-    if value is None and spec.status == 204:
+        result = {"statusCode": value.status, "headers": {"Content-Type": JSON, **value.headers},
+                  "body": _dump(value.body)}
+    elif value is None and spec.status == 204:
         return {"statusCode": 204, "headers": {}, "body": None}
-    return {"statusCode": spec.status, "headers": {"Content-Type": JSON}, "body": _dump(value)}
+    else:
+        result = {"statusCode": spec.status, "headers": {"Content-Type": JSON}, "body": _dump(value)}
+    response_check.check_response(spec, result)  # tests only (CHECK_RESPONSES=1): the body is the declared model
+    return result
 
 
 def _error(error: ApiError) -> dict:

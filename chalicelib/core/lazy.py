@@ -9,7 +9,7 @@ string (see `core.api.endpoint`) and reach their service through a
     if TYPE_CHECKING:
         from chalicelib.jobs import models, service
     else:
-        models, service = lazy("chalicelib.jobs.models"), lazy("chalicelib.jobs.service")
+        models, service = domain_of(__name__)
 """
 from __future__ import annotations
 
@@ -49,3 +49,9 @@ def import_all() -> None:
 def lazy(name: str) -> Any:
     """A LazyModule for `name` (Any: callers declare the real module under TYPE_CHECKING)."""
     return LazyModule(name)
+
+
+def domain_of(routes_module: str) -> tuple[Any, Any]:
+    """LazyModules for the `models` and `service` beside a routes module (`chalicelib.jobs.routes`)."""
+    package = routes_module.rpartition(".")[0]
+    return lazy(f"{package}.models"), lazy(f"{package}.service")

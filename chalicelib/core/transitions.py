@@ -8,6 +8,8 @@ from __future__ import annotations
 import enum
 from typing import Mapping, Protocol, TypeVar
 
+from chalicelib.core.errors import InvalidTransition
+
 
 class Answer(str, enum.Enum):
     MOVE = "move"
@@ -29,3 +31,12 @@ def judge(moves: Mapping[S, frozenset[S]], current: S, wanted: S) -> Answer:
     if wanted == current and not current.terminal:
         return Answer.NOOP
     return Answer.INVALID
+
+
+def moves(answer: Answer, kind: str, current: enum.Enum, wanted: enum.Enum, note: str = "") -> bool:
+    """A PUT's answer as the service acts on it: True to move, False for the status it already has,
+    409 INVALID_TRANSITION (naming the status field) for anything else."""
+    if answer is Answer.INVALID:
+        raise InvalidTransition(f"a {current.value} {kind} cannot become {wanted.value}{note}",
+                                [{"field": "status", "message": f"{current.value} -> {wanted.value}"}])
+    return answer is Answer.MOVE

@@ -4,7 +4,7 @@ from typing import Any, Optional
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, ResponseModel, bounded_json
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 
 MAX_METADATA_BYTES = 16 * 1024
 
@@ -26,7 +26,10 @@ class CreateInstanceRequest(ApiModel):
         return json_object(value)
 
 
+# The entity: the store maps it to and from its item, the routes answer with it.
 class Instance(ResponseModel):
+    """A game-server instance, owned by one agent."""
+
     instance_id: str
     agent_id: str
     name: str
@@ -35,9 +38,8 @@ class Instance(ResponseModel):
     created_at: str
 
 
-class InstanceList(ResponseModel):
+class InstanceList(PageModel):
     items: list[Instance]
-    next_token: Optional[str] = None
 
 
 class InstanceListQuery(ApiModel):

@@ -6,13 +6,12 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
-    from chalicelib.core.paging import Page
     from chalicelib.instances import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.instances.models"), lazy("chalicelib.instances.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Instances and logs"
@@ -28,7 +27,7 @@ def create_instance(call: Call) -> models.Instance:
 @endpoint(bp, "/instances", "GET", scope=Scope.AGENT, query="InstanceListQuery",
           response="InstanceList", tag=TAG,
           summary="List instances, oldest first (an agent key: its own agent's only)")
-def list_instances(call: Call) -> Page[models.Instance]:
+def list_instances(call: Call) -> models.InstanceList:
     return service.list_instances(call.ctx, call.query)
 
 

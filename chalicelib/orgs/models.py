@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 from pydantic import AwareDatetime, Field
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
 
 
 class CreateOrgRequest(ApiModel):
@@ -25,7 +25,12 @@ class CreateKeyRequest(ApiModel):
     expires_at: Optional[AwareDatetime] = None
 
 
-class KeyInfo(ResponseModel):
+# A key as the store lists it (core/auth.py mints and reads the key item itself).
+class KeyInfo(ShowsNulls):
+    """An API key as listed: never its secret; unset fields are null."""
+
+    shown_null = ("agentId", "expiresAt", "revokedAt")
+
     key_id: str
     name: str
     scope: str

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
-    from chalicelib.core.paging import Page
-    from chalicelib.orgs import service
+    from chalicelib.orgs import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    service = lazy("chalicelib.orgs.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Organizations and keys"
@@ -21,19 +20,19 @@ TAG = "Organizations and keys"
 @endpoint(bp, "/orgs", "POST", scope=Scope.ADMIN, body="CreateOrgRequest", response="OrgCreated",
           status=201, summary="Create an organization and its first admin key (root admins only)", tag=TAG,
           errors=(409,))
-def create_org(call: Call) -> dict[str, Any]:
+def create_org(call: Call) -> models.OrgCreated:
     return service.create_org(call.ctx, call.body)
 
 
 @endpoint(bp, "/keys", "POST", scope=Scope.ADMIN, body="CreateKeyRequest", response="KeyCreated",
           status=201, summary="Create an API key (shown once)", tag=TAG, errors=(409,))
-def create_key(call: Call) -> dict[str, Any]:
+def create_key(call: Call) -> models.KeyCreated:
     return service.create_key(call.ctx, call.body)
 
 
 @endpoint(bp, "/keys", "GET", scope=Scope.ADMIN, query="ListQuery", response="KeyList",
           summary="List the organization's keys (never their secrets)", tag=TAG)
-def list_keys(call: Call) -> Page[dict[str, Any]]:
+def list_keys(call: Call) -> models.KeyList:
     return service.list_keys(call.ctx, call.query)
 
 

@@ -12,15 +12,15 @@ from chalicelib.core.auth import Scope, new_key
 from chalicelib.core.context import Ctx
 from chalicelib.fanout import fanout
 from chalicelib.core.errors import Forbidden, NotFound, ValidationError
-from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TxFailed
 from chalicelib.orgs import models, store
-from chalicelib.orgs.store import ApiKey
+from chalicelib.orgs.models import KeyCreated, KeyList, OrgCreated
 
 log = logging.getLogger(__name__)
 
 
-def create_org(ctx: Ctx, command: models.CreateOrgRequest) -> dict[str, Any]:
+def create_org(ctx: Ctx, command: models.CreateOrgRequest) -> OrgCreated:
     principal = ctx.principal
     if principal is None or not (principal.root and principal.scope is Scope.ADMIN):
         raise Forbidden("only an admin key of the root organization may create organizations")
@@ -32,10 +32,10 @@ def create_org(ctx: Ctx, command: models.CreateOrgRequest) -> dict[str, Any]:
     tx.put("key", store.key_item_put(key_item))
     tx.audit("org", org_id, "created", {"name": name})  # in the creating (root) organization's trail
     tx.commit()
-    return {"orgId": org_id, "name": name, "adminKey": api_key, "createdAt": key_item["createdAt"]}
+    return OrgCreated(org_id=org_id, name=name, admin_key=api_key, created_at=key_item["createdAt"])
 
 
-def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> dict[str, Any]:
+def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> KeyCreated:
     c = command
     if c.scope == Scope.AGENT.value and not c.agent_id:
         raise ValidationError.field("agentId", "an agent key must name the agent it is bound to")
@@ -57,7 +57,7 @@ def create_key(ctx: Ctx, command: models.CreateKeyRequest) -> dict[str, Any]:
         if failed.name == "agent":
             raise NotFound(f"no agent {c.agent_id}", [{"field": "agentId", "message": "no such agent"}]) from None
         raise
-    return {**key_info(ApiKey.from_item(item)), "apiKey": api_key}
+    return KeyCreated(**dict(store.key_from_item(item)), api_key=api_key)
 
 
 def revoke_key(ctx: Ctx, key_id: str) -> None:
@@ -69,8 +69,8 @@ def revoke_key(ctx: Ctx, key_id: str) -> None:
     except TxFailed as failed:
         if failed.name != "key":
             raise
-        key = store.get_key(key_id)
-        if not (key is not None and key.org_id == ctx.org_id and key.revoked_at):
+        found = store.get_key(key_id)
+        if not (found is not None and found[0] == ctx.org_id and found[1].revoked_at):
             raise NotFound(f"no key {key_id}") from None
         # already revoked: DELETE is idempotent (and closes what may still be open)
     # Revocation is at once, sockets included: REST fails from the commit on,
@@ -78,16 +78,10 @@ def revoke_key(ctx: Ctx, key_id: str) -> None:
     fanout.close_opened_with(ctx.org_id, key_id=key_id)
 
 
-def key_info(key: ApiKey) -> dict[str, Any]:
-    """A key as GET /keys shows it (never its secret; unset fields are null)."""
-    return {"keyId": key.key_id, "name": key.name, "scope": key.scope, "agentId": key.agent_id,
-            "expiresAt": key.expires_at, "revokedAt": key.revoked_at, "createdAt": key.created_at}
-
-
-def list_keys(ctx: Ctx, query: models.ListQuery) -> Page[dict[str, Any]]:
+def list_keys(ctx: Ctx, query: models.ListQuery) -> KeyList:
     scope = f"keys:{ctx.org_id}"
-    found = store.list_keys(ctx.org_id, query.limit, start_key(query.next_token, scope))
-    return page(found.items, found.last_key, scope, key_info)
+    keys = store.list_keys(ctx.org_id, query.limit, start_key(query.next_token, scope))
+    return KeyList(items=keys.items, next_token=next_token(keys.last_key, scope))
 
 
 def org_ids(ctx: Ctx) -> Iterator[str]:

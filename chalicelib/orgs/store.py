@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
 from chalicelib.core.auth import key_pk
 from chalicelib.core.config import settings
+from chalicelib.orgs.models import KeyInfo
 
 ROOT_KEY = {"PK": "ROOT", "SK": "ROOT"}
 ALL_ORGS = "ORGS"
@@ -46,39 +48,25 @@ def root_org_id() -> str | None:
     return item["orgId"] if item else None
 
 
-@dataclass(frozen=True)
-class ApiKey:
-    """A key item as listed (core/auth.py mints and reads the item itself; its hash never leaves the store)."""
-
-    key_id: str
-    org_id: str
-    name: str
-    scope: str
-    agent_id: str | None
-    expires_at: str | None
-    revoked_at: str | None
-    created_at: str
-
-    @classmethod
-    def from_item(cls, item: dict) -> "ApiKey":
-        return cls(key_id=item["keyId"], org_id=item["orgId"], name=item["name"], scope=item["scope"],
-                   agent_id=item.get("agentId"), expires_at=item.get("expiresAt"),
-                   revoked_at=item.get("revokedAt"), created_at=item["createdAt"])
+def key_from_item(item: dict[str, Any]) -> KeyInfo:
+    return KeyInfo(key_id=item["keyId"], name=item["name"], scope=item["scope"], agent_id=item.get("agentId"),
+                   expires_at=item.get("expiresAt"), revoked_at=item.get("revokedAt"), created_at=item["createdAt"])
 
 
 @dataclass(frozen=True)
 class KeyPage:
-    items: list[ApiKey]
-    last_key: dict | None
+    items: list[KeyInfo]
+    last_key: dict[str, Any] | None
 
 
-def key_item_put(item: dict) -> dynamo.Put:
+def key_item_put(item: dict[str, Any]) -> dynamo.Put:
     return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
 
 
-def get_key(key_id: str) -> ApiKey | None:
+def get_key(key_id: str) -> tuple[str, KeyInfo] | None:
+    """The key and the organization it belongs to."""
     item = dynamo.get(_table(), key_pk(key_id))
-    return ApiKey.from_item(item) if item else None
+    return (item["orgId"], key_from_item(item)) if item else None
 
 
 def revoke_update(org_id: str, key_id: str) -> dynamo.Update:
@@ -88,7 +76,7 @@ def revoke_update(org_id: str, key_id: str) -> dynamo.Update:
                          values={":org": org_id})
 
 
-def list_keys(org_id: str, limit: int, start_key: dict | None) -> KeyPage:
+def list_keys(org_id: str, limit: int, start_key: dict[str, Any] | None) -> KeyPage:
     page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#KEYS"}, index="GSI1",
                         limit=limit, start_key=start_key)
-    return KeyPage([ApiKey.from_item(i) for i in page.items], page.last_key)
+    return KeyPage([key_from_item(i) for i in page.items], page.last_key)

@@ -1,9 +1,9 @@
 """Sessions over HTTP: requests (camelCase, snake_case accepted) and responses."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, get_args
+from typing import Annotated, Any, Literal, Optional, get_args
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from chalicelib.core.models import ApiModel, PageModel, ResponseModel, bounded_json
 from chalicelib.sessions.rules import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Status
@@ -23,18 +23,18 @@ def metadata_object(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for key in value:
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValueError(f"keys are 1 to {MAX_KEY_LENGTH} characters")
-    return bounded_json(value, MAX_METADATA_BYTES)
+    bounded_json(value, MAX_METADATA_BYTES)
+    return value
+
+
+# A request's metadata: checked by metadata_object wherever a request carries it.
+Metadata = Annotated[Optional[dict[str, Any]], AfterValidator(metadata_object)]
 
 
 class CreateSessionRequest(ApiModel):
     agent_role: str = Field(min_length=1, max_length=128)
     task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    metadata: Optional[dict[str, Any]] = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return metadata_object(value)
+    metadata: Metadata = None
 
 
 class UpdateSessionRequest(ApiModel):
@@ -42,12 +42,7 @@ class UpdateSessionRequest(ApiModel):
 
     status: Optional[Status] = None
     task_id: Optional[str] = Field(default=None, min_length=1, max_length=64)
-    metadata: Optional[dict[str, Any]] = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return metadata_object(value)
+    metadata: Metadata = None
 
 
 # Query enums as Literal: the OpenAPI document inlines query parameter schemas (no $defs there).
@@ -68,7 +63,10 @@ class ActiveListQuery(ApiModel):
     next_token: Optional[str] = None
 
 
+# The entity: the store maps it to and from its item, the routes answer with it.
 class Session(ResponseModel):
+    """A session."""
+
     session_id: str
     agent_role: str
     status: Status
@@ -76,6 +74,8 @@ class Session(ResponseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: str
     updated_at: str
+    # Not in the API: the agent whose key created it (its events reach that agent).
+    owner_agent_id: Optional[str] = Field(default=None, exclude=True)
 
 
 class SessionList(PageModel):

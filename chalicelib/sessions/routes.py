@@ -8,12 +8,12 @@ from chalice import Blueprint
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.sessions.rules import Status
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.sessions import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.sessions.models"), lazy("chalicelib.sessions.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
@@ -23,8 +23,7 @@ TAG = "Sessions, tasks, approvals, audit"
           status=201, tag=TAG, summary="Start a session (status pending)")
 def create_session(call: Call) -> models.Session:
     b = call.body
-    view = service.create(call.ctx, service.CreateSession(b.agent_role, b.task_id, b.metadata))
-    return models.Session.model_validate(view)
+    return service.create(call.ctx, service.CreateSession(b.agent_role, b.task_id, b.metadata))
 
 
 @endpoint(bp, "/sessions", "GET", scope=Scope.AGENT, query="SessionListQuery", response="SessionList",
@@ -32,23 +31,21 @@ def create_session(call: Call) -> models.Session:
 def list_sessions(call: Call) -> models.SessionList:
     q = call.query
     status = Status(q.status) if q.status else None
-    page = service.list_sessions(call.ctx, service.ListSessions(status, q.page, q.page_size, q.next_token))
-    return models.SessionList.model_validate(page)
+    return service.list_sessions(call.ctx, service.ListSessions(status, q.page, q.page_size, q.next_token))
 
 
 @endpoint(bp, "/sessions/active", "GET", scope=Scope.AGENT, query="ActiveListQuery",
           response="SessionList", tag=TAG, summary="Active sessions, newest first, with their total")
 def list_active_sessions(call: Call) -> models.SessionList:
     q = call.query
-    page = service.list_sessions(call.ctx,
+    return service.list_sessions(call.ctx,
                                  service.ListSessions(Status.ACTIVE, q.page, q.page_size, q.next_token))
-    return models.SessionList.model_validate(page)
 
 
 @endpoint(bp, "/sessions/{sessionId}", "GET", scope=Scope.AGENT, response="Session", tag=TAG,
           errors=(404,), summary="One session")
 def get_session(call: Call) -> models.Session:
-    return models.Session.model_validate(service.get(call.ctx, call.params["sessionId"]))
+    return service.get(call.ctx, call.params["sessionId"])
 
 
 @endpoint(bp, "/sessions/{sessionId}", "PUT", scope=Scope.AGENT, body="UpdateSessionRequest",
@@ -56,6 +53,5 @@ def get_session(call: Call) -> models.Session:
           summary="Move the status, set taskId, merge metadata key by key (null removes a key)")
 def update_session(call: Call) -> models.Session:
     b = call.body
-    view = service.update(call.ctx, service.UpdateSession(call.params["sessionId"], b.status, b.task_id,
-                                                               b.metadata))
-    return models.Session.model_validate(view)
+    return service.update(call.ctx, service.UpdateSession(call.params["sessionId"], b.status, b.task_id,
+                                                          b.metadata))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import Any
 
 from chalicelib.core.transitions import Answer, judge
 
@@ -52,7 +53,7 @@ def may_edit(current: Status) -> bool:
     return not current.terminal
 
 
-def merge_metadata(current: dict, patch: dict) -> dict:
+def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """Top-level merge (RFC 7396 at depth one): each key of `patch` replaces that key, null removes it."""
     merged = dict(current)
     for key, value in patch.items():

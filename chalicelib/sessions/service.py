@@ -8,18 +8,19 @@ rules (409 INVALID_TRANSITION once the session is terminal).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import InvalidTransition, NotFound, Unavailable, ValidationError
+from chalicelib.core.errors import InvalidTransition, Unavailable, ValidationError
+from chalicelib.core.lookup import ULID, found, minted
 from chalicelib.core.tx import Tx, TxFailed, retry_conflicts
 from chalicelib.sessions import rules, store
-from chalicelib.sessions.rules import Answer, Status
+from chalicelib.sessions.models import Session, SessionList
+from chalicelib.core.transitions import Answer, moves
+from chalicelib.sessions.rules import Status
 
-ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 EVENT = "session:updated"
 RETENTION_PAGE = 100
 _READ_ATTEMPTS = 8  # re-reads after a lost condition: only a steady stream of other writers exhausts them
@@ -52,61 +53,51 @@ def _owner(ctx: Ctx) -> str | None:
     return ctx.principal.agent_id if ctx.principal is not None else None
 
 
-def _commit(tx) -> None:
+def _commit(tx: Tx) -> None:
     retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
 
 
-def create(ctx: Ctx, command: CreateSession) -> dict:
+def _event(session: Session) -> dict[str, Any]:
+    """`session:updated` carries the session as GET /sessions/{id} shows it."""
+    return session.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def create(ctx: Ctx, command: CreateSession) -> Session:
     now = ctx.iso()
-    session = store.Session(org_id=ctx.org_id, session_id=ids.new_id(), agent_role=command.agent_role,
-                            status=Status.PENDING, created_at=now, updated_at=now, task_id=command.task_id,
-                            metadata=rules.merge_metadata({}, command.metadata or {}), owner_agent_id=_owner(ctx))
-    view = session.public()
+    session = Session(session_id=ids.new_id(), agent_role=command.agent_role,
+                      status=Status.PENDING, created_at=now, updated_at=now, task_id=command.task_id,
+                      metadata=rules.merge_metadata({}, command.metadata or {}), owner_agent_id=_owner(ctx))
     tx = ctx.tx()
-    tx.put("session", store.put_new(session))
-    tx.put("list", store.put_list_entry(session))
+    tx.put("session", store.put_new(ctx.org_id, session))
+    tx.put("list", store.put_list_entry(ctx.org_id, session))
     tx.update("counts", store.count_new(ctx.org_id, session.status))
     tx.audit("session", session.session_id, "created",
              {"agentRole": session.agent_role, "taskId": session.task_id, "status": session.status.value})
-    tx.emit(EVENT, view, agent_id=session.owner_agent_id)
+    tx.emit(EVENT, _event(session), agent_id=session.owner_agent_id)
     _commit(tx)
-    return view
-
-
-def load(ctx: Ctx, session_id: str) -> store.Session:
-    if not ULID.fullmatch(session_id):
-        raise NotFound(f"no session {session_id[:64]}")
-    session = store.get(ctx.org_id, session_id)
-    if session is None:
-        raise NotFound(f"no session {session_id}")
     return session
 
 
-def get(ctx: Ctx, session_id: str) -> dict:
-    return load(ctx, session_id).public()
+def get(ctx: Ctx, session_id: str) -> Session:
+    return found(store.get(ctx.org_id, minted("session", session_id)), "session", session_id)
 
 
-def update(ctx: Ctx, command: UpdateSession) -> dict:
+def update(ctx: Ctx, command: UpdateSession) -> Session:
     for _ in range(_READ_ATTEMPTS):
-        session = load(ctx, command.session_id)
+        session = get(ctx, command.session_id)
         current = session.status
-        moving = False
-        if command.status is not None:
-            answer = rules.transition(current, command.status)
-            if answer is Answer.INVALID:
-                raise InvalidTransition(f"a {current.value} session cannot become {command.status.value}",
-                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
-            moving = answer is Answer.MOVE
+        moving = command.status is not None and moves(rules.transition(current, command.status), "session",
+                                                      current, command.status)
         edits = command.task_id is not None or bool(command.metadata)
         if edits and not rules.may_edit(current):
             raise InvalidTransition(f"a {current.value} session is final: taskId and metadata no longer change")
         if not moving and not edits:
-            return session.public()  # same-state update: nothing to write
+            return session  # same-state update: nothing to write
         now = ctx.iso()
         new_status = command.status if moving and command.status is not None else current
-        after = store.Session(**{**session.__dict__, "status": new_status, "updated_at": now,
-                                 "task_id": command.task_id or session.task_id,
-                                 "metadata": rules.merge_metadata(session.metadata, command.metadata or {})})
+        after = session.model_copy(update={"status": new_status, "updated_at": now,
+                                           "task_id": command.task_id or session.task_id,
+                                           "metadata": rules.merge_metadata(session.metadata, command.metadata or {})})
         details: dict[str, Any] = {}
         if moving:
             details["status"] = {"from": current.value, "to": new_status.value}
@@ -120,15 +111,14 @@ def update(ctx: Ctx, command: UpdateSession) -> dict:
         if moving:
             tx.update("counts", store.count_move(ctx.org_id, current, new_status))
         tx.audit("session", session.session_id, "updated", details)
-        view = after.public()
-        tx.emit(EVENT, view, agent_id=session.owner_agent_id)
+        tx.emit(EVENT, _event(after), agent_id=session.owner_agent_id)
         try:
             _commit(tx)
         except TxFailed as failed:
             if failed.name == "session":
                 continue  # someone moved it since we read it: decide again on what is there now
             raise
-        return view
+        return after
     raise Unavailable("the session is busy with other changes; retry", headers={"Retry-After": "1"})
 
 
@@ -136,7 +126,7 @@ def _scope(ctx: Ctx, status: Status | None) -> str:
     return f"sessions:{ctx.org_id}:{status.value if status else '*'}"
 
 
-def list_sessions(ctx: Ctx, command: ListSessions) -> dict:
+def list_sessions(ctx: Ctx, command: ListSessions) -> SessionList:
     """Page k: k x pageSize keys from the keys-only index (or pageSize after a nextToken), then one
     BatchGetItem for the page's sessions and the counters behind `total`."""
     scope = _scope(ctx, command.status)
@@ -159,17 +149,16 @@ def list_sessions(ctx: Ctx, command: ListSessions) -> dict:
     more = bool(found.last_key) and len(window) == size
     token = paging.next_token({"k": _index_key(window[-1]), "p": page_no}, scope) if more else None
     total = int(counts.get(command.status.value if command.status else store.ALL, 0))
-    return {"sessions": [s.public() for s in sessions], "total": max(total, 0), "page": page_no,
-            "pageSize": size, "nextToken": token}
+    return SessionList(sessions=sessions, total=max(total, 0), page=page_no, page_size=size, next_token=token)
 
 
-def _index_key(key: dict) -> dict:
+def _index_key(key: dict[str, Any]) -> dict[str, Any]:
     return {k: key[k] for k in ("PK", "SK", "GSI5PK", "GSI5SK")}
 
 
 # --- retention -----------------------------------------------------------------
 
-def expire_old(ctx: Ctx) -> dict:
+def expire_old(ctx: Ctx) -> dict[str, int]:
     """Expire every open session created more than SESSION_RETENTION_DAYS ago, in pages of 100 per
     index shard. Each expiry is conditional on the status it found, so a second run (or one racing
     a client's update) changes nothing twice."""
@@ -180,8 +169,8 @@ def expire_old(ctx: Ctx) -> dict:
         start = None
         while True:
             sessions, start = store.open_before(shard, bound, RETENTION_PAGE, start)
-            for session in sessions:
-                if _expire_one(ctx.for_org(session.org_id), session):
+            for org_id, session in sessions:
+                if _expire_one(ctx.for_org(org_id), session):
                     expired += 1
                 else:
                     skipped += 1
@@ -190,18 +179,18 @@ def expire_old(ctx: Ctx) -> dict:
     return {"expired": expired, "skipped": skipped}
 
 
-def _expire_one(ctx: Ctx, session: store.Session) -> bool:
+def _expire_one(ctx: Ctx, session: Session) -> bool:
     if rules.transition(session.status, Status.EXPIRED) is not Answer.MOVE:
         return False
     now = ctx.iso()
-    after = store.Session(**{**session.__dict__, "status": Status.EXPIRED, "updated_at": now})
+    after = session.model_copy(update={"status": Status.EXPIRED, "updated_at": now})
     tx = ctx.tx()
     tx.update("session", store.change(ctx.org_id, session.session_id, session.status, now, Status.EXPIRED))
     tx.update("counts", store.count_move(ctx.org_id, session.status, Status.EXPIRED))
     tx.audit("session", session.session_id, "expired",
              {"status": {"from": session.status.value, "to": Status.EXPIRED.value},
               "retentionDays": ctx.settings.session_retention_days})
-    tx.emit(EVENT, after.public(), agent_id=session.owner_agent_id)
+    tx.emit(EVENT, _event(after), agent_id=session.owner_agent_id)
     try:
         _commit(tx)
     except TxFailed:

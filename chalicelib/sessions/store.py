@@ -1,4 +1,4 @@
-"""Sessions in the main table: keys, typed items, the writes and the queries.
+"""Sessions in the main table: keys, the item mapping of models.Session, the writes and the queries.
 
   PK ORG#{org}#SESSION#{id}, SK SESSION   the session
       GSI5PK ORG#{org}#SESSIONS#{status}, GSI5SK {id}   keys only: the list by status, newest first
@@ -17,11 +17,11 @@ exactly as sent.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.sessions.models import Session
 from chalicelib.sessions.rules import Status
 
 OPEN_SHARDS = 4  # the retention index's partitions: spreads every org's creates over 4 index partitions
@@ -33,11 +33,11 @@ def _table() -> str:
     return settings().main_table
 
 
-def key(org_id: str, session_id: str) -> dict:
+def key(org_id: str, session_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#SESSION#{session_id}", "SK": "SESSION"}
 
 
-def counts_key(org_id: str) -> dict:
+def counts_key(org_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#SESSIONS", "SK": COUNTS}
 
 
@@ -49,47 +49,28 @@ def open_partition(session_id: str) -> str:
     return f"SESSIONS#OPEN#{ord(session_id[-1]) % OPEN_SHARDS}"
 
 
-@dataclass
-class Session:
-    org_id: str
-    session_id: str
-    agent_role: str
-    status: Status
-    created_at: str
-    updated_at: str
-    task_id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    owner_agent_id: str | None = None  # the agent whose key created it: its events reach that agent
+def to_item(org_id: str, session: Session) -> dict[str, Any]:
+    """The session's item: keys, index attributes, metadata as JSON text per key."""
+    item = {
+        **key(org_id, session.session_id), "type": "session", "orgId": org_id,
+        "sessionId": session.session_id, "agentRole": session.agent_role, "status": session.status.value,
+        "taskId": session.task_id, "createdAt": session.created_at, "updatedAt": session.updated_at,
+        "ownerAgentId": session.owner_agent_id,
+        "metadata": {k: _text(v) for k, v in session.metadata.items()},
+        "GSI5PK": list_partition(org_id, session.status), "GSI5SK": session.session_id,
+    }
+    if not session.status.terminal:
+        item["GSI4PK"], item["GSI4SK"] = open_partition(session.session_id), session.session_id
+    return item
 
-    @classmethod
-    def from_item(cls, item: dict) -> "Session":
-        return cls(
-            org_id=item["orgId"], session_id=item["sessionId"], agent_role=item["agentRole"],
-            status=Status(item["status"]), created_at=item["createdAt"], updated_at=item["updatedAt"],
-            task_id=item.get("taskId"),
-            metadata={k: json.loads(v) for k, v in (item.get("metadata") or {}).items()},
-            owner_agent_id=item.get("ownerAgentId"),
-        )
 
-    def to_item(self) -> dict:
-        item = {
-            **key(self.org_id, self.session_id), "type": "session", "orgId": self.org_id,
-            "sessionId": self.session_id, "agentRole": self.agent_role, "status": self.status.value,
-            "taskId": self.task_id, "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "ownerAgentId": self.owner_agent_id,
-            "metadata": {k: _text(v) for k, v in self.metadata.items()},
-            "GSI5PK": list_partition(self.org_id, self.status), "GSI5SK": self.session_id,
-        }
-        if not self.status.terminal:
-            item["GSI4PK"], item["GSI4SK"] = open_partition(self.session_id), self.session_id
-        return item
-
-    def public(self) -> dict:
-        out = {"sessionId": self.session_id, "agentRole": self.agent_role, "status": self.status.value,
-               "metadata": self.metadata, "createdAt": self.created_at, "updatedAt": self.updated_at}
-        if self.task_id is not None:
-            out["taskId"] = self.task_id
-        return out
+def from_item(item: dict[str, Any]) -> Session:
+    return Session(
+        session_id=item["sessionId"], agent_role=item["agentRole"], status=Status(item["status"]),
+        created_at=item["createdAt"], updated_at=item["updatedAt"], task_id=item.get("taskId"),
+        metadata={k: json.loads(v) for k, v in (item.get("metadata") or {}).items()},
+        owner_agent_id=item.get("ownerAgentId"),
+    )
 
 
 def _text(value: Any) -> str:
@@ -98,13 +79,13 @@ def _text(value: Any) -> str:
 
 # --- writes -------------------------------------------------------------------
 
-def put_new(session: Session) -> dynamo.Put:
-    return dynamo.Put(_table(), session.to_item(), condition="attribute_not_exists(PK)")
+def put_new(org_id: str, session: Session) -> dynamo.Put:
+    return dynamo.Put(_table(), to_item(org_id, session), condition="attribute_not_exists(PK)")
 
 
-def put_list_entry(session: Session) -> dynamo.Put:
-    return dynamo.Put(_table(), {"PK": key(session.org_id, session.session_id)["PK"], "SK": "LIST",
-                                 "type": "session-list", "GSI5PK": list_partition(session.org_id, None),
+def put_list_entry(org_id: str, session: Session) -> dynamo.Put:
+    return dynamo.Put(_table(), {"PK": key(org_id, session.session_id)["PK"], "SK": "LIST",
+                                 "type": "session-list", "GSI5PK": list_partition(org_id, None),
                                  "GSI5SK": session.session_id})
 
 
@@ -146,13 +127,13 @@ def exists_check(org_id: str, session_id: str) -> dynamo.ConditionCheck:
 
 def get(org_id: str, session_id: str) -> Session | None:
     item = dynamo.get(_table(), key(org_id, session_id), consistent=True)
-    return Session.from_item(item) if item else None
+    return from_item(item) if item else None
 
 
-def list_keys(org_id: str, status: Status | None, want: int, start_key: dict | None = None) -> dynamo.Page:
+def list_keys(org_id: str, status: Status | None, want: int, start_key: dict[str, Any] | None = None) -> dynamo.Page:
     """Up to `want` keys of the list, newest first, from the keys-only index (several Queries
     only when `want` keys exceed one 1 MB response: about 8,000 keys)."""
-    keys: list[dict] = []
+    keys: list[dict[str, Any]] = []
     start = start_key
     while True:
         page = dynamo.query(_table(), "GSI5PK = :pk", {":pk": list_partition(org_id, status)}, index="GSI5",
@@ -163,27 +144,29 @@ def list_keys(org_id: str, status: Status | None, want: int, start_key: dict | N
             return dynamo.Page(keys, start)
 
 
-def batch_with_counts(org_id: str, index_keys: list[dict]) -> tuple[list[Session], dict]:
+def batch_with_counts(org_id: str, index_keys: list[dict[str, Any]]) -> tuple[list[Session], dict[str, Any]]:
     """The sessions behind index keys (in that order) and the org's counters, in one BatchGetItem."""
     session_keys = [{"PK": k["PK"], "SK": "SESSION"} for k in index_keys]
     items = dynamo.batch_get(_table(), [*session_keys, counts_key(org_id)])
-    counts: dict = {}
+    counts: dict[str, Any] = {}
     by_pk = {}
     for item in items:
         if item["SK"] == COUNTS:
             counts = item
         else:
-            by_pk[item["PK"]] = Session.from_item(item)
+            by_pk[item["PK"]] = from_item(item)
     return [by_pk[k["PK"]] for k in session_keys if k["PK"] in by_pk], counts
 
 
-def get_counts(org_id: str) -> dict:
+def get_counts(org_id: str) -> dict[str, Any]:
     return dynamo.get(_table(), counts_key(org_id)) or {}
 
 
-def open_before(shard: int, bound: str, limit: int, start_key: dict | None) -> tuple[list[Session], dict | None]:
-    """Open sessions of every org created before `bound` (a ULID), oldest first, one page of one shard."""
+def open_before(shard: int, bound: str, limit: int,
+                start_key: dict[str, Any] | None) -> tuple[list[tuple[str, Session]], dict[str, Any] | None]:
+    """Open sessions (with their org) of every org created before `bound` (a ULID), oldest first, one
+    page of one shard."""
     page = dynamo.query(_table(), "GSI4PK = :pk AND GSI4SK < :bound",
                         {":pk": f"SESSIONS#OPEN#{shard}", ":bound": bound}, index="GSI4",
                         limit=limit, start_key=start_key)
-    return [Session.from_item(i) for i in page.items], page.last_key
+    return [(i["orgId"], from_item(i)) for i in page.items], page.last_key

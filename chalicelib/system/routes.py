@@ -1,7 +1,7 @@
 """GET /health (no auth), GET /openapi.json and GET /asyncapi.json."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 from chalice import Blueprint
 
@@ -30,14 +30,14 @@ def health(call: Call) -> Reply:
 
 @endpoint(bp, "/openapi.json", "GET", scope=None, response=dict, tag=TAG,
           summary="This API's OpenAPI 3.1 document, generated from the models that validate requests")
-def openapi_document(call: Call) -> dict:
+def openapi_document(call: Call) -> dict[str, Any]:
     return openapi.document()
 
 
 @endpoint(bp, "/asyncapi.json", "GET", scope=None, response=dict, tag=TAG,
           summary="The WebSocket's AsyncAPI 3.0 document (connect, every event's payload schema, client actions), "
                   "generated from the models the app emits with")
-def asyncapi_document(call: Call) -> dict:
+def asyncapi_document(call: Call) -> dict[str, Any]:
     return asyncapi.document()
 
 

@@ -78,6 +78,17 @@ class Task(ResponseModel):
     approval_id: Optional[str] = None
     created_at: str
     updated_at: str
+    # Not in the API: the agent whose key created it (its events reach that agent).
+    actor_agent_id: Optional[str] = Field(default=None, exclude=True)
+
+    def event_data(self) -> dict[str, Any]:
+        """`task:updated` and approvals' `task`: the task as GET shows it, with payload (and a result
+        once one was set) present even when null, as the events have always carried them."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["payload"] = self.payload
+        if "result" in self.model_fields_set:
+            data["result"] = self.result
+        return data
 
 
 class TaskPage(PageModel):
@@ -114,6 +125,13 @@ class Approval(ResponseModel):
     created_at: str
     updated_at: str
     task: Optional[Task] = None
+
+    def event_data(self) -> dict[str, Any]:
+        """`approval:requested` / `approval:decided`: the approval with its task (see Task.event_data)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"task"})
+        if self.task is not None:
+            data["task"] = self.task.event_data()
+        return data
 
 
 class ApprovalPage(PageModel):

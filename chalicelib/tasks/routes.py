@@ -8,12 +8,12 @@ from chalice import Blueprint
 from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.tasks.rules import ApprovalStatus, TaskStatus
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.tasks import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.tasks.models"), lazy("chalicelib.tasks.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Sessions, tasks, approvals, audit"
@@ -22,12 +22,11 @@ TAG = "Sessions, tasks, approvals, audit"
 @endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body="CreateTaskRequest", response="Task",
           status=201, also=(200,), tag=TAG, errors=(409,),
           summary="Hand a task to a role; 200 with the existing task when the idempotencyKey was used already")
-def create_task(call: Call):
+def create_task(call: Call) -> models.Task | Reply:
     b = call.body
-    view, created = service.create(call.ctx, service.CreateTask(
+    task, created = service.create(call.ctx, service.CreateTask(
         idempotency_key=b.idempotency_key, to_role=b.to_role, type=b.type, payload=b.payload,
         session_id=b.session_id, from_role=b.from_role, trace_id=b.trace_id, requires_approval=b.requires_approval))
-    task = models.Task.model_validate(view)
     return task if created else Reply(task, status=200)
 
 
@@ -36,14 +35,13 @@ def create_task(call: Call):
 def list_tasks(call: Call) -> models.TaskPage:
     q = call.query
     status = TaskStatus(q.status) if q.status else None
-    page = service.list_tasks(call.ctx, service.ListTasks(status, q.to_role, q.session_id, q.limit, q.next_token))
-    return models.TaskPage.model_validate(page)
+    return service.list_tasks(call.ctx, service.ListTasks(status, q.to_role, q.session_id, q.limit, q.next_token))
 
 
 @endpoint(bp, "/tasks/{taskId}", "GET", scope=Scope.AGENT, response="Task", tag=TAG, errors=(404,),
           summary="One task")
 def get_task(call: Call) -> models.Task:
-    return models.Task.model_validate(service.get(call.ctx, call.params["taskId"]))
+    return service.get(call.ctx, call.params["taskId"])
 
 
 @endpoint(bp, "/tasks/{taskId}", "PUT", scope=Scope.AGENT, body="UpdateTaskRequest", response="Task",
@@ -51,16 +49,14 @@ def get_task(call: Call) -> models.Task:
 def update_task(call: Call) -> models.Task:
     b = call.body
     result = b.result if "result" in b.model_fields_set else ...
-    view = service.update(call.ctx, service.UpdateTask(call.params["taskId"], b.status, result))
-    return models.Task.model_validate(view)
+    return service.update(call.ctx, service.UpdateTask(call.params["taskId"], b.status, result))
 
 
 @endpoint(bp, "/status", "GET", scope=Scope.AGENT, query="StatusQuery", response="TaskPage", tag=TAG,
           summary="fetch_status: one task per idempotencyKey, in its latest state, for a session and/or a role")
 def fetch_status(call: Call) -> models.TaskPage:
     q = call.query
-    return models.TaskPage.model_validate(service.fetch_status(call.ctx, service.FetchStatus(q.session_id,
-                                                                                                 q.to_role)))
+    return service.fetch_status(call.ctx, service.FetchStatus(q.session_id, q.to_role))
 
 
 @endpoint(bp, "/approvals", "POST", scope=Scope.AGENT, body="CreateApprovalRequest",
@@ -68,16 +64,14 @@ def fetch_status(call: Call) -> models.TaskPage:
           summary="Ask for a decision on a pending task (it waits: awaiting_approval)")
 def request_approval(call: Call) -> models.Approval:
     b = call.body
-    view = service.request_approval(call.ctx, service.RequestApproval(b.task_id, b.requested_by, b.reason))
-    return models.Approval.model_validate(view)
+    return service.request_approval(call.ctx, service.RequestApproval(b.task_id, b.requested_by, b.reason))
 
 
 @endpoint(bp, "/approvals", "GET", scope=Scope.AGENT, query="ApprovalListQuery",
           response="ApprovalPage", tag=TAG, summary="Approvals by status (default pending), each with its task")
 def list_approvals(call: Call) -> models.ApprovalPage:
     q = call.query
-    page = service.list_approvals(call.ctx, service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
-    return models.ApprovalPage.model_validate(page)
+    return service.list_approvals(call.ctx, service.ListApprovals(ApprovalStatus(q.status), q.limit, q.next_token))
 
 
 @endpoint(bp, "/approvals/{approvalId}/decision", "POST", scope=Scope.OPERATOR, body="DecisionRequest",
@@ -85,6 +79,5 @@ def list_approvals(call: Call) -> models.ApprovalPage:
           summary="Decide once (approved: the task goes on as pending; rejected: the task is rejected)")
 def decide(call: Call) -> models.Approval:
     b = call.body
-    view = service.decide(call.ctx, service.Decide(call.params["approvalId"], b.decision, b.decided_by,
-                                                       b.comment))
-    return models.Approval.model_validate(view)
+    return service.decide(call.ctx, service.Decide(call.params["approvalId"], b.decision, b.decided_by,
+                                                   b.comment))

@@ -90,9 +90,9 @@ def fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def latest_per_key(tasks: list[dict]) -> list[dict]:
+def latest_per_key(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """fetch_status: one task per idempotencyKey, the newest (ids are time-ordered), newest first."""
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for task in tasks:
         seen = latest.get(task["idempotencyKey"])
         if seen is None or task["taskId"] > seen["taskId"]:

@@ -8,20 +8,19 @@ task carry the task's traceId, so GET /audit?traceId= tells the task's story.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import ids, paging
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import (Conflict, IdempotencyKeyReused, InvalidTransition, NotFound, Unavailable,
-                                    ValidationError)
-from chalicelib.core.tx import TxFailed, retry_conflicts
+from chalicelib.core.errors import Conflict, IdempotencyKeyReused, InvalidTransition, Unavailable, ValidationError
+from chalicelib.core.lookup import found, minted
+from chalicelib.core.tx import Tx, TxFailed, retry_conflicts
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import rules, store
-from chalicelib.tasks.rules import Answer, ApprovalStatus, Decision, TaskStatus
-
-ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+from chalicelib.tasks.models import Approval, ApprovalPage, Task, TaskPage
+from chalicelib.core.transitions import moves
+from chalicelib.tasks.rules import ApprovalStatus, Decision, TaskStatus
 _READ_ATTEMPTS = 8
 
 
@@ -93,13 +92,13 @@ def _traced(ctx: Ctx, trace_id: str) -> Ctx:
     return dataclasses.replace(ctx, trace_id=trace_id)
 
 
-def _commit(tx) -> None:
+def _commit(tx: Tx) -> None:
     retry_conflicts(tx.commit, attempts=8, base_delay=0.02)
 
 
 # --- tasks ------------------------------------------------------------------------
 
-def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
+def create(ctx: Ctx, command: CreateTask) -> tuple[Task, bool]:
     """(task, created). One transaction: the idempotency key (taken only if free), the session
     check, the task, with requiresApproval its pending approval, their audit and outbox events.
     A key already taken: the existing task (same request) or 409 IDEMPOTENCY_KEY_REUSED."""
@@ -112,30 +111,30 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
         trace_id = command.trace_id or ctx.trace_id
         tctx = _traced(ctx, trace_id)
         status = rules.initial_status(command.requires_approval)
-        task = {"taskId": task_id, "idempotencyKey": command.idempotency_key, "sessionId": command.session_id,
-                "fromRole": command.from_role, "toRole": command.to_role, "type": command.type,
-                "payload": command.payload, "status": status.value, "traceId": trace_id,
-                "requiresApproval": command.requires_approval, "createdAt": at, "updatedAt": at}
+        approval = None
+        if command.requires_approval:
+            approval = Approval(approval_id=ids.new_id(), task_id=task_id,
+                                requested_by=command.from_role or ctx.actor, reason="requiresApproval at creation",
+                                status=ApprovalStatus.PENDING, created_at=at, updated_at=at)
+        task = Task(task_id=task_id, idempotency_key=command.idempotency_key, session_id=command.session_id,
+                    from_role=command.from_role, to_role=command.to_role, type=command.type,
+                    payload=command.payload, status=status, trace_id=trace_id,
+                    requires_approval=command.requires_approval, created_at=at, updated_at=at,
+                    approval_id=approval.approval_id if approval else None, actor_agent_id=_agent(ctx))
         tx = tctx.tx()
         tx.put("idempotency", store.claim_key(ctx.org_id, command.idempotency_key, task_id, fingerprint, now_s,
                                               ctx.settings.idempotency_ttl_seconds))
         if command.session_id is not None:
             sessions.require_exists(tx, ctx.org_id, command.session_id)
-        approval = None
-        if command.requires_approval:
-            approval = {"approvalId": ids.new_id(), "taskId": task_id,
-                        "requestedBy": command.from_role or ctx.actor, "reason": "requiresApproval at creation",
-                        "status": ApprovalStatus.PENDING.value, "createdAt": at, "updatedAt": at}
-            task["approvalId"] = approval["approvalId"]
-        tx.put("task", store.put_task(ctx.org_id, task, _agent(ctx)))
+        tx.put("task", store.put_task(ctx.org_id, task))
         tx.audit("task", task_id, "created", {"idempotencyKey": command.idempotency_key, "status": status.value,
                                               "toRole": command.to_role, "sessionId": command.session_id})
-        view = store.task_public(store.task_item(ctx.org_id, task, None))
         if approval is not None:
             tx.put("approval", store.put_approval(ctx.org_id, approval))
-            tx.audit("approval", approval["approvalId"], "requested", {"taskId": task_id})
-            tx.emit("approval:requested", {**store.approval_public(approval), "task": view}, agent_id=_agent(ctx))
-        tx.emit("task:updated", view, agent_id=_agent(ctx))
+            tx.audit("approval", approval.approval_id, "requested", {"taskId": task_id})
+            tx.emit("approval:requested", approval.model_copy(update={"task": task}).event_data(),
+                    agent_id=_agent(ctx))
+        tx.emit("task:updated", task.event_data(), agent_id=_agent(ctx))
         try:
             _commit(tx)
         except TxFailed as failed:
@@ -147,11 +146,12 @@ def create(ctx: Ctx, command: CreateTask) -> tuple[dict, bool]:
             if existing is None:
                 continue  # the key expired or its task vanished between our write and read: try again
             return existing, False
-        return view, True
+        return task, True
     raise Unavailable("the idempotency key is busy; retry", headers={"Retry-After": "1"})
 
 
-def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int, key: dict | None) -> dict | None:
+def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int,
+              key: dict[str, Any] | None) -> Task | None:
     """The task behind a taken key (`key`: the key item the failed condition returned, if any)."""
     if key is None:
         key = store.get_key(ctx.org_id, command.idempotency_key)
@@ -160,45 +160,31 @@ def _existing(ctx: Ctx, command: CreateTask, fingerprint: str, now_s: int, key: 
     if key["fingerprint"] != fingerprint:
         raise IdempotencyKeyReused("idempotencyKey was already used with another request",
                                    [{"field": "idempotencyKey", "message": "used with another body"}])
-    item = store.get_task(ctx.org_id, key["taskId"])
-    return store.task_public(item) if item else None
+    return store.get_task(ctx.org_id, key["taskId"])
 
 
-def _load_task(ctx: Ctx, task_id: str) -> dict:
-    if not ULID.fullmatch(task_id):
-        raise NotFound(f"no task {task_id[:64]}")
-    item = store.get_task(ctx.org_id, task_id)
-    if item is None:
-        raise NotFound(f"no task {task_id}")
-    return item
+def get(ctx: Ctx, task_id: str) -> Task:
+    return found(store.get_task(ctx.org_id, minted("task", task_id)), "task", task_id)
 
 
-def get(ctx: Ctx, task_id: str) -> dict:
-    return store.task_public(_load_task(ctx, task_id))
-
-
-def update(ctx: Ctx, command: UpdateTask) -> dict:
+def update(ctx: Ctx, command: UpdateTask) -> Task:
     for _ in range(_READ_ATTEMPTS):
-        item = _load_task(ctx, command.task_id)
-        current = TaskStatus(item["status"])
-        moving = False
-        if command.status is not None:
-            answer = rules.put_transition(current, command.status)
-            if answer is Answer.INVALID:
-                raise InvalidTransition(f"a {current.value} task cannot become {command.status.value} here",
-                                        [{"field": "status", "message": f"{current.value} -> {command.status.value}"}])
-            moving = answer is Answer.MOVE
+        item = get(ctx, command.task_id)
+        current = item.status
+        moving = command.status is not None and moves(rules.put_transition(current, command.status), "task",
+                                                      current, command.status, " here")
         setting_result = command.result is not ...
         if setting_result and not rules.may_set_result(current):
             raise InvalidTransition(f"a {current.value} task is final: its result no longer changes")
         if not moving and not setting_result:
-            return store.task_public(item)
+            return item
         at = ctx.iso()
         new_status = command.status if moving and command.status is not None else current
-        after = {**store.task_public(item), "status": new_status.value, "updatedAt": at}
+        changes: dict[str, Any] = {"status": new_status, "updated_at": at}
         if setting_result:
-            after["result"] = command.result
-        tctx = _traced(ctx, item["traceId"])
+            changes["result"] = command.result
+        after = _changed(item, changes)
+        tctx = _traced(ctx, item.trace_id)
         tx = tctx.tx()
         tx.update("task", store.move_task(ctx.org_id, command.task_id, current, at, new_status if moving else None,
                                           command.result))
@@ -206,7 +192,7 @@ def update(ctx: Ctx, command: UpdateTask) -> dict:
         if moving:
             details["status"] = {"from": current.value, "to": new_status.value}
         tx.audit("task", command.task_id, "updated", details)
-        tx.emit("task:updated", after, agent_id=item.get("actorAgentId"))
+        tx.emit("task:updated", after.event_data(), agent_id=item.actor_agent_id)
         try:
             _commit(tx)
         except TxFailed:
@@ -215,47 +201,52 @@ def update(ctx: Ctx, command: UpdateTask) -> dict:
     raise Unavailable("the task is busy with other changes; retry", headers={"Retry-After": "1"})
 
 
-def list_tasks(ctx: Ctx, command: ListTasks) -> dict:
+def _changed(task: Task, changes: dict[str, Any]) -> Task:
+    """`task` with `changes`, each counted as set (so a result set to null is still a result)."""
+    return Task.model_validate({**{k: getattr(task, k) for k in task.model_fields_set}, **changes})
+
+
+def list_tasks(ctx: Ctx, command: ListTasks) -> TaskPage:
     scope = f"tasks:{ctx.org_id}:{command.status.value if command.status else ''}:{command.to_role}:{command.session_id}"
-    page = store.list_tasks(ctx.org_id, command.status, command.to_role, command.session_id, command.limit,
-                            paging.start_key(command.next_token, scope))
-    return {"items": [store.task_public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}
+    tasks, last_key = store.list_tasks(ctx.org_id, command.status, command.to_role, command.session_id,
+                                       command.limit, paging.start_key(command.next_token, scope))
+    return TaskPage(items=tasks, next_token=paging.next_token(last_key, scope))
 
 
-def fetch_status(ctx: Ctx, command: FetchStatus) -> dict:
+def fetch_status(ctx: Ctx, command: FetchStatus) -> TaskPage:
     if command.session_id is None and command.to_role is None:
         raise ValidationError.field("sessionId", "give sessionId, toRole or both")
     tasks = store.all_tasks(ctx.org_id, command.session_id, command.to_role)
-    return {"items": [store.task_public(t) for t in rules.latest_per_key(tasks)], "nextToken": None}
+    return TaskPage(items=[store.from_item(t) for t in rules.latest_per_key(tasks)], next_token=None)
 
 
 # --- approvals --------------------------------------------------------------------
 
-def request_approval(ctx: Ctx, command: RequestApproval) -> dict:
+def request_approval(ctx: Ctx, command: RequestApproval) -> Approval:
     """A pending task waits for a decision: the approval and the task's move in one transaction."""
-    item = _load_task(ctx, command.task_id)
-    current = TaskStatus(item["status"])
+    item = get(ctx, command.task_id)
+    current = item.status
     if not rules.may_request_approval(current):
         raise InvalidTransition(f"only a pending task can wait for approval; this one is {current.value}",
                                 [{"field": "taskId", "message": f"task is {current.value}"}])
     at = ctx.iso()
     approval_id = ids.new_id()
-    approval = {"approvalId": approval_id, "taskId": command.task_id, "requestedBy": command.requested_by,
-                "reason": command.reason, "status": ApprovalStatus.PENDING.value, "createdAt": at, "updatedAt": at}
-    task_after = {**store.task_public(item), "status": TaskStatus.AWAITING_APPROVAL.value, "updatedAt": at,
-                  "requiresApproval": True, "approvalId": approval["approvalId"]}
-    tx = _traced(ctx, item["traceId"]).tx()
+    approval = Approval(approval_id=approval_id, task_id=command.task_id, requested_by=command.requested_by,
+                        reason=command.reason, status=ApprovalStatus.PENDING, created_at=at, updated_at=at)
+    task_after = _changed(item, {"status": TaskStatus.AWAITING_APPROVAL, "updated_at": at,
+                                 "requires_approval": True, "approval_id": approval_id})
+    tx = _traced(ctx, item.trace_id).tx()
     tx.update("task", store.move_task(ctx.org_id, command.task_id, current, at, TaskStatus.AWAITING_APPROVAL,
-                                      approval_id=approval["approvalId"]))
+                                      approval_id=approval_id))
     tx.put("approval", store.put_approval(ctx.org_id, approval))
     tx.audit("approval", approval_id, "requested", {"taskId": command.task_id,
                                                                "requestedBy": command.requested_by})
     tx.audit("task", command.task_id, "updated",
              {"status": {"from": current.value, "to": TaskStatus.AWAITING_APPROVAL.value},
-              "approvalId": approval["approvalId"]})
-    view = {**store.approval_public(approval), "task": task_after}
-    tx.emit("approval:requested", view, agent_id=item.get("actorAgentId"))
-    tx.emit("task:updated", task_after, agent_id=item.get("actorAgentId"))
+              "approvalId": approval_id})
+    view = approval.model_copy(update={"task": task_after})
+    tx.emit("approval:requested", view.event_data(), agent_id=item.actor_agent_id)
+    tx.emit("task:updated", task_after.event_data(), agent_id=item.actor_agent_id)
     try:
         _commit(tx)
     except TxFailed as failed:
@@ -265,53 +256,46 @@ def request_approval(ctx: Ctx, command: RequestApproval) -> dict:
     return view
 
 
-def decide(ctx: Ctx, command: Decide) -> dict:
+def decide(ctx: Ctx, command: Decide) -> Approval:
     """Exactly once: the approval's write is conditional on `pending`, the task's on waiting for
     this approval; both commit with their audit and outbox events or neither does."""
-    if not ULID.fullmatch(command.approval_id):
-        raise NotFound(f"no approval {command.approval_id[:64]}")
-    approval = store.get_approval(ctx.org_id, command.approval_id)
-    if approval is None:
-        raise NotFound(f"no approval {command.approval_id}")
-    if approval["status"] != ApprovalStatus.PENDING.value:
-        raise Conflict(f"approval {command.approval_id} was already {approval['status']}")
-    task = store.get_task(ctx.org_id, approval["taskId"])
-    if task is None or task["status"] != TaskStatus.AWAITING_APPROVAL.value:
+    approval = found(store.get_approval(ctx.org_id, minted("approval", command.approval_id)), "approval",
+                     command.approval_id)
+    if approval.status is not ApprovalStatus.PENDING:
+        raise Conflict(f"approval {command.approval_id} was already {approval.status.value}")
+    task = store.get_task(ctx.org_id, approval.task_id)
+    if task is None or task.status is not TaskStatus.AWAITING_APPROVAL:
         raise Conflict("the approval's task is no longer waiting for it")
     approval_status, task_status = rules.after_decision(command.decision)
     at = ctx.iso()
-    decided = {**approval, "status": approval_status.value, "decidedBy": command.decided_by,
-               "comment": command.comment, "decidedAt": at, "updatedAt": at}
-    task_after = {**store.task_public(task), "status": task_status.value, "updatedAt": at}
-    tx = _traced(ctx, task["traceId"]).tx()
+    task_after = _changed(task, {"status": task_status, "updated_at": at})
+    decided = approval.model_copy(update={"status": approval_status, "decided_by": command.decided_by,
+                                          "comment": command.comment, "decided_at": at, "updated_at": at,
+                                          "task": task_after})
+    tx = _traced(ctx, task.trace_id).tx()
     tx.update("approval", store.decide(ctx.org_id, command.approval_id, approval_status, command.decided_by,
                                        command.comment, at))
-    tx.update("task", store.move_task(ctx.org_id, task["taskId"], TaskStatus.AWAITING_APPROVAL, at, task_status,
+    tx.update("task", store.move_task(ctx.org_id, task.task_id, TaskStatus.AWAITING_APPROVAL, at, task_status,
                                       expected_approval=command.approval_id))
     tx.audit("approval", command.approval_id, "decided", {"decision": command.decision.value,
                                                           "decidedBy": command.decided_by})
-    tx.audit("task", task["taskId"], "updated",
+    tx.audit("task", task.task_id, "updated",
              {"status": {"from": TaskStatus.AWAITING_APPROVAL.value, "to": task_status.value},
               "approvalId": command.approval_id})
-    view = {**store.approval_public(decided), "task": task_after}
-    tx.emit("approval:decided", view, agent_id=task.get("actorAgentId"))
-    tx.emit("task:updated", task_after, agent_id=task.get("actorAgentId"))
+    tx.emit("approval:decided", decided.event_data(), agent_id=task.actor_agent_id)
+    tx.emit("task:updated", task_after.event_data(), agent_id=task.actor_agent_id)
     try:
         _commit(tx)
     except TxFailed:
         raise Conflict(f"approval {command.approval_id} was already decided") from None
-    return view
+    return decided
 
 
-def list_approvals(ctx: Ctx, command: ListApprovals) -> dict:
+def list_approvals(ctx: Ctx, command: ListApprovals) -> ApprovalPage:
     """A page of approvals, each with its task (one BatchGetItem for the page's tasks)."""
     scope = f"approvals:{ctx.org_id}:{command.status.value}"
-    page = store.list_approvals(ctx.org_id, command.status, command.limit, paging.start_key(command.next_token, scope))
-    tasks = store.get_tasks(ctx.org_id, [a["taskId"] for a in page.items]) if page.items else {}
-    items = []
-    for approval in page.items:
-        view = store.approval_public(approval)
-        if approval["taskId"] in tasks:
-            view["task"] = store.task_public(tasks[approval["taskId"]])
-        items.append(view)
-    return {"items": items, "nextToken": paging.next_token(page.last_key, scope)}
+    approvals, last_key = store.list_approvals(ctx.org_id, command.status, command.limit,
+                                               paging.start_key(command.next_token, scope))
+    tasks = store.get_tasks(ctx.org_id, [a.task_id for a in approvals]) if approvals else {}
+    items = [a.model_copy(update={"task": tasks.get(a.task_id)}) for a in approvals]
+    return ApprovalPage(items=items, next_token=paging.next_token(last_key, scope))

@@ -10,7 +10,8 @@
   PK ORG#{org}#APPROVAL#{approvalId}, SK APPROVAL      an approval
       GSI1PK ORG#{org}#APPROVALS#{status}      GSI1SK {approvalId}
 
-payload and result are JSON text (arbitrary JSON, never queried).
+payload and result are JSON text (arbitrary JSON, never queried). The entities are models.Task and
+models.Approval; this module holds their item mapping (to_item/from_item) and nothing else of them.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.tasks.models import Approval, Task
 from chalicelib.tasks.rules import ApprovalStatus, TaskStatus
 
 
@@ -32,44 +34,46 @@ def _text(value: Any) -> str:
 
 # --- tasks ----------------------------------------------------------------------
 
-def task_key(org_id: str, task_id: str) -> dict:
+def task_key(org_id: str, task_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#TASK#{task_id}", "SK": "TASK"}
 
 
-def task_item(org_id: str, task: dict, actor_agent_id: str | None) -> dict:
-    """`task` is the public view (camelCase); the item adds keys and index attributes."""
+def to_item(org_id: str, task: Task) -> dict[str, Any]:
+    """The task's item: its fields, keys and index attributes; payload and result as JSON text."""
+    fields = task.model_dump(by_alias=True, exclude_none=True, exclude={"payload", "result"})
     item = {
-        **task_key(org_id, task["taskId"]), "type": "task", "orgId": org_id, **task,
-        "payload": _text(task.get("payload")), "actorAgentId": actor_agent_id,
-        "GSI1PK": f"ORG#{org_id}#TASKS", "GSI1SK": task["taskId"],
-        "GSI3PK": f"ORG#{org_id}#ROLE#{task['toRole']}#TASKS", "GSI3SK": task["taskId"],
-        "GSI4PK": f"ORG#{org_id}#TASKS#{task['status']}", "GSI4SK": task["taskId"],
+        **task_key(org_id, task.task_id), "type": "task", "orgId": org_id, **fields,
+        "status": task.status.value, "payload": _text(task.payload), "actorAgentId": task.actor_agent_id,
+        "GSI1PK": f"ORG#{org_id}#TASKS", "GSI1SK": task.task_id,
+        "GSI3PK": f"ORG#{org_id}#ROLE#{task.to_role}#TASKS", "GSI3SK": task.task_id,
+        "GSI4PK": f"ORG#{org_id}#TASKS#{task.status.value}", "GSI4SK": task.task_id,
     }
-    if "result" in task:
-        item["result"] = _text(task["result"])
-    if task.get("sessionId"):
-        item["GSI2PK"], item["GSI2SK"] = f"ORG#{org_id}#SESSION#{task['sessionId']}#TASKS", task["taskId"]
+    if "result" in task.model_fields_set:
+        item["result"] = _text(task.result)
+    if task.session_id:
+        item["GSI2PK"], item["GSI2SK"] = f"ORG#{org_id}#SESSION#{task.session_id}#TASKS", task.task_id
     return item
 
 
-PUBLIC_TASK = ("taskId", "idempotencyKey", "sessionId", "fromRole", "toRole", "type", "status", "traceId",
-               "requiresApproval", "approvalId", "createdAt", "updatedAt")
+TASK_FIELDS = ("taskId", "idempotencyKey", "sessionId", "fromRole", "toRole", "type", "status", "traceId",
+               "requiresApproval", "approvalId", "createdAt", "updatedAt", "actorAgentId")
 
 
-def task_public(item: dict) -> dict:
-    out = {k: item[k] for k in PUBLIC_TASK if item.get(k) is not None}
-    out["payload"] = json.loads(item["payload"]) if "payload" in item else None
+def from_item(item: dict[str, Any]) -> Task:
+    fields: dict[str, Any] = {k: item[k] for k in TASK_FIELDS if item.get(k) is not None}
+    fields["payload"] = json.loads(item["payload"]) if "payload" in item else None
     if "result" in item:
-        out["result"] = json.loads(item["result"])
-    return out
+        fields["result"] = json.loads(item["result"])
+    return Task.model_validate(fields)
 
 
-def put_task(org_id: str, task: dict, actor_agent_id: str | None) -> dynamo.Put:
-    return dynamo.Put(_table(), task_item(org_id, task, actor_agent_id), condition="attribute_not_exists(PK)")
+def put_task(org_id: str, task: Task) -> dynamo.Put:
+    return dynamo.Put(_table(), to_item(org_id, task), condition="attribute_not_exists(PK)")
 
 
-def get_task(org_id: str, task_id: str) -> dict | None:
-    return dynamo.get(_table(), task_key(org_id, task_id), consistent=True)
+def get_task(org_id: str, task_id: str) -> Task | None:
+    item = dynamo.get(_table(), task_key(org_id, task_id), consistent=True)
+    return from_item(item) if item else None
 
 
 def move_task(org_id: str, task_id: str, expected: TaskStatus, updated_at: str, status: TaskStatus | None = None,
@@ -98,7 +102,7 @@ def move_task(org_id: str, task_id: str, expected: TaskStatus, updated_at: str, 
 
 
 def list_tasks(org_id: str, status: TaskStatus | None, to_role: str | None, session_id: str | None, limit: int,
-               start_key: dict | None) -> dynamo.Page:
+               start_key: dict[str, Any] | None) -> tuple[list[Task], dict[str, Any] | None]:
     """The narrowest index for the filters; the remaining filters as a FilterExpression on that page."""
     filters, values, names = [], {}, {}
     if session_id:
@@ -119,11 +123,12 @@ def list_tasks(org_id: str, status: TaskStatus | None, to_role: str | None, sess
     else:
         index, pk = "GSI1", f"ORG#{org_id}#TASKS"
     values[":pk"] = pk
-    return dynamo.query(_table(), f"{index}PK = :pk", values, names=names or None, index=index, limit=limit,
+    page = dynamo.query(_table(), f"{index}PK = :pk", values, names=names or None, index=index, limit=limit,
                         start_key=start_key, forward=False, filter=" AND ".join(filters) or None)
+    return [from_item(i) for i in page.items], page.last_key
 
 
-def all_tasks(org_id: str, session_id: str | None, to_role: str | None) -> list[dict]:
+def all_tasks(org_id: str, session_id: str | None, to_role: str | None) -> list[dict[str, Any]]:
     """Every task of a session (optionally for one role) or of a role: fetch_status reads them all."""
     if session_id:
         flt, values = (("toRole = :role", {":role": to_role}) if to_role else (None, {}))
@@ -134,14 +139,14 @@ def all_tasks(org_id: str, session_id: str | None, to_role: str | None) -> list[
                                  index="GSI3"))
 
 
-def get_tasks(org_id: str, task_ids: list[str]) -> dict[str, dict]:
+def get_tasks(org_id: str, task_ids: list[str]) -> dict[str, Task]:
     items = dynamo.batch_get(_table(), [task_key(org_id, t) for t in dict.fromkeys(task_ids)])
-    return {i["taskId"]: i for i in items}
+    return {i["taskId"]: from_item(i) for i in items}
 
 
 # --- idempotency keys -------------------------------------------------------------
 
-def key_key(org_id: str, idempotency_key: str) -> dict:
+def key_key(org_id: str, idempotency_key: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#TASKKEY#{idempotency_key}", "SK": "TASKKEY"}
 
 
@@ -154,26 +159,38 @@ def claim_key(org_id: str, idempotency_key: str, task_id: str, fingerprint: str,
                       return_old_on_failure=True)
 
 
-def get_key(org_id: str, idempotency_key: str) -> dict | None:
+def get_key(org_id: str, idempotency_key: str) -> dict[str, Any] | None:
     return dynamo.get(_table(), key_key(org_id, idempotency_key), consistent=True)
 
 
 # --- approvals ----------------------------------------------------------------------
 
-def approval_key(org_id: str, approval_id: str) -> dict:
+def approval_key(org_id: str, approval_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#APPROVAL#{approval_id}", "SK": "APPROVAL"}
 
 
-def put_approval(org_id: str, approval: dict) -> dynamo.Put:
-    return dynamo.Put(_table(), {**approval_key(org_id, approval["approvalId"]), "type": "approval",
-                                 "orgId": org_id, **approval,
-                                 "GSI1PK": f"ORG#{org_id}#APPROVALS#{approval['status']}",
-                                 "GSI1SK": approval["approvalId"]},
-                      condition="attribute_not_exists(PK)")
+def approval_to_item(org_id: str, approval: Approval) -> dict[str, Any]:
+    """The approval's item (never its task: that is read from the task's own item)."""
+    return {**approval_key(org_id, approval.approval_id), "type": "approval", "orgId": org_id,
+            **approval.model_dump(by_alias=True, exclude={"task"}), "status": approval.status.value,
+            "GSI1PK": f"ORG#{org_id}#APPROVALS#{approval.status.value}", "GSI1SK": approval.approval_id}
 
 
-def get_approval(org_id: str, approval_id: str) -> dict | None:
-    return dynamo.get(_table(), approval_key(org_id, approval_id), consistent=True)
+APPROVAL_FIELDS = ("approvalId", "taskId", "requestedBy", "reason", "status", "decidedBy", "comment", "decidedAt",
+                   "createdAt", "updatedAt")
+
+
+def approval_from_item(item: dict[str, Any]) -> Approval:
+    return Approval.model_validate({k: item[k] for k in APPROVAL_FIELDS if item.get(k) is not None})
+
+
+def put_approval(org_id: str, approval: Approval) -> dynamo.Put:
+    return dynamo.Put(_table(), approval_to_item(org_id, approval), condition="attribute_not_exists(PK)")
+
+
+def get_approval(org_id: str, approval_id: str) -> Approval | None:
+    item = dynamo.get(_table(), approval_key(org_id, approval_id), consistent=True)
+    return approval_from_item(item) if item else None
 
 
 def decide(org_id: str, approval_id: str, status: ApprovalStatus, decided_by: str, comment: str | None,
@@ -187,14 +204,8 @@ def decide(org_id: str, approval_id: str, status: ApprovalStatus, decided_by: st
                          values={":pending": ApprovalStatus.PENDING.value})
 
 
-def list_approvals(org_id: str, status: ApprovalStatus, limit: int, start_key: dict | None) -> dynamo.Page:
-    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#APPROVALS#{status.value}"},
+def list_approvals(org_id: str, status: ApprovalStatus, limit: int,
+                   start_key: dict[str, Any] | None) -> tuple[list[Approval], dict[str, Any] | None]:
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#APPROVALS#{status.value}"},
                         index="GSI1", limit=limit, start_key=start_key, forward=False)
-
-
-PUBLIC_APPROVAL = ("approvalId", "taskId", "requestedBy", "reason", "status", "decidedBy", "comment", "decidedAt",
-                   "createdAt", "updatedAt")
-
-
-def approval_public(item: dict) -> dict:
-    return {k: item[k] for k in PUBLIC_APPROVAL if item.get(k) is not None}
+    return [approval_from_item(i) for i in page.items], page.last_key

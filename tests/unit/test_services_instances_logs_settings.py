@@ -5,10 +5,9 @@ import pytest
 
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable, ValidationError
-from chalicelib.core.paging import Page
 from chalicelib.core.tx import TransactionConflict
 from chalicelib.instances import models as instance_models, service as instances, store as instance_store
-from chalicelib.instances.store import Instance
+from chalicelib.instances.models import Instance
 from chalicelib.logs import models as log_models, service as logs, store as log_store
 from chalicelib.events import outbox
 from chalicelib.settings_registry import models as settings_models, service as registry, store as registry_store
@@ -18,7 +17,8 @@ IID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 
 
 def _instance(agent_id: str = "A1") -> Instance:
-    return Instance(ORG, IID, agent_id, "srv", None, {"k": 1}, "2026-01-01T00:00:00.000Z")
+    return Instance(instance_id=IID, agent_id=agent_id, name="srv", metadata={"k": 1},
+                    created_at="2026-01-01T00:00:00.000Z")
 
 
 # --- instances -----------------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_listing_with_an_agent_key_is_limited_to_its_agent(monkeypatch):
 
     monkeypatch.setattr(instance_store, "list_page", list_page)
     page = instances.list_instances(fake_ctx(principal(Scope.AGENT, "A1"))[0], instance_models.InstanceListQuery())
-    assert isinstance(page, Page) and page.next_token and seen == ["A1"]
+    assert isinstance(page, instance_models.InstanceList) and page.next_token and seen == ["A1"]
     with pytest.raises(Forbidden):
         instances.list_instances(fake_ctx(principal(Scope.AGENT, "A1"))[0],
                                  instance_models.InstanceListQuery(agent_id="A2"))

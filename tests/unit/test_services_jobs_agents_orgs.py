@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.agents import models as agent_models, service as agents, store as agent_store
-from chalicelib.agents.store import Agent
+from chalicelib.agents.models import Agent
 from chalicelib.core import clock
 from chalicelib.core.auth import Scope
 from chalicelib.fanout import fanout
@@ -17,7 +17,7 @@ from chalicelib.jobs import models as job_models, service as jobs, store as job_
 from chalicelib.jobs.rules import Action, Status
 from chalicelib.jobs.store import Job, JobRun
 from chalicelib.orgs import models as org_models, service as orgs, store as org_store
-from chalicelib.orgs.store import ApiKey
+from chalicelib.orgs.models import KeyInfo
 from tests.unit.fakes import ORG, fake_ctx, principal
 
 NOW = 1_800_000_000.0
@@ -41,7 +41,7 @@ def _run(job: Job, **changes) -> JobRun:
 
 
 def _agent(**changes) -> Agent:
-    return replace(Agent(ORG, "A1", "a", ["p"], "active", None, None, "c"), **changes)
+    return Agent(agent_id="A1", name="a", pools=["p"], status="active", created_at="c").model_copy(update=changes)
 
 
 # --- jobs: operators ----------------------------------------------------------------
@@ -213,7 +213,8 @@ def test_the_run_item_reads_the_jobs_agent_under_its_old_name_too():
 def test_register_commits_the_agent_its_key_and_one_membership_per_pool():
     ctx, ledger = fake_ctx(principal())
     out = agents.register(ctx, agent_models.RegisterAgentRequest(name="a", pools=["p", "q"]))
-    assert out["apiKey"].startswith("cpk.") and out["lastSeenAt"] is None
+    assert out.api_key is not None and out.api_key.startswith("cpk.") and out.last_seen_at is None
+    assert out.model_dump(mode="json", exclude_none=True)["lastSeenAt"] is None  # spelled out as null
     assert ledger.names()[:4] == ["agent", "key", "pool:p", "pool:q"]
 
 
@@ -231,10 +232,10 @@ def test_deactivating_twice_is_a_no_op(monkeypatch):
     monkeypatch.setattr(fanout, "close_opened_with", lambda org, **who: closed.append(who))
     ctx, ledger = fake_ctx(principal())
     monkeypatch.setattr(agent_store, "get", lambda org, a, consistent=False: _agent(status="inactive"))
-    assert agents.deactivate(ctx, "A1")["status"] == "inactive" and not ledger.attempts
+    assert agents.deactivate(ctx, "A1").status == "inactive" and not ledger.attempts
     monkeypatch.setattr(agent_store, "get", lambda org, a, consistent=False: _agent())
     ledger.fail["agent"] = 1  # deactivated concurrently: the same outcome
-    assert agents.deactivate(ctx, "A1")["status"] == "inactive"
+    assert agents.deactivate(ctx, "A1").status == "inactive"
     assert closed == [{"agent_id": "A1"}]  # its sockets close
 
 
@@ -251,7 +252,7 @@ def test_only_a_root_admin_creates_organizations():
         orgs.create_org(fake_ctx(principal(Scope.ADMIN))[0], org_models.CreateOrgRequest(name="x"))
     ctx, ledger = fake_ctx(principal(Scope.ADMIN, root=True))
     out = orgs.create_org(ctx, org_models.CreateOrgRequest(name="x"))
-    assert ledger.names()[:2] == ["org", "key"] and ledger.audits()[0]["orgId"] == ORG and out["adminKey"]
+    assert ledger.names()[:2] == ["org", "key"] and ledger.audits()[0]["orgId"] == ORG and out.admin_key
 
 
 def test_key_rules():
@@ -268,12 +269,22 @@ def test_revoking_twice_is_idempotent_and_another_orgs_key_is_404(monkeypatch):
     closed = []
     monkeypatch.setattr(fanout, "close_opened_with", lambda org, **who: closed.append(who))
     ctx, ledger = fake_ctx(principal(Scope.ADMIN))
-    revoked = ApiKey("K1", ORG, "k", "operator", None, None, "then", "c")
-    monkeypatch.setattr(org_store, "get_key", lambda key_id: revoked)
+    revoked = KeyInfo(key_id="K1", name="k", scope="operator", revoked_at="then", created_at="c")
+    monkeypatch.setattr(org_store, "get_key", lambda key_id: (ORG, revoked))
     ledger.fail["key"] = 1
     orgs.revoke_key(ctx, "K1")
     assert closed == [{"key_id": "K1"}]  # revoking again still closes what may be open
-    monkeypatch.setattr(org_store, "get_key", lambda key_id: replace(revoked, org_id="OTHER"))
+    monkeypatch.setattr(org_store, "get_key", lambda key_id: ("OTHER", revoked))
     ledger.fail["key"] = 1
     with pytest.raises(NotFound):
         orgs.revoke_key(ctx, "K1")
+
+
+def test_list_keys_returns_the_key_list_with_unset_fields_spelled_out_as_null(monkeypatch):
+    ctx, _ = fake_ctx(principal(Scope.ADMIN))
+    key = KeyInfo(key_id="K1", name="k", scope="operator", created_at="c")
+    monkeypatch.setattr(org_store, "list_keys", lambda *a: org_store.KeyPage([key], None))
+    page = orgs.list_keys(ctx, org_models.ListQuery())
+    assert isinstance(page, org_models.KeyList) and page.items == [key]
+    shown = page.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert shown["items"][0]["expiresAt"] is None and shown["items"][0]["revokedAt"] is None
