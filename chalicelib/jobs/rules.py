@@ -88,7 +88,7 @@ def order_key(priority: int, job_id: str) -> str:
 
 
 def _gsi4sk(item: Any) -> str:
-    return item["GSI4SK"]
+    return str(item["GSI4SK"])
 
 
 def _priority(item: Any) -> Any:
@@ -127,7 +127,7 @@ def spread(remaining: list[C], rng: random.Random | None = None,
 CHECK_KIND = "check-run"
 
 
-def check_message(org_id: str, job_id: str, run_id: str) -> dict:
+def check_message(org_id: str, job_id: str, run_id: str) -> dict[str, Any]:
     """The only message on the jobs queue: check run `run_id` of a job when it arrives (see leases.py)."""
     return {"v": 1, "kind": CHECK_KIND, "orgId": org_id, "jobId": job_id, "runId": run_id}
 
@@ -239,7 +239,7 @@ def completion_fingerprint(status: str, result: Any, error: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict | None:
+def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict[str, Any] | None:
     """Agents may report an error as a string or an object; jobs store {code, message, ...}."""
     if error is None:
         return None
