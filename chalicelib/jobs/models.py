@@ -37,7 +37,7 @@ class JobResponse(ResponseModel):
     Progress lives on the run item: `with_progress` copies it in for the job's current run.
     """
 
-    org_id: str = Field(exclude=True)
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
     job_id: str
     agent_id: Optional[str] = None        # the target agent, or
     pool: Optional[str] = None            # the target pool (exactly one of the two)
