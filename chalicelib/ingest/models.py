@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from chalicelib.core.models import ApiModel, PageModel, ResponseModel
 from chalicelib.ingest import rules
@@ -45,12 +45,23 @@ class RecordsQuery(ApiModel):
 
 
 class StoredRecord(ResponseModel):
+    """An ingested record: the one entity of the ingest item (ingest/store.py maps it) and the response.
+    The org is never shown."""
+
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
     record_id: str
     agent_id: str
     table: str
     data: Any = None
     ts: str
     received_at: str
+
+    @model_serializer(mode="wrap")
+    def _data_always(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # no return type: the schema stays the model's
+        # Responses omit absent fields, but a record's data is always there, null included.
+        out: dict[str, Any] = handler(self)
+        out.setdefault("data", self.data)
+        return out
 
 
 class RecordPage(PageModel):
