@@ -22,6 +22,7 @@ from chalicelib.commands import models, rules, store
 from chalicelib.commands.models import Command
 from chalicelib.core import ids
 from chalicelib.core.context import Ctx
+from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.errors import Forbidden, InvalidTransition, NotFound, ValidationError
 from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TxFailed
@@ -62,12 +63,7 @@ def issue(ctx: Ctx, command: IssueCommand) -> Command:
     tx.put("command", store.put_new(issued))
     tx.audit("command", issued.command_id, "issued", {"agentId": command.agent_id, "type": command.type})
     tx.emit("command:issued", issued.event_data(), agent_id=command.agent_id)
-    try:
-        tx.commit()
-    except TxFailed as failed:
-        if failed.name == "agent":
-            raise NotFound(f"agent {command.agent_id} not found or not active") from None
-        raise
+    commit_or_raise(tx, agent=lambda: NotFound(f"agent {command.agent_id} not found or not active"))
     return issued
 
 

@@ -29,7 +29,7 @@ class CreateJobRequest(ApiModel):
 JobStatusField = Annotated[Status, WithJsonSchema({"type": "string", "enum": [s.value for s in Status]})]
 
 
-class JobResponse(ResponseModel):
+class JobResponse(rules.Targeted, ResponseModel):
     """The job: the one entity of the JOB item and the contract's JobResponse.
 
     jobs/store.py maps it to and from the item (`job_item`, `job_from_item`); what the
@@ -68,14 +68,6 @@ class JobResponse(ResponseModel):
         out: dict[str, Any] = handler(self)
         out.setdefault("payload", self.payload)
         return out
-
-    @property
-    def target(self) -> str:
-        return rules.target(self.agent_id, self.pool)
-
-    @property
-    def order_key(self) -> str:
-        return rules.order_key(self.priority, self.job_id)
 
     @property
     def event_agent(self) -> str | None:

@@ -11,7 +11,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 C = TypeVar("C")  # a candidate job, as the caller holds it
 
@@ -251,3 +251,22 @@ def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict[str, A
         out.setdefault("message", "")
         return out
     return {"code": default_code, "message": json.dumps(error, default=str)}
+
+
+class Targeted:
+    """The keys a job (models.JobResponse) and its run (store.JobRun) derive alike from the job's
+    target and priority. A mixin of properties only: the classes that use it declare the fields."""
+
+    if TYPE_CHECKING:
+        job_id: str
+        agent_id: str | None
+        pool: str | None
+        priority: int
+
+    @property
+    def target(self) -> str:
+        return target(self.agent_id, self.pool)
+
+    @property
+    def order_key(self) -> str:
+        return order_key(self.priority, self.job_id)

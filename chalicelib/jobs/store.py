@@ -94,23 +94,6 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-class _Targeted:
-    """The keys a run derives, as its job does (models.JobResponse), from the job's target and priority."""
-
-    job_id: str
-    agent_id: str | None
-    pool: str | None
-    priority: int
-
-    @property
-    def target(self) -> str:
-        return rules.target(self.agent_id, self.pool)
-
-    @property
-    def order_key(self) -> str:
-        return rules.order_key(self.priority, self.job_id)
-
-
 def job_item(job: Job) -> dict[str, Any]:
     """The JOB item as created (QUEUED); later changes are conditional updates below."""
     org_id, job_id, target, order_key = job.org_id, job.job_id, job.target, job.order_key
@@ -144,7 +127,7 @@ def job_from_item(item: dict[str, Any]) -> Job:
 
 
 @dataclass(frozen=True)
-class JobRun(_Targeted, rules.Run):
+class JobRun(rules.Targeted, rules.Run):
     """The RUN item (the current run of a job); `to_item`/`from_item` are its one mapping.
 
     It is the lease rules' `Run` (what a lease check decides on) plus what a

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from chalicelib.core import audit
 from chalicelib.core.context import Ctx
+from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.core.paging import next_token, start_key
-from chalicelib.core.tx import TransactionConflict, TxFailed
+from chalicelib.core.tx import TransactionConflict
 from chalicelib.settings_registry import ini, models, rules, store
 from chalicelib.settings_registry.models import SettingEntry
 
@@ -65,12 +66,7 @@ def delete(ctx: Ctx, command: models.RegistryKey) -> None:
     tx = ctx.tx()
     tx.delete("entry", store.delete_op(ctx.org_id, c.game_type, c.file_type, c.section, c.key))
     tx.audit(ENTITY, f"{c.game_type}/{c.file_type}", "deleted", {"section": c.section, "key": c.key})
-    try:
-        tx.commit()
-    except TxFailed as failed:
-        if failed.name == "entry":
-            raise NotFound(f"no registry entry {c.game_type}/{c.file_type} [{c.section}] {c.key}") from None
-        raise
+    commit_or_raise(tx, entry=lambda: NotFound(f"no registry entry {c.game_type}/{c.file_type} [{c.section}] {c.key}"))
 
 
 def validate(ctx: Ctx, command: models.ValidateRequest) -> models.ValidationReport:
