@@ -7,9 +7,9 @@ reject unknown parameters: a typo fails loudly instead of being ignored.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
 
 
@@ -27,6 +27,26 @@ class ResponseModel(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
                               serialize_by_alias=True, defer_build=True)
+
+
+class ShowsNulls(ResponseModel):
+    """A response that spells out some fields as null while they are unset (`lastSeenAt: null`).
+
+    The pipeline writes models without None fields; the fields named (by their JSON names) in
+    `shown_null` are put back as null, so an entity can be the response without a hand-kept view.
+    """
+
+    shown_null: ClassVar[tuple[str, ...]] = ()
+
+    # Unannotated on purpose: an annotated return type would replace the model's own schema in the
+    # OpenAPI document.
+    @model_serializer(mode="wrap")
+    def _with_nulls(self, handler: SerializerFunctionWrapHandler):  # noqa: ANN202 - see above
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.shown_null:
+                data.setdefault(name, None)
+        return data
 
 
 class PageModel(ResponseModel):

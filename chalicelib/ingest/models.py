@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
 from chalicelib.ingest import rules
 
 
@@ -44,7 +44,7 @@ class RecordsQuery(ApiModel):
         return rules.normalize_ts(value) if value is not None else None
 
 
-class StoredRecord(ResponseModel):
+class StoredRecord(ShowsNulls):
     """An ingested record: the one entity of the ingest item (ingest/store.py maps it) and the response.
     The org is never shown."""
 
@@ -56,12 +56,7 @@ class StoredRecord(ResponseModel):
     ts: str
     received_at: str
 
-    @model_serializer(mode="wrap")
-    def _data_always(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # no return type: the schema stays the model's
-        # Responses omit absent fields, but a record's data is always there, null included.
-        out: dict[str, Any] = handler(self)
-        out.setdefault("data", self.data)
-        return out
+    shown_null: ClassVar[tuple[str, ...]] = ("data",)  # a record's data is always there, null included
 
 
 class RecordPage(PageModel):

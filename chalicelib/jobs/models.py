@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import Field, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
+from pydantic import Field, WithJsonSchema
 
 from chalicelib.agents.models import POOL_PATTERN
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
 from chalicelib.jobs import rules
 from chalicelib.jobs.rules import Status
 
@@ -29,7 +29,7 @@ class CreateJobRequest(ApiModel):
 JobStatusField = Annotated[Status, WithJsonSchema({"type": "string", "enum": [s.value for s in Status]})]
 
 
-class JobResponse(rules.Targeted, ResponseModel):
+class JobResponse(rules.Targeted, ShowsNulls):
     """The job: the one entity of the JOB item and the contract's JobResponse.
 
     jobs/store.py maps it to and from the item (`job_item`, `job_from_item`); what the
@@ -62,12 +62,7 @@ class JobResponse(rules.Targeted, ResponseModel):
     # Fingerprint of the agent's completion (a repeat is a no-op); never shown.
     completion: Optional[str] = Field(default=None, exclude=True)
 
-    @model_serializer(mode="wrap")
-    def _payload_always(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # no return type: the schema stays the model's
-        # Responses omit absent fields, but a job's payload is always there, null included.
-        out: dict[str, Any] = handler(self)
-        out.setdefault("payload", self.payload)
-        return out
+    shown_null: ClassVar[tuple[str, ...]] = ("payload",)  # a job's payload is always there, null included
 
     @property
     def event_agent(self) -> str | None:

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 from chalicelib.agents import service as agents
 from chalicelib.core import ids, observability
 from chalicelib.core.context import Ctx
-from chalicelib.core.outcomes import found
+from chalicelib.core.lookup import found
 from chalicelib.core.errors import (
     Conflict, Forbidden, InvalidTransition, JobNotRunning, NotFound, PayloadTooLarge, Unavailable, ValidationError,
 )

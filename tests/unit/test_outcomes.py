@@ -1,19 +1,13 @@
-"""chalicelib/core/outcomes.py: load-or-404 and a failed write condition turned into the domain's error."""
+"""chalicelib/core/outcomes.py: a named write's failed condition turned into the domain's error."""
 from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.errors import Conflict, NotFound
-from chalicelib.core.outcomes import commit_or_raise, found
+from chalicelib.core.errors import Conflict
+from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.tx import TxFailed
 from chalicelib.aws import dynamo
 from tests.unit.fakes import fake_ctx, principal
-
-
-def test_found_passes_a_value_through_and_a_missing_one_is_404_naming_it():
-    assert found(0, "job", "J1") == 0  # falsy is not missing
-    with pytest.raises(NotFound, match="no job J1"):
-        found(None, "job", "J1")
 
 
 def test_commit_or_raise_maps_the_named_write_and_reraises_the_others():
