@@ -281,22 +281,3 @@ def test_revoking_twice_is_idempotent_and_another_orgs_key_is_404(monkeypatch):
     with pytest.raises(NotFound):
         orgs.revoke_key(ctx, "K1")
 
-
-def test_get_list_and_cancel_return_the_declared_models_with_the_runs_progress(monkeypatch):
-    from tests.unit.declared import assert_declared
-
-    ctx, _ = fake_ctx(principal())
-    job = _job(status=Status.RUNNING, run_id="R1", claimed_by="A1", payload=None)
-    run = replace(_run(job), progress_percent=40.0, progress_message="half")
-    monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (job, run))
-    body = assert_declared("GET", "/jobs/{jobId}", jobs.get(ctx, JID))
-    assert body["progressPercent"] == 40.0 and body["progressMessage"] == "half"
-    assert body["payload"] is None and "orgId" not in body and "completion" not in body  # payload always shown
-    monkeypatch.setattr(job_store, "list_jobs", lambda *a: job_store.JobPage([job, _job(job_id="J2")], None))
-    monkeypatch.setattr(job_store, "runs_of", lambda org, ids: {JID: replace(run, run_id="OLD")})
-    page = assert_declared("GET", "/jobs", jobs.list_jobs(ctx, job_models.JobListQuery()))
-    assert "progressPercent" not in page["items"][0]  # an older run's progress is not the job's
-    assert [j["jobId"] for j in page["items"]] == [JID, "J2"] and page["nextToken"] is None
-    monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (None, None))
-    with pytest.raises(NotFound):
-        jobs.get(ctx, JID)
