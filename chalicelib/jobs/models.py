@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import Field, WithJsonSchema
+from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 from chalicelib.agents.models import POOL_PATTERN
 from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
@@ -26,7 +26,10 @@ class CreateJobRequest(ApiModel):
 
 
 # The contract's status enum (a plain string in JSON), typed as the rules' Status in code.
-JobStatusField = Annotated[Status, WithJsonSchema({"type": "string", "enum": [s.value for s in Status]})]
+# (Plain validator and serializer: the enum class itself would add an unreferenced "Status" to /openapi.json.)
+JobStatusField = Annotated[Status, PlainValidator(lambda value: Status(value)),
+                           PlainSerializer(lambda status: status.value, return_type=str),
+                           WithJsonSchema({"type": "string", "enum": [s.value for s in Status]})]
 
 
 class JobResponse(rules.Targeted, ShowsNulls):
