@@ -26,6 +26,13 @@ class CommandListQuery(ApiModel):
 
 
 class CommandResponse(ResponseModel):
+    """A command to an agent: the one entity of the CMD item (commands/store.py maps it) and the response.
+
+    `status` is the stored one; `as_of(now)` is the command as a reader sees it then (pending past
+    expiresAt is expired before the sweep writes it so). The org is never shown.
+    """
+
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
     command_id: str
     agent_id: str
     type: str
@@ -36,6 +43,18 @@ class CommandResponse(ResponseModel):
     expires_at: str
     acked_at: Optional[str] = None
     result: Any = None
+
+    def as_of(self, now_iso: str) -> "CommandResponse":
+        """The command with its status at `now_iso` (rules.effective_status)."""
+        status = rules.effective_status(self.status, self.expires_at, now_iso)
+        return self if status == self.status else self.model_copy(update={"status": status})
+
+    def event_data(self) -> dict[str, Any]:
+        """The command as its events carry it: the response's JSON."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+Command = CommandResponse  # the entity is the response
 
 
 class CommandList(PageModel):

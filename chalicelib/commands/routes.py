@@ -9,9 +9,9 @@ from chalicelib.core.auth import Scope
 from chalicelib.core.lazy import lazy
 
 if TYPE_CHECKING:
-    from chalicelib.commands import service
+    from chalicelib.commands import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    service = lazy("chalicelib.commands.service")
+    models, service = lazy("chalicelib.commands.models"), lazy("chalicelib.commands.service")
 
 bp = Blueprint(__name__)
 TAG = "Agent gateway"
@@ -20,7 +20,7 @@ TAG = "Agent gateway"
 @endpoint(bp, "/agents/{agentId}/commands", "POST", scope=Scope.OPERATOR, body="IssueCommandRequest",
           response="CommandResponse", status=201, tag=TAG, errors=(404,),
           summary="Send a command to an agent (status pending); emits command:issued to that agent's WebSocket")
-def issue(call: Call) -> dict:
+def issue(call: Call) -> models.CommandResponse:
     b = call.body
     return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
 
@@ -28,7 +28,7 @@ def issue(call: Call) -> dict:
 @endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query="CommandListQuery",
           response="CommandList", tag=TAG, errors=(404,),
           summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
-def list_commands(call: Call) -> dict:
+def list_commands(call: Call) -> models.CommandList:
     q = call.query
     return service.list_for_agent(call.ctx, service.ListCommands(call.params["agentId"], q.status, q.limit,
                                                                    q.next_token))
@@ -36,7 +36,7 @@ def list_commands(call: Call) -> dict:
 
 @endpoint(bp, "/commands/{commandId}", "GET", scope=Scope.AGENT, response="CommandResponse", tag=TAG,
           errors=(404,), summary="One command (an agent key: only its own agent's)")
-def get_command(call: Call) -> dict:
+def get_command(call: Call) -> models.CommandResponse:
     return service.get(call.ctx, call.params["commandId"])
 
 
@@ -44,6 +44,6 @@ def get_command(call: Call) -> dict:
           response="CommandResponse", tag=TAG, errors=(404,),
           summary="The agent's outcome (acked or failed); a second ack answers the first outcome; "
                   "409 INVALID_TRANSITION once expired; emits command:acked")
-def ack(call: Call) -> dict:
+def ack(call: Call) -> models.CommandResponse:
     b = call.body
     return service.ack(call.ctx, service.AckCommand(call.params["commandId"], b.status, b.result))

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.agents import service as agents
-from chalicelib.commands import rules, store
+from chalicelib.commands import models, rules, store
+from chalicelib.commands.models import Command
 from chalicelib.core import ids
 from chalicelib.core.context import Ctx
+from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.errors import Forbidden, InvalidTransition, NotFound, ValidationError
 from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TxFailed
@@ -49,42 +51,36 @@ class AckCommand:
     result: Any = None
 
 
-def issue(ctx: Ctx, command: IssueCommand) -> dict:
+def issue(ctx: Ctx, command: IssueCommand) -> Command:
     if len(json.dumps(command.payload, separators=(",", ":")).encode()) > rules.MAX_PAYLOAD_BYTES:
         raise ValidationError.field("payload", f"is over {rules.MAX_PAYLOAD_BYTES} bytes as JSON")
     now = ctx.now()
-    issued = store.Command(ctx.org_id, ids.new_id(), command.agent_id, command.type, command.payload,
-                           rules.PENDING, command.ttl_seconds, ctx.iso(now), ctx.iso(now + command.ttl_seconds))
-    view = issued.public(ctx.iso(now))
+    issued = Command(org_id=ctx.org_id, command_id=ids.new_id(), agent_id=command.agent_id, type=command.type,
+                     payload=command.payload, status=rules.PENDING, ttl_seconds=command.ttl_seconds,
+                     created_at=ctx.iso(now), expires_at=ctx.iso(now + command.ttl_seconds))
     tx = ctx.tx()
     agents.require_active(tx, ctx.org_id, command.agent_id)
     tx.put("command", store.put_new(issued))
     tx.audit("command", issued.command_id, "issued", {"agentId": command.agent_id, "type": command.type})
-    tx.emit("command:issued", view, agent_id=command.agent_id)
-    try:
-        tx.commit()
-    except TxFailed as failed:
-        if failed.name == "agent":
-            raise NotFound(f"agent {command.agent_id} not found or not active") from None
-        raise
-    return view
+    tx.emit("command:issued", issued.event_data(), agent_id=command.agent_id)
+    commit_or_raise(tx, agent=lambda: NotFound(f"agent {command.agent_id} not found or not active"))
+    return issued
 
 
-def list_for_agent(ctx: Ctx, command: ListCommands) -> dict:
+def list_for_agent(ctx: Ctx, command: ListCommands) -> models.CommandList:
     agents.require_known(ctx, command.agent_id)  # another org's agent: 404, never an empty list
     scope = f"commands:{ctx.org_id}:{command.agent_id}:{command.status or ''}"
     now_iso = ctx.iso()
     items, last = store.list_for_agent(ctx.org_id, command.agent_id, command.status, command.limit,
                                        start_key(command.next_token, scope), now_iso)
-    return {"items": [c.public(now_iso) for c in items], "nextToken": next_token(last, scope)}
+    return models.CommandList(items=[c.as_of(now_iso) for c in items], next_token=next_token(last, scope))
 
 
-def get(ctx: Ctx, command_id: str) -> dict:
-    found = _load(ctx, command_id)
-    return found.public(ctx.iso())
+def get(ctx: Ctx, command_id: str) -> Command:
+    return _load(ctx, command_id).as_of(ctx.iso())
 
 
-def ack(ctx: Ctx, command: AckCommand) -> dict:
+def ack(ctx: Ctx, command: AckCommand) -> Command:
     if len(json.dumps(command.result, separators=(",", ":")).encode()) > rules.MAX_RESULT_BYTES:
         raise ValidationError.field("result", f"is over {rules.MAX_RESULT_BYTES} bytes as JSON")
     found = _load(ctx, command.command_id)
@@ -94,25 +90,23 @@ def ack(ctx: Ctx, command: AckCommand) -> dict:
     now_iso = ctx.iso()
     decision = rules.decide_ack(found.status, found.expires_at, now_iso)
     if decision is rules.AckDecision.REPLAY:
-        return found.public(now_iso)
+        return found.as_of(now_iso)
     if decision is rules.AckDecision.EXPIRED:
         raise InvalidTransition(f"command {found.command_id} expired at {found.expires_at}; it can no longer be acked")
-    done = store.Command(**{**found.__dict__, "status": command.status, "acked_at": now_iso,
-                            "result": command.result})
-    view = done.public(now_iso)
+    done = found.model_copy(update={"status": command.status, "acked_at": now_iso, "result": command.result})
     tx = ctx.tx()
     tx.update("command", store.leave_pending(found, command.status, now_iso, command.result, now_iso))
     tx.audit("command", found.command_id, command.status, {"agentId": found.agent_id, "type": found.type})
-    tx.emit("command:acked", view)  # the organization's sockets (operators); not only the agent's
+    tx.emit("command:acked", done.event_data())  # the organization's sockets (operators); not only the agent's
     try:
         tx.commit()
     except TxFailed:
         # Another ack won, or the command expired meanwhile: answer what it is now.
         again = _load(ctx, command.command_id)
         if rules.decide_ack(again.status, again.expires_at, ctx.iso()) is rules.AckDecision.REPLAY:
-            return again.public(ctx.iso())
+            return again.as_of(ctx.iso())
         raise InvalidTransition(f"command {found.command_id} expired at {found.expires_at}") from None
-    return view
+    return done
 
 
 def expire_due(ctx: Ctx, max_commands: int = 1000) -> int:
@@ -138,7 +132,7 @@ def expire_due(ctx: Ctx, max_commands: int = 1000) -> int:
     return expired
 
 
-def _load(ctx: Ctx, command_id: str) -> store.Command:
+def _load(ctx: Ctx, command_id: str) -> Command:
     found = store.get(ctx.org_id, command_id) if len(command_id) <= 64 else None
     if found is None:
         raise NotFound(f"command {command_id} not found")

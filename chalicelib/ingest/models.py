@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import Field, field_validator
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
 from chalicelib.ingest import rules
 
 
@@ -44,13 +44,19 @@ class RecordsQuery(ApiModel):
         return rules.normalize_ts(value) if value is not None else None
 
 
-class StoredRecord(ResponseModel):
+class StoredRecord(ShowsNulls):
+    """An ingested record: the one entity of the ingest item (ingest/store.py maps it) and the response.
+    The org is never shown."""
+
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
     record_id: str
     agent_id: str
     table: str
     data: Any = None
     ts: str
     received_at: str
+
+    shown_null: ClassVar[tuple[str, ...]] = ("data",)  # a record's data is always there, null included
 
 
 class RecordPage(PageModel):

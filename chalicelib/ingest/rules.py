@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 RECORD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TABLE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
@@ -48,5 +48,8 @@ def first_occurrences(record_ids: Iterable[str]) -> tuple[list[int], int]:
     return keep, repeats
 
 
-def chunks(items: list, size: int = CHUNK) -> list[list]:
+T = TypeVar("T")
+
+
+def chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]

@@ -24,7 +24,7 @@ from chalicelib.core.errors import Forbidden, ValidationError
 from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TransactionConflict, TxFailed
 from chalicelib.ingest import rules, store
-from chalicelib.ingest.models import IngestRecord
+from chalicelib.ingest.models import IngestRecord, IngestResult, RecordPage, StoredRecord
 
 CONFLICT_ROUNDS = 4
 
@@ -44,7 +44,7 @@ class ListRecords:
     next_token: str | None
 
 
-def ingest(ctx: Ctx, command: IngestBatch) -> dict:
+def ingest(ctx: Ctx, command: IngestBatch) -> IngestResult:
     received = ctx.iso()
     texts = [rules.data_json(r.data) for r in command.records]
     too_big = [{"field": f"records.{i}.data", "message": f"is over {rules.MAX_DATA_BYTES} bytes as JSON"}
@@ -52,18 +52,19 @@ def ingest(ctx: Ctx, command: IngestBatch) -> dict:
     if too_big:
         raise ValidationError(f"invalid request: {too_big[0]['field']}: {too_big[0]['message']}", too_big)
     keep, repeats = rules.first_occurrences(r.record_id for r in command.records)
-    records = [store.IngestedRecord(ctx.org_id, command.agent_id, command.records[i].record_id,
-                                    command.records[i].table, texts[i], command.records[i].ts, received)
+    records = [StoredRecord(org_id=ctx.org_id, agent_id=command.agent_id, record_id=command.records[i].record_id,
+                            table=command.records[i].table, data=command.records[i].data, ts=command.records[i].ts,
+                            received_at=received)
                for i in keep]
     accepted, duplicates = 0, repeats
     for chunk in rules.chunks(records):
         new, dup = _write_chunk(ctx, command.agent_id, chunk)
         accepted += new
         duplicates += dup
-    return {"accepted": accepted, "duplicates": duplicates, "agentId": command.agent_id}
+    return IngestResult(accepted=accepted, duplicates=duplicates, agent_id=command.agent_id)
 
 
-def _write_chunk(ctx: Ctx, agent_id: str, chunk: list[store.IngestedRecord]) -> tuple[int, int]:
+def _write_chunk(ctx: Ctx, agent_id: str, chunk: list[StoredRecord]) -> tuple[int, int]:
     pending, duplicates, conflicts = chunk, 0, 0
     while pending:
         tx = ctx.tx()
@@ -88,11 +89,11 @@ def _write_chunk(ctx: Ctx, agent_id: str, chunk: list[store.IngestedRecord]) -> 
     return 0, duplicates
 
 
-def list_records(ctx: Ctx, command: ListRecords) -> dict:
+def list_records(ctx: Ctx, command: ListRecords) -> RecordPage:
     scope = f"ingest:{ctx.org_id}:{command.table or ''}:{command.agent_id or ''}:{command.since or ''}"
     records, last = store.query(ctx.org_id, command.table, command.agent_id, command.since, command.limit,
                                 start_key(command.next_token, scope))
-    return {"items": [r.public() for r in records], "nextToken": next_token(last, scope)}
+    return RecordPage(items=records, next_token=next_token(last, scope))
 
 
 def require_agent_key(ctx: Ctx) -> str:

@@ -15,53 +15,41 @@ page size: a page costs its own items, never the table.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.ingest import rules
+from chalicelib.ingest.models import StoredRecord
 
 
 def _table() -> str:
     return settings().main_table
 
 
-@dataclass(frozen=True)
-class IngestedRecord:
-    org_id: str
-    agent_id: str
-    record_id: str
-    table: str
-    data_json: str
-    ts: str
-    received_at: str
-
-    def to_item(self) -> dict:
-        o, a, r, t = self.org_id, self.agent_id, self.record_id, self.table
-        return {
-            "PK": f"ORG#{o}#INGEST#AGENT#{a}", "SK": f"REC#{r}", "type": "ingest",
-            "orgId": o, "agentId": a, "recordId": r, "table": t, "ts": self.ts, "receivedAt": self.received_at,
-            # JSON text: arbitrary JSON round-trips exactly (floats, nulls, empty keys); never queried.
-            "data": self.data_json,
-            "GSI1PK": f"ORG#{o}#INGEST", "GSI1SK": f"{self.ts}#{a}#{r}",
-            "GSI2PK": f"ORG#{o}#INGEST#AGENT#{a}", "GSI2SK": f"{self.ts}#{r}",
-            "GSI3PK": f"ORG#{o}#INGEST#TABLE#{t}", "GSI3SK": f"{self.ts}#{a}#{r}",
-            "GSI4PK": f"ORG#{o}#INGEST#TABLE#{t}#AGENT#{a}", "GSI4SK": f"{self.ts}#{r}",
-        }
-
-    @classmethod
-    def from_item(cls, item: dict) -> "IngestedRecord":
-        return cls(item["orgId"], item["agentId"], item["recordId"], item["table"], item["data"], item["ts"],
-                   item["receivedAt"])
-
-    def public(self) -> dict[str, Any]:
-        return {"recordId": self.record_id, "agentId": self.agent_id, "table": self.table,
-                "data": json.loads(self.data_json), "ts": self.ts, "receivedAt": self.received_at}
+def _item(record: StoredRecord) -> dict[str, Any]:
+    o, a, r, t, ts = record.org_id, record.agent_id, record.record_id, record.table, record.ts
+    return {
+        "PK": f"ORG#{o}#INGEST#AGENT#{a}", "SK": f"REC#{r}", "type": "ingest",
+        "orgId": o, "agentId": a, "recordId": r, "table": t, "ts": ts, "receivedAt": record.received_at,
+        # JSON text: arbitrary JSON round-trips exactly (floats, nulls, empty keys); never queried.
+        "data": rules.data_json(record.data),
+        "GSI1PK": f"ORG#{o}#INGEST", "GSI1SK": f"{ts}#{a}#{r}",
+        "GSI2PK": f"ORG#{o}#INGEST#AGENT#{a}", "GSI2SK": f"{ts}#{r}",
+        "GSI3PK": f"ORG#{o}#INGEST#TABLE#{t}", "GSI3SK": f"{ts}#{a}#{r}",
+        "GSI4PK": f"ORG#{o}#INGEST#TABLE#{t}#AGENT#{a}", "GSI4SK": f"{ts}#{r}",
+    }
 
 
-def put_new(record: IngestedRecord) -> dynamo.Put:
+def _entity(item: dict[str, Any]) -> StoredRecord:
+    return StoredRecord(org_id=item["orgId"], agent_id=item["agentId"], record_id=item["recordId"],
+                        table=item["table"], data=json.loads(item["data"]), ts=item["ts"],
+                        received_at=item["receivedAt"])
+
+
+def put_new(record: StoredRecord) -> dynamo.Put:
     """Store the record unless (org, agent, recordId) is already stored."""
-    return dynamo.Put(_table(), record.to_item(), condition="attribute_not_exists(PK)")
+    return dynamo.Put(_table(), _item(record), condition="attribute_not_exists(PK)")
 
 
 def _index(org_id: str, table: str | None, agent_id: str | None) -> tuple[str, str]:
@@ -75,7 +63,7 @@ def _index(org_id: str, table: str | None, agent_id: str | None) -> tuple[str, s
 
 
 def query(org_id: str, table: str | None, agent_id: str | None, since: str | None, limit: int,
-          start_key: dict | None) -> tuple[list[IngestedRecord], dict | None]:
+          start_key: dict[str, Any] | None) -> tuple[list[StoredRecord], dict[str, Any] | None]:
     index, pk = _index(org_id, table, agent_id)
     names = {"#pk": f"{index}PK"}
     condition, values = "#pk = :pk", {":pk": pk}
@@ -84,4 +72,4 @@ def query(org_id: str, table: str | None, agent_id: str | None, since: str | Non
         names["#sk"] = f"{index}SK"
         values[":since"] = f"{since}$"
     page = dynamo.query(_table(), condition, values, names=names, index=index, limit=limit, start_key=start_key)
-    return [IngestedRecord.from_item(i) for i in page.items], page.last_key
+    return [_entity(i) for i in page.items], page.last_key

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.jobs.rules import Status
-from chalicelib.jobs.store import Job, JobRun
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.store import JobRun
 
 QUEUED, CANCELLED, PROGRESS = "job:queued", "job:cancelled", "job:progress"
 COMPLETED, FAILED = "job:completed", "job:failed"

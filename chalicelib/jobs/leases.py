@@ -62,7 +62,7 @@ def _record(record: SQSRecord) -> None:
     check(org_id, job_id, run_id)
 
 
-def handle_batch(event: dict, context: Any = None) -> Any:
+def handle_batch(event: dict[str, Any], context: Any = None) -> Any:
     """Lambda's SQS batch: every record checked; failures reported one by one (ReportBatchItemFailures)."""
     # Imported here: the API functions import this module's neighbours but never run the consumer.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response

@@ -11,7 +11,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 C = TypeVar("C")  # a candidate job, as the caller holds it
 
@@ -88,7 +88,7 @@ def order_key(priority: int, job_id: str) -> str:
 
 
 def _gsi4sk(item: Any) -> str:
-    return item["GSI4SK"]
+    return str(item["GSI4SK"])
 
 
 def _priority(item: Any) -> Any:
@@ -127,7 +127,7 @@ def spread(remaining: list[C], rng: random.Random | None = None,
 CHECK_KIND = "check-run"
 
 
-def check_message(org_id: str, job_id: str, run_id: str) -> dict:
+def check_message(org_id: str, job_id: str, run_id: str) -> dict[str, Any]:
     """The only message on the jobs queue: check run `run_id` of a job when it arrives (see leases.py)."""
     return {"v": 1, "kind": CHECK_KIND, "orgId": org_id, "jobId": job_id, "runId": run_id}
 
@@ -239,7 +239,7 @@ def completion_fingerprint(status: str, result: Any, error: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict | None:
+def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict[str, Any] | None:
     """Agents may report an error as a string or an object; jobs store {code, message, ...}."""
     if error is None:
         return None
@@ -251,3 +251,22 @@ def normalize_error(error: Any, default_code: str = AGENT_FAILED) -> dict | None
         out.setdefault("message", "")
         return out
     return {"code": default_code, "message": json.dumps(error, default=str)}
+
+
+class Targeted:
+    """The keys a job (models.JobResponse) and its run (store.JobRun) derive alike from the job's
+    target and priority. A mixin of properties only: the classes that use it declare the fields."""
+
+    if TYPE_CHECKING:
+        job_id: str
+        agent_id: str | None
+        pool: str | None
+        priority: int
+
+    @property
+    def target(self) -> str:
+        return target(self.agent_id, self.pool)
+
+    @property
+    def order_key(self) -> str:
+        return order_key(self.priority, self.job_id)

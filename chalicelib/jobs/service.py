@@ -11,19 +11,21 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 from chalicelib.agents import service as agents
 from chalicelib.core import ids, observability
 from chalicelib.core.context import Ctx
+from chalicelib.core.lookup import found
 from chalicelib.core.errors import (
     Conflict, Forbidden, InvalidTransition, JobNotRunning, NotFound, PayloadTooLarge, Unavailable, ValidationError,
 )
-from chalicelib.core.paging import Page, page, start_key
+from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TransactionConflict, TxFailed, retry_conflicts
 from chalicelib.jobs import events, models, rules, store
 from chalicelib.jobs.rules import Action, Status
-from chalicelib.jobs.store import Job, JobRun
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.store import JobRun
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,28 +46,16 @@ def _now(ctx: Ctx) -> tuple[int, str]:
     return now_ms, ctx.iso(now_ms / 1000)
 
 
-# --- views -----------------------------------------------------------------------
-
-def view(job: Job, run: JobRun | None = None) -> dict[str, Any]:
-    """The job as GET /jobs/{jobId} shows it (absent fields omitted; payload always present)."""
-    out: dict[str, Any] = {
-        "jobId": job.job_id, "type": job.job_type, "payload": job.payload, "status": job.status.value,
-        "attempts": job.attempts, "maxAttempts": job.max_attempts, "priority": job.priority,
-        "leaseSeconds": job.lease_seconds, "createdAt": job.created_at, "updatedAt": job.updated_at,
-    }
-    optional = {"agentId": job.agent_id, "pool": job.pool, "claimedBy": job.claimed_by, "runId": job.run_id,
-                "timeoutSeconds": job.timeout_seconds, "startedAt": job.started_at, "finishedAt": job.finished_at,
-                "result": job.result, "error": job.error}
-    # Progress lives on the run item; it is the latest run's only while that run is the job's.
-    if run is not None and run.run_id == job.run_id:
-        optional.update(progressPercent=run.progress_percent, progressMessage=run.progress_message)
-    out.update((k, v) for k, v in optional.items() if v is not None)
-    return out
+def _shown(job: Job, run: JobRun | None) -> Job:
+    """The job with its latest run's progress (the run item holds it, so progress writes touch no index)."""
+    if run is None:
+        return job
+    return job.with_progress(run.run_id, run.progress_percent, run.progress_message)
 
 
 # --- operators -------------------------------------------------------------------
 
-def create(ctx: Ctx, command: models.CreateJobRequest) -> dict[str, Any]:
+def create(ctx: Ctx, command: models.CreateJobRequest) -> Job:
     c = command
     if (c.agent_id is None) == (c.pool is None):
         field = "agentId" if c.agent_id is None else "pool"
@@ -75,7 +65,7 @@ def create(ctx: Ctx, command: models.CreateJobRequest) -> dict[str, Any]:
         raise PayloadTooLarge(f"payload is over {rules.PAYLOAD_MAX_BYTES} bytes",
                               [{"field": "payload", "message": f"at most {rules.PAYLOAD_MAX_BYTES} bytes of JSON"}])
     now = ctx.iso()
-    job = Job(org_id=ctx.org_id, job_id=ids.new_id(), agent_id=c.agent_id, pool=c.pool, job_type=c.type,
+    job = Job(org_id=ctx.org_id, job_id=ids.new_id(), agent_id=c.agent_id, pool=c.pool, type=c.type,
               payload=c.payload, status=Status.QUEUED, priority=c.priority, attempts=0,
               max_attempts=c.max_attempts, lease_seconds=c.lease_seconds, timeout_seconds=c.timeout_seconds,
               created_at=now, updated_at=now)
@@ -94,36 +84,34 @@ def create(ctx: Ctx, command: models.CreateJobRequest) -> dict[str, Any]:
             raise Conflict(f"agent {c.agent_id} is inactive",
                            [{"field": "agentId", "message": "the agent is inactive"}]) from None
         raise
-    return view(job)
+    return job
 
 
-def get(ctx: Ctx, job_id: str) -> dict[str, Any]:
+def get(ctx: Ctx, job_id: str) -> Job:
     job, run = store.get_job_and_run(ctx.org_id, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return view(job, run)
+    return _shown(found(job, "job", job_id), run)
 
 
-def list_jobs(ctx: Ctx, query: models.JobListQuery) -> Page[dict[str, Any]]:
+def list_jobs(ctx: Ctx, query: models.JobListQuery) -> models.JobList:
     q = query
     if q.agent_id is not None and q.pool is not None:
         raise ValidationError.field("pool", "filter by agentId or by pool, not both (a job has one target)")
     scope = f"jobs:{ctx.org_id}:{q.agent_id or ''}:{q.pool or ''}:{q.status or ''}"
     start = start_key(q.next_token, scope)
     target = rules.target(q.agent_id, q.pool) if (q.agent_id or q.pool) else None
-    found = store.list_jobs(ctx.org_id, target, Status(q.status) if q.status else None, q.limit, start)
-    runs = store.runs_of(ctx.org_id, [j.job_id for j in found.items if j.run_id])
-    return page(found.items, found.last_key, scope, lambda j: view(j, runs.get(j.job_id)))
+    listed = store.list_jobs(ctx.org_id, target, Status(q.status) if q.status else None, q.limit, start)
+    runs = store.runs_of(ctx.org_id, [j.job_id for j in listed.items if j.run_id])
+    return models.JobList(items=[_shown(j, runs.get(j.job_id)) for j in listed.items],
+                          next_token=next_token(listed.last_key, scope))
 
 
-def cancel(ctx: Ctx, job_id: str) -> dict[str, Any]:
+def cancel(ctx: Ctx, job_id: str) -> Job:
     for _ in range(4):
         job, run = store.get_job_and_run(ctx.org_id, job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id}")
+        job = found(job, "job", job_id)
         status = job.status
         if status is Status.CANCELLED:
-            return view(job, run)  # cancelling twice is a no-op
+            return _shown(job, run)  # cancelling twice is a no-op
         if status.terminal:
             raise InvalidTransition(f"job {job_id} is {status.value}; only QUEUED or RUNNING jobs can be cancelled")
         now_ms, now = _now(ctx)
@@ -139,20 +127,20 @@ def cancel(ctx: Ctx, job_id: str) -> dict[str, Any]:
             _retry_conflicts(tx.commit)
         except TxFailed:
             continue  # claimed, finished or re-queued meanwhile: judge again
-        return view(job.finished(Status.CANCELLED, now), run)
+        return _shown(job.finished(Status.CANCELLED, now), run)
     raise Unavailable("the job kept changing; retry", headers={"Retry-After": "1"})
 
 
 # --- agents --------------------------------------------------------------------------
 
-def poll(ctx: Ctx, command: models.PollQuery) -> dict[str, Any]:
+def poll(ctx: Ctx, command: models.PollQuery) -> models.PollResponse:
     agent_id, wanted, org_id = command.agent_id, command.max, ctx.org_id
     ctx.require_agent(agent_id)
     agent = _retry_conflicts(lambda: agents.for_poll(ctx, agent_id))
     targets = [rules.target(agent_id, None)] + [rules.target(None, p) for p in agent.pools]
     candidates = rules.merge_candidates([store.ready(org_id, t, wanted + CLAIM_SLACK) for t in targets],
                                         key=lambda job: job.order_key)
-    claimed: list[dict[str, Any]] = []
+    claimed: list[models.PolledJob] = []
     lost = 0
     position = 0
     while len(claimed) < wanted and position < len(candidates):
@@ -175,19 +163,17 @@ def poll(ctx: Ctx, command: models.PollQuery) -> dict[str, Any]:
             except (TxFailed, TransactionConflict):
                 lost += 1  # another poll won it (or it was cancelled): the next candidate
                 continue
-            claimed.append({
-                "jobId": job.job_id, "runId": run.run_id, "type": job.job_type, "payload": job.payload,
-                "attempt": run.attempt, "leaseExpiresAt": ctx.iso(run.lease_end_ms / 1000),
-                "leaseSeconds": run.lease_seconds,
-                **({"timeoutSeconds": run.timeout_seconds} if run.timeout_seconds else {}),
-            })
+            claimed.append(models.PolledJob(
+                job_id=job.job_id, run_id=run.run_id, type=job.job_type, payload=job.payload,
+                attempt=run.attempt, lease_expires_at=ctx.iso(run.lease_end_ms / 1000),
+                lease_seconds=run.lease_seconds, timeout_seconds=run.timeout_seconds or None))
         if lost > lost_before:
             candidates[position:] = rules.spread(candidates[position:], priority=lambda job: job.priority)
     if claimed:
         observability.count("JobsClaimed", len(claimed))
-    return {"jobs": claimed,
-            "nextPollSeconds": rules.next_poll_seconds(len(claimed), wanted, lost,
-                                                       ctx.settings.jobs_idle_poll_seconds)}
+    return models.PollResponse(jobs=claimed,
+                               next_poll_seconds=rules.next_poll_seconds(len(claimed), wanted, lost,
+                                                                         ctx.settings.jobs_idle_poll_seconds))
 
 
 def _not_running(ctx: Ctx, job_id: str, run_id: str, agent_id: str) -> Exception:

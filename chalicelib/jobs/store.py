@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import dynamo, queues
 from chalicelib.core.config import settings
 from chalicelib.jobs import rules
+from chalicelib.jobs.models import Job
 from chalicelib.jobs.rules import Status
 
 RUNNING, ENDED = "RUNNING", "ENDED"  # RUN item states
@@ -37,11 +38,11 @@ def job_pk(org_id: str, job_id: str) -> str:
     return f"ORG#{org_id}#JOB#{job_id}"
 
 
-def job_key(org_id: str, job_id: str) -> dict:
+def job_key(org_id: str, job_id: str) -> dict[str, Any]:
     return {"PK": job_pk(org_id, job_id), "SK": "JOB"}
 
 
-def run_key(org_id: str, job_id: str) -> dict:
+def run_key(org_id: str, job_id: str) -> dict[str, Any]:
     return {"PK": job_pk(org_id, job_id), "SK": "RUN"}
 
 
@@ -55,7 +56,7 @@ def ready_pk(org_id: str, target: str) -> str:
     return f"ORG#{org_id}#JOBS#{target}#{Status.QUEUED.value}"
 
 
-def status_index(org_id: str, job_id: str, target: str, status: Status, order_key: str) -> dict:
+def status_index(org_id: str, job_id: str, target: str, status: Status, order_key: str) -> dict[str, Any]:
     """The index attributes that move with the status (GSI2, GSI4)."""
     return {
         "GSI2PK": f"ORG#{org_id}#JOBS#{status.value}", "GSI2SK": job_id,
@@ -64,7 +65,7 @@ def status_index(org_id: str, job_id: str, target: str, status: Status, order_ke
     }
 
 
-def failure_index(org_id: str, job_id: str, status: Status, now_iso: str) -> dict:
+def failure_index(org_id: str, job_id: str, status: Status, now_iso: str) -> dict[str, Any]:
     """GSI6 (sparse): failed jobs by failure time, read by chalicelib/jobs/failures.py (the ops scan)."""
     if status is not Status.FAILED:
         return {}
@@ -93,91 +94,40 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-class _Targeted:
-    """The keys a job and its run derive alike from the job's target and priority."""
+def job_item(job: Job) -> dict[str, Any]:
+    """The JOB item as created (QUEUED); later changes are conditional updates below."""
+    org_id, job_id, target, order_key = job.org_id, job.job_id, job.target, job.order_key
+    return {
+        **job_key(org_id, job_id), "type": "job", "orgId": org_id, "jobId": job_id,
+        "agentId": job.agent_id, "pool": job.pool, "target": target, "jobType": job.job_type,
+        "payloadJson": _dumps(job.payload), "status": job.status.value, "priority": job.priority,
+        "attempts": job.attempts, "maxAttempts": job.max_attempts, "leaseSeconds": job.lease_seconds,
+        "timeoutSeconds": job.timeout_seconds, "createdAt": job.created_at, "updatedAt": job.updated_at,
+        "orderKey": order_key,
+        "GSI1PK": f"ORG#{org_id}#JOBS", "GSI1SK": job_id,
+        "GSI3PK": f"ORG#{org_id}#JOBS#{target}", "GSI3SK": job_id,
+        **status_index(org_id, job_id, target, job.status, order_key),
+        # The GSI4 partitions an agent's completion moves the job to, kept on the item so
+        # that POST /jobs/complete can move it without reading it first (Update.copy).
+        **{_finish_pk_attr(s): f"ORG#{org_id}#JOBS#{target}#{s.value}" for s in (Status.COMPLETED, Status.FAILED)},
+    }
 
-    job_id: str
-    agent_id: str | None
-    pool: str | None
-    priority: int
 
-    @property
-    def target(self) -> str:
-        return rules.target(self.agent_id, self.pool)
-
-    @property
-    def order_key(self) -> str:
-        return rules.order_key(self.priority, self.job_id)
-
-
-@dataclass(frozen=True)
-class Job(_Targeted):
-    """The JOB item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
-
-    org_id: str
-    job_id: str
-    agent_id: str | None        # the target agent, or
-    pool: str | None            # the target pool (exactly one of the two)
-    job_type: str
-    payload: Any
-    status: Status
-    priority: int
-    attempts: int
-    max_attempts: int
-    lease_seconds: int
-    timeout_seconds: int | None
-    created_at: str
-    updated_at: str
-    run_id: str | None = None
-    claimed_by: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    result: Any = None
-    error: dict | None = None
-    completion: str | None = None  # fingerprint of the agent's completion (a repeat is a no-op)
-
-    @property
-    def event_agent(self) -> str | None:
-        """Whose agent-key connections see events of this job: the claiming agent, else the target agent."""
-        return self.claimed_by or self.agent_id
-
-    def to_item(self) -> dict:
-        """The item as created (QUEUED); later changes are conditional updates below."""
-        org_id, job_id, target, order_key = self.org_id, self.job_id, self.target, self.order_key
-        return {
-            **job_key(org_id, job_id), "type": "job", "orgId": org_id, "jobId": job_id,
-            "agentId": self.agent_id, "pool": self.pool, "target": target, "jobType": self.job_type,
-            "payloadJson": _dumps(self.payload), "status": self.status.value, "priority": self.priority,
-            "attempts": self.attempts, "maxAttempts": self.max_attempts, "leaseSeconds": self.lease_seconds,
-            "timeoutSeconds": self.timeout_seconds, "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "orderKey": order_key,
-            "GSI1PK": f"ORG#{org_id}#JOBS", "GSI1SK": job_id,
-            "GSI3PK": f"ORG#{org_id}#JOBS#{target}", "GSI3SK": job_id,
-            **status_index(org_id, job_id, target, self.status, order_key),
-            # The GSI4 partitions an agent's completion moves the job to, kept on the item so
-            # that POST /jobs/complete can move it without reading it first (Update.copy).
-            **{_finish_pk_attr(s): f"ORG#{org_id}#JOBS#{target}#{s.value}" for s in (Status.COMPLETED, Status.FAILED)},
-        }
-
-    @classmethod
-    def from_item(cls, item: dict) -> "Job":
-        return cls(
-            org_id=item["orgId"], job_id=item["jobId"], agent_id=item.get("agentId"), pool=item.get("pool"),
-            job_type=item["jobType"], payload=_loads(item["payloadJson"]), status=Status(item["status"]),
-            priority=int(item["priority"]), attempts=int(item.get("attempts", 0)),
-            max_attempts=int(item["maxAttempts"]), lease_seconds=int(item["leaseSeconds"]),
-            timeout_seconds=int(item["timeoutSeconds"]) if item.get("timeoutSeconds") is not None else None,
-            created_at=item["createdAt"], updated_at=item["updatedAt"], run_id=item.get("runId"),
-            claimed_by=item.get("claimedBy"), started_at=item.get("startedAt"), finished_at=item.get("finishedAt"),
-            result=_loads(item.get("resultJson")), error=_loads(item.get("errorJson")),
-            completion=item.get("completion"))
-
-    def finished(self, status: Status, now_iso: str) -> "Job":
-        return replace(self, status=status, finished_at=now_iso, updated_at=now_iso)
+def job_from_item(item: dict[str, Any]) -> Job:
+    return Job(
+        org_id=item["orgId"], job_id=item["jobId"], agent_id=item.get("agentId"), pool=item.get("pool"),
+        type=item["jobType"], payload=_loads(item["payloadJson"]), status=Status(item["status"]),
+        priority=int(item["priority"]), attempts=int(item.get("attempts", 0)),
+        max_attempts=int(item["maxAttempts"]), lease_seconds=int(item["leaseSeconds"]),
+        timeout_seconds=int(item["timeoutSeconds"]) if item.get("timeoutSeconds") is not None else None,
+        created_at=item["createdAt"], updated_at=item["updatedAt"], run_id=item.get("runId"),
+        claimed_by=item.get("claimedBy"), started_at=item.get("startedAt"), finished_at=item.get("finishedAt"),
+        result=_loads(item.get("resultJson")), error=_loads(item.get("errorJson")),
+        completion=item.get("completion"))
 
 
 @dataclass(frozen=True)
-class JobRun(_Targeted, rules.Run):
+class JobRun(rules.Targeted, rules.Run):
     """The RUN item (the current run of a job); `to_item`/`from_item` are its one mapping.
 
     It is the lease rules' `Run` (what a lease check decides on) plus what a
@@ -208,7 +158,7 @@ class JobRun(_Targeted, rules.Run):
                    deadline_ms=now_ms + timeout * 1000 if timeout else None, agent_id=job.agent_id,
                    pool=job.pool, priority=job.priority, job_type=job.job_type)
 
-    def to_item(self) -> dict:
+    def to_item(self) -> dict[str, Any]:
         return {
             **run_key(self.org_id, self.job_id), "type": "jobRun", "orgId": self.org_id, "jobId": self.job_id,
             "runId": self.run_id, "state": RUNNING if self.running else ENDED, "claimedBy": self.claimed_by,
@@ -221,7 +171,7 @@ class JobRun(_Targeted, rules.Run):
         }
 
     @classmethod
-    def from_item(cls, item: dict) -> "JobRun":
+    def from_item(cls, item: dict[str, Any]) -> "JobRun":
         order_key = item["orderKey"]
         return cls(
             org_id=item["orgId"], job_id=item["jobId"], run_id=item["runId"], running=item.get("state") == RUNNING,
@@ -239,7 +189,7 @@ class JobRun(_Targeted, rules.Run):
 
 
 def job_put(job: Job) -> dynamo.Put:
-    return dynamo.Put(_table(), job.to_item(), condition="attribute_not_exists(PK)")
+    return dynamo.Put(_table(), job_item(job), condition="attribute_not_exists(PK)")
 
 
 def claim_job_update(job: Job, run: JobRun, now_iso: str) -> dynamo.Update:
@@ -257,7 +207,8 @@ def run_put(run: JobRun) -> dynamo.Put:
     return dynamo.Put(_table(), run.to_item())
 
 
-def _run_condition(run_id: str, agent_id: str | None = None, renewed_ms: int | None = None) -> tuple[str, dict, dict]:
+def _run_condition(run_id: str, agent_id: str | None = None,
+                   renewed_ms: int | None = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
     condition = "runId = :run AND #state = :running"
     values: dict[str, Any] = {":run": run_id, ":running": RUNNING}
     if agent_id is not None:
@@ -287,7 +238,7 @@ def end_run_update(org_id: str, job_id: str, run_id: str, now_ms: int, agent_id:
 
 
 def finish_job_update(org_id: str, job_id: str, target: str, order_key: str, status: Status, now_iso: str,
-                      expect: Status, run_id: str | None = None, result: Any = None, error: dict | None = None,
+                      expect: Status, run_id: str | None = None, result: Any = None, error: dict[str, Any] | None = None,
                       fingerprint: str | None = None) -> dynamo.Update:
     """RUNNING or QUEUED -> a terminal status."""
     condition = "#st = :expect"
@@ -306,7 +257,7 @@ def finish_job_update(org_id: str, job_id: str, target: str, order_key: str, sta
 
 
 def complete_job_update(org_id: str, job_id: str, run_id: str, status: Status, now_iso: str, result: Any,
-                        error: dict | None, fingerprint: str) -> dynamo.Update:
+                        error: dict[str, Any] | None, fingerprint: str) -> dynamo.Update:
     """RUNNING -> COMPLETED/FAILED by the agent, knowing only the job and run ids."""
     return dynamo.Update(_table(), job_key(org_id, job_id), set={
         "status": status.value, "finishedAt": now_iso, "updatedAt": now_iso,
@@ -342,7 +293,7 @@ def requeue_run_delete(run: JobRun) -> dynamo.Delete:
 @dataclass(frozen=True)
 class JobPage:
     items: list[Job]
-    last_key: dict | None
+    last_key: dict[str, Any] | None
 
 
 def get_job_and_run(org_id: str, job_id: str) -> tuple[Job | None, JobRun | None]:
@@ -350,7 +301,7 @@ def get_job_and_run(org_id: str, job_id: str) -> tuple[Job | None, JobRun | None
     page = dynamo.query(_table(), "PK = :pk", {":pk": job_pk(org_id, job_id)}, consistent=True)
     by_sk = {item["SK"]: item for item in page.items}
     job, run = by_sk.get("JOB"), by_sk.get("RUN")
-    return (Job.from_item(job) if job else None), (JobRun.from_item(run) if run else None)
+    return (job_from_item(job) if job else None), (JobRun.from_item(run) if run else None)
 
 
 def get_run(org_id: str, job_id: str) -> JobRun | None:
@@ -361,22 +312,22 @@ def get_run(org_id: str, job_id: str) -> JobRun | None:
 def ready(org_id: str, target: str, limit: int) -> list[Job]:
     """The first `limit` jobs of a ready queue, in claim order (eventually consistent: claims re-check)."""
     page = dynamo.query(_table(), "GSI4PK = :pk", {":pk": ready_pk(org_id, target)}, index="GSI4", limit=limit)
-    return [Job.from_item(i) for i in page.items]
+    return [job_from_item(i) for i in page.items]
 
 
 def list_jobs(org_id: str, target: str | None, status: Status | None, limit: int,
-              start_key: dict | None) -> JobPage:
+              start_key: dict[str, Any] | None) -> JobPage:
     index, pk, newest_first = list_index(org_id, target, status)
     page = dynamo.query(_table(), f"{index}PK = :pk", {":pk": pk}, index=index, limit=limit,
                         start_key=start_key, forward=not newest_first)
-    return JobPage([Job.from_item(i) for i in page.items], page.last_key)
+    return JobPage([job_from_item(i) for i in page.items], page.last_key)
 
 
 def running_jobs(org_id: str) -> Iterator[Job]:
     """Every RUNNING job of an organization (GSI2, a page at a time): the lease sweep's input."""
     for item in dynamo.query_all(_table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#JOBS#{Status.RUNNING.value}"},
                                  index="GSI2"):
-        yield Job.from_item(item)
+        yield job_from_item(item)
 
 
 def runs_of(org_id: str, job_ids: list[str]) -> dict[str, JobRun]:
@@ -388,7 +339,7 @@ def runs_of(org_id: str, job_ids: list[str]) -> dict[str, JobRun]:
 
 # --- lease timers: delayed messages on the jobs queue -----------------------------
 
-def send_checks(checks: list[tuple[dict, int]]) -> None:
+def send_checks(checks: list[tuple[dict[str, Any], int]]) -> None:
     """(message, delay_seconds) pairs; one SQS request per ten."""
     if checks:
         queues.send_many(settings().jobs_queue_url, checks)
@@ -409,7 +360,7 @@ class JobFailure:
     pool: str | None = None
 
     @classmethod
-    def from_item(cls, item: dict) -> "JobFailure":
+    def from_item(cls, item: dict[str, Any]) -> "JobFailure":
         return cls(job_id=item["jobId"], job_type=item.get("jobType", ""),
                    error=json.loads(item["errorJson"]) if item.get("errorJson") else None,
                    failed_at=item.get("finishedAt") or item["GSI6SK"].split("#", 1)[0], cursor=item["GSI6SK"],
@@ -435,7 +386,7 @@ class DeadLetter:
     body: Any
 
     @classmethod
-    def from_message(cls, message: dict) -> "DeadLetter":
+    def from_message(cls, message: dict[str, Any]) -> "DeadLetter":
         try:
             body = json.loads(message["body"])
         except ValueError:

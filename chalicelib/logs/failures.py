@@ -16,5 +16,5 @@ if TYPE_CHECKING:
 
 def error_entries(ctx: "Ctx", after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """Up to `limit` ERROR entries of ctx's org after entry id `after`, oldest first, and the last id."""
-    entries = [{**e.public(), "cursor": e.entry_id} for e in store.error_entries(ctx.org_id, after, limit)]
+    entries = [{**e.as_json(), "cursor": e.entry_id} for e in store.error_entries(ctx.org_id, after, limit)]
     return entries, (entries[-1]["cursor"] if entries else None)

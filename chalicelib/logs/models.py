@@ -47,12 +47,21 @@ class PushLogsResult(ResponseModel):
 
 
 class LogEntry(ResponseModel):
-    id: str
+    """A log entry: the one entity of the log item (logs/store.py maps it), the response and the
+    instance:log event's entry. The org and the item's expiry (`ttl`) are never shown."""
+
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
+    entry_id: str = Field(alias="id")  # a ULID whose time part is the timestamp (rules.py)
     instance_id: str
     timestamp: str
     level: str
     message: str
     fields: Optional[dict[str, Any]] = None
+    expires_at: int = Field(default=0, exclude=True)  # epoch seconds: the item's ttl
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as the API and the instance:log event show it."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class LogQuery(ApiModel):

@@ -26,7 +26,7 @@ from chalicelib.core.tx import TransactionConflict
 from chalicelib.events import outbox
 from chalicelib.instances import service as instances
 from chalicelib.logs import events, models, rules, store
-from chalicelib.logs.store import LogEntry
+from chalicelib.logs.models import LogEntry
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,11 @@ def push(ctx: Ctx, command: PushLogs) -> models.PushLogsResult:
     key = command.idempotency_key
     seed = hashlib.sha256(f"{ctx.org_id}|{instance.instance_id}|{key}".encode()).digest() if key else None
     expires = store.expiry(received)
-    stored = [LogEntry(ctx.org_id, instance.instance_id, entry_id, rules.format_ms(ms), e.level, e.message,
-                       e.fields, expires)
+    stored = [LogEntry(org_id=ctx.org_id, instance_id=instance.instance_id, id=entry_id,
+                       timestamp=rules.format_ms(ms), level=e.level, message=e.message, fields=e.fields,
+                       expires_at=expires)
               for entry_id, ms, e in zip(ids.new_ids(times, seed), times, entries, strict=True)]
-    published = [entry.public() for entry in stored]
+    published = [entry.as_json() for entry in stored]
     too_big = [{"field": f"entries.{i}", "message": f"is over {rules.MAX_ENTRY_BYTES} bytes as JSON"}
                for i, p in enumerate(published) if len(rules.entry_json(p).encode()) > rules.MAX_ENTRY_BYTES]
     if too_big:
@@ -83,5 +84,4 @@ def push(ctx: Ctx, command: PushLogs) -> models.PushLogsResult:
 def read(ctx: Ctx, command: ReadLogs) -> list[models.LogEntry]:
     q = command.query
     instances.load(ctx, command.instance_id)
-    found = store.query(ctx.org_id, command.instance_id, q.limit, level=q.level, after=rules.since_bound(q.since))
-    return [models.LogEntry.model_validate(entry.public()) for entry in found]
+    return store.query(ctx.org_id, command.instance_id, q.limit, level=q.level, after=rules.since_bound(q.since))

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.logs.models import LogEntry
 
 
 def _table() -> str:
@@ -44,52 +44,31 @@ def error_partition(org_id: str) -> str:
     return f"ORG#{org_id}#LOGS#ERROR"
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """A log entry item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+def _item(entry: LogEntry) -> dict[str, Any]:
+    org_id, instance_id = entry.org_id, entry.instance_id
+    return {
+        "PK": partition(org_id, instance_id), "SK": entry.entry_id, "type": "log",
+        "id": entry.entry_id, "orgId": org_id, "instanceId": instance_id, "timestamp": entry.timestamp,
+        "level": entry.level, "message": entry.message,
+        # JSON text: arbitrary JSON round-trips exactly (nulls, floats, empty keys); never queried.
+        "fields": json.dumps(entry.fields, separators=(",", ":")) if entry.fields is not None else None,
+        "ttl": entry.expires_at,
+        "GSI1PK": level_partition(org_id, instance_id, entry.level), "GSI1SK": entry.entry_id,
+        # Sparse, org-wide: ERROR entries of every instance, read by logs/failures.py (the ops scan).
+        **({"GSI2PK": error_partition(org_id), "GSI2SK": entry.entry_id} if entry.level == "ERROR" else {}),
+    }
 
-    org_id: str
-    instance_id: str
-    entry_id: str
-    timestamp: str
-    level: str
-    message: str
-    fields: dict[str, Any] | None
-    expires_at: int
 
-    def to_item(self) -> dict:
-        org_id, instance_id = self.org_id, self.instance_id
-        return {
-            "PK": partition(org_id, instance_id), "SK": self.entry_id, "type": "log",
-            "id": self.entry_id, "orgId": org_id, "instanceId": instance_id, "timestamp": self.timestamp,
-            "level": self.level, "message": self.message,
-            # JSON text: arbitrary JSON round-trips exactly (nulls, floats, empty keys); never queried.
-            "fields": json.dumps(self.fields, separators=(",", ":")) if self.fields is not None else None,
-            "ttl": self.expires_at,
-            "GSI1PK": level_partition(org_id, instance_id, self.level), "GSI1SK": self.entry_id,
-            # Sparse, org-wide: ERROR entries of every instance, read by logs/failures.py (the ops scan).
-            **({"GSI2PK": error_partition(org_id), "GSI2SK": self.entry_id} if self.level == "ERROR" else {}),
-        }
-
-    @classmethod
-    def from_item(cls, item: dict) -> "LogEntry":
-        return cls(org_id=item["orgId"], instance_id=item["instanceId"], entry_id=item["id"],
-                   timestamp=item["timestamp"], level=item["level"], message=item["message"],
-                   fields=json.loads(item["fields"]) if item.get("fields") is not None else None,
-                   expires_at=int(item["ttl"]))
-
-    def public(self) -> dict[str, Any]:
-        """The entry as the API and the instance:log event show it."""
-        out: dict[str, Any] = {"id": self.entry_id, "instanceId": self.instance_id, "timestamp": self.timestamp,
-                               "level": self.level, "message": self.message}
-        if self.fields is not None:
-            out["fields"] = self.fields
-        return out
+def _entity(item: dict[str, Any]) -> LogEntry:
+    return LogEntry(org_id=item["orgId"], instance_id=item["instanceId"], id=item["id"],
+                    timestamp=item["timestamp"], level=item["level"], message=item["message"],
+                    fields=json.loads(item["fields"]) if item.get("fields") is not None else None,
+                    expires_at=int(item["ttl"]))
 
 
 def write(entries: list[LogEntry]) -> None:
     """BatchWriteItem, 25 per call (a batch of 500 entries is 20 calls)."""
-    dynamo.batch_put(_table(), [e.to_item() for e in entries])
+    dynamo.batch_put(_table(), [_item(e) for e in entries])
 
 
 def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
@@ -102,7 +81,7 @@ def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
         condition += f" AND {sk} > :after"
         values[":after"] = after
     values[":now"] = int(time.time() if now is None else now)
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     start = None
     while len(items) < limit:
         page = dynamo.query(_table(), condition, values, names={"#ttl": "ttl"}, index=index,
@@ -114,7 +93,7 @@ def query(org_id: str, instance_id: str, limit: int, level: str | None = None,
         start = page.last_key
     if after is None:
         items.reverse()
-    return [LogEntry.from_item(i) for i in items]
+    return [_entity(i) for i in items]
 
 
 def error_entries(org_id: str, after: str | None, limit: int) -> list[LogEntry]:
@@ -125,7 +104,7 @@ def error_entries(org_id: str, after: str | None, limit: int) -> list[LogEntry]:
         condition += " AND GSI2SK > :after"
         values[":after"] = after
     page = dynamo.query(_table(), condition, values, index="GSI2", limit=limit)
-    return [LogEntry.from_item(item) for item in page.items]
+    return [_entity(item) for item in page.items]
 
 
 def expiry(received_at: float) -> int:

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import ConfigDict, Field, PlainValidator, RootModel, WithJsonSchema, field_validator, model_validator
 
-from chalicelib.core.models import ApiModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel
 from chalicelib.settings_registry.rules import is_number
 
 MAX_ENTRIES = 500
@@ -90,7 +90,7 @@ class SettingEntries(ApiModel):
     entries: list[SettingEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES)
 
 
-class RegistryPut(RootModel):
+class RegistryPut(RootModel):  # type: ignore[type-arg]  # unparametrized on purpose: see model_config
     """One entry, or {entries: [...]}. Dispatched on the `entries` field, so a bad
     request reports the fields of the form it used (not both union branches)."""
 
@@ -113,6 +113,10 @@ class ConstraintsOut(ResponseModel):
 
 
 class SettingEntry(ResponseModel):
+    """A registry entry: the one entity of the registry item (settings_registry/store.py maps it), the
+    response, and what the validation rules read (`as_rule`). The org is never shown."""
+
+    org_id: str = Field(default="", exclude=True)  # not in the JSON: a response read back has none
     game_type: str
     file_type: str
     section: str
@@ -123,21 +127,32 @@ class SettingEntry(ResponseModel):
     description: Optional[str] = None
     updated_at: str
 
+    @classmethod
+    def of(cls, org_id: str, entry: SettingEntryIn, updated_at: str) -> "SettingEntry":
+        """The entry a validated request entry stores (empty constraints are none)."""
+        given = entry.model_dump(exclude_none=True)
+        if not given.get("constraints"):
+            given.pop("constraints", None)
+        return cls.model_validate({**given, "org_id": org_id, "updated_at": updated_at})
+
+    def as_rule(self) -> dict[str, Any]:
+        """The entry in its camelCase JSON form, as rules.index reads it."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
 
 class SettingEntriesOut(ResponseModel):
     entries: list[SettingEntry]
 
 
-class RegistryPutResult(RootModel):
+class RegistryPutResult(RootModel):  # type: ignore[type-arg]  # unparametrized: built on first use
     """The stored entry, or {entries: [...]}: the same form as the request."""
 
     model_config = ConfigDict(defer_build=True)
     root: Union[SettingEntry, SettingEntriesOut]
 
 
-class SettingList(ResponseModel):
+class SettingList(PageModel):
     items: list[SettingEntry]
-    next_token: Optional[str] = None
 
 
 class RegistryQuery(ApiModel):

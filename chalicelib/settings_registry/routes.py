@@ -9,7 +9,6 @@ from chalicelib.core.auth import Scope
 from chalicelib.core.lazy import lazy
 
 if TYPE_CHECKING:
-    from chalicelib.core.paging import Page
     from chalicelib.settings_registry import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
     models, service = lazy("chalicelib.settings_registry.models"), lazy("chalicelib.settings_registry.service")
@@ -28,7 +27,7 @@ def put_registry(call: Call) -> models.RegistryPutResult:
 @endpoint(bp, "/settings/registry", "GET", scope=Scope.AGENT, query="RegistryQuery",
           response="SettingList", tag=TAG,
           summary="Registry entries by (gameType, fileType) and/or (section, key), in name order")
-def list_registry(call: Call) -> Page[models.SettingEntry]:
+def list_registry(call: Call) -> models.SettingList:
     return service.list_entries(call.ctx, call.query)
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from chalicelib.core import audit
 from chalicelib.core.context import Ctx
+from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
-from chalicelib.core.paging import Page, page, start_key
-from chalicelib.core.tx import TransactionConflict, TxFailed
+from chalicelib.core.paging import next_token, start_key
+from chalicelib.core.tx import TransactionConflict
 from chalicelib.settings_registry import ini, models, rules, store
-from chalicelib.settings_registry.store import RegistryEntry
+from chalicelib.settings_registry.models import SettingEntry
 
 ENTITY = "settings-registry"
 
@@ -15,10 +16,6 @@ ENTITY = "settings-registry"
 def _invalid(details: list[dict[str, str]]) -> ValidationError:
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
     return ValidationError(f"invalid request: {summary}", details)
-
-
-def view(entry: RegistryEntry) -> models.SettingEntry:
-    return models.SettingEntry.model_validate(entry.public())
 
 
 def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
@@ -43,7 +40,7 @@ def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
     if details:
         raise _invalid(details)
     now = ctx.iso()
-    stored = [RegistryEntry.of(ctx.org_id, entry, now) for entry in dumped]
+    stored = [SettingEntry.of(ctx.org_id, entry, now) for entry in entries]
     first = stored[0]
     event = audit.audit_item(ctx.org_id, ENTITY, f"{first.game_type}/{first.file_type}" if len(stored) == 1
                              else "batch", "upserted", ctx.actor, ctx.trace_id,
@@ -54,15 +51,14 @@ def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
     except TransactionConflict:
         raise Unavailable("the registry is throttling writes: repeat the request",
                           headers={"Retry-After": "1"}) from None
-    out = [view(e) for e in stored]
-    return models.RegistryPutResult(models.SettingEntriesOut(entries=out) if batch else out[0])
+    return models.RegistryPutResult(models.SettingEntriesOut(entries=stored) if batch else stored[0])
 
 
-def list_entries(ctx: Ctx, query: models.RegistryQuery) -> Page[models.SettingEntry]:
+def list_entries(ctx: Ctx, query: models.RegistryQuery) -> models.SettingList:
     names = {"gameType": query.game_type, "fileType": query.file_type, "section": query.section, "key": query.key}
     scope = "settings:" + ctx.org_id + ":" + "|".join(rules.norm(v) if v else "*" for v in names.values())
-    found = store.list_page(ctx.org_id, names, query.limit, start_key(query.next_token, scope))
-    return page(found.items, found.last_key, scope, view)
+    listed = store.list_page(ctx.org_id, names, query.limit, start_key(query.next_token, scope))
+    return models.SettingList(items=listed.items, next_token=next_token(listed.last_key, scope))
 
 
 def delete(ctx: Ctx, command: models.RegistryKey) -> None:
@@ -70,17 +66,12 @@ def delete(ctx: Ctx, command: models.RegistryKey) -> None:
     tx = ctx.tx()
     tx.delete("entry", store.delete_op(ctx.org_id, c.game_type, c.file_type, c.section, c.key))
     tx.audit(ENTITY, f"{c.game_type}/{c.file_type}", "deleted", {"section": c.section, "key": c.key})
-    try:
-        tx.commit()
-    except TxFailed as failed:
-        if failed.name == "entry":
-            raise NotFound(f"no registry entry {c.game_type}/{c.file_type} [{c.section}] {c.key}") from None
-        raise
+    commit_or_raise(tx, entry=lambda: NotFound(f"no registry entry {c.game_type}/{c.file_type} [{c.section}] {c.key}"))
 
 
 def validate(ctx: Ctx, command: models.ValidateRequest) -> models.ValidationReport:
     c = command
-    registry = rules.index(e.public() for e in store.of_file(ctx.org_id, c.game_type, c.file_type))
+    registry = rules.index(e.as_rule() for e in store.of_file(ctx.org_id, c.game_type, c.file_type))
     if c.content is not None:
         found, problems = ini.parse(c.content)
         return models.ValidationReport.model_validate(rules.validate_ini(registry, found, problems))

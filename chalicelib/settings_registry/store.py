@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.settings_registry.models import SettingEntry
 from chalicelib.settings_registry.rules import norm
 
 NORMS = {"gameType": "gameTypeNorm", "fileType": "fileTypeNorm", "section": "sectionNorm", "key": "keyNorm"}
@@ -39,73 +40,43 @@ def _q(name: str) -> str:
     return quote(norm(name), safe="")
 
 
-def key(org_id: str, game_type: str, file_type: str, section: str, key_name: str) -> dict:
+def key(org_id: str, game_type: str, file_type: str, section: str, key_name: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#SETTINGS#{_q(game_type)}#{_q(file_type)}", "SK": f"{_q(section)}#{_q(key_name)}"}
 
 
-@dataclass(frozen=True)
-class RegistryEntry:
-    """A registry entry item; `to_item`/`from_item` are its one mapping to and from DynamoDB."""
+def _item(entry: SettingEntry) -> dict[str, Any]:
+    org_id, g, f, s, k = entry.org_id, entry.game_type, entry.file_type, entry.section, entry.key
+    constraints = entry.constraints.model_dump(exclude_none=True) if entry.constraints is not None else None
+    return {
+        **key(org_id, g, f, s, k), "type": "setting", "orgId": org_id,
+        "gameType": g, "fileType": f, "section": s, "key": k, "valueType": entry.value_type,
+        "default": json.dumps(entry.default) if entry.default is not None else None,
+        "constraints": json.dumps(constraints) if constraints else None,
+        "description": entry.description, "updatedAt": entry.updated_at,
+        "gameTypeNorm": norm(g), "fileTypeNorm": norm(f), "sectionNorm": norm(s), "keyNorm": norm(k),
+        "GSI1PK": f"ORG#{org_id}#SETKEY#{_q(s)}#{_q(k)}", "GSI1SK": f"{_q(g)}#{_q(f)}",
+        "GSI2PK": f"ORG#{org_id}#SETTINGS", "GSI2SK": f"{_q(g)}#{_q(f)}#{_q(s)}#{_q(k)}",
+    }
 
-    org_id: str
-    game_type: str
-    file_type: str
-    section: str
-    key: str
-    value_type: str
-    default: Any
-    constraints: dict[str, Any] | None
-    description: str | None
-    updated_at: str
 
-    @classmethod
-    def of(cls, org_id: str, entry: dict[str, Any], updated_at: str) -> "RegistryEntry":
-        """From a request entry in its camelCase JSON form."""
-        return cls(org_id, entry["gameType"], entry["fileType"], entry["section"], entry["key"],
-                   entry["valueType"], entry.get("default"), entry.get("constraints") or None,
-                   entry.get("description"), updated_at)
-
-    def to_item(self) -> dict:
-        org_id, g, f, s, k = self.org_id, self.game_type, self.file_type, self.section, self.key
-        return {
-            **key(org_id, g, f, s, k), "type": "setting", "orgId": org_id,
-            "gameType": g, "fileType": f, "section": s, "key": k, "valueType": self.value_type,
-            "default": json.dumps(self.default) if self.default is not None else None,
-            "constraints": json.dumps(self.constraints) if self.constraints else None,
-            "description": self.description, "updatedAt": self.updated_at,
-            "gameTypeNorm": norm(g), "fileTypeNorm": norm(f), "sectionNorm": norm(s), "keyNorm": norm(k),
-            "GSI1PK": f"ORG#{org_id}#SETKEY#{_q(s)}#{_q(k)}", "GSI1SK": f"{_q(g)}#{_q(f)}",
-            "GSI2PK": f"ORG#{org_id}#SETTINGS", "GSI2SK": f"{_q(g)}#{_q(f)}#{_q(s)}#{_q(k)}",
-        }
-
-    @classmethod
-    def from_item(cls, item: dict) -> "RegistryEntry":
-        return cls(item["orgId"], item["gameType"], item["fileType"], item["section"], item["key"],
-                   item["valueType"], json.loads(item["default"]) if item.get("default") is not None else None,
-                   json.loads(item["constraints"]) if item.get("constraints") is not None else None,
-                   item.get("description"), item["updatedAt"])
-
-    def public(self) -> dict[str, Any]:
-        """The entry as the API shows it (and as the validation rules read it)."""
-        out: dict[str, Any] = {"gameType": self.game_type, "fileType": self.file_type, "section": self.section,
-                               "key": self.key, "valueType": self.value_type, "description": self.description,
-                               "updatedAt": self.updated_at}
-        if self.default is not None:
-            out["default"] = self.default
-        if self.constraints is not None:
-            out["constraints"] = self.constraints
-        return out
+def _entity(item: dict[str, Any]) -> SettingEntry:
+    return SettingEntry(
+        org_id=item["orgId"], game_type=item["gameType"], file_type=item["fileType"], section=item["section"],
+        key=item["key"], value_type=item["valueType"],
+        default=json.loads(item["default"]) if item.get("default") is not None else None,
+        constraints=json.loads(item["constraints"]) if item.get("constraints") is not None else None,
+        description=item.get("description"), updated_at=item["updatedAt"])
 
 
 @dataclass(frozen=True)
 class EntryPage:
-    items: list[RegistryEntry]
-    last_key: dict | None
+    items: list[SettingEntry]
+    last_key: dict[str, Any] | None
 
 
-def write(entries: list[RegistryEntry], audit_item: dict) -> None:
+def write(entries: list[SettingEntry], audit_item: dict[str, Any]) -> None:
     """BatchWriteItem, 25 per call; the audit event rides in the last batch."""
-    dynamo.batch_put(_table(), [e.to_item() for e in entries] + [audit_item])
+    dynamo.batch_put(_table(), [_item(e) for e in entries] + [audit_item])
 
 
 def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_name: str) -> dynamo.Delete:
@@ -113,18 +84,18 @@ def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_nam
                          condition="attribute_exists(PK)")
 
 
-def of_file(org_id: str, game_type: str, file_type: str) -> list[RegistryEntry]:
+def of_file(org_id: str, game_type: str, file_type: str) -> list[SettingEntry]:
     """Every entry of one (gameType, fileType): what /settings/validate checks against."""
     pk = key(org_id, game_type, file_type, "", "")["PK"]
     # Strongly consistent: validating right after seeding the registry is the common sequence.
-    return [RegistryEntry.from_item(i) for i in dynamo.query_all(_table(), "PK = :pk", {":pk": pk}, consistent=True)]
+    return [_entity(i) for i in dynamo.query_all(_table(), "PK = :pk", {":pk": pk}, consistent=True)]
 
 
 @dataclass
 class Plan:
     index: str | None
     condition: str
-    values: dict
+    values: dict[str, Any]
     filters: dict[str, str]  # attribute -> casefolded name
 
 
@@ -154,26 +125,26 @@ def plan(org_id: str, names: dict[str, str | None]) -> Plan:
     return Plan("GSI2", "GSI2PK = :pk", values, filters)
 
 
-def _start_key(item: dict, index: str | None) -> dict:
+def _start_key(item: dict[str, Any], index: str | None) -> dict[str, Any]:
     start = {"PK": item["PK"], "SK": item["SK"]}
     if index:
         start[f"{index}PK"], start[f"{index}SK"] = item[f"{index}PK"], item[f"{index}SK"]
     return start
 
 
-def list_page(org_id: str, names: dict[str, str | None], limit: int, start: dict | None) -> EntryPage:
+def list_page(org_id: str, names: dict[str, str | None], limit: int, start: dict[str, Any] | None) -> EntryPage:
     found = _list_items(org_id, names, limit, start)
-    return EntryPage([RegistryEntry.from_item(i) for i in found.items], found.last_key)
+    return EntryPage([_entity(i) for i in found.items], found.last_key)
 
 
-def _list_items(org_id: str, names: dict[str, str | None], limit: int, start: dict | None) -> dynamo.Page:
+def _list_items(org_id: str, names: dict[str, str | None], limit: int, start: dict[str, Any] | None) -> dynamo.Page:
     p = plan(org_id, names)
     if not p.filters:
         return dynamo.query(_table(), p.condition, p.values, index=p.index, limit=limit, start_key=start)
     names_expr = {f"#f{i}": attr for i, attr in enumerate(p.filters)}
     values = {**p.values, **{f":f{i}": v for i, v in enumerate(p.filters.values())}}
     filter_expr = " AND ".join(f"#f{i} = :f{i}" for i in range(len(p.filters)))
-    items: list[dict] = []
+    items: list[dict[str, Any]] = []
     while True:
         page = dynamo.query(_table(), p.condition, values, names=names_expr, index=p.index,
                             limit=max(limit, FILTERED_PAGE), start_key=start, filter=filter_expr)

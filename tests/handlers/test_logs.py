@@ -1,7 +1,6 @@
 """Instance logs over HTTP: push, read (limit/since/level), the contract's 4xx, events, retention."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from urllib.parse import urlencode
@@ -200,9 +199,10 @@ def test_retention_ttl_and_expired_entries_are_not_returned(http, setup, monkeyp
     # Items past their ttl that DynamoDB has not deleted yet are never returned, and a page
     # that passes them still fills up.
     fresh = read(http, s["agent"], s["iid"]).json[0]
-    expired = [store.LogEntry(s["org"]["orgId"], s["iid"], f"01M80000000000000000000{i:03d}", fresh["timestamp"],
-                              "INFO", f"old{i}", None, int(time.time()) - 60) for i in range(5)]
-    expired[0] = dataclasses.replace(expired[0], entry_id="7ZZZZZZZZZZZZZZZZZZZZZZZZZ")  # newest of all
+    expired = [store.LogEntry(org_id=s["org"]["orgId"], instance_id=s["iid"], id=f"01M80000000000000000000{i:03d}",
+                              timestamp=fresh["timestamp"], level="INFO", message=f"old{i}",
+                              expires_at=int(time.time()) - 60) for i in range(5)]
+    expired[0] = expired[0].model_copy(update={"entry_id": "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"})  # newest of all
     store.write(expired)
     assert [e["message"] for e in read(http, s["agent"], s["iid"], limit=1).json] == ["fresh"]
     assert [e["message"] for e in read(http, s["agent"], s["iid"], level="info").json] == ["fresh"]

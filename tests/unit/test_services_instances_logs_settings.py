@@ -157,7 +157,8 @@ def test_deleting_a_missing_entry_is_404():
 
 
 def test_validate_checks_values_against_the_registry_of_one_file(monkeypatch):
-    stored = registry_store.RegistryEntry.of(ORG, _entry(constraints={"min": 1, "max": 5}), "t")
+    stored = settings_models.SettingEntry.of(
+        ORG, settings_models.SettingEntryIn.model_validate(_entry(constraints={"min": 1, "max": 5})), "t")
     monkeypatch.setattr(registry_store, "of_file", lambda org, g, f: [stored])
     report = registry.validate(fake_ctx(principal(Scope.AGENT, "A1"))[0], settings_models.ValidateRequest(
         game_type="ark", file_type="Game.ini", values={"S": {"K": 9, "Other": 1}}))

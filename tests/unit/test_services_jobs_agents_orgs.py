@@ -15,7 +15,8 @@ from chalicelib.core.errors import (
 )
 from chalicelib.jobs import models as job_models, service as jobs, store as job_store
 from chalicelib.jobs.rules import Action, Status
-from chalicelib.jobs.store import Job, JobRun
+from chalicelib.jobs.models import Job
+from chalicelib.jobs.store import JobRun
 from chalicelib.orgs import models as org_models, service as orgs, store as org_store
 from chalicelib.orgs.models import KeyInfo
 from tests.unit.fakes import ORG, fake_ctx, principal
@@ -33,7 +34,7 @@ def _job(**changes) -> Job:
     job = Job(org_id=ORG, job_id=JID, agent_id="A1", pool=None, job_type="t", payload={"p": 1},
               status=Status.QUEUED, priority=0, attempts=0, max_attempts=3, lease_seconds=60, timeout_seconds=None,
               created_at="c", updated_at="u")
-    return replace(job, **changes)
+    return job.model_copy(update=changes)
 
 
 def _run(job: Job, **changes) -> JobRun:
@@ -58,7 +59,8 @@ def test_create_needs_exactly_one_target():
 def test_create_commits_the_job_its_audit_and_job_queued():
     ctx, ledger = fake_ctx(principal())
     out = jobs.create(ctx, job_models.CreateJobRequest(type="t", pool="p", priority=5))
-    assert out["status"] == "QUEUED" and "agentId" not in out
+    assert isinstance(out, Job) and out.status is Status.QUEUED and out.agent_id is None
+    assert "agentId" not in out.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert "agent" not in ledger.names()  # a pool job checks no agent
     [(name, data)] = ledger.events()
     assert name == "job:queued" and data["pool"] == "p" and data["priority"] == 5 and "agentId" not in data
@@ -85,7 +87,7 @@ def test_cancel_a_running_job_ends_its_run_and_tells_the_claiming_agent(monkeypa
     job = _job(status=Status.RUNNING, run_id="R1", claimed_by="A9", attempts=1)
     monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (job, _run(job)))
     ctx, ledger = fake_ctx(principal())
-    assert jobs.cancel(ctx, JID)["status"] == "CANCELLED"
+    assert jobs.cancel(ctx, JID).status is Status.CANCELLED
     assert ledger.names()[:2] == ["job", "run"]
     [(name, data)] = ledger.events()
     assert name == "job:cancelled" and data["runId"] == "R1" and data["claimedBy"] == "A9"
@@ -95,7 +97,7 @@ def test_cancel_a_running_job_ends_its_run_and_tells_the_claiming_agent(monkeypa
 def test_cancel_twice_is_a_no_op_and_a_finished_job_cannot_be_cancelled(monkeypatch):
     ctx, ledger = fake_ctx(principal())
     monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (_job(status=Status.CANCELLED), None))
-    assert jobs.cancel(ctx, JID)["status"] == "CANCELLED" and not ledger.attempts
+    assert jobs.cancel(ctx, JID).status is Status.CANCELLED and not ledger.attempts
     monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (_job(status=Status.COMPLETED), None))
     with pytest.raises(InvalidTransition):
         jobs.cancel(ctx, JID)
@@ -105,7 +107,7 @@ def test_cancel_judges_again_when_the_job_changed_under_it(monkeypatch):
     monkeypatch.setattr(job_store, "get_job_and_run", lambda org, jid: (_job(), None))
     ctx, ledger = fake_ctx(principal())
     ledger.fail["job"] = 2
-    assert jobs.cancel(ctx, JID)["status"] == "CANCELLED" and len(ledger.attempts) == 3
+    assert jobs.cancel(ctx, JID).status is Status.CANCELLED and len(ledger.attempts) == 3
 
 
 # --- jobs: agents ---------------------------------------------------------------------
@@ -119,8 +121,9 @@ def test_poll_claims_in_order_and_moves_past_lost_races(monkeypatch):
     ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
     ledger.fail["job"] = 1  # the first claim loses its race
     out = jobs.poll(ctx, job_models.PollQuery(agent_id="A1", max=2))
-    assert [j["jobId"] for j in out["jobs"]] == [queued[0].job_id, queued[2].job_id]
-    assert out["nextPollSeconds"] == 0  # lost a race: more work is likely there
+    assert isinstance(out, job_models.PollResponse)
+    assert [j.job_id for j in out.jobs] == [queued[0].job_id, queued[2].job_id]
+    assert out.next_poll_seconds == 0  # lost a race: more work is likely there
     assert len(sent) == 3  # a timer for every claim tried, before the claim
     assert all(names == ["job", "run"] for names in ledger.attempts)
 
