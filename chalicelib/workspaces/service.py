@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.workspaces import blobs
 from chalicelib.workspaces.blobs import PreconditionFailed
+from chalicelib.workspaces.models import FileContent, FileEntry, Files, FileWritten
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -104,7 +105,7 @@ def file_entity_id(workspace: str, path: str) -> str:
     return f"{workspace}/sha256:{hashlib.sha256(path.encode()).hexdigest()}"
 
 
-def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
+def put_file(ctx: "Ctx", workspace: str, path: str | None, data: bytes) -> FileWritten:
     """Write one file (a commit of one file); retried when another writer got there first.
 
     Audited: `workspaceFile` created|updated by the caller, with the file's sha256 before (absent
@@ -124,7 +125,7 @@ def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
             time.sleep(random.uniform(0.005, 0.03) * min(attempt + 1, 8))  # jittered, capped
             continue
         _audit_write(ctx, workspace, path, before["sha256"] if before else None, digest, len(data))
-        return {"workspace": workspace, "path": path, "sha256": digest, "size": len(data)}
+        return FileWritten(workspace=workspace, path=path, sha256=digest, size=len(data))
     raise Unavailable("the workspace is busy with other writes; retry", headers={"Retry-After": "1"})
 
 
@@ -146,22 +147,22 @@ def _audit_write(ctx: "Ctx", workspace: str, path: str, before: str | None, afte
                           headers={"Retry-After": "1"}) from None
 
 
-def get_file(ctx: "Ctx", workspace: str, path: str) -> dict:
+def get_file(ctx: "Ctx", workspace: str, path: str | None) -> FileContent:
     workspace, path = _workspace(workspace), _path(path)
     snap = snapshot(ctx, workspace)
     data = snap.read(path)
     if data is None:
         raise NotFound(f"no file {path} in workspace {workspace}")
     entry = snap.manifest.files[path]
-    return {"workspace": workspace, "path": path, "sha256": entry["sha256"], "size": entry["size"],
-            "content": data.decode("utf-8", "replace")}
+    return FileContent(workspace=workspace, path=path, sha256=entry["sha256"], size=entry["size"],
+                       content=data.decode("utf-8", "replace"))
 
 
-def list_files(ctx: "Ctx", workspace: str) -> dict:
+def list_files(ctx: "Ctx", workspace: str) -> Files:
     workspace = _workspace(workspace)
     manifest = blobs.read_manifest(ctx.org_id, workspace)
-    return {"workspace": workspace,
-            "items": [{"path": p, "sha256": e["sha256"], "size": e["size"]} for p, e in sorted(manifest.files.items())]}
+    return Files(workspace=workspace,
+                 items=[FileEntry(path=p, sha256=e["sha256"], size=e["size"]) for p, e in sorted(manifest.files.items())])
 
 
 def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:
