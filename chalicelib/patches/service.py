@@ -59,7 +59,7 @@ INLINE_LIMIT = 64 * 1024  # larger batches travel by reference (claim check in S
 FAULTS: set[str] = set()  # batch ids whose worker already died once (fault injection, tests only)
 
 
-def _ops_json(batch: PatchBatch) -> list[dict]:
+def _ops_json(batch: PatchBatch) -> list[dict[str, Any]]:
     return [op.model_dump(by_alias=True, exclude_none=True) for op in batch.operations]
 
 
@@ -131,7 +131,7 @@ def _group(org_id: str, workspace: str) -> str:
     return f"{org_id}.{workspace}"
 
 
-def _event_data(event: PatchEvent) -> dict:
+def _event_data(event: PatchEvent) -> dict[str, Any]:
     return event.model_dump(by_alias=True, exclude_none=True)
 
 
@@ -176,14 +176,14 @@ FAULT_FACTORY = "fault-injection:die-after-first-file"
 COMMIT_ATTEMPTS = 5
 
 
-def load_operations(message: dict) -> list[dict] | None:
+def load_operations(message: dict[str, Any]) -> list[dict[str, Any]] | None:
     if "operations" in message:
-        return message["operations"]
+        return cast(list[dict[str, Any]], message["operations"])
     raw = queue.get_claim_check(message["ref"])
-    return json.loads(raw)["operations"] if raw is not None else None
+    return cast(list[dict[str, Any]], json.loads(raw)["operations"]) if raw is not None else None
 
 
-def apply_queued(ctx: "Ctx", message: dict) -> str:
+def apply_queued(ctx: "Ctx", message: dict[str, Any]) -> str:
     """Apply one queued batch, once. Returns what happened (for logs and tests).
 
     Steps, each safe to repeat after a crash: (1) the batch item says queued, else only the
@@ -246,7 +246,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:300]}"
 
 
-def failure_results(operations: list[dict] | None, reason: str) -> list[OpResult]:
+def failure_results(operations: list[dict[str, Any]] | None, reason: str) -> list[OpResult]:
     """Every operation `failed` with the same reason: the batch failed as a whole, not one op."""
     out = []
     for index, op in enumerate(operations or []):
@@ -257,7 +257,7 @@ def failure_results(operations: list[dict] | None, reason: str) -> list[OpResult
     return out
 
 
-def fail_queued(ctx: "Ctx", message: dict, error: BaseException) -> str:
+def fail_queued(ctx: "Ctx", message: dict[str, Any], error: BaseException) -> str:
     """The last delivery of a batch failed too (apply_queued raised): finish it `failed`, saying
     why, so that the message is acknowledged and its workspace's next batch runs, instead of the
     batch sitting `queued` until the dead-letter queue. A batch whose commit did happen (the
@@ -400,7 +400,7 @@ def logs(ctx: "Ctx", q: LogsQuery) -> LogsPage:
     """Events matching the filters, newest first by default; `offset` skips matches (the cost
     grows with offset + limit: one Query on the narrowest key, paged)."""
     wanted = q.offset + q.limit + 1
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     start = None
     while len(found) < wanted:
         page = store.events_page(ctx.org_id, task_id=q.task_id, file=q.file, forward=q.order == "asc",
@@ -474,7 +474,7 @@ def trends(ctx: "Ctx", group_by: str, from_: str | None, to: str | None) -> list
                               item.get("firstAt"), item.get("lastAt")))
         return sorted(out, key=lambda t: t.key)
     first, last = _day_range(from_, to, default_days=90)
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Any]] = {}
 
     def fold(key: str, total: int, applied: int, first_at: str | None, last_at: str | None) -> None:
         g = groups.setdefault(key, [0, 0, None, None])

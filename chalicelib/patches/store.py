@@ -38,7 +38,7 @@ def _table() -> str:
 
 # --- batches -------------------------------------------------------------------
 
-def batch_key(org_id: str, batch_id: str) -> dict:
+def batch_key(org_id: str, batch_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PBATCH#{batch_id}", "SK": "BATCH"}
 
 
@@ -109,7 +109,7 @@ _BATCH_FIELDS = {f.alias for f in Batch.model_fields.values() if f.alias} - {"re
 
 # --- events ----------------------------------------------------------------------
 
-def event_item(org_id: str, event: PatchEvent) -> dict:
+def event_item(org_id: str, event: PatchEvent) -> dict[str, Any]:
     eid = event.event_id
     item = {"PK": f"ORG#{org_id}#PEVENTS", "SK": eid, "type": "patch-event", "orgId": org_id,
             **event.model_dump(by_alias=True, exclude_none=True)}
@@ -133,12 +133,12 @@ def put_event(org_id: str, event: PatchEvent) -> dynamo.Put:
 _EVENT_FIELDS = set(PatchEvent.model_fields) | {f.alias for f in PatchEvent.model_fields.values() if f.alias}
 
 
-def to_event(item: dict) -> PatchEvent:
+def to_event(item: dict[str, Any]) -> PatchEvent:
     return PatchEvent.model_validate({k: v for k, v in item.items() if k in _EVENT_FIELDS})
 
 
 def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: bool,
-                limit: int, start_key: dict | None, filter_file: str | None = None,
+                limit: int, start_key: dict[str, Any] | None, filter_file: str | None = None,
                 search: str | None = None) -> dynamo.Page:
     """One Query on the narrowest key: the task's, else the file's, else the org's events."""
     filters, values, names = [], {}, {}
@@ -179,11 +179,11 @@ def failed_events(org_id: str, after_event_id: str | None, limit: int) -> list[P
 
 # --- aggregates ---------------------------------------------------------------------
 
-def day_key(org_id: str, date: str) -> dict:
+def day_key(org_id: str, date: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PSTATS", "SK": f"DAY#{date}"}
 
 
-def order_key(org_id: str, order_id: str) -> dict:
+def order_key(org_id: str, order_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PORDER#{order_id}", "SK": "AGG"}
 
 
@@ -201,12 +201,12 @@ def order_update(org_id: str, order_id: str, totals: dict[str, int], at: str) ->
     )
 
 
-def days(org_id: str, first: str, last: str) -> list[dict]:
+def days(org_id: str, first: str, last: str) -> list[dict[str, Any]]:
     return list(dynamo.query_all(_table(), "PK = :pk AND SK BETWEEN :a AND :b",
                                  {":pk": f"ORG#{org_id}#PSTATS", ":a": f"DAY#{first}", ":b": f"DAY#{last}"}))
 
 
-def orders_since(org_id: str, since: str | None, until: str | None = None) -> list[dict]:
+def orders_since(org_id: str, since: str | None, until: str | None = None) -> list[dict[str, Any]]:
     values: dict[str, Any] = {":pk": f"ORG#{org_id}#PORDERS"}
     condition = "GSI1PK = :pk"
     if since and until:

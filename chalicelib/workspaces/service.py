@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, TYPE_CHECKING, Callable
 
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.workspaces import blobs
@@ -43,7 +43,7 @@ class Snapshot:
             self._cache[path] = blobs.get_blob(self.org_id, entry["sha256"])
         return self._cache[path]
 
-    def committed_batch(self, batch_id: str) -> dict | None:
+    def committed_batch(self, batch_id: str) -> dict[str, Any] | None:
         return self.manifest.batch(batch_id)
 
 
@@ -51,7 +51,7 @@ def snapshot(ctx: "Ctx", workspace: str) -> Snapshot:
     return Snapshot(ctx.org_id, workspace, blobs.read_manifest(ctx.org_id, workspace))
 
 
-def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | None = None,
+def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict[str, Any] | None = None,
            after_blob: Callable[[int], None] | None = None) -> str:
     """Write the changed files' blobs, then the manifest if it is still the snapshot's.
     Raises PreconditionFailed when another writer committed first (re-read and retry).
@@ -130,7 +130,7 @@ def put_file(ctx: "Ctx", workspace: str, path: str | None, data: bytes) -> FileW
 
 
 def _audit_write(ctx: "Ctx", workspace: str, path: str, before: str | None, after: str, size: int) -> None:
-    details: dict = {"workspace": workspace, "path": path, "sha256After": after, "size": size}
+    details: dict[str, Any] = {"workspace": workspace, "path": path, "sha256After": after, "size": size}
     if before is not None:  # a new file has no sha256Before
         details["sha256Before"] = before
     entity_id = file_entity_id(workspace, path)
