@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from chalicelib.core import clock, ids
 from chalicelib.core.errors import Conflict, Unavailable, ValidationError
 from chalicelib.core.lookup import found
-from chalicelib.core.tx import TxFailed
+from chalicelib.core.tx import TxFailed, retry_conflicts
 from chalicelib.core import outbox as core_outbox
 from chalicelib.patches import queue, store
 from chalicelib.patches.models import (
@@ -101,7 +101,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     tx.emit("patch:requested", {**_event_data(requested), "workspace": batch.workspace,
                                 "operations": len(operations)})
     try:
-        store.commit(tx)
+        retry_conflicts(tx.commit)
     except TxFailed as failed:
         if failed.name == "batch":
             raise Conflict(f"batch {batch_id} already exists") from None
@@ -317,7 +317,7 @@ def _finish(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResul
             tx.update("order", store.order_update(org_id, item.order_id,
                                                   {"total": len(results), "applied": applied,
                                                    "failed": len(results) - applied}, at))
-    store.commit(tx)
+    retry_conflicts(tx.commit)  # the day and order aggregates are hot items
     return final
 
 

@@ -19,14 +19,11 @@ the same transaction as the batch's status transition, and a 90-day stats call r
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
 from chalicelib.patches.models import Batch, OpResult, PatchEvent
-
-if TYPE_CHECKING:
-    from chalicelib.core.tx import Tx
 
 QUEUED, APPLIED, FAILED, REJECTED = "queued", "applied", "failed", "rejected"
 MAX_ERROR_KEYS = 200  # distinct error messages counted per day; the rest count as "other"
@@ -89,11 +86,6 @@ def finish_batch(org_id: str, batch: Batch) -> dynamo.Update:
                               "finishedAt": batch.finished_at, "durationMs": batch.duration_ms},
                          remove=("pendingResults", "pendingOutcome"),
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
-
-
-def commit(tx: "Tx") -> None:
-    """Commit a transaction that touches batch or aggregate items, retrying transaction conflicts."""
-    dynamo.retry_conflicts(tx.commit)
 
 
 def _results_json(results: list[OpResult]) -> str:

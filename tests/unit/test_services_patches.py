@@ -43,6 +43,15 @@ def test_submit_writes_the_batch_and_its_requested_event_in_one_unit_of_work_the
     assert [m["batchId"] for m in sent] == ["B1"] and sent[0]["operations"][0]["file"] == "a.txt"
 
 
+
+def test_the_finish_transaction_is_retried_when_it_meets_another_on_the_aggregates():
+    ctx, ledger = fake_ctx(system_org=ORG)
+    ledger.conflicts = 1
+    result = models.OpResult(index=0, file="a.txt", op="append", status="applied")
+    final = service._finish(ctx, _batch(), "applied", [result], 1000, 1040)
+    assert len(ledger.attempts) == 2 and set(ledger.committed[0]) == {"batch", "day", "order"}
+    assert final.status == "applied" and final.duration_ms == 40 and final.pending_results is None
+
 def test_submit_of_a_batch_id_in_use_is_a_conflict_and_queues_nothing(monkeypatch):
     monkeypatch.setattr(queue, "send_batch", lambda *a, **k: pytest.fail("queued a refused batch"))
     ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
