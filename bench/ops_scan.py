@@ -46,6 +46,7 @@ def write_logs(org_id: str, instance_id: str, count: int, shapes: list[str], sta
 
 def write_patch_failures(org_id: str, count: int, start_ms: int) -> None:
     from chalicelib.core import clock, ids
+    from chalicelib.core.context import Ctx
     from chalicelib.patches import store
     from chalicelib.patches.models import PatchEvent
 
@@ -56,7 +57,10 @@ def write_patch_failures(org_id: str, count: int, start_ms: int) -> None:
         events.append(PatchEvent(event_id=ids.new_id(ms), batch_id=ids.new_id(ms), order_id=f"ORD-{i % 40}",
                                  file=f"src/m{i}.py", op=op, status="failed", at=clock.iso(ms / 1000),
                                  error=f"{code}: no line matches '###BLOCK_{i}###' in src/m{i}.py"))
-    store.put_events(org_id, events)
+    bulk = Ctx.system(org_id).bulk()  # as the worker writes them: one bulk unit of work
+    for e in events:
+        bulk.put(e.event_id, store.put_event(org_id, e))
+    bulk.commit()
 
 
 def scan_once(ctx, counter):

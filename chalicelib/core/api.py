@@ -166,7 +166,6 @@ IDEMPOTENCY_MODES = ("staged", "locked")
 LOCKED_ELSEWHERE = {
     ("POST", "/api/ops/scan"): "locked",
     ("POST", "/api/ops/issues/{id}/claim"): "locked",
-    ("POST", "/api/patches/apply"): "locked",
 }
 
 

@@ -135,7 +135,11 @@ class ApplyAnswer(ResponseModel):
     results: Optional[list[OpResult]] = None
 
 
-class BatchView(ResponseModel):
+class Batch(ResponseModel):
+    """A patch batch: GET /api/patches/batches/{batchId} answers it as it is. What the worker keeps
+    on it between its steps (the operation count, when it was requested in ms, the results
+    prepared before the workspace commit) is stored but never shown."""
+
     batch_id: str
     workspace: str
     status: BatchStatus
@@ -147,6 +151,11 @@ class BatchView(ResponseModel):
     finished_at: Optional[str] = None
     duration_ms: Optional[int] = None
     results: list[OpResult] = []
+    operations: int = Field(default=0, exclude=True)
+    requested_ms: int = Field(default=0, exclude=True)
+    pending_results: Optional[list[OpResult]] = Field(default=None, exclude=True)
+    pending_outcome: Optional[BatchStatus] = Field(default=None, exclude=True)
+    pending_ms: Optional[int] = Field(default=None, exclude=True)
 
 
 class PatchEvent(ResponseModel):

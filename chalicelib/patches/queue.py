@@ -10,11 +10,13 @@ meaning: they belong to the patches queue, so they live here, not in the workspa
 """
 from __future__ import annotations
 
+from typing import Any
+
 from chalicelib.aws import blobs, queues
 from chalicelib.core.config import settings
 
 
-def send_batch(queue_url: str, message: dict, group_id: str, dedup_id: str) -> None:
+def send_batch(queue_url: str, message: dict[str, Any], group_id: str, dedup_id: str) -> None:
     """The worker's message for a batch, on the patches FIFO queue."""
     queues.send(queue_url, message, group_id=group_id, dedup_id=dedup_id)
 

@@ -1,5 +1,5 @@
 """The patches API (API.md "Patches"): apply (202 queued, or 200 for a dry run), batch status,
-logs, stats, trends. Thin: validate, build a Ctx, call the service."""
+logs, stats, trends. Thin: validate, pass call.ctx and the command to the service."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,51 +8,48 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.patches import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.patches.models"), lazy("chalicelib.patches.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Patches"
 
 
-def _ctx(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
-
-
 @endpoint(bp, "/api/patches/apply", "POST", scope=Scope.AGENT, body="PatchBatch",
           response="ApplyAnswer", status=202, also=(200,), tag=TAG,
+          # the queue message is sent after the batch's commit (a staged commit would land after it)
+          idempotency="locked",
           summary="Queue a patch batch (202); with dryRun the results at once (200), nothing changes")
-def apply(call: Call):
-    answer = service.submit(_ctx(call), call.body)
+def apply(call: Call) -> models.ApplyAccepted | Reply:
+    answer = service.submit(call.ctx, call.body)
     if isinstance(answer, models.DryRunAnswer):
         return Reply(body=answer, status=200)
     return answer
 
 
-@endpoint(bp, "/api/patches/batches/{batchId}", "GET", scope=Scope.AGENT, response="BatchView", tag=TAG,
+@endpoint(bp, "/api/patches/batches/{batchId}", "GET", scope=Scope.AGENT, response="Batch", tag=TAG,
           errors=(404,), summary="A batch's status and per-operation results")
-def get_batch(call: Call) -> models.BatchView:
-    return service.get_batch(_ctx(call), call.params["batchId"])
+def get_batch(call: Call) -> models.Batch:
+    return service.get_batch(call.ctx, call.params["batchId"])
 
 
 @endpoint(bp, "/api/patches/logs", "GET", scope=Scope.AGENT, query="LogsQuery", response="LogsPage",
           tag=TAG, summary="Stored patch events, filtered by task, file, or text; offset paging")
 def logs(call: Call) -> models.LogsPage:
-    return service.logs(_ctx(call), call.query)
+    return service.logs(call.ctx, call.query)
 
 
 @endpoint(bp, "/api/patches/stats", "GET", scope=Scope.AGENT, query="RangeQuery", response="Stats",
           tag=TAG, summary="Daily totals, success rate by factory, operations, errors (from day aggregates)")
 def stats(call: Call) -> models.Stats:
-    return service.stats(_ctx(call), call.query.from_, call.query.to)
+    return service.stats(call.ctx, call.query.from_, call.query.to)
 
 
 @endpoint(bp, "/api/patches/trends", "GET", scope=Scope.AGENT, query="TrendsQuery",
           response="list[Trend]", tag=TAG, summary="Totals grouped weekly, by phase or by order")
-def trends(call: Call) -> list:
-    return service.trends(_ctx(call), call.query.group_by, call.query.from_, call.query.to)
+def trends(call: Call) -> list[models.Trend]:
+    return service.trends(call.ctx, call.query.group_by, call.query.from_, call.query.to)

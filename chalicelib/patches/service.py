@@ -17,12 +17,13 @@ import os
 from typing import TYPE_CHECKING, Any, cast
 
 from chalicelib.core import clock, ids
-from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
-from chalicelib.core.tx import TxFailed
-from chalicelib.events import outbox
+from chalicelib.core.errors import Conflict, Unavailable, ValidationError
+from chalicelib.core.lookup import found
+from chalicelib.core.tx import TxFailed, retry_conflicts
+from chalicelib.core import outbox as core_outbox
 from chalicelib.patches import queue, store
 from chalicelib.patches.models import (
-    ApplyAccepted, BatchView, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
+    ApplyAccepted, Batch, BatchStatus, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
     MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
@@ -58,11 +59,7 @@ INLINE_LIMIT = 64 * 1024  # larger batches travel by reference (claim check in S
 FAULTS: set[str] = set()  # batch ids whose worker already died once (fault injection, tests only)
 
 
-def _meta(batch: PatchBatch) -> dict:
-    return {"taskId": batch.task_id, "orderId": batch.order_id, "factory": batch.factory, "phase": batch.phase}
-
-
-def _ops_json(batch: PatchBatch) -> list[dict]:
+def _ops_json(batch: PatchBatch) -> list[dict[str, Any]]:
     return [op.model_dump(by_alias=True, exclude_none=True) for op in batch.operations]
 
 
@@ -84,7 +81,6 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
 
     now_ms = int(ctx.now() * 1000)
     at = ctx.iso(now_ms / 1000)
-    meta = _meta(batch)
     message: dict[str, Any] = {"v": 1, "kind": "apply", "orgId": ctx.org_id, "batchId": batch_id,
                                "workspace": batch.workspace, "traceId": ctx.trace_id}
     body = json.dumps({"operations": operations}, separators=(",", ":"))
@@ -97,13 +93,15 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
                            order_id=batch.order_id, factory=batch.factory, phase=batch.phase,
                            status="requested", at=at, duration_ms=0)
     tx = ctx.tx()
-    tx.put("batch", store.put_batch(store.new_batch_item(ctx.org_id, batch_id, batch.workspace, meta,
-                                                         len(operations), at, now_ms)))
+    tx.put("batch", store.put_batch(ctx.org_id, Batch(
+        batch_id=batch_id, workspace=batch.workspace, status="queued", task_id=batch.task_id,
+        order_id=batch.order_id, factory=batch.factory, phase=batch.phase, requested_at=at,
+        operations=len(operations), requested_ms=now_ms)))
     tx.put("event", store.put_event(ctx.org_id, requested))
     tx.emit("patch:requested", {**_event_data(requested), "workspace": batch.workspace,
                                 "operations": len(operations)})
     try:
-        store.commit(tx)
+        retry_conflicts(tx.commit)
     except TxFailed as failed:
         if failed.name == "batch":
             raise Conflict(f"batch {batch_id} already exists") from None
@@ -121,19 +119,19 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     return ApplyAccepted(batch_id=batch_id, status="queued")
 
 
-def _stored_batch(ctx: "Ctx", batch_id: str) -> dict:
-    """A batch item this code path itself wrote (or found) earlier."""
-    item = store.get_batch(ctx.org_id, batch_id)
-    if item is None:
+def _stored_batch(ctx: "Ctx", batch_id: str) -> Batch:
+    """A batch this code path itself wrote (or found) earlier."""
+    batch = store.get_batch(ctx.org_id, batch_id)
+    if batch is None:
         raise RuntimeError(f"batch {batch_id} vanished")
-    return item
+    return batch
 
 
 def _group(org_id: str, workspace: str) -> str:
     return f"{org_id}.{workspace}"
 
 
-def _event_data(event: PatchEvent) -> dict:
+def _event_data(event: PatchEvent) -> dict[str, Any]:
     return event.model_dump(by_alias=True, exclude_none=True)
 
 
@@ -161,10 +159,10 @@ class InjectedFault(RuntimeError):
     """The worker 'dies' here (tests of redelivery; only with PATCHES_FAULT_INJECTION=1)."""
 
 
-def _fault_hook(batch_item: dict) -> Any:
-    if os.environ.get("PATCHES_FAULT_INJECTION") != "1" or batch_item.get("factory") != FAULT_FACTORY:
+def _fault_hook(batch: Batch) -> Any:
+    if os.environ.get("PATCHES_FAULT_INJECTION") != "1" or batch.factory != FAULT_FACTORY:
         return None
-    batch_id = batch_item["batchId"]
+    batch_id = batch.batch_id
 
     def after_blob(count: int) -> None:
         if count == 1 and batch_id not in FAULTS:
@@ -178,14 +176,14 @@ FAULT_FACTORY = "fault-injection:die-after-first-file"
 COMMIT_ATTEMPTS = 5
 
 
-def load_operations(message: dict) -> list[dict] | None:
+def load_operations(message: dict[str, Any]) -> list[dict[str, Any]] | None:
     if "operations" in message:
-        return message["operations"]
+        return cast(list[dict[str, Any]], message["operations"])
     raw = queue.get_claim_check(message["ref"])
-    return json.loads(raw)["operations"] if raw is not None else None
+    return cast(list[dict[str, Any]], json.loads(raw)["operations"]) if raw is not None else None
 
 
-def apply_queued(ctx: "Ctx", message: dict) -> str:
+def apply_queued(ctx: "Ctx", message: dict[str, Any]) -> str:
     """Apply one queued batch, once. Returns what happened (for logs and tests).
 
     Steps, each safe to repeat after a crash: (1) the batch item says queued, else only the
@@ -201,7 +199,7 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
     if item is None:
         log.error("no batch %s for a queued message: dropped", batch_id)
         return "dropped"
-    if item["status"] != store.QUEUED:
+    if item.status != store.QUEUED:
         # finished by an earlier delivery, which may have died before its events were all
         # written: write them again (same ids, so nothing is stored or delivered twice)
         _write_events(ctx, item)
@@ -211,11 +209,11 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
     if operations is None:
         return _finish_and_record(ctx, item, "rejected", [], started_ms)
     for attempt in range(COMMIT_ATTEMPTS):
-        snap = workspaces.snapshot(ctx, item["workspace"])
+        snap = workspaces.snapshot(ctx, item.workspace)
         if snap.committed_batch(batch_id) is not None:  # committed before a crash
             item = _stored_batch(ctx, batch_id)
-            return _finish_and_record(ctx, item, item.get("pendingOutcome") or "applied",
-                                      store.results_of(item, pending=True), started_ms)
+            return _finish_and_record(ctx, item, item.pending_outcome or "applied",
+                                      item.pending_results or [], started_ms)
         try:
             outcome = engine.apply_batch(operations, snap.read)
         except Exception as e:  # noqa: BLE001 - the engine is pure: a redelivery would only raise it again
@@ -227,16 +225,18 @@ def apply_queued(ctx: "Ctx", message: dict) -> str:
         if not outcome.ok:
             return _finish_and_record(ctx, item, "rejected" if outcome.drift else "failed", results, started_ms)
         now_ms = int(ctx.now() * 1000)
-        store.save_prepared(ctx.org_id, batch_id, results, "applied", now_ms)
+        prepared = ctx.tx()
+        prepared.update("batch", store.prepare_batch(ctx.org_id, batch_id, results, "applied", now_ms))
+        prepared.commit()
         try:
             workspaces.commit(ctx, snap, outcome.files, {"batchId": batch_id, "atMs": now_ms},
                               after_blob=_fault_hook(item))
         except workspaces.PreconditionFailed:
-            log.info("workspace %s changed under batch %s (attempt %d): re-reading", item["workspace"],
+            log.info("workspace %s changed under batch %s (attempt %d): re-reading", item.workspace,
                      batch_id, attempt + 1)
             continue
         return _finish_and_record(ctx, item, "applied", results, started_ms)
-    raise RuntimeError(f"workspace {item['workspace']} kept changing under batch {batch_id}; SQS will retry")
+    raise RuntimeError(f"workspace {item.workspace} kept changing under batch {batch_id}; SQS will retry")
 
 
 WORKER_ERROR = "WORKER_ERROR"
@@ -246,7 +246,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:300]}"
 
 
-def failure_results(operations: list[dict] | None, reason: str) -> list[OpResult]:
+def failure_results(operations: list[dict[str, Any]] | None, reason: str) -> list[OpResult]:
     """Every operation `failed` with the same reason: the batch failed as a whole, not one op."""
     out = []
     for index, op in enumerate(operations or []):
@@ -257,7 +257,7 @@ def failure_results(operations: list[dict] | None, reason: str) -> list[OpResult
     return out
 
 
-def fail_queued(ctx: "Ctx", message: dict, error: BaseException) -> str:
+def fail_queued(ctx: "Ctx", message: dict[str, Any], error: BaseException) -> str:
     """The last delivery of a batch failed too (apply_queued raised): finish it `failed`, saying
     why, so that the message is acknowledged and its workspace's next batch runs, instead of the
     batch sitting `queued` until the dead-letter queue. A batch whose commit did happen (the
@@ -267,17 +267,17 @@ def fail_queued(ctx: "Ctx", message: dict, error: BaseException) -> str:
     item = store.get_batch(ctx.org_id, batch_id)
     if item is None:
         return "dropped"
-    if item["status"] != store.QUEUED:
+    if item.status != store.QUEUED:
         return "duplicate"
     started_ms = int(ctx.now() * 1000)
     try:
-        committed = workspaces.snapshot(ctx, item["workspace"]).committed_batch(batch_id)
+        committed = workspaces.snapshot(ctx, item.workspace).committed_batch(batch_id)
     except Exception:  # noqa: BLE001 - the store may be what is down: not committed as far as we can tell
         committed = None
     if committed is not None:
         item = _stored_batch(ctx, batch_id)
-        return _finish_and_record(ctx, item, item.get("pendingOutcome") or "applied",
-                                  store.results_of(item, pending=True), started_ms)
+        return _finish_and_record(ctx, item, item.pending_outcome or "applied",
+                                  item.pending_results or [], started_ms)
     try:
         operations = load_operations(message)
     except Exception:  # noqa: BLE001 - the claim check may be unreadable too
@@ -286,51 +286,49 @@ def fail_queued(ctx: "Ctx", message: dict, error: BaseException) -> str:
     return _finish_and_record(ctx, item, "failed", failure_results(operations, reason), started_ms)
 
 
-def _finish_and_record(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], started_ms: int) -> str:
+def _finish_and_record(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResult], started_ms: int) -> str:
     finished_ms = int(ctx.now() * 1000)
     try:
         final = _finish(ctx, item, outcome, results, started_ms, finished_ms)
     except TxFailed as failed:
         if failed.name != "batch":
             raise
-        log.info("batch %s was finished by another delivery", item["batchId"])
-        final = _stored_batch(ctx, item["batchId"])
+        log.info("batch %s was finished by another delivery", item.batch_id)
+        final = _stored_batch(ctx, item.batch_id)
     _write_events(ctx, final)
-    return final["status"]
+    return final.status
 
 
-def _finish(ctx: "Ctx", item: dict, outcome: str, results: list[OpResult], started_ms: int,
-            finished_ms: int) -> dict:
-    """queued -> outcome with the aggregates, once; returns the batch item as it now is."""
-    org_id, batch_id = ctx.org_id, item["batchId"]
+def _finish(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResult], started_ms: int,
+            finished_ms: int) -> Batch:
+    """queued -> outcome with the aggregates, once; returns the batch as it now is."""
+    org_id = ctx.org_id
     at = ctx.iso(finished_ms / 1000)
-    duration = max(0, finished_ms - started_ms)
-    results_json = json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results],
-                              separators=(",", ":"))
+    final = item.model_copy(update={"status": outcome, "results": results, "finished_at": at,
+                                    "duration_ms": max(0, finished_ms - started_ms),
+                                    "pending_results": None, "pending_outcome": None})
     tx = ctx.tx()
-    tx.update("batch", store.finish_batch(org_id, batch_id, outcome, results_json, at, duration))
+    tx.update("batch", store.finish_batch(org_id, final))
     if results:
         day, counters = aggregate_counters(item, results, at)
         tx.update("day", store.day_update(org_id, day, counters, at))
-        if item.get("orderId"):
+        if item.order_id:
             applied = sum(r.status == "applied" for r in results)
-            tx.update("order", store.order_update(org_id, item["orderId"],
+            tx.update("order", store.order_update(org_id, item.order_id,
                                                   {"total": len(results), "applied": applied,
                                                    "failed": len(results) - applied}, at))
-    store.commit(tx)
-    final = {k: v for k, v in item.items() if k not in ("pendingResults", "pendingOutcome")}
-    final.update(status=outcome, results=results_json, finishedAt=at, durationMs=duration)
+    retry_conflicts(tx.commit)  # the day and order aggregates are hot items
     return final
 
 
-def aggregate_counters(item: dict, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
+def aggregate_counters(item: Batch, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
     """The day's counters this batch adds (per operation outcome), as flat attribute names."""
     counters: dict[str, int] = {}
 
     def add(name: str, n: int = 1) -> None:
         counters[name] = counters.get(name, 0) + n
 
-    factory, phase = item.get("factory") or "unknown", item.get("phase") or "unknown"
+    factory, phase = item.factory or "unknown", item.phase or "unknown"
     for r in results:
         ok = r.status == "applied"
         add("total")
@@ -356,9 +354,9 @@ def normalize_error(message: str) -> str:
     return text[:160]
 
 
-def _event_ids(item: dict, count: int) -> list[str]:
-    finished_ms = int(clock.parse_iso(item["finishedAt"]) * 1000)
-    seed = hashlib.sha256(f"{item['orgId']}#{item['batchId']}".encode()).digest()
+def _event_ids(org_id: str, item: Batch, count: int) -> list[str]:
+    finished_ms = int(clock.parse_iso(item.finished_at or "") * 1000)
+    seed = hashlib.sha256(f"{org_id}#{item.batch_id}".encode()).digest()
     return ids.new_ids([finished_ms] * count, seed=seed)
 
 
@@ -369,41 +367,40 @@ def _event_status(status: OpStatus) -> EventStatus:
     return status
 
 
-def _write_events(ctx: "Ctx", item: dict) -> None:
+def _write_events(ctx: "Ctx", item: Batch) -> None:
     """One stored event and one outbox event per operation result; same ids on every repeat."""
-    results = store.results_of(item)
-    if results:
-        events = [PatchEvent(event_id=eid, batch_id=item["batchId"], task_id=item.get("taskId"),
-                             order_id=item.get("orderId"), factory=item.get("factory"), phase=item.get("phase"),
+    results = item.results
+    if results and item.finished_at:
+        events = [PatchEvent(event_id=eid, batch_id=item.batch_id, task_id=item.task_id,
+                             order_id=item.order_id, factory=item.factory, phase=item.phase,
                              file=r.file, op=r.op, status=_event_status(r.status), error=r.error,
-                             at=item["finishedAt"], duration_ms=int(item.get("durationMs") or 0))
-                  for eid, r in zip(_event_ids(item, len(results)), results, strict=True)]
-        store.put_events(ctx.org_id, events)
-        outbox_items = []
+                             at=item.finished_at, duration_ms=int(item.duration_ms or 0))
+                  for eid, r in zip(_event_ids(ctx.org_id, item, len(results)), results, strict=True)]
+        # One bulk unit of work (BatchWriteItem): the stored events and their outbox items. Unconditional
+        # and with deterministic ids, so a repeat rewrites the same items (MODIFY, not delivered twice).
+        bulk = ctx.bulk()
         for event, r in zip(events, results, strict=True):
-            data = {**_event_data(event), "workspace": item["workspace"], "index": r.index}
+            bulk.put(f"patch-event:{event.event_id}", store.put_event(ctx.org_id, event))
+            data = {**_event_data(event), "workspace": item.workspace, "index": r.index}
             if r.matched_by:
                 data["matchedBy"] = r.matched_by
-            entry = outbox.event_item(ctx.org_id, f"patch:{event.status}", data)
-            entry["id"] = f"{event.event_id}"  # a repeat rewrites the same outbox item (MODIFY, not delivered twice)
-            outbox_items.append(entry)
-        store.put_outbox_items(ctx.settings.outbox_table, outbox_items)
+            entry = core_outbox.event_item(ctx.org_id, f"patch:{event.status}", data)
+            entry["id"] = event.event_id
+            bulk.put(f"event:{event.event_id}", core_outbox.item_put(entry))
+        bulk.commit()
 
 
 # --- reads ---------------------------------------------------------------------------
 
-def get_batch(ctx: "Ctx", batch_id: str) -> BatchView:
-    item = store.get_batch(ctx.org_id, batch_id) if len(batch_id) <= 64 else None
-    if item is None:
-        raise NotFound(f"no batch {batch_id[:64]}")
-    return BatchView.model_validate({**item, "results": [r.model_dump() for r in store.results_of(item)]})
+def get_batch(ctx: "Ctx", batch_id: str) -> Batch:
+    return found(store.get_batch(ctx.org_id, batch_id) if len(batch_id) <= 64 else None, "batch", batch_id[:64])
 
 
 def logs(ctx: "Ctx", q: LogsQuery) -> LogsPage:
     """Events matching the filters, newest first by default; `offset` skips matches (the cost
     grows with offset + limit: one Query on the narrowest key, paged)."""
     wanted = q.offset + q.limit + 1
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     start = None
     while len(found) < wanted:
         page = store.events_page(ctx.org_id, task_id=q.task_id, file=q.file, forward=q.order == "asc",
@@ -477,7 +474,7 @@ def trends(ctx: "Ctx", group_by: str, from_: str | None, to: str | None) -> list
                               item.get("firstAt"), item.get("lastAt")))
         return sorted(out, key=lambda t: t.key)
     first, last = _day_range(from_, to, default_days=90)
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Any]] = {}
 
     def fold(key: str, total: int, applied: int, first_at: str | None, last_at: str | None) -> None:
         g = groups.setdefault(key, [0, 0, None, None])

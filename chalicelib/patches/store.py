@@ -19,14 +19,11 @@ the same transaction as the batch's status transition, and a 90-day stats call r
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
-from chalicelib.patches.models import OpResult, PatchEvent
-
-if TYPE_CHECKING:
-    from chalicelib.core.tx import Tx
+from chalicelib.patches.models import Batch, OpResult, PatchEvent
 
 QUEUED, APPLIED, FAILED, REJECTED = "queued", "applied", "failed", "rejected"
 MAX_ERROR_KEYS = 200  # distinct error messages counted per day; the rest count as "other"
@@ -38,25 +35,39 @@ def _table() -> str:
 
 # --- batches -------------------------------------------------------------------
 
-def batch_key(org_id: str, batch_id: str) -> dict:
+def batch_key(org_id: str, batch_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PBATCH#{batch_id}", "SK": "BATCH"}
 
 
-def new_batch_item(org_id: str, batch_id: str, workspace: str, meta: dict, operations: int,
-                   requested_at: str, requested_ms: int) -> dict:
-    return {**batch_key(org_id, batch_id), "type": "patch-batch", "orgId": org_id, "batchId": batch_id,
-            "workspace": workspace, "status": QUEUED, "operations": operations,
-            "taskId": meta.get("taskId"), "orderId": meta.get("orderId"), "factory": meta.get("factory"),
-            "phase": meta.get("phase"), "requestedAt": requested_at, "requestedMs": requested_ms}
+def to_item(org_id: str, batch: Batch) -> dict[str, Any]:
+    """A batch as its item: keys, the results as JSON text (never queried), no null attributes."""
+    item: dict[str, Any] = {**batch_key(org_id, batch.batch_id), "type": "patch-batch", "orgId": org_id,
+                            **batch.model_dump(by_alias=True, exclude_none=True,
+                                               exclude={"results", "pending_results"}),
+                            "operations": batch.operations, "requestedMs": batch.requested_ms}
+    for field, results in (("results", batch.results), ("pendingResults", batch.pending_results)):
+        if results:
+            item[field] = _results_json(results)
+    for field, value in (("pendingOutcome", batch.pending_outcome), ("pendingMs", batch.pending_ms)):
+        if value is not None:
+            item[field] = value
+    return item
 
 
-def put_batch(item: dict) -> dynamo.Put:
+def from_item(item: dict[str, Any]) -> Batch:
+    return Batch.model_validate({**{k: v for k, v in item.items() if k in _BATCH_FIELDS},
+                                 "results": _results_of(item.get("results")),
+                                 "pendingResults": _results_of(item.get("pendingResults")) or None})
+
+
+def put_batch(org_id: str, batch: Batch) -> dynamo.Put:
     """A new batch; a batchId already used in this org fails the condition (409)."""
-    return dynamo.Put(_table(), item, condition="attribute_not_exists(PK)")
+    return dynamo.Put(_table(), to_item(org_id, batch), condition="attribute_not_exists(PK)")
 
 
-def get_batch(org_id: str, batch_id: str) -> dict | None:
-    return dynamo.get(_table(), batch_key(org_id, batch_id), consistent=True)
+def get_batch(org_id: str, batch_id: str) -> Batch | None:
+    item = dynamo.get(_table(), batch_key(org_id, batch_id), consistent=True)
+    return from_item(item) if item is not None else None
 
 
 def prepare_batch(org_id: str, batch_id: str, results: list[OpResult], outcome: str, at_ms: int) -> dynamo.Update:
@@ -68,38 +79,29 @@ def prepare_batch(org_id: str, batch_id: str, results: list[OpResult], outcome: 
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
 
 
-def finish_batch(org_id: str, batch_id: str, outcome: str, results_json: str, finished_at: str,
-                 duration_ms: int) -> dynamo.Update:
+def finish_batch(org_id: str, batch: Batch) -> dynamo.Update:
     """queued -> applied | failed | rejected, once (the condition makes redeliveries no-ops)."""
-    return dynamo.Update(_table(), batch_key(org_id, batch_id),
-                         set={"status": outcome, "results": results_json, "finishedAt": finished_at,
-                              "durationMs": duration_ms},
+    return dynamo.Update(_table(), batch_key(org_id, batch.batch_id),
+                         set={"status": batch.status, "results": _results_json(batch.results),
+                              "finishedAt": batch.finished_at, "durationMs": batch.duration_ms},
                          remove=("pendingResults", "pendingOutcome"),
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
-
-
-def save_prepared(org_id: str, batch_id: str, results: list[OpResult], outcome: str, at_ms: int) -> None:
-    """Write prepare_batch on its own (the worker does this before the workspace commit)."""
-    dynamo.update(prepare_batch(org_id, batch_id, results, outcome, at_ms), return_new=False)
-
-
-def commit(tx: "Tx") -> None:
-    """Commit a transaction that touches batch or aggregate items, retrying transaction conflicts."""
-    dynamo.retry_conflicts(tx.commit)
 
 
 def _results_json(results: list[OpResult]) -> str:
     return json.dumps([r.model_dump(by_alias=True, exclude_none=True) for r in results], separators=(",", ":"))
 
 
-def results_of(item: dict, pending: bool = False) -> list[OpResult]:
-    raw = item.get("pendingResults" if pending else "results")
+def _results_of(raw: str | None) -> list[OpResult]:
     return [OpResult.model_validate(r) for r in json.loads(raw)] if raw else []
+
+
+_BATCH_FIELDS = {f.alias for f in Batch.model_fields.values() if f.alias} - {"results", "pendingResults"}
 
 
 # --- events ----------------------------------------------------------------------
 
-def event_item(org_id: str, event: PatchEvent) -> dict:
+def event_item(org_id: str, event: PatchEvent) -> dict[str, Any]:
     eid = event.event_id
     item = {"PK": f"ORG#{org_id}#PEVENTS", "SK": eid, "type": "patch-event", "orgId": org_id,
             **event.model_dump(by_alias=True, exclude_none=True)}
@@ -115,29 +117,20 @@ def event_item(org_id: str, event: PatchEvent) -> dict:
 
 
 def put_event(org_id: str, event: PatchEvent) -> dynamo.Put:
+    """Unconditional: event ids are deterministic per batch, so a retry rewrites the same item
+    (the worker's events go in one bulk unit of work with their outbox items)."""
     return dynamo.Put(_table(), event_item(org_id, event))
-
-
-def put_events(org_id: str, events: list[PatchEvent]) -> None:
-    """Unconditional: event ids are deterministic per batch, so a retry rewrites the same items."""
-    dynamo.batch_put(_table(), [event_item(org_id, e) for e in events])
-
-
-def put_outbox_items(outbox_table: str, items: list[dict]) -> None:
-    """Unconditional: the outbox items of a batch's events carry the events' ids, so a retry
-    rewrites the same items (MODIFY, not delivered twice)."""
-    dynamo.batch_put(outbox_table, items)
 
 
 _EVENT_FIELDS = set(PatchEvent.model_fields) | {f.alias for f in PatchEvent.model_fields.values() if f.alias}
 
 
-def to_event(item: dict) -> PatchEvent:
+def to_event(item: dict[str, Any]) -> PatchEvent:
     return PatchEvent.model_validate({k: v for k, v in item.items() if k in _EVENT_FIELDS})
 
 
 def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: bool,
-                limit: int, start_key: dict | None, filter_file: str | None = None,
+                limit: int, start_key: dict[str, Any] | None, filter_file: str | None = None,
                 search: str | None = None) -> dynamo.Page:
     """One Query on the narrowest key: the task's, else the file's, else the org's events."""
     filters, values, names = [], {}, {}
@@ -178,11 +171,11 @@ def failed_events(org_id: str, after_event_id: str | None, limit: int) -> list[P
 
 # --- aggregates ---------------------------------------------------------------------
 
-def day_key(org_id: str, date: str) -> dict:
+def day_key(org_id: str, date: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PSTATS", "SK": f"DAY#{date}"}
 
 
-def order_key(org_id: str, order_id: str) -> dict:
+def order_key(org_id: str, order_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PORDER#{order_id}", "SK": "AGG"}
 
 
@@ -200,12 +193,12 @@ def order_update(org_id: str, order_id: str, totals: dict[str, int], at: str) ->
     )
 
 
-def days(org_id: str, first: str, last: str) -> list[dict]:
+def days(org_id: str, first: str, last: str) -> list[dict[str, Any]]:
     return list(dynamo.query_all(_table(), "PK = :pk AND SK BETWEEN :a AND :b",
                                  {":pk": f"ORG#{org_id}#PSTATS", ":a": f"DAY#{first}", ":b": f"DAY#{last}"}))
 
 
-def orders_since(org_id: str, since: str | None, until: str | None = None) -> list[dict]:
+def orders_since(org_id: str, since: str | None, until: str | None = None) -> list[dict[str, Any]]:
     values: dict[str, Any] = {":pk": f"ORG#{org_id}#PORDERS"}
     condition = "GSI1PK = :pk"
     if since and until:

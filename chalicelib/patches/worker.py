@@ -67,6 +67,6 @@ def _deliveries(record: SQSRecord) -> int:
         return 1
 
 
-def handle_batch(event: dict, context: Any = None) -> PartialItemFailureResponse:
+def handle_batch(event: dict[str, Any], context: Any = None) -> PartialItemFailureResponse:
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # per call: it holds the batch's state
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -1,3 +1,4 @@
+"""Delivery reports over HTTP (API.md "Delivery reports"): thin, each route calls one service function."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -6,37 +7,30 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.context import Ctx
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
-    from chalicelib.reports import service
+    from chalicelib.reports import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    service = lazy("chalicelib.reports.service")
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Delivery reports"
 
 
-def _ctx(call: Call) -> Ctx:
-    return Ctx(principal=call.principal, trace_id=call.trace_id)
-
-
-# Plain dicts out: a summary's null figures (no decided operation: successRate null) stay in the JSON.
-
 @endpoint(bp, "/api/delivery/reports/generate", "POST", scope=Scope.OPERATOR, body="GenerateRequest",
           response="ReportPage", tag=TAG, errors=(404,),
           idempotency="locked",  # one commit per order's report
           summary="Generate the report of one order, or of every order with patch events since its last report")
-def generate(call: Call) -> dict:
-    return {"items": service.generate(_ctx(call), call.body.order_id), "nextToken": None}
+def generate(call: Call) -> models.ReportPage:
+    return service.generate(call.ctx, call.body.order_id)
 
 
 @endpoint(bp, "/api/delivery/reports", "GET", scope=Scope.OPERATOR, query="ReportQuery",
           response="ReportOrPage", tag=TAG, errors=(404,),
           summary="One order's report (?orderId=) or the list; ?generate=true regenerates first")
-def read(call: Call) -> dict:
-    q, ctx = call.query, _ctx(call)
+def read(call: Call) -> models.Report | models.ReportPage:
+    q, ctx = call.query, call.ctx
     if q.generate:
         service.generate(ctx, q.order_id)
     if q.order_id:

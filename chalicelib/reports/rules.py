@@ -46,10 +46,10 @@ def _seconds(start: str, end: str) -> float:
     return round(parse_iso(end) - parse_iso(start), 3)
 
 
-def summarize(order_id: str, events: Iterable[Any]) -> dict:
+def summarize(order_id: str, events: Iterable[Any]) -> dict[str, Any]:
     rows = sorted((_row(e) for e in events), key=lambda r: (r["at"] or "", r["eventId"] or ""))
     ops = {s: 0 for s in ("requested", "applied", "failed", "rejected")}
-    batches: dict[str, dict] = {}
+    batches: dict[str, dict[str, Any]] = {}
     for r in rows:
         ops[r["status"]] = ops.get(r["status"], 0) + 1
         b = batches.setdefault(r["batchId"], {"applied": False, "failed": False, "lastFailureAt": None})
@@ -117,7 +117,7 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h {m:02d}m {sec:02d}s" if h else f"{m}m {sec:02d}s"
 
 
-def markdown(summary: dict, generated_at: str) -> str:
+def markdown(summary: dict[str, Any], generated_at: str) -> str:
     """The report a person pastes into a ticket."""
     s, b, o, t = summary, summary["batches"], summary["operations"], summary["timeToRestore"]
     lines = [

@@ -12,7 +12,9 @@ from typing import Any, Protocol
 from chalicelib.core import paging
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import NotFound
+from chalicelib.core.lookup import found
 from chalicelib.reports import rules, store
+from chalicelib.reports.models import Report, ReportPage
 
 
 class PatchEvents(Protocol):
@@ -26,13 +28,13 @@ def _patches() -> PatchEvents:
     return service
 
 
-def _build(ctx: Ctx, order_id: str, events: list[Any]) -> dict:
+def _build(ctx: Ctx, order_id: str, events: list[Any]) -> Report:
     summary = rules.summarize(order_id, events)
     generated_at = ctx.iso()
-    report: dict[str, Any] = {"orderId": order_id, "generatedAt": generated_at, "summary": summary,
-                              "markdown": rules.markdown(summary, generated_at)}
+    report = Report(order_id=order_id, generated_at=generated_at, summary=summary,
+                    markdown=rules.markdown(summary, generated_at))
     tx = ctx.tx()
-    tx.put("report", store.report_put(ctx.org_id, order_id, generated_at, summary, report["markdown"]))
+    tx.put("report", store.report_put(ctx.org_id, report))
     tx.emit("report:generated", {"orderId": order_id, "generatedAt": generated_at,
                                  "successRate": summary["successRate"], "batches": summary["batches"]["total"],
                                  "lastActivityAt": summary["lastActivityAt"]})
@@ -40,21 +42,22 @@ def _build(ctx: Ctx, order_id: str, events: list[Any]) -> dict:
     return report
 
 
-def generate(ctx: Ctx, order_id: str | None = None, events: PatchEvents | None = None) -> list[dict]:
-    """One order's report (404 when it has no events), or every order changed since its last report."""
+def generate(ctx: Ctx, order_id: str | None = None, events: PatchEvents | None = None) -> ReportPage:
+    """One order's report (404 when it has no events), or every order changed since its last report:
+    the reports written, as one page."""
     source = events or _patches()
     if order_id is not None:
-        found = list(source.order_events(ctx, order_id))
-        if not found:
+        events_of_order = list(source.order_events(ctx, order_id))
+        if not events_of_order:
             raise NotFound(f"no patch events for order {order_id}")
-        return [_build(ctx, order_id, found)]
+        return ReportPage(items=[_build(ctx, order_id, events_of_order)])
     since = store.watermark(ctx.org_id)
     changed = list(source.orders_changed_since(ctx, since))
     existing = store.get_many(ctx.org_id, [o for o, _ in changed])
     reports = []
     for oid, last_at in changed:
         # Only orders whose newest event is newer than their report are rebuilt.
-        if oid in existing and existing[oid].get("lastEventAt", "") >= last_at:
+        if oid in existing and store.last_event_at(existing[oid]) >= last_at:
             continue
         reports.append(_build(ctx, oid, list(source.order_events(ctx, oid))))
     if changed:
@@ -63,17 +66,14 @@ def generate(ctx: Ctx, order_id: str | None = None, events: PatchEvents | None =
             tx = ctx.tx()
             tx.put("watermark", store.watermark_put(ctx.org_id, newest))
             tx.commit()
-    return reports
+    return ReportPage(items=reports)
 
 
-def get(ctx: Ctx, order_id: str) -> dict:
-    item = store.get(ctx.org_id, order_id)
-    if item is None:
-        raise NotFound(f"no delivery report for order {order_id}")
-    return store.public(item)
+def get(ctx: Ctx, order_id: str) -> Report:
+    return found(store.get(ctx.org_id, order_id), "delivery report for order", order_id)
 
 
-def list_reports(ctx: Ctx, limit: int, next_token: str | None) -> dict:
+def list_reports(ctx: Ctx, limit: int, next_token: str | None) -> ReportPage:
     scope = f"reports:{ctx.org_id}"
-    page = store.list_reports(ctx.org_id, limit, paging.start_key(next_token, scope))
-    return {"items": [store.public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}
+    items, last_key = store.list_reports(ctx.org_id, limit, paging.start_key(next_token, scope))
+    return ReportPage(items=items, next_token=paging.next_token(last_key, scope))

@@ -7,50 +7,65 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.reports.models import Report
 
 
 def _table() -> str:
     return settings().main_table
 
 
-def report_key(org_id: str, order_id: str) -> dict:
+def report_key(org_id: str, order_id: str) -> dict[str, str]:
     return {"PK": f"ORG#{org_id}#REPORT#{order_id}", "SK": "REPORT"}
 
 
-def report_put(org_id: str, order_id: str, generated_at: str, summary: dict, markdown: str) -> dynamo.Put:
-    return dynamo.Put(_table(), {
-        **report_key(org_id, order_id), "type": "report", "orgId": org_id, "orderId": order_id,
-        "generatedAt": generated_at, "lastEventAt": summary.get("lastActivityAt") or "",
+def last_event_at(report: Report) -> str:
+    """The newest event time a report covers ("" for none): regeneration compares it with the order's."""
+    return str(report.summary.get("lastActivityAt") or "")
+
+
+def to_item(org_id: str, report: Report) -> dict[str, Any]:
+    return {
+        **report_key(org_id, report.order_id), "type": "report", "orgId": org_id, "orderId": report.order_id,
+        "generatedAt": report.generated_at, "lastEventAt": last_event_at(report),
         # JSON text: the summary's floats and nulls round-trip exactly; never queried.
-        "summaryJson": json.dumps(summary, separators=(",", ":")), "markdown": markdown,
-        "GSI1PK": f"ORG#{org_id}#REPORTS", "GSI1SK": order_id,
-    })
+        "summaryJson": json.dumps(report.summary, separators=(",", ":")), "markdown": report.markdown,
+        "GSI1PK": f"ORG#{org_id}#REPORTS", "GSI1SK": report.order_id,
+    }
 
 
-def public(item: dict) -> dict:
-    return {"orderId": item["orderId"], "generatedAt": item["generatedAt"],
-            "summary": json.loads(item["summaryJson"]), "markdown": item["markdown"]}
+def from_item(item: dict[str, Any]) -> Report:
+    return Report(order_id=item["orderId"], generated_at=item["generatedAt"],
+                  summary=json.loads(item["summaryJson"]), markdown=item["markdown"])
 
 
-def get(org_id: str, order_id: str) -> dict | None:
-    return dynamo.get(_table(), report_key(org_id, order_id))
+def report_put(org_id: str, report: Report) -> dynamo.Put:
+    return dynamo.Put(_table(), to_item(org_id, report))
 
 
-def get_many(org_id: str, order_ids: list[str]) -> dict[str, dict]:
+def get(org_id: str, order_id: str) -> Report | None:
+    item = dynamo.get(_table(), report_key(org_id, order_id))
+    return from_item(item) if item is not None else None
+
+
+def get_many(org_id: str, order_ids: list[str]) -> dict[str, Report]:
     if not order_ids:
         return {}
-    return {i["orderId"]: i for i in dynamo.batch_get(_table(), [report_key(org_id, o) for o in order_ids])}
+    return {i["orderId"]: from_item(i)
+            for i in dynamo.batch_get(_table(), [report_key(org_id, o) for o in order_ids])}
 
 
-def list_reports(org_id: str, limit: int, start_key: dict | None) -> dynamo.Page:
-    return dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#REPORTS"}, index="GSI1", limit=limit,
+def list_reports(org_id: str, limit: int, start_key: dict[str, Any] | None) -> tuple[list[Report], dict[str, Any] | None]:
+    """A page of the org's reports by orderId, and the key to continue from (None on the last page)."""
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#REPORTS"}, index="GSI1", limit=limit,
                         start_key=start_key)
+    return [from_item(i) for i in page.items], page.last_key
 
 
-def watermark_key(org_id: str) -> dict:
+def watermark_key(org_id: str) -> dict[str, str]:
     return {"PK": f"ORG#{org_id}#REPORTS", "SK": "WATERMARK"}
 
 

@@ -13,6 +13,8 @@ after the commit knows, on redelivery, that its batch is already in.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import json
 from dataclasses import dataclass, field
 
@@ -38,15 +40,15 @@ def blob_key(org_id: str, digest: str) -> str:
 
 @dataclass
 class Manifest:
-    files: dict[str, dict] = field(default_factory=dict)
-    batches: list[dict] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
     etag: str | None = None  # None: the workspace does not exist yet
 
     def to_bytes(self) -> bytes:
         return json.dumps({"v": 1, "files": self.files, "batches": self.batches[-KEEP_BATCHES:]},
                           separators=(",", ":"), sort_keys=True).encode()
 
-    def batch(self, batch_id: str) -> dict | None:
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
         return next((b for b in self.batches if b.get("batchId") == batch_id), None)
 
 

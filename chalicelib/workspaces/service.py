@@ -11,11 +11,12 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, TYPE_CHECKING, Callable
 
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
 from chalicelib.workspaces import blobs
 from chalicelib.workspaces.blobs import PreconditionFailed
+from chalicelib.workspaces.models import FileContent, FileEntry, Files, FileWritten
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -42,7 +43,7 @@ class Snapshot:
             self._cache[path] = blobs.get_blob(self.org_id, entry["sha256"])
         return self._cache[path]
 
-    def committed_batch(self, batch_id: str) -> dict | None:
+    def committed_batch(self, batch_id: str) -> dict[str, Any] | None:
         return self.manifest.batch(batch_id)
 
 
@@ -50,7 +51,7 @@ def snapshot(ctx: "Ctx", workspace: str) -> Snapshot:
     return Snapshot(ctx.org_id, workspace, blobs.read_manifest(ctx.org_id, workspace))
 
 
-def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict | None = None,
+def commit(ctx: "Ctx", snap: Snapshot, files: dict[str, bytes], batch: dict[str, Any] | None = None,
            after_blob: Callable[[int], None] | None = None) -> str:
     """Write the changed files' blobs, then the manifest if it is still the snapshot's.
     Raises PreconditionFailed when another writer committed first (re-read and retry).
@@ -104,7 +105,7 @@ def file_entity_id(workspace: str, path: str) -> str:
     return f"{workspace}/sha256:{hashlib.sha256(path.encode()).hexdigest()}"
 
 
-def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
+def put_file(ctx: "Ctx", workspace: str, path: str | None, data: bytes) -> FileWritten:
     """Write one file (a commit of one file); retried when another writer got there first.
 
     Audited: `workspaceFile` created|updated by the caller, with the file's sha256 before (absent
@@ -124,12 +125,12 @@ def put_file(ctx: "Ctx", workspace: str, path: str, data: bytes) -> dict:
             time.sleep(random.uniform(0.005, 0.03) * min(attempt + 1, 8))  # jittered, capped
             continue
         _audit_write(ctx, workspace, path, before["sha256"] if before else None, digest, len(data))
-        return {"workspace": workspace, "path": path, "sha256": digest, "size": len(data)}
+        return FileWritten(workspace=workspace, path=path, sha256=digest, size=len(data))
     raise Unavailable("the workspace is busy with other writes; retry", headers={"Retry-After": "1"})
 
 
 def _audit_write(ctx: "Ctx", workspace: str, path: str, before: str | None, after: str, size: int) -> None:
-    details: dict = {"workspace": workspace, "path": path, "sha256After": after, "size": size}
+    details: dict[str, Any] = {"workspace": workspace, "path": path, "sha256After": after, "size": size}
     if before is not None:  # a new file has no sha256Before
         details["sha256Before"] = before
     entity_id = file_entity_id(workspace, path)
@@ -146,22 +147,22 @@ def _audit_write(ctx: "Ctx", workspace: str, path: str, before: str | None, afte
                           headers={"Retry-After": "1"}) from None
 
 
-def get_file(ctx: "Ctx", workspace: str, path: str) -> dict:
+def get_file(ctx: "Ctx", workspace: str, path: str | None) -> FileContent:
     workspace, path = _workspace(workspace), _path(path)
     snap = snapshot(ctx, workspace)
     data = snap.read(path)
     if data is None:
         raise NotFound(f"no file {path} in workspace {workspace}")
     entry = snap.manifest.files[path]
-    return {"workspace": workspace, "path": path, "sha256": entry["sha256"], "size": entry["size"],
-            "content": data.decode("utf-8", "replace")}
+    return FileContent(workspace=workspace, path=path, sha256=entry["sha256"], size=entry["size"],
+                       content=data.decode("utf-8", "replace"))
 
 
-def list_files(ctx: "Ctx", workspace: str) -> dict:
+def list_files(ctx: "Ctx", workspace: str) -> Files:
     workspace = _workspace(workspace)
     manifest = blobs.read_manifest(ctx.org_id, workspace)
-    return {"workspace": workspace,
-            "items": [{"path": p, "sha256": e["sha256"], "size": e["size"]} for p, e in sorted(manifest.files.items())]}
+    return Files(workspace=workspace,
+                 items=[FileEntry(path=p, sha256=e["sha256"], size=e["size"]) for p, e in sorted(manifest.files.items())])
 
 
 def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:

@@ -20,7 +20,10 @@ def test_order_events_orders_since_and_failed_events(app_module):
               _event("failed" if i % 3 == 0 else "applied", at_ms=1_700_000_000_000 + i,
                      error="ANCHOR_NOT_FOUND: x" if i % 3 == 0 else None) for i in range(10)]
     events.append(_event("rejected", order="o2", at_ms=1_700_000_000_100, error="REJECTED: batch failed"))
-    store.put_events(ctx.org_id, events)
+    bulk = Ctx.system(ctx.org_id).bulk()  # as the worker writes them: one bulk unit of work
+    for e in events:
+        bulk.put(e.event_id, store.put_event(ctx.org_id, e))
+    bulk.commit()
     got = service.order_events(ctx, "o1")
     assert [e.event_id for e in got] == [e.event_id for e in events[:10]]
     assert got[3].error == "ANCHOR_NOT_FOUND: x" and got[0].status == "requested"

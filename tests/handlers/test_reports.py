@@ -5,6 +5,7 @@ import pytest
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock, ids
+from chalicelib.core.context import Ctx
 from chalicelib.patches import store as patches_store
 from chalicelib.patches.models import PatchEvent
 
@@ -39,7 +40,10 @@ ORDER_B = [
 
 def write(org_id, events):
     """As the patch worker records them: the events, and the order's aggregate (lastAt)."""
-    patches_store.put_events(org_id, events)
+    bulk = Ctx.system(org_id).bulk()  # as the worker writes them: one bulk unit of work
+    for e in events:
+        bulk.put(e.event_id, patches_store.put_event(org_id, e))
+    bulk.commit()
     for e in events:
         dynamo.update(patches_store.order_update(org_id, e.order_id, {"total": 1}, e.at), return_new=False)
 

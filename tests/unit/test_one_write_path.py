@@ -24,7 +24,6 @@ ALLOWED_OFFENDERS = {
     "chalicelib/fanout/store.py": 3,             # greeting claim/sent, connection delete
     "chalicelib/logs/store.py": 1,               # log entries in bulk
     "chalicelib/ops/store.py": 6,                # scan lock, GitHub state, issue writes
-    "chalicelib/patches/store.py": 3,            # batch outcome, patch events and their outbox items
     "chalicelib/settings_registry/store.py": 1,  # settings entries and their audit item in bulk
 }
 
