@@ -42,7 +42,7 @@ def main() -> None:
         from chalicelib.core import clock
         from chalicelib.core.context import Ctx
         from chalicelib.patches import service, store
-        from chalicelib.patches.models import Batch, OpResult
+        from chalicelib.patches.models import BatchView, OpResult
 
         ctx = Ctx.system("bench-org")
         start = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
@@ -53,7 +53,7 @@ def main() -> None:
             with mock.patch.object(clock, "now", lambda m=moment: m):
                 for b in range(BATCHES):
                     batch_id = f"b{day:03d}{b:02d}"
-                    item = Batch(batch_id=batch_id, workspace="ws", status="queued", factory=f"factory-{b % 4}",
+                    item = BatchView(batch_id=batch_id, workspace="ws", status="queued", factory=f"factory-{b % 4}",
                                  phase=f"phase-{b % 3}", order_id=f"order-{b % 7}", task_id=f"task-{day}",
                                  requested_at=clock.iso(moment), operations=OPS, requested_ms=int(moment * 1000))
                     created = ctx.tx()

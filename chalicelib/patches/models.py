@@ -135,8 +135,9 @@ class ApplyAnswer(ResponseModel):
     results: Optional[list[OpResult]] = None
 
 
-class Batch(ResponseModel):
-    """A patch batch: GET /api/patches/batches/{batchId} answers it as it is. What the worker keeps
+class BatchView(ResponseModel):
+    """A patch batch (the entity; named as its OpenAPI component always was): GET
+    /api/patches/batches/{batchId} answers it as it is. What the worker keeps
     on it between its steps (the operation count, when it was requested in ms, the results
     prepared before the workspace commit) is stored but never shown."""
 

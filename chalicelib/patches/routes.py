@@ -31,9 +31,9 @@ def apply(call: Call) -> models.ApplyAccepted | Reply:
     return answer
 
 
-@endpoint(bp, "/api/patches/batches/{batchId}", "GET", scope=Scope.AGENT, response="Batch", tag=TAG,
+@endpoint(bp, "/api/patches/batches/{batchId}", "GET", scope=Scope.AGENT, response="BatchView", tag=TAG,
           errors=(404,), summary="A batch's status and per-operation results")
-def get_batch(call: Call) -> models.Batch:
+def get_batch(call: Call) -> models.BatchView:
     return service.get_batch(call.ctx, call.params["batchId"])
 
 

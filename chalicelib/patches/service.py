@@ -23,7 +23,7 @@ from chalicelib.core.tx import TxFailed, retry_conflicts
 from chalicelib.core import outbox as core_outbox
 from chalicelib.patches import queue, store
 from chalicelib.patches.models import (
-    ApplyAccepted, Batch, BatchStatus, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
+    ApplyAccepted, BatchView, BatchStatus, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
     MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
@@ -93,7 +93,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
                            order_id=batch.order_id, factory=batch.factory, phase=batch.phase,
                            status="requested", at=at, duration_ms=0)
     tx = ctx.tx()
-    tx.put("batch", store.put_batch(ctx.org_id, Batch(
+    tx.put("batch", store.put_batch(ctx.org_id, BatchView(
         batch_id=batch_id, workspace=batch.workspace, status="queued", task_id=batch.task_id,
         order_id=batch.order_id, factory=batch.factory, phase=batch.phase, requested_at=at,
         operations=len(operations), requested_ms=now_ms)))
@@ -119,7 +119,7 @@ def submit(ctx: "Ctx", batch: PatchBatch) -> ApplyAccepted | DryRunAnswer:
     return ApplyAccepted(batch_id=batch_id, status="queued")
 
 
-def _stored_batch(ctx: "Ctx", batch_id: str) -> Batch:
+def _stored_batch(ctx: "Ctx", batch_id: str) -> BatchView:
     """A batch this code path itself wrote (or found) earlier."""
     batch = store.get_batch(ctx.org_id, batch_id)
     if batch is None:
@@ -159,7 +159,7 @@ class InjectedFault(RuntimeError):
     """The worker 'dies' here (tests of redelivery; only with PATCHES_FAULT_INJECTION=1)."""
 
 
-def _fault_hook(batch: Batch) -> Any:
+def _fault_hook(batch: BatchView) -> Any:
     if os.environ.get("PATCHES_FAULT_INJECTION") != "1" or batch.factory != FAULT_FACTORY:
         return None
     batch_id = batch.batch_id
@@ -286,7 +286,7 @@ def fail_queued(ctx: "Ctx", message: dict[str, Any], error: BaseException) -> st
     return _finish_and_record(ctx, item, "failed", failure_results(operations, reason), started_ms)
 
 
-def _finish_and_record(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResult], started_ms: int) -> str:
+def _finish_and_record(ctx: "Ctx", item: BatchView, outcome: BatchStatus, results: list[OpResult], started_ms: int) -> str:
     finished_ms = int(ctx.now() * 1000)
     try:
         final = _finish(ctx, item, outcome, results, started_ms, finished_ms)
@@ -299,8 +299,8 @@ def _finish_and_record(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: l
     return final.status
 
 
-def _finish(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResult], started_ms: int,
-            finished_ms: int) -> Batch:
+def _finish(ctx: "Ctx", item: BatchView, outcome: BatchStatus, results: list[OpResult], started_ms: int,
+            finished_ms: int) -> BatchView:
     """queued -> outcome with the aggregates, once; returns the batch as it now is."""
     org_id = ctx.org_id
     at = ctx.iso(finished_ms / 1000)
@@ -321,7 +321,7 @@ def _finish(ctx: "Ctx", item: Batch, outcome: BatchStatus, results: list[OpResul
     return final
 
 
-def aggregate_counters(item: Batch, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
+def aggregate_counters(item: BatchView, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
     """The day's counters this batch adds (per operation outcome), as flat attribute names."""
     counters: dict[str, int] = {}
 
@@ -354,7 +354,7 @@ def normalize_error(message: str) -> str:
     return text[:160]
 
 
-def _event_ids(org_id: str, item: Batch, count: int) -> list[str]:
+def _event_ids(org_id: str, item: BatchView, count: int) -> list[str]:
     finished_ms = int(clock.parse_iso(item.finished_at or "") * 1000)
     seed = hashlib.sha256(f"{org_id}#{item.batch_id}".encode()).digest()
     return ids.new_ids([finished_ms] * count, seed=seed)
@@ -367,7 +367,7 @@ def _event_status(status: OpStatus) -> EventStatus:
     return status
 
 
-def _write_events(ctx: "Ctx", item: Batch) -> None:
+def _write_events(ctx: "Ctx", item: BatchView) -> None:
     """One stored event and one outbox event per operation result; same ids on every repeat."""
     results = item.results
     if results and item.finished_at:
@@ -392,7 +392,7 @@ def _write_events(ctx: "Ctx", item: Batch) -> None:
 
 # --- reads ---------------------------------------------------------------------------
 
-def get_batch(ctx: "Ctx", batch_id: str) -> Batch:
+def get_batch(ctx: "Ctx", batch_id: str) -> BatchView:
     return found(store.get_batch(ctx.org_id, batch_id) if len(batch_id) <= 64 else None, "batch", batch_id[:64])
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
-from chalicelib.patches.models import Batch, OpResult, PatchEvent
+from chalicelib.patches.models import BatchView, OpResult, PatchEvent
 
 QUEUED, APPLIED, FAILED, REJECTED = "queued", "applied", "failed", "rejected"
 MAX_ERROR_KEYS = 200  # distinct error messages counted per day; the rest count as "other"
@@ -39,7 +39,7 @@ def batch_key(org_id: str, batch_id: str) -> dict[str, Any]:
     return {"PK": f"ORG#{org_id}#PBATCH#{batch_id}", "SK": "BATCH"}
 
 
-def to_item(org_id: str, batch: Batch) -> dict[str, Any]:
+def to_item(org_id: str, batch: BatchView) -> dict[str, Any]:
     """A batch as its item: keys, the results as JSON text (never queried), no null attributes."""
     item: dict[str, Any] = {**batch_key(org_id, batch.batch_id), "type": "patch-batch", "orgId": org_id,
                             **batch.model_dump(by_alias=True, exclude_none=True,
@@ -54,18 +54,18 @@ def to_item(org_id: str, batch: Batch) -> dict[str, Any]:
     return item
 
 
-def from_item(item: dict[str, Any]) -> Batch:
-    return Batch.model_validate({**{k: v for k, v in item.items() if k in _BATCH_FIELDS},
+def from_item(item: dict[str, Any]) -> BatchView:
+    return BatchView.model_validate({**{k: v for k, v in item.items() if k in _BATCH_FIELDS},
                                  "results": _results_of(item.get("results")),
                                  "pendingResults": _results_of(item.get("pendingResults")) or None})
 
 
-def put_batch(org_id: str, batch: Batch) -> dynamo.Put:
+def put_batch(org_id: str, batch: BatchView) -> dynamo.Put:
     """A new batch; a batchId already used in this org fails the condition (409)."""
     return dynamo.Put(_table(), to_item(org_id, batch), condition="attribute_not_exists(PK)")
 
 
-def get_batch(org_id: str, batch_id: str) -> Batch | None:
+def get_batch(org_id: str, batch_id: str) -> BatchView | None:
     item = dynamo.get(_table(), batch_key(org_id, batch_id), consistent=True)
     return from_item(item) if item is not None else None
 
@@ -79,7 +79,7 @@ def prepare_batch(org_id: str, batch_id: str, results: list[OpResult], outcome: 
                          condition="#st = :q", names={"#st": "status"}, values={":q": QUEUED})
 
 
-def finish_batch(org_id: str, batch: Batch) -> dynamo.Update:
+def finish_batch(org_id: str, batch: BatchView) -> dynamo.Update:
     """queued -> applied | failed | rejected, once (the condition makes redeliveries no-ops)."""
     return dynamo.Update(_table(), batch_key(org_id, batch.batch_id),
                          set={"status": batch.status, "results": _results_json(batch.results),
@@ -96,7 +96,7 @@ def _results_of(raw: str | None) -> list[OpResult]:
     return [OpResult.model_validate(r) for r in json.loads(raw)] if raw else []
 
 
-_BATCH_FIELDS = {f.alias for f in Batch.model_fields.values() if f.alias} - {"results", "pendingResults"}
+_BATCH_FIELDS = {f.alias for f in BatchView.model_fields.values() if f.alias} - {"results", "pendingResults"}
 
 
 # --- events ----------------------------------------------------------------------

@@ -17,11 +17,11 @@ from tests.unit.fakes import ORG, fake_ctx, principal
 REQUESTED_AT = "2027-01-01T00:00:00.000Z"
 
 
-def _batch(**kw: object) -> models.Batch:
+def _batch(**kw: object) -> models.BatchView:
     fields: dict = dict(batch_id="B1", workspace="ws", status="queued", order_id="O1", factory="f", phase="p",
                         requested_at=REQUESTED_AT, operations=1, requested_ms=1)
     fields.update(kw)
-    return models.Batch(**fields)
+    return models.BatchView(**fields)
 
 
 def test_submit_writes_the_batch_and_its_requested_event_in_one_unit_of_work_then_queues(monkeypatch):
