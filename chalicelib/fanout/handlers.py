@@ -45,7 +45,7 @@ def message(event: dict) -> None:
         endpoint = adapters.endpoint_for(context["domainName"], context.get("stage", ""))
         # system:connected is the first message on every connection, even when
         # the client speaks before the fan-out has greeted it.
-        fanout.greet_before_answering(endpoint, context["connectionId"])
+        fanout.greet_before_answering(Ctx.system(), endpoint, context["connectionId"])
         adapters.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],
@@ -55,7 +55,7 @@ def message(event: dict) -> None:
 def disconnect(event: dict) -> None:
     context = event["requestContext"]
     observability.bind_trace(context.get("requestId") or context["connectionId"])
-    store.remove(context["connectionId"])
+    fanout.forget(Ctx.system(), context["connectionId"])
 
 
 def outbox_records(images: Iterable[dict]) -> None:
