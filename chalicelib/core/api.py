@@ -164,8 +164,6 @@ IDEMPOTENCY_MODES = ("staged", "locked")
 # routes build a Ctx of their own, so a staged unit of work cannot reach their service). To be
 # emptied: issue 20's ops/patches move puts the declaration where the route is.
 LOCKED_ELSEWHERE = {
-    ("POST", "/api/ops/scan"): "locked",
-    ("POST", "/api/ops/issues/{id}/claim"): "locked",
     ("POST", "/api/patches/apply"): "locked",
 }
 
