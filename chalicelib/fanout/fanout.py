@@ -36,7 +36,7 @@ class FanoutResult:
     failed: int = 0
 
 
-def event_from_image(image: dict) -> rules.Event:
+def event_from_image(image: dict[str, Any]) -> rules.Event:
     return rules.Event(image["id"], image["orgId"], image["event"], json.loads(image.get("data") or "{}"),
                        image.get("agentId"), image.get("connectionId"))
 

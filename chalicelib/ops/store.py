@@ -90,7 +90,7 @@ def get_groups(fps: list[str]) -> dict[str, Item]:
     return {item["fingerprint"]: item for item in dynamo.batch_get(_table(), [group_key(fp) for fp in fps])}
 
 
-def list_groups(status: str | None, severity: str | None, limit: int, start_key: dict | None) -> dynamo.Page:
+def list_groups(status: str | None, severity: str | None, limit: int, start_key: dict[str, Any] | None) -> dynamo.Page:
     if status:
         index, pk = "GSI2", f"OPS#ISSUES#{status}"
     elif severity:
