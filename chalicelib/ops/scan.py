@@ -28,8 +28,9 @@ import hashlib
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import Field
 
 from chalicelib.core import ids
 from chalicelib.core.errors import Conflict
@@ -49,28 +50,16 @@ LOCK_SECONDS = 900        # a Lambda runs at most 15 minutes: a crashed scan's l
 LABEL = "ops"
 
 
-@dataclass
-class ScanStats:
-    scan_id: str
-    scope: str
-    ingested: int = 0
-    issues_opened: int = 0
-    issues_updated: int = 0
-    groups_touched: int = 0
-    items_read: int = 0
-    writes: int = 0
-    github_calls: int = 0
-    github_errors: int = 0
-    not_filed: int = 0
-    checkpointed: bool = False
-    sources_read: list[str] = field(default_factory=list)
+class ScanStats(ScanResult):
+    """The scan's running tally: the result it answers with (the excluded counters stay in the scan)."""
 
-    def result(self) -> ScanResult:
-        return ScanResult(scan_id=self.scan_id, scope=self.scope, ingested=self.ingested,
-                          issues_opened=self.issues_opened, issues_updated=self.issues_updated,
-                          groups_touched=self.groups_touched, not_filed=self.not_filed,
-                          github_calls=self.github_calls, items_read=self.items_read,
-                          checkpointed=self.checkpointed)
+    writes: int = Field(default=0, exclude=True)
+    github_errors: int = Field(default=0, exclude=True)
+    sources_read: list[str] = Field(default_factory=list, exclude=True)
+
+    @classmethod
+    def start(cls, scan_id: str, scope: str) -> "ScanStats":
+        return cls(scan_id=scan_id, scope=scope, ingested=0, issues_opened=0, issues_updated=0)
 
 
 # What a commit of group writes raises when a condition failed or another transaction met it:
@@ -129,7 +118,7 @@ def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = Non
     def seconds_left() -> float:
         return deadline - time.time() - RESERVE_SECONDS
 
-    stats = ScanStats(ids.new_id(), scope)
+    stats = ScanStats.start(ids.new_id(), scope)
     if not acquire_lock(ctx, stats.scan_id):
         raise Conflict("an ops scan is already running; try again when it has finished")
     try:
@@ -141,9 +130,8 @@ def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = Non
             sync(ctx, client, seconds_left, stats)
     finally:
         release_lock(ctx, stats.scan_id)
-    result = stats.result()
-    log.info("ops scan", extra=result.model_dump(by_alias=True))
-    return result
+    log.info("ops scan", extra=stats.model_dump(by_alias=True))
+    return stats
 
 
 # --- ingest -----------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_group_writes_that_meet_another_writer_are_read_and_merged_again(one_sou
     reads = []
     monkeypatch.setattr(store, "get_groups", lambda fps: reads.append(fps) or {})
     ledger.conflicts = 1  # the first commit meets another transaction (a claim of the same group)
-    stats = scan.ScanStats("s1", "incremental")
+    stats = scan.ScanStats.start("s1", "incremental")
     scan._fold(ctx, [(failure(1), True)], "jobs", "c1", stats)
     assert len(reads) == 2 and stats.groups_touched == 1
     assert list(ledger.committed[-1])[-1] == "watermark"
