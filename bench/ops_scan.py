@@ -68,7 +68,7 @@ def scan_once(ctx, counter):
 
     with counter.counting():
         started = time.perf_counter()
-        result = scan.run(ctx, "incremental", time.time() + 600)
+        result = scan.run(ctx, "incremental", time.time() + 600).model_dump(by_alias=True)
         elapsed = time.perf_counter() - started
         ddb = sum(1 for c in counter.calls if c.startswith("dynamodb."))
     return result, ddb, elapsed

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import ClassVar, Optional
 
-from chalicelib.core.models import ResponseModel
+from chalicelib.core.models import ResponseModel, ShowsNulls
 
 
 class OidcConfig(ResponseModel):
@@ -12,8 +12,10 @@ class OidcConfig(ResponseModel):
     endpoint: str
 
 
-class ConsoleConfig(ResponseModel):
+class ConsoleConfig(ShowsNulls):
     """Where the page finds the API: the REST base URL and the WebSocket URL (no token in it)."""
+
+    shown_null: ClassVar[tuple[str, ...]] = ("wsUrl", "oidc")
 
     rest_url: str
     ws_url: Optional[str]

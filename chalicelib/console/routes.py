@@ -11,12 +11,19 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
 
 from chalicelib.console import rules
 from chalicelib.core.api import Call, Reply, endpoint
-from chalicelib.core.config import on_lambda, settings
+from chalicelib.core.config import on_lambda
+from chalicelib.core.lazy import domain_of
+
+if TYPE_CHECKING:
+    from chalicelib.console import models, service
+else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
+    models, service = domain_of(__name__)
 
 bp = Blueprint(__name__)
 TAG = "Console"
@@ -27,8 +34,8 @@ STATIC_ROUTES = ("/console", "/console/{asset}", "/console/vendor/{asset}")
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?")
 
 
-def _where(request) -> tuple[str, str, str]:
-    """(scheme, host, path) as the client saw them."""
+def _where(request: Any) -> "service.Where":
+    """The scheme, host and path as the client saw them."""
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     host = headers.get("host", "")
     if not _HOST.fullmatch(host):
@@ -36,13 +43,11 @@ def _where(request) -> tuple[str, str, str]:
     forwarded = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
     scheme = forwarded if forwarded in ("http", "https") else ("https" if on_lambda() else "http")
     path = (request.context or {}).get("path") or request.path
-    return scheme, host, path
+    return service.Where(scheme, host, path)
 
 
-def _urls(request) -> tuple[str, str | None]:
-    scheme, host, path = _where(request)
-    return (rules.rest_url(scheme, host, path),
-            rules.websocket_url(settings().console_websocket_url, on_lambda(), host, scheme))
+def _config(request: Any) -> "models.ConsoleConfig":
+    return service.config(_where(request))
 
 
 @functools.lru_cache(maxsize=64)
@@ -60,8 +65,7 @@ def _not_found(headers: dict[str, str]) -> Response:
 
 
 def _asset(relative: str, name: str) -> Response:
-    _, ws_url = _urls(bp.current_request)
-    headers = rules.security_headers(ws_url)
+    headers = rules.security_headers(_config(bp.current_request).ws_url)
     kind = rules.content_type(name)
     text = _read(relative) if kind else None
     if text is None or kind is None:
@@ -71,14 +75,13 @@ def _asset(relative: str, name: str) -> Response:
 
 @bp.route("/console", methods=["GET"])
 def console_page() -> Response:
-    request = bp.current_request
-    _, _, path = _where(request)
-    _, ws_url = _urls(request)
+    where = _where(bp.current_request)
+    config = service.config(where)
     page = _read("index.html") or ""
     # Absolute asset paths (the stage prefix on API Gateway): right with or without a trailing slash.
-    page = page.replace("%BASE%", html.escape(rules.base_path(path) + "/console", quote=True))
+    page = page.replace("%BASE%", html.escape(rules.base_path(where.path) + "/console", quote=True))
     return Response(body=page, status_code=200,
-                    headers={**rules.security_headers(ws_url), "Content-Type": rules.CONTENT_TYPES[".html"]})
+                    headers={**rules.security_headers(config.ws_url), "Content-Type": rules.CONTENT_TYPES[".html"]})
 
 
 @bp.route("/console/{asset}", methods=["GET"])
@@ -94,6 +97,5 @@ def console_vendor_asset(asset: str) -> Response:
 @endpoint(bp, "/console/config.json", "GET", scope=None, response="ConsoleConfig", tag=TAG,
           summary="Where the console finds the API: {restUrl, wsUrl, oidc} (no auth; wsUrl carries no token)")
 def console_config(call: Call) -> Reply:
-    rest, ws_url = _urls(bp.current_request)
-    body = {"restUrl": rest, "wsUrl": ws_url, "oidc": None}
-    return Reply(body, headers=rules.security_headers(ws_url))
+    config = _config(bp.current_request)
+    return Reply(config, headers=rules.security_headers(config.ws_url))

@@ -160,13 +160,6 @@ class Endpoint:
 
 ENDPOINTS: list[Endpoint] = []
 IDEMPOTENCY_MODES = ("staged", "locked")
-# POST routes whose owners have yet to declare `idempotency="locked"` on their endpoint() (their
-# routes build a Ctx of their own, so a staged unit of work cannot reach their service). To be
-# emptied: issue 20's ops/patches move puts the declaration where the route is.
-LOCKED_ELSEWHERE = {
-    ("POST", "/api/ops/scan"): "locked",
-    ("POST", "/api/ops/issues/{id}/claim"): "locked",
-}
 
 
 def load_all() -> None:
@@ -202,7 +195,7 @@ def endpoint(bp: Blueprint, path: str, method: str, *, scope: Scope | None, summ
         spec = Endpoint(path, method, scope, body, query, response, status, summary, tag,
                         tuple(sorted(standard | set(errors))), tuple(content_types), tuple(also),
                         models_module=handler.__module__.rpartition(".")[0] + ".models",
-                        idempotency=LOCKED_ELSEWHERE.get((method, path), idempotency))
+                        idempotency=idempotency)
 
         def view(**params: str) -> Response:
             return _handle(spec, handler, bp, params)

@@ -22,7 +22,7 @@ def emit(org_id: str, name: str, data: dict[str, Any], agent_id: str | None = No
     tx.commit()
 
 
-def emit_many(items: list[dict], ctx: Ctx | None = None) -> None:
+def emit_many(items: list[dict[str, Any]], ctx: Ctx | None = None) -> None:
     """Events built with `event_item`, written with no state change beside them (a bulk unit of work:
     BatchWriteItem, 25 per call, no atomicity)."""
     tx = (ctx or Ctx.system()).bulk()

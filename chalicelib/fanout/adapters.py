@@ -6,6 +6,8 @@ Calls go through `chalicelib.aws.websocket` at call time (tests swap its functio
 """
 from __future__ import annotations
 
+from typing import Any
+
 from chalicelib.aws import websocket
 
 
@@ -24,7 +26,7 @@ def endpoint_for(domain_name: str, stage: str) -> str:
     return websocket.endpoint_for(domain_name, stage)
 
 
-def stream_image(image: dict) -> dict:
+def stream_image(image: dict[str, Any]) -> dict[str, Any]:
     """An outbox stream record's NEW_IMAGE (DynamoDB's typed attribute values) as a plain item."""
     from chalicelib.aws import dynamo
 

@@ -14,11 +14,12 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
-from chalicelib.fanout import adapters
 from chalicelib.core import clock
-from chalicelib.fanout import rules, store
+from chalicelib.core.context import Ctx
+from chalicelib.core.tx import TxFailed
+from chalicelib.fanout import adapters, rules, store
 
 log = logging.getLogger(__name__)
 _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fanout")
@@ -35,12 +36,44 @@ class FanoutResult:
     failed: int = 0
 
 
-def event_from_image(image: dict) -> rules.Event:
+def event_from_image(image: dict[str, Any]) -> rules.Event:
     return rules.Event(image["id"], image["orgId"], image["event"], json.loads(image.get("data") or "{}"),
                        image.get("agentId"), image.get("connectionId"))
 
 
-def deliver(events: Iterable[rules.Event]) -> FanoutResult:
+# --- the connection item's writes (through the unit of work; the fan-out acts as "system") ---
+
+def claim_greeting(ctx: Ctx, connection_id: str) -> str | None:
+    """Claim sending system:connected. None when claimed now, else the state someone else left."""
+    tx = ctx.tx()
+    tx.update("greeting", store.greeting_claim(connection_id))
+    try:
+        tx.commit()
+        return None
+    except TxFailed as failed:
+        if failed.item is None:  # gone, or moto without ALL_OLD: read it
+            return store.greeting_state(connection_id) or store.GREETING_SENT
+        return store.greeting_of(failed.item)
+
+
+def mark_greeted(ctx: Ctx, connection_id: str) -> None:
+    tx = ctx.tx()
+    tx.update("greeting", store.greeting_sent(connection_id))
+    try:
+        tx.commit()
+    except TxFailed:
+        pass  # disconnected meanwhile
+
+
+def forget(ctx: Ctx, connection_id: str) -> None:
+    """Delete a connection's item ($disconnect, 410 Gone, a closed socket)."""
+    tx = ctx.tx()
+    tx.delete("connection", store.delete(connection_id))
+    tx.commit()
+
+
+def deliver(events: Iterable[rules.Event], ctx: Ctx | None = None) -> FanoutResult:
+    ctx = ctx if ctx is not None else Ctx.system()
     events = list(events)
     connections: dict[str, rules.Connection] = {}
     for org_id in {e.org_id for e in events if e.connection_id is None}:
@@ -54,7 +87,7 @@ def deliver(events: Iterable[rules.Event]) -> FanoutResult:
     result = FanoutResult()
     # Each event's message is the same bytes for every connection: encode it once, not once per connection.
     wires = {event.event_id: rules.wire(event.name, event.data) for event in events}
-    futures = {cid: _pool.submit(_send_all, connections[cid], evs, wires) for cid, evs in plan.items()}
+    futures = {cid: _pool.submit(_send_all, ctx, connections[cid], evs, wires) for cid, evs in plan.items()}
     for cid, future in futures.items():
         try:
             sent, gone = future.result()
@@ -65,30 +98,31 @@ def deliver(events: Iterable[rules.Event]) -> FanoutResult:
         result.sent += sent
         if gone:
             result.gone.append(cid)
-            store.remove(cid)
+            forget(ctx, cid)
     return result
 
 
-def _send_all(connection: rules.Connection, events: list[rules.Event], wires: dict[str, bytes]) -> tuple[int, bool]:
+def _send_all(ctx: Ctx, connection: rules.Connection, events: list[rules.Event],
+              wires: dict[str, bytes]) -> tuple[int, bool]:
     sent = 0
     for event in events:
-        if not _send(connection, event, wires[event.event_id]):
+        if not _send(ctx, connection, event, wires[event.event_id]):
             return sent, True
         sent += 1
     return sent, False
 
 
-def _send(connection: rules.Connection, event: rules.Event, message: bytes) -> bool:
+def _send(ctx: Ctx, connection: rules.Connection, event: rules.Event, message: bytes) -> bool:
     if event.name == "system:connected":
-        if store.claim_greeting(connection.connection_id) is not None:
+        if claim_greeting(ctx, connection.connection_id) is not None:
             return True  # the connection's first client message greeted it already
         delivered = _post_connected(connection.endpoint, connection.connection_id, event.data)
-        store.mark_greeted(connection.connection_id)
+        mark_greeted(ctx, connection.connection_id)
         return delivered
     return adapters.post(connection.endpoint, connection.connection_id, message)
 
 
-def _post_connected(endpoint: str, connection_id: str, data: dict) -> bool:
+def _post_connected(endpoint: str, connection_id: str, data: dict[str, Any]) -> bool:
     message = rules.wire("system:connected", data)
     if adapters.post(endpoint, connection_id, message):
         return True
@@ -103,16 +137,16 @@ def _post_connected(endpoint: str, connection_id: str, data: dict) -> bool:
 GREETING_WAIT_SECONDS = 2.0
 
 
-def greet_before_answering(endpoint: str, connection_id: str) -> None:
+def greet_before_answering(ctx: Ctx, endpoint: str, connection_id: str) -> None:
     """Make sure system:connected went out before this connection's first answer (a pong).
 
     Whoever claims the greeting first sends it: this handler (then at once),
     or the fan-out, which is sending it right now; then wait until it has.
     """
-    state = store.claim_greeting(connection_id)
+    state = claim_greeting(ctx, connection_id)
     if state is None:
         _post_connected(endpoint, connection_id, {"timestamp": clock.iso(), "connectionId": connection_id})
-        store.mark_greeted(connection_id)
+        mark_greeted(ctx, connection_id)
         return
     deadline = time.monotonic() + GREETING_WAIT_SECONDS
     while state == store.GREETING_CLAIMED and time.monotonic() < deadline:
@@ -120,19 +154,21 @@ def greet_before_answering(endpoint: str, connection_id: str) -> None:
         state = store.greeting_state(connection_id)
 
 
-def close_opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None) -> int:
+def close_opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None,
+                      ctx: Ctx | None = None) -> int:
     """Close (DeleteConnection) every socket opened with a revoked key or by a deactivated agent.
 
     Concurrent like a fan-out; each connection item is removed at once (its
     $disconnect would remove it too, a moment later). Returns how many were open.
     """
+    ctx = ctx if ctx is not None else Ctx.system(org_id)
     connections = store.opened_with(org_id, key_id=key_id, agent_id=agent_id)
 
     def close_one(connection: rules.Connection) -> bool:
         try:
             return adapters.close(connection.endpoint, connection.connection_id)
         finally:
-            store.remove(connection.connection_id)
+            forget(ctx, connection.connection_id)
 
     closed = 0
     for connection, future in [(c, _pool.submit(close_one, c)) for c in connections]:

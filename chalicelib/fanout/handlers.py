@@ -1,7 +1,7 @@
 """$connect, $default and $disconnect, as functions of the API Gateway event."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from chalicelib.fanout import adapters
 from chalicelib.core import audit, observability
@@ -11,7 +11,7 @@ from chalicelib.core.observability import logger as log
 from chalicelib.fanout import fanout, rules, store
 
 
-def connect(event: dict) -> int:
+def connect(event: dict[str, Any]) -> int:
     """Authenticate ?token=, record the connection and queue system:connected. Returns the status."""
     context = event["requestContext"]
     connection_id = context["connectionId"]
@@ -37,7 +37,7 @@ def connect(event: dict) -> int:
     return 200
 
 
-def message(event: dict) -> None:
+def message(event: dict[str, Any]) -> None:
     context = event["requestContext"]
     observability.bind_trace(context.get("requestId") or context["connectionId"])
     action = rules.parse_client_message(event.get("body"))
@@ -45,20 +45,20 @@ def message(event: dict) -> None:
         endpoint = adapters.endpoint_for(context["domainName"], context.get("stage", ""))
         # system:connected is the first message on every connection, even when
         # the client speaks before the fan-out has greeted it.
-        fanout.greet_before_answering(endpoint, context["connectionId"])
+        fanout.greet_before_answering(Ctx.system(), endpoint, context["connectionId"])
         adapters.post(endpoint, context["connectionId"], rules.wire("system:pong", {"timestamp": Ctx.system().iso()}))
         return
     log.info("ignored a client message on %s: %s", context["connectionId"],
              "unknown action" if action else "not a JSON object with an action")
 
 
-def disconnect(event: dict) -> None:
+def disconnect(event: dict[str, Any]) -> None:
     context = event["requestContext"]
     observability.bind_trace(context.get("requestId") or context["connectionId"])
-    store.remove(context["connectionId"])
+    fanout.forget(Ctx.system(), context["connectionId"])
 
 
-def outbox_records(images: Iterable[dict]) -> None:
+def outbox_records(images: Iterable[dict[str, Any]]) -> None:
     """The outbox stream's inserted events (new images, deserialized), delivered to the connections."""
     events = [fanout.event_from_image(image) for image in images]
     if events:

@@ -58,6 +58,5 @@ def parse_client_message(body: str | None) -> str | None:
         message = json.loads(body or "")
     except ValueError:
         return None
-    if not isinstance(message, dict) or not isinstance(message.get("action"), str):
-        return None
-    return message["action"]
+    action = message.get("action") if isinstance(message, dict) else None
+    return action if isinstance(action, str) else None

@@ -8,7 +8,7 @@ item behind for long.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
@@ -16,18 +16,23 @@ from chalicelib.core.config import settings
 from chalicelib.fanout.rules import Connection
 
 
-def _key(connection_id: str) -> dict:
+def _key(connection_id: str) -> dict[str, str]:
     return {"PK": f"CONN#{connection_id}", "SK": "CONN"}
 
 
-def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
-    return dynamo.Put(settings().main_table, {
+def to_item(connection: Connection, key_id: str) -> dict[str, Any]:
+    """The connection's item: its keys, the org index and a TTL; `keyId` for revocation."""
+    return {
         **_key(connection.connection_id), "type": "connection", "connectionId": connection.connection_id,
         "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id,
         "endpoint": connection.endpoint, "connectedAt": clock.iso(),
         "ttl": int(time.time()) + settings().connection_ttl_seconds,
         "GSI1PK": f"ORG#{connection.org_id}#CONNS", "GSI1SK": connection.connection_id,
-    })
+    }
+
+
+def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
+    return dynamo.Put(settings().main_table, to_item(connection, key_id))
 
 
 # system:connected is sent once, first, by whoever claims it: the fan-out (the
@@ -35,18 +40,15 @@ def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
 GREETING_CLAIMED, GREETING_SENT = "claimed", "sent"
 
 
-def claim_greeting(connection_id: str) -> str | None:
-    """Claim sending system:connected. None when claimed now, else the state someone else left."""
-    try:
-        dynamo.update(dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_CLAIMED},
-                                    condition="attribute_exists(PK) AND attribute_not_exists(greeting)"),
-                      return_new=False)
-        return None
-    except dynamo.ConditionFailed as failed:
-        if failed.item is None:  # gone, or moto without ALL_OLD: read it
-            found = dynamo.get(settings().main_table, _key(connection_id), consistent=True)
-            return (found or {}).get("greeting", GREETING_SENT)
-        return failed.item.get("greeting", GREETING_SENT)
+def greeting_claim(connection_id: str) -> dynamo.Update:
+    """Claim sending system:connected: fails (TxFailed with the old item) when someone claimed it already."""
+    return dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_CLAIMED},
+                         condition="attribute_exists(PK) AND attribute_not_exists(greeting)")
+
+
+def greeting_sent(connection_id: str) -> dynamo.Update:
+    return dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_SENT},
+                         condition="attribute_exists(PK)")
 
 
 def greeting_state(connection_id: str) -> str | None:
@@ -54,21 +56,18 @@ def greeting_state(connection_id: str) -> str | None:
     return found.get("greeting") if found else GREETING_SENT  # a gone connection has nothing to wait for
 
 
-def mark_greeted(connection_id: str) -> None:
-    try:
-        dynamo.update(dynamo.Update(settings().main_table, _key(connection_id), set={"greeting": GREETING_SENT},
-                                    condition="attribute_exists(PK)"), return_new=False)
-    except dynamo.ConditionFailed:
-        pass  # disconnected meanwhile
+def greeting_of(item: dict[str, Any]) -> str:
+    """The greeting state an old item (a failed claim's) shows."""
+    return str(item.get("greeting", GREETING_SENT))
 
 
-def remove(connection_id: str) -> None:
-    dynamo.delete(dynamo.Delete(settings().main_table, _key(connection_id)))
+def delete(connection_id: str) -> dynamo.Delete:
+    return dynamo.Delete(settings().main_table, _key(connection_id))
 
 
 def get(connection_id: str) -> Connection | None:
     item = dynamo.get(settings().main_table, _key(connection_id))
-    return _connection(item) if item else None
+    return from_item(item) if item else None
 
 
 # Only what a fan-out reads: one query per event batch lists every connection of the org,
@@ -81,16 +80,16 @@ def of_org(org_id: str) -> Iterator[Connection]:
     for item in dynamo.query_all(settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"},
                                  index="GSI1", projection=_FANOUT_PROJECTION, names={"#ttl": "ttl"}):
         if item.get("ttl", now + 1) > now:  # TTL deletion lags; an expired item is already gone
-            yield _connection(item)
+            yield from_item(item)
 
 
 def opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None) -> list[Connection]:
     """The org's connections opened with `key_id`, or by an agent key of `agent_id` (revocation)."""
-    return [_connection(item) for item in dynamo.query_all(
+    return [from_item(item) for item in dynamo.query_all(
         settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"}, index="GSI1")
         if (key_id is not None and item.get("keyId") == key_id)
         or (agent_id is not None and item.get("agentId") == agent_id)]
 
 
-def _connection(item: dict) -> Connection:
+def from_item(item: dict[str, Any]) -> Connection:
     return Connection(item["connectionId"], item["orgId"], item["endpoint"], item.get("agentId"))

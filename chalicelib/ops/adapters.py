@@ -7,6 +7,8 @@ HTTP client is github.py.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from chalicelib.aws import bedrock, cloudwatch_logs
 
 
@@ -16,7 +18,7 @@ def log_groups(prefix: str, limit: int = 50) -> list[str]:
 
 
 def filter_log_events(group: str, pattern: str, start_ms: int, limit: int = 1000,
-                      next_token: str | None = None) -> tuple[list[dict], str | None]:
+                      next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the group's events matching `pattern` at or after `start_ms`, and the next token."""
     return cloudwatch_logs.filter_events(group, pattern, start_ms, limit, next_token)
 

@@ -7,7 +7,7 @@ issue body: the analysis is a nicety, filing is the job.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.ops import adapters
 
@@ -21,13 +21,13 @@ SYSTEM = ("You are an SRE. Given a recurring failure from a serverless control p
           "No preamble, no lists.")
 
 
-def prompt(group: dict) -> str:
+def prompt(group: dict[str, Any]) -> str:
     samples = "\n".join(f"- {s.get('at')} {s.get('message', '')[:300]}" for s in group.get("samples") or [])
     return (f"Kind: {group['kind']}\nOccurrences: {group['count']}\nNormalized: {group['key'].split('|', 2)[2]}\n"
             f"Samples:\n{samples}")
 
 
-def probable_cause(ctx: "Ctx", group: dict) -> str | None:
+def probable_cause(ctx: "Ctx", group: dict[str, Any]) -> str | None:
     model = ctx.settings.llm_model
     if not model:
         return None

@@ -100,16 +100,20 @@ class GitHub:
 
     # --- the routes the scan uses --------------------------------------------------------
 
-    def create_issue(self, title: str, body: str, labels: list[str]) -> dict:
-        return self._call("POST", f"/repos/{self.repo}/issues", body={"title": title, "body": body, "labels": labels})
+    def create_issue(self, title: str, body: str, labels: list[str]) -> dict[str, Any]:
+        issue: dict[str, Any] = self._call("POST", f"/repos/{self.repo}/issues",
+                                           body={"title": title, "body": body, "labels": labels})
+        return issue
 
-    def update_issue(self, number: int, **fields: Any) -> dict:
-        return self._call("PATCH", f"/repos/{self.repo}/issues/{int(number)}", body=fields)
+    def update_issue(self, number: int, **fields: Any) -> dict[str, Any]:
+        issue: dict[str, Any] = self._call("PATCH", f"/repos/{self.repo}/issues/{int(number)}", body=fields)
+        return issue
 
-    def comment(self, number: int, body: str) -> dict:
-        return self._call("POST", f"/repos/{self.repo}/issues/{int(number)}/comments", body={"body": body})
+    def comment(self, number: int, body: str) -> dict[str, Any]:
+        issue: dict[str, Any] = self._call("POST", f"/repos/{self.repo}/issues/{int(number)}/comments", body={"body": body})
+        return issue
 
-    def find_by_marker(self, marker_text: str, is_ours: Callable[[str | None], bool]) -> dict | None:
+    def find_by_marker(self, marker_text: str, is_ours: Callable[[str | None], bool]) -> dict[str, Any] | None:
         """The oldest issue found by searching `marker_text` whose body `is_ours` accepts (search matches the
         text anywhere in a body; whether it is the scan's own marker, in the scan's place, the caller says)."""
         q = f'repo:{self.repo} is:issue in:body "{marker_text}"'
@@ -117,9 +121,9 @@ class GitHub:
         items = [i for i in found.get("items", []) if is_ours(i.get("body"))]
         return min(items, key=lambda i: i["number"]) if items else None
 
-    def closed_since(self, label: str, since: str | None, max_pages: int = 10) -> list[dict]:
+    def closed_since(self, label: str, since: str | None, max_pages: int = 10) -> list[dict[str, Any]]:
         """Issues with `label` closed (updated) since `since`: how the scan learns what people closed."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for page in range(1, max_pages + 1):
             query: dict[str, Any] = {"state": "closed", "labels": label, "per_page": 100, "page": page}
             if since:
@@ -132,7 +136,7 @@ class GitHub:
 
     # --- transport ------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, query: dict | None = None, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
         for attempt in range(MAX_ATTEMPTS):
             self._wait(self._blocked_until - self.clock())
             answer = self._send(method, path, query, body)
@@ -161,7 +165,7 @@ class GitHub:
         self.waited += seconds
         self.sleep(seconds)
 
-    def _send(self, method: str, path: str, query: dict | None, body: Any) -> Answer:
+    def _send(self, method: str, path: str, query: dict[str, Any] | None, body: Any) -> Answer:
         url = self.api_url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
                    "User-Agent": "control-plane-ops-scan", "Authorization": f"Bearer {self._token}"}

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field
 
-from chalicelib.core.models import ApiModel, PageModel, ResponseModel
+from chalicelib.core.models import ApiModel, PageModel, ResponseModel, ShowsNulls
 
 Status = Literal["open", "in_progress", "closed"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -34,7 +34,12 @@ class IssueQuery(ApiModel):
     next_token: Optional[str] = Field(default=None, max_length=2048)
 
 
-class OpsIssue(ResponseModel):
+class OpsIssue(ShowsNulls):
+    """An ops issue: one group of failures with one fingerprint (ops/store.py maps its item; the scan's
+    bookkeeping, such as the count GitHub last heard, stays in the item)."""
+
+    shown_null: ClassVar[tuple[str, ...]] = ("githubNumber", "githubUrl", "claimedBy")
+
     id: str
     fingerprint: str
     title: str

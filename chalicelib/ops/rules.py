@@ -205,7 +205,7 @@ class Aggregate:
     old_count: int = 0      # occurrences at or before it (a full rescan): only rebuild a lost group
     first_seen: str = ""
     last_seen: str = ""
-    samples: list[dict] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
     traceback: str | None = None    # the latest occurrence's, redacted, cut to TRACEBACK_CHARS
     traceback_at: str = ""
 
@@ -243,15 +243,15 @@ def aggregate(failures: list[tuple[Failure, bool]]) -> dict[str, Aggregate]:
     return groups
 
 
-def merge_samples(existing: list[dict], new: list[dict]) -> list[dict]:
+def merge_samples(existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The newest MAX_SAMPLES samples, one per source id."""
-    seen: dict[str, dict] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for s in [*existing, *new]:
         seen[f"{s.get('kind')}:{s.get('sourceId')}"] = s
     return sorted(seen.values(), key=lambda s: s.get("at", ""))[-MAX_SAMPLES:]
 
 
-def redact_sample(sample: dict) -> dict:
+def redact_sample(sample: dict[str, Any]) -> dict[str, Any]:
     """A stored sample redacted again (idempotent): samples stored before redaction existed lose their secrets
     the next time their group is written."""
     out = {**sample, "message": redact(str(sample.get("message", "")))}
@@ -267,13 +267,13 @@ class GroupState:
     count: int
     first_seen: str
     last_seen: str
-    samples: list[dict]
+    samples: list[dict[str, Any]]
     severity: str
     created: bool
     traceback: str | None = None
 
 
-def merge(stored: dict | None, agg: Aggregate) -> GroupState:
+def merge(stored: dict[str, Any] | None, agg: Aggregate) -> GroupState:
     """The group after this scan. A group already stored counts only the new occurrences (the
     old ones were counted when it first saw them); a group with no record (new, or its record
     was lost) counts everything this scan saw."""
@@ -340,13 +340,13 @@ WHERE_LABELS = {"agent": "agent", "job": "job", "pool": "pool", "workspace": "wo
                 "log stream": "log stream"}
 
 
-def where_text(where: dict | None, limit: int = 600) -> str:
+def where_text(where: dict[str, Any] | None, limit: int = 600) -> str:
     """`agent 01J…, job 01J…, pool gpu` (labels are ours, values quoted)."""
     parts = [f"{WHERE_LABELS.get(k, 'at')} {quoting.inline(v, WHERE_VALUE_CHARS)}" for k, v in (where or {}).items()]
     return ", ".join(parts)[:limit]
 
 
-def _sample_line(s: dict) -> str:
+def _sample_line(s: dict[str, Any]) -> str:
     org = f" · org {quoting.inline(s['orgId'], 64)}" if s.get("orgId") else ""
     where = f" · {where_text(s.get('where'))}" if s.get("where") else ""
     return (f"- {quoting.inline(s.get('at', ''), 64)} · {quoting.inline(s.get('kind', ''), 32)} "
@@ -354,7 +354,7 @@ def _sample_line(s: dict) -> str:
             f"{quoting.inline(s.get('message', ''), 1200)}")
 
 
-def issue_body(group: dict, key: bytes, analysis: str | None = None) -> str:
+def issue_body(group: dict[str, Any], key: bytes, analysis: str | None = None) -> str:
     """The issue's body: the marker first, every untrusted value quoted, every field bounded, the whole within
     quoting.BODY_LIMIT (GitHub refuses more than 65,536 characters)."""
     samples = group.get("samples") or []
@@ -382,11 +382,11 @@ def issue_body(group: dict, key: bytes, analysis: str | None = None) -> str:
     return body
 
 
-def issue_title(group: dict) -> str:
+def issue_title(group: dict[str, Any]) -> str:
     return quoting.title(group["title"])
 
 
-def recurrence_comment(group: dict, previous: int, reopened: bool) -> str:
+def recurrence_comment(group: dict[str, Any], previous: int, reopened: bool) -> str:
     head = "Recurred after the issue was closed; reopened. " if reopened else ""
     count = int(group["count"])
     return (f"{head}Occurrences: {count} (+{count - previous} since the last report); "

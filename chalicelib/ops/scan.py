@@ -28,13 +28,16 @@ import hashlib
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import Field
 
 from chalicelib.core import ids
 from chalicelib.core.errors import Conflict
+from chalicelib.core.tx import MAX_ITEMS, TransactionConflict, TxFailed
 from chalicelib.ops import analysis, rules, sources, store
 from chalicelib.ops.github import GitHub, GitHubError, OutOfTime
+from chalicelib.ops.models import OpsIssue, ScanResult
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -47,28 +50,50 @@ LOCK_SECONDS = 900        # a Lambda runs at most 15 minutes: a crashed scan's l
 LABEL = "ops"
 
 
-@dataclass
-class ScanStats:
-    scan_id: str
-    scope: str
-    ingested: int = 0
-    issues_opened: int = 0
-    issues_updated: int = 0
-    groups_touched: int = 0
-    items_read: int = 0
-    writes: int = 0
-    github_calls: int = 0
-    github_errors: int = 0
-    not_filed: int = 0
-    checkpointed: bool = False
-    sources_read: list[str] = field(default_factory=list)
+class ScanStats(ScanResult):
+    """The scan's running tally: the result it answers with (the excluded counters stay in the scan)."""
 
-    def result(self) -> dict:
-        return {"scanId": self.scan_id, "scope": self.scope, "ingested": self.ingested,
-                "issuesOpened": self.issues_opened, "issuesUpdated": self.issues_updated,
-                "groupsTouched": self.groups_touched, "notFiled": self.not_filed,
-                "githubCalls": self.github_calls, "itemsRead": self.items_read,
-                "checkpointed": self.checkpointed}
+    writes: int = Field(default=0, exclude=True)
+    github_errors: int = Field(default=0, exclude=True)
+    sources_read: list[str] = Field(default_factory=list, exclude=True)
+
+    @classmethod
+    def start(cls, scan_id: str, scope: str) -> "ScanStats":
+        return cls(scan_id=scan_id, scope=scope, ingested=0, issues_opened=0, issues_updated=0)
+
+
+# What a commit of group writes raises when a condition failed or another transaction met it:
+# read again and merge again.
+WRITE_LOST = (TxFailed, TransactionConflict)
+
+
+def commit(ctx: "Ctx", writes: list[tuple[str, store.GroupWrite]]) -> None:
+    """Named writes in units of work of at most 100 (one TransactWriteItems each; the last carries
+    the watermark). A failed condition raises TxFailed(name)."""
+    for start in range(0, len(writes), MAX_ITEMS):
+        tx = ctx.tx()
+        for name, write in writes[start:start + MAX_ITEMS]:
+            tx.add(name, write)
+        tx.commit()
+
+
+def acquire_lock(ctx: "Ctx", scan_id: str) -> bool:
+    tx = ctx.tx()
+    tx.put("lock", store.lock_put(scan_id, ctx.now(), LOCK_SECONDS))
+    try:
+        tx.commit()
+    except TxFailed:
+        return False
+    return True
+
+
+def release_lock(ctx: "Ctx", scan_id: str) -> None:
+    tx = ctx.tx()
+    tx.delete("lock", store.lock_delete(scan_id))
+    try:
+        tx.commit()
+    except TxFailed:
+        pass  # the lease ran out and another scan holds the lock now: it is theirs to give back
 
 
 def marker_key(ctx: "Ctx") -> bytes:
@@ -86,15 +111,15 @@ def github_client(ctx: "Ctx", seconds_left: Callable[[], float]) -> GitHub | Non
 
 
 def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = None,
-        gh: GitHub | None = None, use_github: bool = True) -> dict:
+        gh: GitHub | None = None, use_github: bool = True) -> ScanResult:
     """One scan; `deadline` is an epoch time (the function's end). Raises Conflict if one is running."""
     from chalicelib.orgs import service as orgs
 
     def seconds_left() -> float:
         return deadline - time.time() - RESERVE_SECONDS
 
-    stats = ScanStats(ids.new_id(), scope)
-    if not store.acquire_lock(stats.scan_id, ctx.now(), LOCK_SECONDS):
+    stats = ScanStats.start(ids.new_id(), scope)
+    if not acquire_lock(ctx, stats.scan_id):
         raise Conflict("an ops scan is already running; try again when it has finished")
     try:
         orgs_to_scan = org_ids if org_ids is not None else list(orgs.org_ids(ctx))
@@ -104,9 +129,9 @@ def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = Non
         if not stats.checkpointed:
             sync(ctx, client, seconds_left, stats)
     finally:
-        store.release_lock(stats.scan_id)
-    log.info("ops scan", extra=stats.result())
-    return stats.result()
+        release_lock(ctx, stats.scan_id)
+    log.info("ops scan", extra=stats.model_dump(by_alias=True))
+    return stats
 
 
 # --- ingest -----------------------------------------------------------------------------
@@ -143,18 +168,18 @@ def _fold(ctx: "Ctx", pairs: list[tuple[rules.Failure, bool]], source_key: str, 
     for attempt in range(3):
         stored = store.get_groups(list(aggregates))
         stats.items_read += len(stored)
-        writes = []
+        writes: list[tuple[str, store.GroupWrite]] = []
         for fp, agg in aggregates.items():
             before = stored.get(fp)
             if before is not None and agg.new_count == 0:
                 continue  # a full rescan passing over what was already counted
             state = rules.merge(before, agg)
-            writes.append(_group_write(ctx, fp, agg, before, state))
+            writes.append((f"group:{fp}", _group_write(ctx, fp, agg, before, state)))
         if new_mark is not None:
-            writes.append(store.watermark_put(source_key, new_mark, ctx.iso()))
+            writes.append(("watermark", store.watermark_put(source_key, new_mark, ctx.iso())))
         try:
-            store.commit(writes)
-        except store.WRITE_LOST:
+            commit(ctx, writes)
+        except WRITE_LOST:
             if attempt == 2:
                 raise
             continue  # a claim or another writer touched a group: read again, merge again
@@ -163,9 +188,10 @@ def _fold(ctx: "Ctx", pairs: list[tuple[rules.Failure, bool]], source_key: str, 
         return
 
 
-def _group_write(ctx: "Ctx", fp: str, agg: rules.Aggregate, before: dict | None, state: rules.GroupState):
+def _group_write(ctx: "Ctx", fp: str, agg: rules.Aggregate, before: store.Item | None,
+                 state: rules.GroupState) -> store.GroupWrite:
     now = ctx.iso()
-    common = {"count": state.count, "firstSeen": state.first_seen, "lastSeen": state.last_seen,
+    common: dict[str, Any] = {"count": state.count, "firstSeen": state.first_seen, "lastSeen": state.last_seen,
               "samples": state.samples, "severity": state.severity, "updatedAt": now}
     if state.traceback:
         common["traceback"] = state.traceback
@@ -218,7 +244,7 @@ def sync(ctx: "Ctx", gh: GitHub | None, seconds_left: Callable[[], float], stats
         stats.github_calls += gh.calls - calls_before
 
 
-def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict], key: bytes) -> None:
+def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, store.Item], key: bytes) -> None:
     """Which of our issues people closed since the last look (one list call): mark them closed. An issue
     counts only through the scan's own marker (first line, right MAC), and only for the group whose issue
     it is (the group's stored number, when it has one)."""
@@ -238,16 +264,18 @@ def _learn_closed(ctx: "Ctx", gh: GitHub, pending: dict[str, dict], key: bytes) 
         if (stored_number is None and not keyed) or (stored_number is not None
                                                      and int(stored_number) != int(issue["number"])):
             continue
-        fields: dict = {"githubState": "closed", "githubNumber": issue["number"], "githubUrl": issue.get("html_url")}
+        fields: dict[str, Any] = {"githubState": "closed", "githubNumber": issue["number"], "githubUrl": issue.get("html_url")}
         if fp not in pending:  # nothing new since: the group is done
             fields.update(status="closed", **{k: v for k, v in store.index_attrs(
                 fp, "closed", group["severity"], needs_sync=False).items() if k.startswith("GSI2")})
-        store.commit([store.group_update(fp, fields)])
+        commit(ctx, [("group", store.group_update(fp, fields))])
         group.update(fields)
-    store.github_state_put(started)
+    tx = ctx.tx()
+    tx.put("githubState", store.github_state_put(started))
+    tx.commit()
 
 
-def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats, key: bytes) -> None:
+def _file(ctx: "Ctx", gh: GitHub, group: store.Item, stats: ScanStats, key: bytes) -> None:
     fp = group["fingerprint"]
     number = group.get("githubNumber")
     url = group.get("githubUrl")
@@ -274,10 +302,10 @@ def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats, key: bytes) -> 
               **store.index_attrs(fp, status, group["severity"], needs_sync=False)}
     tx = ctx.tx()
     tx.update("group", store.group_update(fp, fields, expect_count=int(group["count"])))
-    tx.emit("ops:issue", event_data({**group, **fields}, action))
+    tx.emit("ops:issue", event_data(store.from_item({**group, **fields}), action))
     try:
         tx.commit()
-    except Exception:  # the count moved (cannot under the lock) or the record vanished: next scan re-syncs
+    except WRITE_LOST:  # the count moved (cannot under the lock) or the record vanished: next scan re-syncs
         log.warning("ops group changed while filing", extra={"fingerprint": fp})
     if action == "opened":
         stats.issues_opened += 1
@@ -285,7 +313,8 @@ def _file(ctx: "Ctx", gh: GitHub, group: dict, stats: ScanStats, key: bytes) -> 
         stats.issues_updated += 1
 
 
-def event_data(group: dict, action: str) -> dict:
-    return {"id": group["fingerprint"], "action": action, "title": group.get("title"),
-            "severity": group.get("severity"), "status": group.get("status"), "count": group.get("count"),
-            "githubNumber": group.get("githubNumber"), "githubUrl": group.get("githubUrl")}
+def event_data(issue: OpsIssue, action: str) -> dict[str, Any]:
+    """ops:issue's data (events/catalog.py OpsIssueChanged): the issue's fields the event carries, every one."""
+    return {"id": issue.id, "action": action, "title": issue.title, "severity": issue.severity,
+            "status": issue.status, "count": issue.count, "githubNumber": issue.github_number,
+            "githubUrl": issue.github_url}

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable
 
 from chalicelib.core import paging
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import Forbidden, NotFound
+from chalicelib.core.errors import Conflict, Forbidden, InvalidTransition
+from chalicelib.core.lookup import found
 from chalicelib.core.tx import TxFailed
 from chalicelib.ops import rules, scan, store
 from chalicelib.ops.github import GitHubError, OutOfTime
+from chalicelib.ops.models import OpsIssue, OpsIssuePage, ScanResult, Summary
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +25,21 @@ def require_platform_operator(ctx: Ctx) -> None:
         raise Forbidden("ops monitoring belongs to the platform: use a key of the root organization")
 
 
-def run_scan(ctx: Ctx, scope: str, seconds: float | None = None) -> dict:
+def run_scan(ctx: Ctx, scope: str, seconds: float | None = None) -> ScanResult:
     require_platform_operator(ctx)
     return scan.run(ctx, scope, time.time() + (seconds if seconds is not None else API_SCAN_SECONDS))
 
 
-def public(item: dict) -> dict:
-    return {"id": item["fingerprint"], "fingerprint": item["fingerprint"], "title": item["title"],
-            "kind": item["kind"], "severity": item["severity"], "status": item["status"],
-            "count": item["count"], "firstSeen": item["firstSeen"], "lastSeen": item["lastSeen"],
-            "samples": item.get("samples") or [], "normalized": item["key"].split("|", 2)[2],
-            "filed": bool(item.get("filed")), "githubNumber": item.get("githubNumber"),
-            "githubUrl": item.get("githubUrl"), "claimedBy": item.get("claimedBy")}
-
-
-def list_issues(ctx: Ctx, status: str | None, severity: str | None, limit: int, next_token: str | None) -> dict:
+def list_issues(ctx: Ctx, status: str | None, severity: str | None, limit: int,
+                next_token: str | None) -> OpsIssuePage:
     require_platform_operator(ctx)
     scope = f"ops-issues:{status}:{severity}"
     page = store.list_groups(status, severity, limit, paging.start_key(next_token, scope))
-    return {"items": [public(i) for i in page.items], "nextToken": paging.next_token(page.last_key, scope)}
+    return OpsIssuePage(items=[store.from_item(i) for i in page.items],
+                        next_token=paging.next_token(page.last_key, scope))
 
 
-def summary(ctx: Ctx) -> dict:
+def summary(ctx: Ctx) -> Summary:
     require_platform_operator(ctx)
     groups = store.all_groups()
     by_status = {s: 0 for s in rules.STATUSES}
@@ -51,27 +47,25 @@ def summary(ctx: Ctx) -> dict:
     for g in groups:
         by_status[g["status"]] = by_status.get(g["status"], 0) + 1
         by_severity[g["severity"]] = by_severity.get(g["severity"], 0) + 1
-    return {"total": len(groups), "byStatus": by_status, "bySeverity": by_severity,
-            "notFiled": sum(1 for g in groups if not g.get("filed"))}
+    return Summary(total=len(groups), by_status=by_status, by_severity=by_severity,
+                   not_filed=sum(1 for g in groups if not g.get("filed")))
 
 
-def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> dict:
+def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> OpsIssue:
     """open -> in_progress; assigns `claimedBy` on GitHub when it is a login GitHub accepts, and comments."""
     require_platform_operator(ctx)
-    group = store.get_group(issue_id) if len(issue_id) == 16 else None
-    if group is None:
-        raise NotFound(f"ops issue {issue_id} not found")
+    # A fingerprint is 16 hex characters: any other id is not found without a read.
+    group = found(store.get_group(issue_id) if len(issue_id) == 16 else None, "ops issue", issue_id)
     now = ctx.iso()
     tx = ctx.tx()
     tx.update("group", store.claim_update(issue_id, claimed_by, now, group["severity"]))
     tx.audit("opsIssue", issue_id, "claimed", {"claimedBy": claimed_by})
-    claimed = {**group, "status": "in_progress", "claimedBy": claimed_by}
+    claimed = store.from_item({**group, "status": "in_progress", "claimedBy": claimed_by})
     tx.emit("ops:issue", scan.event_data(claimed, "claimed"))
     try:
         tx.commit()
     except TxFailed as failed:
         if failed.name == "group":
-            from chalicelib.core.errors import InvalidTransition
             raise InvalidTransition(f"ops issue {issue_id} is closed; it reopens when the failure recurs") from None
         raise
     gh = scan.github_client(ctx, lambda: 10.0)
@@ -80,7 +74,7 @@ def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> dict:
         # The comment first: it names the claimer (quoted: claimedBy is whatever the caller wrote) even when
         # GitHub refuses the assignment; only a name that can be a GitHub login is sent as an assignee.
         login = rules.github_login(claimed_by)
-        steps = [("comment", lambda: gh.comment(number, rules.claim_comment(claimed_by)))]
+        steps: list[tuple[str, Callable[[], Any]]] = [("comment", lambda: gh.comment(number, rules.claim_comment(claimed_by)))]
         if login is not None:
             steps.append(("assign", lambda: gh.update_issue(number, assignees=[login])))
         for step, call in steps:
@@ -89,12 +83,11 @@ def claim(ctx: Ctx, issue_id: str, claimed_by: str) -> dict:
             except (GitHubError, OutOfTime) as error:
                 log.warning("github claim step failed", extra={"fingerprint": issue_id, "step": step,
                                                                 "error": str(error)})
-    return public(claimed)
+    return claimed
 
 
-def nightly(lambda_context) -> dict:
+def nightly(lambda_context: Any) -> dict[str, Any]:
     """The 09:00 UTC schedule: a full scan acting for the root organization, within the function's time."""
-    from chalicelib.core.errors import Conflict
     from chalicelib.orgs import service as orgs
 
     root = orgs.root_org_id()
@@ -102,7 +95,7 @@ def nightly(lambda_context) -> dict:
         return {"skipped": "no root organization"}
     remaining = lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context is not None else 840.0
     try:
-        return scan.run(Ctx.system(root), "full", time.time() + remaining)
+        return scan.run(Ctx.system(root), "full", time.time() + remaining).model_dump(by_alias=True)
     except Conflict:
         log.info("ops scan skipped: another scan is running")
         return {"skipped": "another scan is running"}

@@ -188,7 +188,7 @@ def _cloudwatch(group: str, prefix: str) -> Source:
 
     def read(after: str | None, limit: int) -> Page:
         start = int(after) + 1 if after else 0
-        seen: dict[str, dict] = {}
+        seen: dict[str, dict[str, Any]] = {}
         for pattern in CLOUDWATCH_PATTERNS:
             token = None
             while True:

@@ -15,10 +15,11 @@ The number of groups is small (failures are grouped), so the summary reads GSI1.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 from chalicelib.aws import dynamo
 from chalicelib.core.config import settings
+from chalicelib.ops.models import OpsIssue
 
 GROUP_SK = "GROUP"
 ALL_PK, SYNC_PK = "OPS#ISSUES", "OPS#SYNC"
@@ -31,11 +32,15 @@ def _table() -> str:
     return settings().main_table
 
 
-def group_key(fp: str) -> dict:
+Item = dict[str, Any]
+GroupWrite = Union[dynamo.Put, dynamo.Update]
+
+
+def group_key(fp: str) -> dict[str, str]:
     return {"PK": f"OPS#GROUP#{fp}", "SK": GROUP_SK}
 
 
-def index_attrs(fp: str, status: str, severity: str, needs_sync: bool) -> dict:
+def index_attrs(fp: str, status: str, severity: str, needs_sync: bool) -> dict[str, Any]:
     return {
         "GSI1PK": ALL_PK, "GSI1SK": fp,
         "GSI2PK": f"OPS#ISSUES#{status}", "GSI2SK": fp,
@@ -47,12 +52,22 @@ def index_attrs(fp: str, status: str, severity: str, needs_sync: bool) -> dict:
 
 # --- groups ---------------------------------------------------------------------------
 
-def new_group_put(item: dict) -> dynamo.Put:
+def from_item(item: Item) -> OpsIssue:
+    """A group's item as the ops issue the API shows (the scan's bookkeeping stays in the item)."""
+    return OpsIssue(id=item["fingerprint"], fingerprint=item["fingerprint"], title=item["title"],
+                    kind=item["kind"], severity=item["severity"], status=item["status"], count=int(item["count"]),
+                    first_seen=item["firstSeen"], last_seen=item["lastSeen"], samples=item.get("samples") or [],
+                    normalized=item["key"].split("|", 2)[2], filed=bool(item.get("filed")),
+                    github_number=None if item.get("githubNumber") is None else int(item["githubNumber"]),
+                    github_url=item.get("githubUrl"), claimed_by=item.get("claimedBy"))
+
+
+def new_group_put(item: Item) -> dynamo.Put:
     return dynamo.Put(_table(), {k: v for k, v in item.items() if v is not None},
                       condition="attribute_not_exists(PK)")
 
 
-def group_update(fp: str, fields: dict, expect_count: int | None = None) -> dynamo.Update:
+def group_update(fp: str, fields: Item, expect_count: int | None = None) -> dynamo.Update:
     """SET `fields` (None removes); with `expect_count`, only if no one counted in between."""
     if expect_count is None:
         return dynamo.Update(_table(), group_key(fp), set=fields, condition="attribute_exists(PK)")
@@ -67,15 +82,15 @@ def claim_update(fp: str, claimed_by: str, now: str, severity: str) -> dynamo.Up
     }, condition="attribute_exists(PK) AND #st <> :closed", names={"#st": "status"}, values={":closed": "closed"})
 
 
-def get_group(fp: str) -> dict | None:
+def get_group(fp: str) -> Item | None:
     return dynamo.get(_table(), group_key(fp), consistent=True)
 
 
-def get_groups(fps: list[str]) -> dict[str, dict]:
+def get_groups(fps: list[str]) -> dict[str, Item]:
     return {item["fingerprint"]: item for item in dynamo.batch_get(_table(), [group_key(fp) for fp in fps])}
 
 
-def list_groups(status: str | None, severity: str | None, limit: int, start_key: dict | None) -> dynamo.Page:
+def list_groups(status: str | None, severity: str | None, limit: int, start_key: dict[str, Any] | None) -> dynamo.Page:
     if status:
         index, pk = "GSI2", f"OPS#ISSUES#{status}"
     elif severity:
@@ -89,11 +104,11 @@ def list_groups(status: str | None, severity: str | None, limit: int, start_key:
                         start_key=start_key, filter=flt)
 
 
-def all_groups() -> list[dict]:
+def all_groups() -> list[Item]:
     return list(dynamo.query_all(_table(), "GSI1PK = :pk", {":pk": ALL_PK}, index="GSI1"))
 
 
-def groups_to_sync(limit: int = 1000) -> list[dict]:
+def groups_to_sync(limit: int = 1000) -> list[Item]:
     """Groups whose latest count GitHub has not heard yet (sparse GSI4); read strongly from the table."""
     keys = [i["fingerprint"] for i in
             dynamo.query(_table(), "GSI4PK = :pk", {":pk": SYNC_PK}, index="GSI4", limit=limit).items]
@@ -112,23 +127,17 @@ def watermark_put(source: str, cursor: str, now: str) -> dynamo.Put:
     return dynamo.Put(_table(), {"PK": WATERMARK_PK, "SK": source, "cursor": cursor, "updatedAt": now})
 
 
-# --- the scan lock ----------------------------------------------------------------------
+# --- the scan lock (written through the unit of work, as every write) ----------------------
 
-def acquire_lock(scan_id: str, now_epoch: float, lease_seconds: int) -> bool:
-    try:
-        dynamo.put(dynamo.Put(_table(), {**LOCK_KEY, "scanId": scan_id, "expiresAt": int(now_epoch) + lease_seconds},
-                              condition="attribute_not_exists(PK) OR expiresAt < :now",
-                              values={":now": int(now_epoch)}))
-        return True
-    except dynamo.ConditionFailed:
-        return False
+def lock_put(scan_id: str, now_epoch: float, lease_seconds: int) -> dynamo.Put:
+    """Take the scan lock: only when no one holds it or its lease ran out."""
+    return dynamo.Put(_table(), {**LOCK_KEY, "scanId": scan_id, "expiresAt": int(now_epoch) + lease_seconds},
+                      condition="attribute_not_exists(PK) OR expiresAt < :now", values={":now": int(now_epoch)})
 
 
-def release_lock(scan_id: str) -> None:
-    try:
-        dynamo.delete(dynamo.Delete(_table(), LOCK_KEY, condition="scanId = :id", values={":id": scan_id}))
-    except dynamo.ConditionFailed:
-        pass
+def lock_delete(scan_id: str) -> dynamo.Delete:
+    """Give the lock back: only this scan's (an expired lease may be someone else's now)."""
+    return dynamo.Delete(_table(), LOCK_KEY, condition="scanId = :id", values={":id": scan_id})
 
 
 # --- GitHub sync state -----------------------------------------------------------------
@@ -137,24 +146,5 @@ def github_state() -> dict[str, Any]:
     return dynamo.get(_table(), GITHUB_STATE_KEY, consistent=True) or {}
 
 
-def github_state_put(closed_checked_at: str) -> None:
-    dynamo.put(dynamo.Put(_table(), {**GITHUB_STATE_KEY, "closedCheckedAt": closed_checked_at}))
-
-
-# What commit raises when a condition failed or another transaction met this one: re-read and merge
-# again. Named here so the scan catches it without importing chalicelib.aws.
-WRITE_LOST = (dynamo.ConditionFailed, dynamo.TransactionConflict)
-
-
-def commit(writes: list) -> None:
-    """Group writes and a watermark: one TransactWriteItems per 100 (the last carries the watermark)."""
-    for start in range(0, len(writes), 100):
-        chunk = writes[start:start + 100]
-        if len(chunk) == 1:
-            op = chunk[0]
-            if isinstance(op, dynamo.Put):
-                dynamo.put(op)
-            else:
-                dynamo.update(op, return_new=False)
-        else:
-            dynamo.transact(chunk)
+def github_state_put(closed_checked_at: str) -> dynamo.Put:
+    return dynamo.Put(_table(), {**GITHUB_STATE_KEY, "closedCheckedAt": closed_checked_at})

@@ -51,11 +51,11 @@ def test_config_gives_the_rest_and_websocket_urls_of_the_request(http):
 def test_config_names_the_deployed_websocket_api_when_the_stack_set_it(http, monkeypatch):
     import dataclasses
 
-    from chalicelib.console import routes
+    from chalicelib.console import service
     from chalicelib.core import config
 
     configured = dataclasses.replace(config.settings(), console_websocket_url="wss://w1.execute-api.eu-west-1.amazonaws.com/ws")
-    monkeypatch.setattr(routes, "settings", lambda: configured)
+    monkeypatch.setattr(service, "settings", lambda: configured)
     _, headers, body = _get(http, "/console/config.json", {"host": "r1.execute-api.eu-west-1.amazonaws.com"})
     assert b'"wsUrl":"wss://w1.execute-api.eu-west-1.amazonaws.com/ws"' in body
     assert "connect-src 'self' wss://w1.execute-api.eu-west-1.amazonaws.com" in headers["content-security-policy"]

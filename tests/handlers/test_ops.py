@@ -161,3 +161,18 @@ def test_without_a_token_groups_are_recorded_not_filed(http, admin, maker, githu
         os.environ["GITHUB_TOKEN"] = github.token
         config.settings.cache_clear()
     assert scan(http, admin)["issuesOpened"] == 1  # filed once a token is there
+
+
+def test_a_repeated_claim_with_its_idempotency_key_replays_and_comments_once(http, admin, github, maker):
+    """The claim is idempotent under a lock (its endpoint says idempotency="locked"): GitHub hears it once."""
+    maker.call("POST", f"/instances/{maker.instance['instanceId']}/logs", maker.key,
+               {"entries": [{"level": "ERROR", "message": "cache warmer gave up after 9 tries"}]})
+    scan(http, admin)
+    target = next(i for i in http.get("/api/ops/issues", admin).json["items"] if "warmer" in i["title"])
+    comments_before = len(github.comments.get(target["githubNumber"], []))
+    path, body, key = f"/api/ops/issues/{target['id']}/claim", {"claimedBy": "bob"}, {"Idempotency-Key": "claim-1"}
+    first = http.post(path, admin, body, headers=key)
+    again = http.post(path, admin, body, headers=key)
+    assert first.status == again.status == 200 and again.json == first.json
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert len(github.comments[target["githubNumber"]]) == comments_before + 1

@@ -26,7 +26,7 @@ def groups_by_kind(kind):
 
 
 def run(ctx, scope="incremental", seconds=60, gh=None, use_github=False):
-    return scan.run(ctx, scope, time.time() + seconds, gh=gh, use_github=use_github)
+    return scan.run(ctx, scope, time.time() + seconds, gh=gh, use_github=use_github).model_dump(by_alias=True)
 
 
 def test_cloudwatch_errors_timeouts_and_tracebacks_group_by_their_stable_part(ctx):
@@ -92,9 +92,9 @@ def test_out_of_time_checkpoints_and_the_next_scan_files_each_group_once(ctx):
 def test_one_scan_at_a_time(ctx):
     from chalicelib.core.errors import Conflict
 
-    assert store.acquire_lock("other", time.time(), 60)
+    assert scan.acquire_lock(ctx, "other")
     try:
         with pytest.raises(Conflict):
             run(ctx)
     finally:
-        store.release_lock("other")
+        scan.release_lock(ctx, "other")
