@@ -32,15 +32,17 @@ PATCH_SHAPES = [("replace-block", "MARKER_NOT_FOUND"), ("insert-before", "SEARCH
 def write_logs(org_id: str, instance_id: str, count: int, shapes: list[str], start_ms: int) -> None:
     from chalicelib.core import ids
     from chalicelib.logs import store
+    from chalicelib.logs.models import LogEntry
 
     entries = []
     for i in range(count):
         ms = start_ms + i
         word = shapes[i % len(shapes)]
-        entries.append(store.LogEntry(
-            org_id, instance_id, ids.new_id(ms), time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ms / 1000)),
-            "ERROR", f"{word} call to 10.0.{i % 250}.{i % 200}:8443 failed after {i % 97} ms (request {uuid.uuid4()})",
-            None, int(time.time()) + 86400))
+        entries.append(LogEntry(
+            org_id=org_id, instance_id=instance_id, id=ids.new_id(ms),
+            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ms / 1000)), level="ERROR",
+            message=f"{word} call to 10.0.{i % 250}.{i % 200}:8443 failed after {i % 97} ms (request {uuid.uuid4()})",
+            expires_at=int(time.time()) + 86400))
     store.write(entries)
 
 
