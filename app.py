@@ -147,6 +147,16 @@ def retention_sweep(event):
     return result
 
 
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def purge_ended_sessions(event):
+    """Terminal sessions older than EXPIRED_SESSION_RETENTION_DAYS are deleted (chalicelib/sessions/service.py)."""
+    from chalicelib.sessions import service as sessions
+
+    result = sessions.purge_ended(_system_ctx())
+    _logger().info("ended sessions purged", extra=result)
+    return result
+
+
 @app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
 def patches_work(event):
     """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""

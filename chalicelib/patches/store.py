@@ -143,7 +143,9 @@ def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: 
                 limit: int, start_key: dict | None, filter_file: str | None = None,
                 search: str | None = None) -> dynamo.Page:
     """One Query on the narrowest key: the task's, else the file's, else the org's events."""
-    filters, values, names = [], {}, {}
+    filters: list[str] = []
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
     if task_id:
         index, key = "GSI1", ("GSI1PK", f"ORG#{org_id}#PEV#TASK#{task_id}")
         if file:

@@ -149,3 +149,43 @@ def test_an_item_renewed_between_the_scan_and_the_delete_stays(app_module, clock
     assert raw(main, {"PK": "RENEW-TEST#a", "SK": "X"})
     assert raw(main, {"PK": "RENEW-TEST#b", "SK": "X"}) is None
 
+
+
+def test_terminal_sessions_are_deleted_after_their_retention_with_counters_kept_right(http, org, ops, clock,
+                                                                                      monkeypatch):
+    from chalicelib.sessions import service as sessions
+
+    def session(*moves: str) -> str:
+        sid = http.post("/sessions", ops, {"agentRole": "r"}).json["sessionId"]
+        for status in moves:
+            assert http.put(f"/sessions/{sid}", ops, {"status": status}).status == 200
+        return sid
+
+    ended = [session("active", "completed"), session("active", "failed"), session("expired"),
+             session("active", "completed"), session("expired")]
+    still_open = session("active")
+    clock.shift(29 * DAY)  # EXPIRED_SESSION_RETENTION_DAYS is 30
+    late = session("active", "completed")
+    assert sessions.purge_ended(Ctx.system())["deleted"] == 0
+    assert http.get("/sessions", ops).json["total"] == 7
+
+    clock.shift(1.5 * DAY)
+    monkeypatch.setattr(sessions, "RETENTION_PAGE", 2)  # small pages: a run of one page is cut short
+    first = sessions.purge_ended(Ctx.system(), pages=1)
+    assert not first["finished"] and 1 <= first["deleted"] <= 2
+    runs = [first]
+    while not runs[-1]["finished"]:
+        assert len(runs) < 20
+        runs.append(sessions.purge_ended(Ctx.system(), pages=1))
+    assert sum(r["deleted"] for r in runs) == len(ended)
+
+    for sid in ended:
+        assert http.get(f"/sessions/{sid}", ops).status == 404
+        assert raw(settings().main_table, {"PK": f"ORG#{org['orgId']}#SESSION#{sid}", "SK": "LIST"}) is None
+    listed = http.get("/sessions", ops).json
+    assert sorted(s["sessionId"] for s in listed["sessions"]) == sorted([still_open, late]) and listed["total"] == 2
+    assert http.get("/sessions?status=completed", ops).json["total"] == 1
+    assert http.get("/sessions?status=expired", ops).json["total"] == 0
+    assert http.get(f"/sessions/{still_open}", ops).json["status"] == "active"
+    trail = http.get(f"/audit?entityType=session&entityId={ended[0]}", ops).json["items"]
+    assert trail[0]["action"] == "deleted" and trail[0]["actor"] == "system"
