@@ -148,6 +148,16 @@ def retention_sweep(event):
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
+def workspace_blob_sweep(event):
+    """Workspace blobs no manifest names, past ORPHAN_BLOB_GRACE_SECONDS, are deleted (chalicelib/retention)."""
+    from chalicelib.retention import service as retention
+
+    result = retention.sweep_workspace_blobs(_system_ctx())
+    _logger().info("workspace blob sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
 def purge_ended_sessions(event):
     """Terminal sessions older than EXPIRED_SESSION_RETENTION_DAYS are deleted (chalicelib/sessions/service.py)."""
     from chalicelib.sessions import service as sessions

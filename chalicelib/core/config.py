@@ -78,6 +78,8 @@ class Settings:
     audit_retention_days: float = 400.0
     # Pages each retention sweep reads per run (resumable: the next run goes on from its cursor).
     retention_sweep_pages: int = 20
+    # A workspace blob no manifest names is deleted once it is this old (a commit in flight names it soon).
+    orphan_blob_grace_seconds: int = 3600
     cors_allow_origins: str = "*"
     jobs_idle_poll_seconds: int = 5
     api_key_pepper_secret: str | None = None
@@ -159,6 +161,7 @@ class Settings:
             report_retention_days=_days("REPORT_RETENTION_DAYS", 365),
             audit_retention_days=_days("AUDIT_RETENTION_DAYS", 400),
             retention_sweep_pages=max(1, _int_or_default("RETENTION_SWEEP_PAGES", 20)),
+            orphan_blob_grace_seconds=max(0, _int_or_default("ORPHAN_BLOB_GRACE_SECONDS", 3600)),
             # Browser origins allowed to call the API: one origin or "*" (chalicelib/core/cors.py).
             cors_allow_origins=os.environ.get("CORS_ALLOW_ORIGINS", "*"),
             # nextPollSeconds when a poll found nothing.

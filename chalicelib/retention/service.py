@@ -12,7 +12,10 @@ from typing import Any
 from chalicelib.core.context import Ctx
 from chalicelib.core.tx import TxFailed
 from chalicelib.retention import store
-from chalicelib.retention.store import TTL_TABLES, Cursor
+from chalicelib.retention.store import TTL_TABLES, BlobCursor, Cursor
+from chalicelib.workspaces import service as workspaces
+
+BLOBS_PER_PAGE = 100
 
 
 def sweep(ctx: Ctx, pages: int | None = None) -> dict[str, Any]:
@@ -58,3 +61,38 @@ def _commit_page(ctx: Ctx, table: store.TtlTable, items: list[dict[str, Any]], f
                 raise
             for name in kept:
                 del doomed[name]
+
+
+def sweep_workspace_blobs(ctx: Ctx, pages: int | None = None) -> dict[str, Any]:
+    """One bounded run over the workspace bucket: blobs no manifest names, older than
+    ORPHAN_BLOB_GRACE_SECONDS, are deleted, organization by organization, a page of blobs at a time.
+    The cursor (organization, last digest done) commits after each page, so the next run goes on
+    from there; deleting a blob twice is harmless. {pages, deleted, finished}: finished when the
+    last organization is done (the next run starts a new lap)."""
+    budget = max(1, pages if pages is not None else ctx.settings.retention_sweep_pages)
+    written_before = ctx.now() - ctx.settings.orphan_blob_grace_seconds
+    position = store.blob_cursor()
+    read = deleted = 0
+    while read < budget:
+        org = position.org or workspaces.org_with_blobs_after(None)
+        if org is None:  # an empty bucket
+            _move(ctx, BlobCursor())
+            return {"pages": read, "deleted": deleted, "finished": True}
+        gone, after = workspaces.sweep_orphans(org, position.after, BLOBS_PER_PAGE, written_before)
+        read += 1
+        deleted += gone
+        if after is not None:
+            position = BlobCursor(org, after)
+        else:
+            following = workspaces.org_with_blobs_after(org)
+            position = BlobCursor(following, None)
+        _move(ctx, position)
+        if position.org is None:
+            return {"pages": read, "deleted": deleted, "finished": True}
+    return {"pages": read, "deleted": deleted, "finished": False}
+
+
+def _move(ctx: Ctx, position: BlobCursor) -> None:
+    tx = ctx.tx()
+    tx.put("cursor", store.blob_cursor_put(position, ctx.now()))
+    tx.commit()

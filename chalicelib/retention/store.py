@@ -1,7 +1,8 @@
 """The retention sweep's storage: which tables carry a TTL attribute, the Scan for items past it,
 their deletes, and the sweep's cursor.
 
-  PK RETENTION#SWEEP, SK CURSOR   {table: index into TTL_TABLES, startKey: JSON text | absent}
+  PK RETENTION#SWEEP, SK CURSOR       {table: index into TTL_TABLES, startKey: JSON text | absent}
+  PK RETENTION#SWEEP, SK WORKSPACES   {org, after: the last blob digest done | absent}: the orphan sweep
 
 The cursor commits in the same unit of work as the deletes of the page it moved past, so a sweep
 cut off anywhere (a page budget, a timeout, kill -9) goes on from the first page not yet done.
@@ -70,3 +71,26 @@ def delete_expired(table: TtlTable, item: dict[str, Any], now: float) -> dynamo.
     """Delete `item` only if it is still past its time (an item renewed since the Scan stays)."""
     return dynamo.Delete(table.name, {k: item[k] for k in table.keys}, condition="#ttl <= :now",
                          names={"#ttl": table.attribute}, values={":now": int(now)})
+
+
+WORKSPACES_KEY = {"PK": "RETENTION#SWEEP", "SK": "WORKSPACES"}
+
+
+@dataclass(frozen=True)
+class BlobCursor:
+    org: str | None = None  # None: start a lap at the first organization
+    after: str | None = None
+
+
+def blob_cursor() -> BlobCursor:
+    item = dynamo.get(settings().main_table, WORKSPACES_KEY, consistent=True)
+    return BlobCursor(item.get("org"), item.get("after")) if item else BlobCursor()
+
+
+def blob_cursor_put(position: BlobCursor, now: float) -> dynamo.Put:
+    item: dict[str, Any] = {**WORKSPACES_KEY, "type": "retention-cursor", "movedAt": int(now)}
+    if position.org is not None:
+        item["org"] = position.org
+    if position.after is not None:
+        item["after"] = position.after
+    return dynamo.Put(settings().main_table, item)

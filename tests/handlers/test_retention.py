@@ -189,3 +189,54 @@ def test_terminal_sessions_are_deleted_after_their_retention_with_counters_kept_
     assert http.get(f"/sessions/{still_open}", ops).json["status"] == "active"
     trail = http.get(f"/audit?entityType=session&entityId={ended[0]}", ops).json["items"]
     assert trail[0]["action"] == "deleted" and trail[0]["actor"] == "system"
+
+
+def put_file(http, key, ws, path, text):
+    r = http.call("PUT", f"/api/workspaces/{ws}/files?path={path}", key, raw_body=text.encode(),
+                  headers={"content-type": "text/plain"})
+    assert r.status == 200, r.json
+
+
+def stored_blobs(org_id: str) -> set[str]:
+    listed = clients.client("s3").list_objects_v2(Bucket=settings().workspace_bucket, Prefix=f"orgs/{org_id}/blobs/")
+    return {o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", [])}
+
+
+def test_workspace_blobs_no_manifest_names_are_swept_after_their_grace_in_budgeted_runs(http, root, clock,
+                                                                                         monkeypatch):
+    import hashlib
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    orgs = []
+    for name in ("blobs-a", "blobs-b"):
+        org = http.post("/orgs", root["adminApiKey"], {"name": name}).json
+        orgs.append((org["orgId"], operator_key(http, org)))
+    (org_a, key_a), (org_b, key_b) = orgs
+    for i in range(3):
+        put_file(http, key_a, "alpha", "a.txt", f"one {i}")  # each version but the last is an orphan
+    put_file(http, key_a, "beta", "c.txt", "one 0")  # ...except one another workspace still names
+    put_file(http, key_b, "gamma", "x.txt", "old")
+    put_file(http, key_b, "gamma", "x.txt", "new")
+    assert {digest("one 1"), digest("old")} <= stored_blobs(org_a) | stored_blobs(org_b)
+
+    # Inside the grace (ORPHAN_BLOB_GRACE_SECONDS, an hour): a commit in flight may still name them.
+    assert retention.sweep_workspace_blobs(Ctx.system())["deleted"] == 0
+
+    clock.shift(2 * 3600)
+    monkeypatch.setattr(retention, "BLOBS_PER_PAGE", 1)  # one blob per page, one page per run: cut short
+    first = retention.sweep_workspace_blobs(Ctx.system(), pages=1)
+    assert first["pages"] == 1 and not first["finished"]
+    runs = [first]
+    while not runs[-1]["finished"]:
+        assert len(runs) < 30
+        runs.append(retention.sweep_workspace_blobs(Ctx.system(), pages=1))
+    assert sum(r["deleted"] for r in runs) == 2
+
+    assert stored_blobs(org_a) == {digest("one 0"), digest("one 2")}
+    assert stored_blobs(org_b) == {digest("new")}
+    assert http.get("/api/workspaces/alpha/files?path=a.txt", key_a).json["content"] == "one 2"
+    assert http.get("/api/workspaces/beta/files?path=c.txt", key_a).json["content"] == "one 0"
+    assert http.get("/api/workspaces/gamma/files?path=x.txt", key_b).json["content"] == "new"
+    assert retention_store.blob_cursor() == retention_store.BlobCursor()  # the lap ended
