@@ -7,6 +7,7 @@ short by its page budget is finished by the next runs; items inside their lifeti
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 
@@ -21,7 +22,8 @@ OLD_RECORDS = 150  # more than one sweep page (99 items)
 
 @pytest.fixture(scope="module")
 def stack():
-    env = {"INGEST_RETENTION_DAYS": str(INGEST_SECONDS / 86400), "RETENTION_SWEEP_PAGES": "1"}
+    env = {"INGEST_RETENTION_DAYS": str(INGEST_SECONDS / 86400), "RETENTION_SWEEP_PAGES": "1",
+           "EXPIRED_SESSION_RETENTION_DAYS": str(INGEST_SECONDS / 86400), "ORPHAN_BLOB_GRACE_SECONDS": "0"}
     with running_devstack(app_module="app", env=env) as s:
         yield s
 
@@ -41,6 +43,20 @@ def stored_records(stack, org_id: str, agent_id: str) -> int:
     return ddb.query(**args)["Count"]
 
 
+def _put_file(stack, key: str, text: str) -> None:
+    request = urllib.request.Request(stack.url + "/api/workspaces/ws/files?path=a.txt", data=text.encode(),
+                                     method="PUT", headers={"content-type": "text/plain",
+                                                            "authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+
+
+def blob_keys(stack, org_id: str) -> list[str]:
+    listed = stack.aws("s3").list_objects_v2(Bucket=stack.environment["WORKSPACE_BUCKET"],
+                                             Prefix=f"orgs/{org_id}/blobs/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
 def wait_until(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -50,8 +66,8 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 def test_the_retention_schedule_is_listed(stack):
     schedules = {s["name"]: s for s in call(stack.url, "GET", "/_local/schedules").json}
-    assert schedules["retention_sweep"]["expression"] == "rate(1 hour)"
-    assert schedules["expire_sessions"]
+    for name in ("retention_sweep", "purge_ended_sessions", "workspace_blob_sweep"):
+        assert schedules[name]["expression"] == "rate(1 hour)", schedules
 
 
 def test_records_past_their_lifetime_are_swept_in_budgeted_runs_and_the_rest_stays(stack):
@@ -60,6 +76,10 @@ def test_records_past_their_lifetime_are_swept_in_budgeted_runs_and_the_rest_sta
     ops = call(stack.url, "POST", "/keys", org["adminKey"], {"name": "ops", "scope": "operator"}).json["apiKey"]
     agent = call(stack.url, "POST", "/agents", ops, {"name": "edge"}).json
     session = call(stack.url, "POST", "/sessions", ops, {"agentRole": "r"}).json
+    ended = call(stack.url, "POST", "/sessions", ops, {"agentRole": "r"}).json
+    assert call(stack.url, "PUT", f"/sessions/{ended['sessionId']}", ops, {"status": "expired"}).status == 200
+    for text in ("first", "second"):  # the first version's blob becomes an orphan
+        _put_file(stack, ops, text)
     records = [{"recordId": f"r{i:04d}", "table": "m", "data": {"i": i}, "ts": "2026-12-01T10:00:00.000Z"}
                for i in range(OLD_RECORDS)]
     r = call(stack.url, "POST", "/ingest", agent["apiKey"], {"batchId": "old", "records": records})
@@ -88,7 +108,22 @@ def test_records_past_their_lifetime_are_swept_in_budgeted_runs_and_the_rest_sta
         left = stored_records(stack, org_id, agent["agentId"])
     assert runs > 1
 
-    # Items inside their lifetime stayed: the session, the org's audit trail (400 days).
+    # The ended session is deleted (EXPIRED_SESSION_RETENTION_DAYS), with its place in the counters.
+    assert call(stack.url, "GET", "/sessions", ops).json["total"] == 2
+    run_schedule(stack, "purge_ended_sessions")
+    assert call(stack.url, "GET", f"/sessions/{ended['sessionId']}", ops).status == 404
+    assert call(stack.url, "GET", "/sessions", ops).json["total"] == 1
+
+    # The orphaned blob goes (grace 0); the one the manifest names stays.
+    assert len(blob_keys(stack, org_id)) == 2
+    for _ in range(10):
+        run_schedule(stack, "workspace_blob_sweep")
+        if len(blob_keys(stack, org_id)) == 1:
+            break
+    assert len(blob_keys(stack, org_id)) == 1
+    assert call(stack.url, "GET", "/api/workspaces/ws/files?path=a.txt", ops).json["content"] == "second"
+
+    # Items inside their lifetime stayed: the open session, the org's audit trail (400 days).
     assert call(stack.url, "GET", f"/sessions/{session['sessionId']}", ops).status == 200
     trail = call(stack.url, "GET", f"/audit?entityType=session&entityId={session['sessionId']}", ops).json
     assert [e["action"] for e in trail["items"]] == ["created"]
