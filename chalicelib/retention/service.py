@@ -1,7 +1,8 @@
 """The retention sweep: deletes every item past its lifetime that DynamoDB's TTL has not deleted yet.
 
-On AWS, TTL deletes expired items within a few days; this sweep caps that lag and, on the local
-stack (whose embedded DynamoDB never runs TTL), is the only thing that deletes them. Each run reads
+On AWS, TTL deletes expired items within a few days and this sweep is a slow backstop (a lap over a
+large table takes long); on the local stack, whose embedded DynamoDB never runs TTL, it is the only
+thing that deletes them. Each run reads
 at most `pages` Scan pages (RETENTION_SWEEP_PAGES), walking the TTL tables in turn; its cursor
 commits with each page's deletes, so the next run goes on where this one stopped.
 """
