@@ -137,6 +137,36 @@ def commands_expire(event):
     _logger().info("commands expired", extra={"expired": expired})
 
 
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def retention_sweep(event):
+    """Items past their lifetime that DynamoDB TTL has not deleted yet (chalicelib/retention/service.py)."""
+    from chalicelib.retention import service as retention
+
+    result = retention.sweep(_system_ctx())
+    _logger().info("retention sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def workspace_blob_sweep(event):
+    """Workspace blobs no manifest names, past ORPHAN_BLOB_GRACE_SECONDS, are deleted (chalicelib/retention)."""
+    from chalicelib.retention import service as retention
+
+    result = retention.sweep_workspace_blobs(_system_ctx())
+    _logger().info("workspace blob sweep", extra=result)
+    return result
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def purge_ended_sessions(event):
+    """Terminal sessions older than EXPIRED_SESSION_RETENTION_DAYS are deleted (chalicelib/sessions/service.py)."""
+    from chalicelib.sessions import service as sessions
+
+    result = sessions.purge_ended(_system_ctx())
+    _logger().info("ended sessions purged", extra=result)
+    return result
+
+
 @app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
 def patches_work(event):
     """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""

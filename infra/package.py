@@ -45,7 +45,9 @@ PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", ".chalice/config.js
 VENDORED_PACKAGES = ("patch_engine",)
 # Optional settings passed on to the functions when set where the package is built.
 PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECONDS", "LOG_RETENTION_DAYS",
-               "JOBS_IDLE_POLL_SECONDS", "SESSION_RETENTION_DAYS", "GITHUB_REPO", "GITHUB_API_URL", "LLM_MODEL")
+               "JOBS_IDLE_POLL_SECONDS", "SESSION_RETENTION_DAYS", "GITHUB_REPO", "GITHUB_API_URL", "LLM_MODEL",
+               "EXPIRED_SESSION_RETENTION_DAYS", "PATCH_EVENT_RETENTION_DAYS", "INGEST_RETENTION_DAYS",
+               "REPORT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", "RETENTION_SWEEP_PAGES", "ORPHAN_BLOB_GRACE_SECONDS")
 CHECK_STACK = "controlplane-pkgcheck"
 
 

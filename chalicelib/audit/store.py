@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.audit.models import AuditEvent
 from chalicelib.aws import dynamo
+from chalicelib.core import clock, retention
 from chalicelib.core.config import settings
 
 
@@ -44,9 +45,12 @@ def query(selection: Selection, since_id: str | None, trace_id: str | None, limi
     condition = "#pk = :pk" + (" AND #sk >= :since" if since_id else "")
     names = {"#pk": selection.pk_name, **({"#sk": selection.sk_name} if since_id else {})}
     values: dict[str, Any] = {":pk": selection.pk, **({":since": since_id} if since_id else {})}
-    flt = None
+    # Past AUDIT_RETENTION_DAYS an event is gone from every read, before DynamoDB's TTL deletes it.
+    flt, ttl_names, ttl_values = retention.live_filter_args(clock.now())
+    names.update(ttl_names)
+    values.update(ttl_values)
     if trace_id:
-        flt, values[":trace"] = "traceId = :trace", trace_id
+        flt, values[":trace"] = f"{flt} AND traceId = :trace", trace_id
     page = dynamo.query(settings().main_table, condition, values, names=names, index=selection.index,
                         limit=limit, start_key=start_key, forward=False, filter=flt)
     return [from_item(i) for i in page.items], page.last_key

@@ -8,6 +8,7 @@ real S3 may answer under concurrent writes, which means the same: re-read).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -77,3 +78,33 @@ def exists(bucket: str, key: str) -> bool:
 
 def delete(bucket: str, key: str) -> None:
     _s3().delete_object(Bucket=bucket, Key=key)
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    last_modified: float  # epoch seconds
+
+
+def list_page(bucket: str, prefix: str, start_after: str | None = None, limit: int = 1000,
+              delimiter: str | None = None) -> tuple[list[Listed], list[str], bool]:
+    """One ListObjectsV2 page: (objects, common prefixes, more to come), keys after `start_after`."""
+    args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": limit}
+    if start_after:
+        args["StartAfter"] = start_after
+    if delimiter:
+        args["Delimiter"] = delimiter
+    response = _s3().list_objects_v2(**args)
+    objects = [Listed(o["Key"], o["LastModified"].timestamp()) for o in response.get("Contents", [])]
+    prefixes = [p["Prefix"] for p in response.get("CommonPrefixes", [])]
+    return objects, prefixes, bool(response.get("IsTruncated"))
+
+
+def last_modified(bucket: str, key: str) -> float | None:
+    """The object's LastModified (epoch seconds), None when it is gone."""
+    try:
+        return float(_s3().head_object(Bucket=bucket, Key=key)["LastModified"].timestamp())
+    except ClientError as e:
+        if _code(e) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise

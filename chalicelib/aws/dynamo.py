@@ -381,3 +381,20 @@ def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> It
         if not page.last_key:
             return
         start = page.last_key
+
+
+def scan(table: str, limit: int, start_key: dict | None = None, filter: str | None = None,
+         names: dict | None = None, values: dict | None = None, consistent: bool = False) -> Page:
+    """One Scan page: at most `limit` items read (the filter applies after the read), resumable from `start_key`."""
+    args: dict[str, Any] = {"TableName": table, "Limit": limit, "ConsistentRead": consistent}
+    if start_key:
+        args["ExclusiveStartKey"] = serialize_item(start_key)
+    if filter:
+        args["FilterExpression"] = filter
+    if names:
+        args["ExpressionAttributeNames"] = names
+    if values:
+        args["ExpressionAttributeValues"] = _values(values)
+    response = _ddb().scan(**args)
+    last = response.get("LastEvaluatedKey")
+    return Page([deserialize_item(i) for i in response.get("Items", [])], deserialize_item(last) if last else None)

@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from chalicelib.aws import dynamo
-from chalicelib.core import clock, ids
+from chalicelib.core import clock, ids, retention
 from chalicelib.core.config import settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ def audit_item(org_id: str | None, entity_type: str, entity_id: str, action: str
         "eventId": event_id, "orgId": org, "entityType": entity_type, "entityId": entity_id,
         "action": action, "actor": actor, "traceId": trace_id, "at": clock.iso(at_ms / 1000), "details": details or {},
         "GSI1PK": f"ORG#{org}#AUDIT#{entity_type}#{entity_id}", "GSI1SK": event_id,
+        # AUDIT_RETENTION_DAYS (DynamoDB TTL; reads filter it, chalicelib/audit/store.py).
+        "ttl": retention.expires_at(at_ms / 1000, settings().audit_retention_days),
     }
     if trace_id:
         item["GSI2PK"], item["GSI2SK"] = f"ORG#{org}#TRACE#{trace_id}", event_id

@@ -33,6 +33,21 @@ def _int_or_default(name: str, default: int) -> int:
         return default
 
 
+def _days(name: str, default: float) -> float:
+    """A lifetime in days (fractions allowed). A value that is not a non-negative number fails the
+    import: a typo must not silently keep (or delete) data for the wrong time."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: a lifetime in days (a number, fractions allowed)") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name}={raw!r}: a lifetime in days must be a finite number >= 0")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     stack_name: str
@@ -53,8 +68,18 @@ class Settings:
     websocket_endpoint_override: str | None
     # The deployed WebSocket API's wss:// URL for the console (infra/package.py sets it from the app stack).
     console_websocket_url: str | None = None
-    log_retention_days: int = 14
+    log_retention_days: float = 14.0
     session_retention_days: float = 7.0
+    # Item lifetimes in days, fractions allowed (the contract's Retention section; docs/ARCHITECTURE.md).
+    expired_session_retention_days: float = 30.0
+    patch_event_retention_days: float = 90.0
+    ingest_retention_days: float = 30.0
+    report_retention_days: float = 365.0
+    audit_retention_days: float = 400.0
+    # Pages each retention sweep reads per run (resumable: the next run goes on from its cursor).
+    retention_sweep_pages: int = 20
+    # A workspace blob no manifest names is deleted once it is this old (a commit in flight names it soon).
+    orphan_blob_grace_seconds: int = 3600
     cors_allow_origins: str = "*"
     jobs_idle_poll_seconds: int = 5
     api_key_pepper_secret: str | None = None
@@ -125,10 +150,18 @@ class Settings:
             websocket_endpoint_override=os.environ.get("WEBSOCKET_ENDPOINT_OVERRIDE") or None,
             console_websocket_url=os.environ.get("CONSOLE_WEBSOCKET_URL") or None,
             # Instance log entries expire (DynamoDB TTL) this long after they were received.
-            log_retention_days=_int("LOG_RETENTION_DAYS", 14),
+            log_retention_days=_days("LOG_RETENTION_DAYS", 14),
             # Sessions not terminal this long after creation are expired by a schedule
             # (a float: tests and the local stack use a few seconds).
-            session_retention_days=float(os.environ.get("SESSION_RETENTION_DAYS", 7)),
+            session_retention_days=_days("SESSION_RETENTION_DAYS", 7),
+            # Terminal sessions are deleted (with their list and counter items) this long after they ended.
+            expired_session_retention_days=_days("EXPIRED_SESSION_RETENTION_DAYS", 30),
+            patch_event_retention_days=_days("PATCH_EVENT_RETENTION_DAYS", 90),
+            ingest_retention_days=_days("INGEST_RETENTION_DAYS", 30),
+            report_retention_days=_days("REPORT_RETENTION_DAYS", 365),
+            audit_retention_days=_days("AUDIT_RETENTION_DAYS", 400),
+            retention_sweep_pages=max(1, _int_or_default("RETENTION_SWEEP_PAGES", 20)),
+            orphan_blob_grace_seconds=max(0, _int_or_default("ORPHAN_BLOB_GRACE_SECONDS", 3600)),
             # Browser origins allowed to call the API: one origin or "*" (chalicelib/core/cors.py).
             cors_allow_origins=os.environ.get("CORS_ALLOW_ORIGINS", "*"),
             # nextPollSeconds when a poll found nothing.

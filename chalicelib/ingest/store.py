@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from chalicelib.aws import dynamo
+from chalicelib.core import clock, retention
 from chalicelib.core.config import settings
 from chalicelib.ingest import rules
 from chalicelib.ingest.models import StoredRecord
@@ -38,6 +39,8 @@ def _item(record: StoredRecord) -> dict[str, Any]:
         "GSI2PK": f"ORG#{o}#INGEST#AGENT#{a}", "GSI2SK": f"{ts}#{r}",
         "GSI3PK": f"ORG#{o}#INGEST#TABLE#{t}", "GSI3SK": f"{ts}#{a}#{r}",
         "GSI4PK": f"ORG#{o}#INGEST#TABLE#{t}#AGENT#{a}", "GSI4SK": f"{ts}#{r}",
+        # INGEST_RETENTION_DAYS after it was received (DynamoDB TTL; `query` filters it).
+        "ttl": retention.expires_at(clock.parse_iso(record.received_at), settings().ingest_retention_days),
     }
 
 
@@ -71,5 +74,7 @@ def query(org_id: str, table: str | None, agent_id: str | None, since: str | Non
         condition += " AND #sk > :since"
         names["#sk"] = f"{index}SK"
         values[":since"] = f"{since}$"
-    page = dynamo.query(_table(), condition, values, names=names, index=index, limit=limit, start_key=start_key)
+    flt, ttl_names, ttl_values = retention.live_filter_args(clock.now())
+    page = dynamo.query(_table(), condition, {**values, **ttl_values}, names={**names, **ttl_names}, index=index,
+                        limit=limit, start_key=start_key, filter=flt)
     return [_entity(i) for i in page.items], page.last_key

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from chalicelib.aws import dynamo
+from chalicelib.core import retention
 from chalicelib.core.config import settings
 from chalicelib.logs.models import LogEntry
 
@@ -108,4 +109,4 @@ def error_entries(org_id: str, after: str | None, limit: int) -> list[LogEntry]:
 
 
 def expiry(received_at: float) -> int:
-    return int(received_at) + settings().log_retention_days * 86400
+    return retention.expires_at(int(received_at), settings().log_retention_days)

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from chalicelib.aws import dynamo
+from chalicelib.core import clock, retention
 from chalicelib.core.config import settings
 from chalicelib.patches.models import BatchView, OpResult, PatchEvent
 
@@ -113,6 +114,8 @@ def event_item(org_id: str, event: PatchEvent) -> dict[str, Any]:
         item["GSI3PK"], item["GSI3SK"] = f"ORG#{org_id}#PEV#FAILED", eid
     if event.file:
         item["GSI4PK"], item["GSI4SK"] = f"ORG#{org_id}#PEV#FILE#{event.file}", eid
+    # PATCH_EVENT_RETENTION_DAYS (DynamoDB TTL; events_page and order_events filter it).
+    item["ttl"] = retention.expires_at(clock.now(), settings().patch_event_retention_days)
     return item
 
 
@@ -133,7 +136,9 @@ def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: 
                 limit: int, start_key: dict[str, Any] | None, filter_file: str | None = None,
                 search: str | None = None) -> dynamo.Page:
     """One Query on the narrowest key: the task's, else the file's, else the org's events."""
-    filters, values, names = [], {}, {}
+    filters: list[str] = []
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
     if task_id:
         index, key = "GSI1", ("GSI1PK", f"ORG#{org_id}#PEV#TASK#{task_id}")
         if file:
@@ -149,14 +154,20 @@ def events_page(org_id: str, *, task_id: str | None, file: str | None, forward: 
         names.update({"#file": "file", "#error": "error", "#op": "op", "#batch": "batchId",
                       "#factory": "factory", "#phase": "phase"})
         values[":s"] = search
+    live, ttl_names, ttl_values = retention.live_filter_args(clock.now())
+    filters.append(live)
+    names.update(ttl_names)
+    values.update(ttl_values)
     values[":pk"] = key[1]
     return dynamo.query(_table(), f"{key[0]} = :pk", values, names=names or None, index=index, limit=limit,
                         start_key=start_key, forward=forward, filter=" AND ".join(filters) or None)
 
 
 def order_events(org_id: str, order_id: str) -> list[PatchEvent]:
+    live, ttl_names, ttl_values = retention.live_filter_args(clock.now())
     return [to_event(i) for i in dynamo.query_all(
-        _table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#PEV#ORDER#{order_id}"}, index="GSI2")]
+        _table(), "GSI2PK = :pk", {":pk": f"ORG#{org_id}#PEV#ORDER#{order_id}", **ttl_values}, index="GSI2",
+        names=ttl_names, filter=live)]
 
 
 def failed_events(org_id: str, after_event_id: str | None, limit: int) -> list[PatchEvent]:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from chalicelib.aws import dynamo
+from chalicelib.core import clock, retention
 from chalicelib.core.config import settings
 from chalicelib.reports.models import Report
 
@@ -34,6 +35,8 @@ def to_item(org_id: str, report: Report) -> dict[str, Any]:
         # JSON text: the summary's floats and nulls round-trip exactly; never queried.
         "summaryJson": json.dumps(report.summary, separators=(",", ":")), "markdown": report.markdown,
         "GSI1PK": f"ORG#{org_id}#REPORTS", "GSI1SK": report.order_id,
+        # REPORT_RETENTION_DAYS after it was (re)generated (DynamoDB TTL; every read below filters it).
+        "ttl": retention.expires_at(clock.now(), settings().report_retention_days),
     }
 
 
@@ -46,8 +49,12 @@ def report_put(org_id: str, report: Report) -> dynamo.Put:
     return dynamo.Put(_table(), to_item(org_id, report))
 
 
+def _live(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if item is None or retention.is_expired(item.get("ttl"), clock.now()) else item
+
+
 def get(org_id: str, order_id: str) -> Report | None:
-    item = dynamo.get(_table(), report_key(org_id, order_id))
+    item = _live(dynamo.get(_table(), report_key(org_id, order_id)))
     return from_item(item) if item is not None else None
 
 
@@ -55,13 +62,14 @@ def get_many(org_id: str, order_ids: list[str]) -> dict[str, Report]:
     if not order_ids:
         return {}
     return {i["orderId"]: from_item(i)
-            for i in dynamo.batch_get(_table(), [report_key(org_id, o) for o in order_ids])}
+            for i in dynamo.batch_get(_table(), [report_key(org_id, o) for o in order_ids]) if _live(i) is not None}
 
 
 def list_reports(org_id: str, limit: int, start_key: dict[str, Any] | None) -> tuple[list[Report], dict[str, Any] | None]:
     """A page of the org's reports by orderId, and the key to continue from (None on the last page)."""
-    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#REPORTS"}, index="GSI1", limit=limit,
-                        start_key=start_key)
+    live, names, values = retention.live_filter_args(clock.now())
+    page = dynamo.query(_table(), "GSI1PK = :pk", {":pk": f"ORG#{org_id}#REPORTS", **values}, index="GSI1",
+                        limit=limit, start_key=start_key, names=names, filter=live)
     return [from_item(i) for i in page.items], page.last_key
 
 

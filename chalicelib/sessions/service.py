@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.core import ids, paging
+from chalicelib.core import ids, paging, retention
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import InvalidTransition, Unavailable, ValidationError
 from chalicelib.core.lookup import ULID, found, minted
@@ -195,6 +195,45 @@ def _expire_one(ctx: Ctx, session: Session) -> bool:
         _commit(tx)
     except TxFailed:
         return False  # changed since the index saw it (completed, or expired by another run)
+    return True
+
+
+def purge_ended(ctx: Ctx, pages: int | None = None) -> dict[str, Any]:
+    """Delete terminal sessions that ended more than EXPIRED_SESSION_RETENTION_DAYS ago, with their
+    list entry and their place in the counters (one unit of work each, so `total` stays right).
+    At most `pages` index pages of work (RETENTION_SWEEP_PAGES) per run; a purged session leaves the index,
+    so the next run goes on where this one stopped. {deleted, skipped, finished}."""
+    budget = max(1, pages if pages is not None else ctx.settings.retention_sweep_pages)
+    bound = ctx.iso(retention.cutoff(ctx.now(), ctx.settings.expired_session_retention_days))
+    deleted = skipped = read = 0
+    for shard in range(store.OPEN_SHARDS):
+        while True:
+            if read >= budget:
+                return {"deleted": deleted, "skipped": skipped, "finished": False}
+            due = store.ended_before(shard, bound, RETENTION_PAGE)
+            read += 1 if due else 0  # the budget counts pages of work (an empty shard costs one Query)
+            for org_id, session in due:
+                if _purge_one(ctx.for_org(org_id), session):
+                    deleted += 1
+                else:
+                    skipped += 1
+            if len(due) < RETENTION_PAGE:
+                break
+    return {"deleted": deleted, "skipped": skipped, "finished": True}
+
+
+def _purge_one(ctx: Ctx, session: Session) -> bool:
+    tx = ctx.tx()
+    tx.delete("session", store.delete_ended(ctx.org_id, session))
+    tx.delete("list", store.delete_list_entry(ctx.org_id, session.session_id))
+    tx.update("counts", store.count_gone(ctx.org_id, session.status))
+    tx.audit("session", session.session_id, "deleted",
+             {"status": session.status.value, "endedAt": session.updated_at,
+              "retentionDays": ctx.settings.expired_session_retention_days})
+    try:
+        _commit(tx)
+    except TxFailed:
+        return False  # already purged by a concurrent run
     return True
 
 

@@ -2,8 +2,10 @@
 
   PK ORG#{org}#SESSION#{id}, SK SESSION   the session
       GSI5PK ORG#{org}#SESSIONS#{status}, GSI5SK {id}   keys only: the list by status, newest first
-      GSI4PK SESSIONS#OPEN#{shard}, GSI4SK {id}         while pending/active only (sparse): retention,
+      GSI4PK SESSIONS#OPEN#{shard}, GSI4SK {id}         while pending/active (sparse): retention,
                                                         oldest first across organizations
+      GSI4PK SESSIONS#ENDED#{shard}, GSI4SK {updatedAt}#{org}#{id}   once terminal: deleted after
+                                                        EXPIRED_SESSION_RETENTION_DAYS, oldest end first
   PK ORG#{org}#SESSION#{id}, SK LIST      the session's place in the org-wide list (written once)
       GSI5PK ORG#{org}#SESSIONS, GSI5SK {id}            keys only: every session, newest first
   PK ORG#{org}#SESSIONS, SK COUNTS        the counters behind `total`: all, and one per status
@@ -49,6 +51,15 @@ def open_partition(session_id: str) -> str:
     return f"SESSIONS#OPEN#{ord(session_id[-1]) % OPEN_SHARDS}"
 
 
+def ended_partition(session_id: str) -> str:
+    return f"SESSIONS#ENDED#{ord(session_id[-1]) % OPEN_SHARDS}"
+
+
+def _ended_index(org_id: str, session_id: str, ended_at: str) -> dict[str, Any]:
+    """A terminal session's place in the purge index: ordered by when it ended (ISO text sorts as time)."""
+    return {"GSI4PK": ended_partition(session_id), "GSI4SK": f"{ended_at}#{org_id}#{session_id}"}
+
+
 def to_item(org_id: str, session: Session) -> dict[str, Any]:
     """The session's item: keys, index attributes, metadata as JSON text per key."""
     item = {
@@ -61,6 +72,8 @@ def to_item(org_id: str, session: Session) -> dict[str, Any]:
     }
     if not session.status.terminal:
         item["GSI4PK"], item["GSI4SK"] = open_partition(session.session_id), session.session_id
+    else:
+        item.update(_ended_index(org_id, session.session_id, session.updated_at))
     return item
 
 
@@ -105,8 +118,8 @@ def change(org_id: str, session_id: str, expected: Status, updated_at: str, stat
     if status is not None and status != expected:
         sets["status"] = status.value
         sets["GSI5PK"] = list_partition(org_id, status)
-        if status.terminal:
-            removes += ["GSI4PK", "GSI4SK"]
+        if status.terminal:  # leaves the open index for the purge index (EXPIRED_SESSION_RETENTION_DAYS)
+            sets.update(_ended_index(org_id, session_id, updated_at))
     if task_id is not None:
         sets["taskId"] = task_id
     for name, value in (metadata or {}).items():
@@ -117,6 +130,20 @@ def change(org_id: str, session_id: str, expected: Status, updated_at: str, stat
     return dynamo.Update(_table(), key(org_id, session_id), set=sets, remove=removes,
                          condition="#st = :expected", names={"#st": "status"},
                          values={":expected": expected.value})
+
+
+def delete_ended(org_id: str, session: Session) -> dynamo.Delete:
+    """Delete a terminal session, only if it still is that terminal session."""
+    return dynamo.Delete(_table(), key(org_id, session.session_id), condition="#st = :st",
+                         names={"#st": "status"}, values={":st": session.status.value})
+
+
+def delete_list_entry(org_id: str, session_id: str) -> dynamo.Delete:
+    return dynamo.Delete(_table(), {"PK": key(org_id, session_id)["PK"], "SK": "LIST"})
+
+
+def count_gone(org_id: str, status: Status) -> dynamo.Update:
+    return dynamo.Update(_table(), counts_key(org_id), add={ALL: -1, status.value: -1})
 
 
 def exists_check(org_id: str, session_id: str) -> dynamo.ConditionCheck:
@@ -170,3 +197,12 @@ def open_before(shard: int, bound: str, limit: int,
                         {":pk": f"SESSIONS#OPEN#{shard}", ":bound": bound}, index="GSI4",
                         limit=limit, start_key=start_key)
     return [(i["orgId"], from_item(i)) for i in page.items], page.last_key
+
+
+def ended_before(shard: int, bound: str, limit: int) -> list[tuple[str, Session]]:
+    """Terminal sessions (with their org) of every org that ended before `bound` (ISO time), oldest
+    end first, one page of one shard. Purged sessions leave the index, so the first page is always
+    the next work: the index is the purge's cursor."""
+    page = dynamo.query(_table(), "GSI4PK = :pk AND GSI4SK < :bound",
+                        {":pk": f"SESSIONS#ENDED#{shard}", ":bound": bound}, index="GSI4", limit=limit)
+    return [(i["orgId"], from_item(i)) for i in page.items]

@@ -76,3 +76,51 @@ def get_blob(org_id: str, digest: str) -> bytes:
     if found is None:  # a manifest names only blobs written before it
         raise RuntimeError(f"blob {digest} named by a manifest is missing")
     return found.data
+
+
+# --- orphaned blobs (the retention sweep) -------------------------------------------
+
+def org_after(org_id: str | None) -> str | None:
+    """The next organization (by id) with anything in the bucket after `org_id` (None: the first)."""
+    start = f"orgs/{org_id}/" if org_id else None
+    _, prefixes, _ = s3.list_page(_bucket(), "orgs/", start_after=start, limit=2, delimiter="/")
+    for prefix in prefixes:
+        org = prefix[len("orgs/"):-1]
+        if org != org_id:
+            return org
+    return None
+
+
+def referenced_digests(org_id: str) -> set[str]:
+    """Every blob digest a manifest of the organization names (every workspace's manifest)."""
+    digests: set[str] = set()
+    start = None
+    while True:
+        objects, _, more = s3.list_page(_bucket(), f"orgs/{org_id}/workspaces/", start_after=start)
+        for obj in objects:
+            if obj.key.endswith("/manifest.json"):
+                found = s3.get(_bucket(), obj.key)
+                if found is not None:
+                    digests.update(e["sha256"] for e in json.loads(found.data).get("files", {}).values())
+        if not more or not objects:
+            return digests
+        start = objects[-1].key
+
+
+def blobs_after(org_id: str, after: str | None, limit: int) -> tuple[list[tuple[str, float]], str | None]:
+    """One page of the organization's blobs after digest `after`: [(digest, lastModified)], and the
+    digest to go on from (None: that was the last page)."""
+    prefix = f"orgs/{org_id}/blobs/"
+    objects, _, more = s3.list_page(_bucket(), prefix, start_after=prefix + after if after else None, limit=limit)
+    found = [(o.key[len(prefix):], o.last_modified) for o in objects]
+    return found, (found[-1][0] if more and found else None)
+
+
+def delete_blob_unless_touched(org_id: str, digest: str, written_before: float) -> bool:
+    """Delete a blob unless it was (re)written at or after `written_before`: a writer that puts a blob
+    again before naming it in a manifest refreshes it, so the sweep leaves it alone."""
+    modified = s3.last_modified(_bucket(), blob_key(org_id, digest))
+    if modified is None or modified >= written_before:
+        return False
+    s3.delete(_bucket(), blob_key(org_id, digest))
+    return True

@@ -174,3 +174,24 @@ def read_files(ctx: "Ctx", workspace: str) -> dict[str, bytes]:
         if data is not None:  # always: the manifest names the path
             files[path] = data
     return files
+
+
+# --- orphaned blobs -------------------------------------------------------------------
+
+def sweep_orphans(org_id: str, after: str | None, limit: int, written_before: float) -> tuple[int, str | None]:
+    """Delete one page of the organization's blobs no manifest names and written before `written_before`
+    (the grace that keeps a blob written for a commit still in flight). Returns (deleted, the digest to
+    go on from, None when the organization is done). The manifests are read after the page is listed:
+    a blob named by a manifest committed meanwhile is seen as named."""
+    page, following = blobs.blobs_after(org_id, after, limit)
+    named = blobs.referenced_digests(org_id)
+    deleted = 0
+    for digest, modified in page:
+        if digest not in named and modified < written_before:
+            deleted += blobs.delete_blob_unless_touched(org_id, digest, written_before)
+    return deleted, following
+
+
+def org_with_blobs_after(org_id: str | None) -> str | None:
+    """The next organization in the bucket after `org_id` (None: the first; answers None after the last)."""
+    return blobs.org_after(org_id)
