@@ -8,6 +8,7 @@ real S3 may answer under concurrent writes, which means the same: re-read).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -24,7 +25,7 @@ class Blob:
     etag: str
 
 
-def _s3():
+def _s3() -> Any:
     return clients.client("s3")
 
 
@@ -55,7 +56,8 @@ def put(bucket: str, key: str, data: bytes, *, if_match: str | None = None, if_n
     if if_none_match:
         args["IfNoneMatch"] = "*"
     try:
-        return _s3().put_object(**args)["ETag"]
+        etag: str = _s3().put_object(**args)["ETag"]
+        return etag
     except ClientError as e:
         code = _code(e)
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or _status(e) in (409, 412):

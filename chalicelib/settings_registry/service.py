@@ -43,8 +43,8 @@ def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
     first = stored[0]
     # One bulk unit of work: the entries, then the audit event (same table: it rides in the last batch).
     tx = ctx.bulk()
-    for index, entry in enumerate(stored):
-        tx.put(f"entry:{index}", store.entry_put(entry))
+    for index, setting in enumerate(stored):
+        tx.put(f"entry:{index}", store.entry_put(setting))
     tx.audit(ENTITY, f"{first.game_type}/{first.file_type}" if len(stored) == 1 else "batch", "upserted",
              {"count": len(stored), "keys": [[e.game_type, e.file_type, e.section, e.key] for e in stored[:50]]})
     try:

@@ -5,10 +5,9 @@ import pytest
 
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable, ValidationError
-from chalicelib.core.tx import TransactionConflict
 from chalicelib.instances import models as instance_models, service as instances, store as instance_store
 from chalicelib.instances.models import Instance
-from chalicelib.logs import models as log_models, service as logs, store as log_store
+from chalicelib.logs import models as log_models, service as logs
 from chalicelib.settings_registry import models as settings_models, service as registry, store as registry_store
 from tests.unit.fakes import ORG, fake_ctx, principal
 
