@@ -13,8 +13,7 @@ if TYPE_CHECKING:
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
     models, service = domain_of(__name__)
 
-bp = Blueprint(__name__)
-TAG = "Agent gateway"
+bp, TAG = Blueprint(__name__), "Agent gateway"
 
 
 @endpoint(bp, "/ingest", "POST", scope=Scope.AGENT, body="IngestRequest", response="IngestResult",
