@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING, Any
 
 from chalice import Cron, Rate, Response
+
+if TYPE_CHECKING:
+    from chalice.app import CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
+
+    from chalicelib.core.context import Ctx
+    from aws_lambda_powertools import Logger
 
 from chalicelib.agents import routes as agents_routes
 from chalicelib.audit import routes as audit_routes
@@ -56,13 +63,14 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
 
 
 @functools.lru_cache(maxsize=1)
-def _logger():
+def _logger() -> "Logger":
     from chalicelib.core.observability import logger
 
-    return logger
+    shared: Logger = logger  # the module's lazily built Logger (typed Any through its __getattr__)
+    return shared
 
 
-def _system_ctx():
+def _system_ctx() -> "Ctx":
     from chalicelib.core.context import Ctx
 
     return Ctx.system()
@@ -71,21 +79,21 @@ def _system_ctx():
 # --- WebSocket API ------------------------------------------------------------
 
 @app.on_ws_connect()
-def ws_connect(event):
+def ws_connect(event: WebsocketEvent) -> Response:
     from chalicelib.fanout import handlers as ws
 
     return Response(body="", status_code=ws.connect(event.to_dict()))
 
 
 @app.on_ws_message()
-def ws_message(event):
+def ws_message(event: WebsocketEvent) -> None:
     from chalicelib.fanout import handlers as ws
 
     ws.message(event.to_dict())
 
 
 @app.on_ws_disconnect()
-def ws_disconnect(event):
+def ws_disconnect(event: WebsocketEvent) -> None:
     from chalicelib.fanout import handlers as ws
 
     ws.disconnect(event.to_dict())
@@ -94,14 +102,14 @@ def ws_disconnect(event):
 # --- stream and queue consumers ---------------------------------------------------
 
 @app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
-def outbox_fanout(event):
+def outbox_fanout(event: DynamoDBEvent) -> None:
     from chalicelib.fanout import adapters, handlers as ws
 
     ws.outbox_records(adapters.stream_image(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
-def jobs_work(event):
+def jobs_work(event: SQSEvent) -> Any:
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""
     from chalicelib.jobs import leases as job_leases
 
@@ -111,7 +119,7 @@ def jobs_work(event):
 # --- schedules (listed in docs/DEPLOY.md; fired locally through /_local/schedules) --
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def jobs_lease_sweep(event):
+def jobs_lease_sweep(event: CloudWatchEvent) -> dict[str, int]:
     """Backstop to the delayed lease checks: requeues or fails RUNNING jobs whose lease or timeout ran out."""
     from chalicelib.jobs import leases as job_leases
 
@@ -119,7 +127,7 @@ def jobs_lease_sweep(event):
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES))
-def expire_sessions(event):
+def expire_sessions(event: CloudWatchEvent) -> dict[str, int]:
     """Open sessions older than SESSION_RETENTION_DAYS become expired (chalicelib/sessions/service.py)."""
     from chalicelib.sessions import service as sessions
 
@@ -129,7 +137,7 @@ def expire_sessions(event):
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def commands_expire(event):
+def commands_expire(event: CloudWatchEvent) -> None:
     """Pending commands past their ttlSeconds become expired (chalicelib/commands/service.py)."""
     from chalicelib.commands import service as commands_service
 
@@ -138,7 +146,7 @@ def commands_expire(event):
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
-def retention_sweep(event):
+def retention_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     """Items past their lifetime that DynamoDB TTL has not deleted yet (chalicelib/retention/service.py)."""
     from chalicelib.retention import service as retention
 
@@ -148,7 +156,7 @@ def retention_sweep(event):
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
-def workspace_blob_sweep(event):
+def workspace_blob_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     """Workspace blobs no manifest names, past ORPHAN_BLOB_GRACE_SECONDS, are deleted (chalicelib/retention)."""
     from chalicelib.retention import service as retention
 
@@ -158,7 +166,7 @@ def workspace_blob_sweep(event):
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
-def purge_ended_sessions(event):
+def purge_ended_sessions(event: CloudWatchEvent) -> dict[str, Any]:
     """Terminal sessions older than EXPIRED_SESSION_RETENTION_DAYS are deleted (chalicelib/sessions/service.py)."""
     from chalicelib.sessions import service as sessions
 
@@ -168,7 +176,7 @@ def purge_ended_sessions(event):
 
 
 @app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
-def patches_work(event):
+def patches_work(event: SQSEvent) -> Any:
     """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""
     from chalicelib.patches import worker as patches_worker
 
@@ -176,14 +184,14 @@ def patches_work(event):
 
 
 @app.schedule(Cron(0, 9, "*", "*", "?", "*"), name="ops_nightly_scan")
-def ops_nightly_scan(event):
+def ops_nightly_scan(event: CloudWatchEvent) -> dict[str, Any]:
     """The nightly ops scan (chalicelib/ops/scan.py): failures grouped and filed on GitHub."""
     from chalicelib.ops import service as ops_service
 
     return ops_service.nightly(event.context)
 
 
-def local_seed() -> dict:
+def local_seed() -> dict[str, Any]:
     """Called by the local stack at start: the root organization and its admin key.
 
     The local stack serves many requests at once, so it imports now what a Lambda

@@ -22,7 +22,7 @@ from chalicelib.core.tx import TransactionConflict, Tx, TxFailed, retry_conflict
 
 __all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", "deactivate", "for_poll",
            "require_active", "require_exists", "is_active", "heartbeat_of", "require_heartbeat_unchanged"]
-# lastSeenAt is written at most this often by polls (see store.touch).
+# lastSeenAt is written at most this often by polls (see store.touch_update).
 LAST_SEEN_RESOLUTION_SECONDS = 5
 
 
@@ -92,7 +92,13 @@ def deactivate(ctx: Ctx, agent_id: str) -> Agent:
 def for_poll(ctx: Ctx, agent_id: str) -> Agent:
     """The active agent (its pools), recording lastSeenAt on the way. Forbidden when unknown or inactive."""
     now = ctx.now()
-    agent = store.touch(ctx.org_id, agent_id, ctx.iso(now), ctx.iso(now - LAST_SEEN_RESOLUTION_SECONDS))
+    tx = ctx.tx()
+    tx.update("agent", store.touch_update(ctx.org_id, agent_id, ctx.iso(now),
+                                          ctx.iso(now - LAST_SEEN_RESOLUTION_SECONDS)))
+    try:
+        agent = store.agent_of(tx.commit_returning())
+    except TxFailed as failed:  # seen lately, inactive or unknown: the item as it is (None: unknown)
+        agent = store.agent_of(failed.item)
     if agent is None or not agent.active:
         raise Forbidden(f"agent {agent_id} is unknown or inactive")
     return agent

@@ -82,22 +82,24 @@ def get(org_id: str, agent_id: str, consistent: bool = False) -> Agent | None:
     return _agent(dynamo.get(_table(), agent_key(org_id, agent_id), consistent=consistent))
 
 
-def touch(org_id: str, agent_id: str, now_iso: str, stale_before_iso: str) -> Agent | None:
-    """Record that the agent was seen, and return it (None: unknown agent).
+def touch_update(org_id: str, agent_id: str, now_iso: str, stale_before_iso: str) -> dynamo.Update:
+    """Record that the agent was seen: committed with `commit_returning()`, the write that is also the read.
 
-    One UpdateItem that is also the read: the write happens only when the agent
-    is active and lastSeenAt is older than `stale_before_iso`; otherwise the
-    condition fails and DynamoDB returns the item as it is, unchanged, which
-    spares the write to the list index on frequent polls.
+    The write happens only when the agent is active and lastSeenAt is older
+    than `stale_before_iso`; otherwise the condition fails and DynamoDB returns
+    the item as it is, unchanged (TxFailed.item), which spares the write to
+    the list index on frequent polls.
     """
-    try:
-        return _agent(dynamo.update(dynamo.Update(
-            _table(), agent_key(org_id, agent_id), set={"lastSeenAt": now_iso},
-            condition="attribute_exists(PK) AND #st = :active AND "
-                      "(attribute_not_exists(lastSeenAt) OR lastSeenAt < :stale)",
-            names={"#st": "status"}, values={":active": ACTIVE, ":stale": stale_before_iso})))
-    except dynamo.ConditionFailed as failed:
-        return _agent(failed.item)
+    return dynamo.Update(
+        _table(), agent_key(org_id, agent_id), set={"lastSeenAt": now_iso},
+        condition="attribute_exists(PK) AND #st = :active AND "
+                  "(attribute_not_exists(lastSeenAt) OR lastSeenAt < :stale)",
+        names={"#st": "status"}, values={":active": ACTIVE, ":stale": stale_before_iso})
+
+
+def agent_of(item: dict[str, Any] | None) -> Agent | None:
+    """The agent of an item a write returned (None: no item, an unknown agent)."""
+    return _agent(item)
 
 
 def heartbeat_update(org_id: str, agent_id: str, now_ms: int) -> dynamo.Update:

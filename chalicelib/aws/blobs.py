@@ -25,7 +25,7 @@ class Blob:
     etag: str
 
 
-def _s3():
+def _s3() -> Any:
     return clients.client("s3")
 
 
@@ -56,7 +56,8 @@ def put(bucket: str, key: str, data: bytes, *, if_match: str | None = None, if_n
     if if_none_match:
         args["IfNoneMatch"] = "*"
     try:
-        return _s3().put_object(**args)["ETag"]
+        etag: str = _s3().put_object(**args)["ETag"]
+        return etag
     except ClientError as e:
         code = _code(e)
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or _status(e) in (409, 412):

@@ -24,7 +24,7 @@ def log_groups(prefix: str, limit: int = 50) -> list[str]:
 
 
 def filter_events(group: str, pattern: str, start_ms: int, limit: int = 1000,
-                  next_token: str | None = None) -> tuple[list[dict], str | None]:
+                  next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of events matching `pattern` (plain or quoted terms: moto understands only those)
     at or after `start_ms`: ([{eventId, timestamp, message, logStreamName}], next token)."""
     args: dict[str, Any] = {"logGroupName": group, "filterPattern": pattern, "startTime": start_ms,

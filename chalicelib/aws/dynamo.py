@@ -25,7 +25,7 @@ _deserializer = TypeDeserializer()
 class ConditionFailed(Exception):
     """A conditional write's condition was false (in a transaction: `index` says which item)."""
 
-    def __init__(self, index: int | None = None, item: dict | None = None, indexes: list[int] | None = None):
+    def __init__(self, index: int | None = None, item: dict[str, Any] | None = None, indexes: list[int] | None = None):
         super().__init__(f"condition failed (index={index})")
         self.index = index
         self.item = item
@@ -72,21 +72,21 @@ def _from_dynamo_value(value: Any) -> Any:
     return value
 
 
-def serialize_item(item: dict) -> dict:
+def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in item.items() if v is not None}
 
 
-def deserialize_item(item: dict) -> dict:
+def deserialize_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
-def _values(values: dict | None) -> dict | None:
+def _values(values: dict[str, Any] | None) -> dict[str, Any] | None:
     if not values:
         return None
     return {k: _serializer.serialize(_to_dynamo_value(v)) for k, v in values.items()}
 
 
-def _expression_args(condition: str | None, names: dict | None, values: dict | None) -> dict:
+def _expression_args(condition: str | None, names: dict[str, Any] | None, values: dict[str, Any] | None) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if condition:
         args["ConditionExpression"] = condition
@@ -102,15 +102,15 @@ def _expression_args(condition: str | None, names: dict | None, values: dict | N
 @dataclass
 class Put:
     table: str
-    item: dict
+    item: dict[str, Any]
     condition: str | None = None
-    names: dict | None = None
-    values: dict | None = None
+    names: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
     # In a transaction: a failed condition hands back the item as it was (ConditionFailed.item),
     # saving the read that would otherwise follow. Single-item puts always ask for it.
     return_old_on_failure: bool = False
 
-    def request(self) -> dict:
+    def request(self) -> dict[str, Any]:
         request = {"TableName": self.table, "Item": serialize_item(self.item),
                    **_expression_args(self.condition, self.names, self.values)}
         if self.return_old_on_failure:
@@ -126,17 +126,17 @@ class Update:
     writers of different keys of one map do not overwrite each other."""
 
     table: str
-    key: dict
-    set: dict = field(default_factory=dict)
+    key: dict[str, Any]
+    set: dict[str, Any] = field(default_factory=dict)
     remove: Iterable[str] = ()
-    add: dict = field(default_factory=dict)
+    add: dict[str, Any] = field(default_factory=dict)
     condition: str | None = None
-    names: dict | None = None
-    values: dict | None = None
-    copy: dict = field(default_factory=dict)
-    if_missing: dict = field(default_factory=dict)  # SET name = if_not_exists(name, value)
+    names: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    copy: dict[str, Any] = field(default_factory=dict)
+    if_missing: dict[str, Any] = field(default_factory=dict)  # SET name = if_not_exists(name, value)
 
-    def request(self) -> dict:
+    def request(self) -> dict[str, Any]:
         # Pure: building the request twice (a retried transaction) gives the same
         # request, and every placeholder it declares is used (DynamoDB rejects unused ones).
         names = dict(self.names or {})
@@ -186,12 +186,12 @@ class Update:
 @dataclass
 class Delete:
     table: str
-    key: dict
+    key: dict[str, Any]
     condition: str | None = None
-    names: dict | None = None
-    values: dict | None = None
+    names: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
 
-    def request(self) -> dict:
+    def request(self) -> dict[str, Any]:
         return {"TableName": self.table, "Key": serialize_item(self.key),
                 **_expression_args(self.condition, self.names, self.values)}
 
@@ -199,28 +199,29 @@ class Delete:
 @dataclass
 class ConditionCheck:
     table: str
-    key: dict
+    key: dict[str, Any]
     condition: str
-    names: dict | None = None
-    values: dict | None = None
+    names: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
 
-    def request(self) -> dict:
+    def request(self) -> dict[str, Any]:
         return {"TableName": self.table, "Key": serialize_item(self.key),
                 **_expression_args(self.condition, self.names, self.values)}
 
 
 @dataclass
 class Page:
-    items: list[dict]
-    last_key: dict | None
+    items: list[dict[str, Any]]
+    last_key: dict[str, Any] | None
 
 
-def _ddb():
+def _ddb() -> Any:
     return clients.client("dynamodb")
 
 
 def _is(error: ClientError, code: str) -> bool:
-    return error.response.get("Error", {}).get("Code") == code
+    found: str | None = error.response.get("Error", {}).get("Code")
+    return found == code
 
 
 def _raise_conflict(error: ClientError) -> None:
@@ -233,7 +234,7 @@ def _raise_conflict(error: ClientError) -> None:
 
 # --- single-item calls -----------------------------------------------------
 
-def get(table: str, key: dict, consistent: bool = False) -> dict | None:
+def get(table: str, key: dict[str, Any], consistent: bool = False) -> dict[str, Any] | None:
     found = _ddb().get_item(TableName=table, Key=serialize_item(key), ConsistentRead=consistent).get("Item")
     return deserialize_item(found) if found else None
 
@@ -249,7 +250,7 @@ def put(op: Put) -> None:
         raise
 
 
-def update(op: Update, return_new: bool = True) -> dict | None:
+def update(op: Update, return_new: bool = True) -> dict[str, Any] | None:
     try:
         response = _ddb().update_item(
             **op.request(), ReturnValues="ALL_NEW" if return_new else "NONE",
@@ -307,7 +308,7 @@ def retry_conflicts(fn: Callable[[], T], attempts: int = 4, base_delay: float = 
     return fn()
 
 
-def batch_put(table: str, items: list[dict]) -> None:
+def batch_put(table: str, items: list[dict[str, Any]]) -> None:
     """Unconditional puts, 25 per request, unprocessed items retried."""
     for start in range(0, len(items), 25):
         pending = [{"PutRequest": {"Item": serialize_item(i)}} for i in items[start:start + 25]]
@@ -320,8 +321,8 @@ def batch_put(table: str, items: list[dict]) -> None:
             raise TransactionConflict(f"{len(pending)} items left unprocessed")
 
 
-def batch_get(table: str, keys: list[dict]) -> list[dict]:
-    found: list[dict] = []
+def batch_get(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     for start in range(0, len(keys), 100):
         pending = {table: {"Keys": [serialize_item(k) for k in keys[start:start + 100]]}}
         for _ in range(8):
@@ -338,11 +339,11 @@ def batch_get(table: str, keys: list[dict]) -> list[dict]:
 def query(
     table: str,
     key_condition: str,
-    values: dict,
-    names: dict | None = None,
+    values: dict[str, Any],
+    names: dict[str, Any] | None = None,
     index: str | None = None,
     limit: int | None = None,
-    start_key: dict | None = None,
+    start_key: dict[str, Any] | None = None,
     forward: bool = True,
     filter: str | None = None,
     consistent: bool = False,
@@ -373,7 +374,7 @@ def query(
     return Page([deserialize_item(i) for i in response.get("Items", [])], deserialize_item(last) if last else None)
 
 
-def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> Iterator[dict]:
+def query_all(table: str, key_condition: str, values: dict[str, Any], **kwargs: Any) -> Iterator[dict[str, Any]]:
     start = None
     while True:
         page = query(table, key_condition, values, start_key=start, **kwargs)
@@ -383,8 +384,8 @@ def query_all(table: str, key_condition: str, values: dict, **kwargs: Any) -> It
         start = page.last_key
 
 
-def scan(table: str, limit: int, start_key: dict | None = None, filter: str | None = None,
-         names: dict | None = None, values: dict | None = None, consistent: bool = False) -> Page:
+def scan(table: str, limit: int, start_key: dict[str, Any] | None = None, filter: str | None = None,
+         names: dict[str, str] | None = None, values: dict[str, Any] | None = None, consistent: bool = False) -> Page:
     """One Scan page: at most `limit` items read (the filter applies after the read), resumable from `start_key`."""
     args: dict[str, Any] = {"TableName": table, "Limit": limit, "ConsistentRead": consistent}
     if start_key:

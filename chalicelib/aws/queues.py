@@ -7,7 +7,7 @@ from typing import Any
 from chalicelib.aws import clients
 
 
-def send(queue_url: str, body: dict, delay_seconds: int = 0, group_id: str | None = None,
+def send(queue_url: str, body: dict[str, Any], delay_seconds: int = 0, group_id: str | None = None,
          dedup_id: str | None = None) -> str:
     args: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": json.dumps(body, separators=(",", ":"))}
     if delay_seconds:
@@ -16,10 +16,11 @@ def send(queue_url: str, body: dict, delay_seconds: int = 0, group_id: str | Non
         args["MessageGroupId"] = group_id
     if dedup_id:
         args["MessageDeduplicationId"] = dedup_id
-    return clients.client("sqs").send_message(**args)["MessageId"]
+    message_id: str = clients.client("sqs").send_message(**args)["MessageId"]
+    return message_id
 
 
-def send_many(queue_url: str, bodies: list[tuple[dict, int]]) -> None:
+def send_many(queue_url: str, bodies: list[tuple[dict[str, Any], int]]) -> None:
     """(body, delay_seconds) pairs, ten per request."""
     sqs = clients.client("sqs")
     for start in range(0, len(bodies), 10):
@@ -39,7 +40,7 @@ def depth(queue_url: str) -> int:
     return int(attrs.get("ApproximateNumberOfMessages", 0))
 
 
-def peek(queue_url: str, limit: int = 10) -> list[dict]:
+def peek(queue_url: str, limit: int = 10) -> list[dict[str, Any]]:
     """Up to `limit` (<= 10) messages without consuming them (visibility timeout 0: they stay
     visible to everyone else): [{messageId, body, sentAtMs}]."""
     response = clients.client("sqs").receive_message(

@@ -6,4 +6,5 @@ from chalicelib.aws import clients
 
 def secret_string(secret_id: str) -> str:
     """The current value of a secret (ARN or name); botocore errors propagate to the caller."""
-    return clients.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    secret: str = clients.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    return secret

@@ -182,5 +182,6 @@ def _error_code(body: bytes) -> str | None:
     if isinstance(parsed, dict):
         for key in ("__type", "code", "Code"):
             if isinstance(parsed.get(key), str):
-                return parsed[key].rsplit("#", 1)[-1]
+                value: str = parsed[key]
+                return value.rsplit("#", 1)[-1]
     return None

@@ -139,11 +139,13 @@ class Endpoint:
 
     @cached_property
     def body(self) -> type[pydantic.BaseModel] | None:
-        return self._resolve(self.body_ref)
+        model: type[pydantic.BaseModel] | None = self._resolve(self.body_ref)
+        return model
 
     @cached_property
     def query(self) -> type[pydantic.BaseModel] | None:
-        return self._resolve(self.query_ref)
+        model: type[pydantic.BaseModel] | None = self._resolve(self.query_ref)
+        return model
 
     @cached_property
     def response(self) -> Any:
@@ -237,7 +239,7 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                 result = idempotency.run_locked(scope_key, _canonical_body(call, raw),
                                                 lambda: _render(spec, handler(call)))
             else:
-                def staged(unit_of_work: idempotency.UnitOfWork) -> dict:
+                def staged(unit_of_work: idempotency.UnitOfWork) -> dict[str, Any]:
                     call.unit_of_work = unit_of_work
                     return _render(spec, handler(call))
 
@@ -269,14 +271,14 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
                     status_code=result["statusCode"], headers=result["headers"])
 
 
-def _authenticate(spec: Endpoint, headers: dict, method: str, path: str, trace_id: str,
+def _authenticate(spec: Endpoint, headers: dict[str, Any], method: str, path: str, trace_id: str,
                   source: str | None = None) -> Principal | None:
     if spec.scope is None:
         return None
     return authenticate_or_401(headers, method, path, trace_id, source)
 
 
-def authenticate_or_401(headers: dict, method: str, path: str, trace_id: str | None,
+def authenticate_or_401(headers: dict[str, Any], method: str, path: str, trace_id: str | None,
                         source: str | None = None) -> Principal:
     """The caller's principal, or Unauthorized after auditing the denial."""
     try:
@@ -393,7 +395,7 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _render(spec: Endpoint, value: Any) -> dict:
+def _render(spec: Endpoint, value: Any) -> dict[str, Any]:
     if isinstance(value, Reply):
         result = {"statusCode": value.status, "headers": {"Content-Type": JSON, **value.headers},
                   "body": _dump(value.body)}
@@ -405,7 +407,7 @@ def _render(spec: Endpoint, value: Any) -> dict:
     return result
 
 
-def _error(error: ApiError) -> dict:
+def _error(error: ApiError) -> dict[str, Any]:
     return {"statusCode": status_of(error), "headers": {"Content-Type": JSON, **error.headers}, "body": error.body()}
 
 

@@ -27,7 +27,7 @@ NO_ORG = "-"
 
 
 def audit_item(org_id: str | None, entity_type: str, entity_id: str, action: str, actor: str,
-               trace_id: str | None = None, details: dict[str, Any] | None = None) -> dict:
+               trace_id: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
     org = org_id or NO_ORG
     # One clock reading for both: "since T" reads ids >= time_bound(T), so an id minted a
     # millisecond before its own `at` would be missed by `since=<that at>`.

@@ -12,6 +12,8 @@ one HMAC, one constant-time compare) and cannot be told apart by timing.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import enum
 import hashlib
 import hmac
@@ -77,12 +79,12 @@ def key_id_of(api_key: str) -> str:
     return "x" + hmac.new(settings().api_key_pepper.encode(), b"id:" + api_key.encode(), hashlib.sha256).hexdigest()[:25]
 
 
-def key_pk(key_id: str) -> dict:
+def key_pk(key_id: str) -> dict[str, Any]:
     return {"PK": f"KEY#{key_id}", "SK": "KEY"}
 
 
 def new_key(org_id: str, scope: Scope, name: str, agent_id: str | None = None, expires_at: str | None = None,
-            root: bool = False, api_key: str | None = None) -> tuple[str, dict]:
+            root: bool = False, api_key: str | None = None) -> tuple[str, dict[str, Any]]:
     """A fresh key and the item that stores it (not written here)."""
     if api_key is None:
         api_key = f"cpk.{ids.new_id()}.{secrets.token_urlsafe(32)}"
@@ -106,7 +108,7 @@ class KeyDenied(Exception):
         self.key_id = key_id
 
 
-def secret_matches(item: dict | None, api_key: str) -> bool:
+def secret_matches(item: dict[str, Any] | None, api_key: str) -> bool:
     """Whether `api_key` is the key stored in `item`; the same work when `item` is None (unknown keyId)."""
     stored = (item or {}).get("hash") or DUMMY_HASH
     return hmac.compare_digest(stored, _hash(api_key)) and item is not None
@@ -131,7 +133,7 @@ def authenticate(api_key: str | None) -> Principal:
                      agent_id=item.get("agentId"), root=bool(item.get("root")))
 
 
-def bearer_token(headers: dict) -> str | None:
+def bearer_token(headers: dict[str, Any]) -> str | None:
     value = headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -56,7 +56,7 @@ from chalicelib.core import clock
 from chalicelib.core.config import settings
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import ApiError, Conflict, IdempotencyKeyReused, Unavailable
-from chalicelib.core.tx import NotStageable, Staging, Tx, TxFailed
+from chalicelib.core.tx import NotStageable, Staging, Tx, TxFailed, Write
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +76,18 @@ def _body_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def without_secrets(response: dict) -> dict:
+def without_secrets(response: dict[str, Any]) -> dict[str, Any]:
     body = response.get("body")
     if isinstance(body, dict) and any(name in body for name in SECRET_FIELDS):
         body = {k: v for k, v in body.items() if k not in SECRET_FIELDS}
     return {**response, "body": body}
 
 
-def _key(rid: str) -> dict:
+def _key(rid: str) -> dict[str, Any]:
     return {"id": rid}
 
 
-def _record_put(rid: str, body_hash: str, response: dict | None, now: float) -> dynamo.Put:
+def _record_put(rid: str, body_hash: str, response: dict[str, Any] | None, now: float) -> dynamo.Put:
     """The record, written only if no live record exists (none, or an expired one, or a dead lock)."""
     item: dict[str, Any] = {"id": rid, "validation": body_hash,
                             "expiration": int(now) + settings().idempotency_ttl_seconds}
@@ -102,7 +102,7 @@ def _record_put(rid: str, body_hash: str, response: dict | None, now: float) -> 
                       return_old_on_failure=True)
 
 
-def _live(item: dict | None, now: float) -> dict | None:
+def _live(item: dict[str, Any] | None, now: float) -> dict[str, Any] | None:
     if not item or item.get("expiration", 0) < int(now):
         return None  # TTL deletion lags: an expired record is no record
     if item.get("status") == IN_PROGRESS and item.get("inProgressExpiry", 0) < int(now):
@@ -110,7 +110,7 @@ def _live(item: dict | None, now: float) -> dict | None:
     return item
 
 
-def _answer(item: dict, body_hash: str) -> dict:
+def _answer(item: dict[str, Any], body_hash: str) -> dict[str, Any]:
     """The stored response of a live record, or why not (409)."""
     if item.get("validation") != body_hash:
         raise IdempotencyKeyReused(
@@ -119,7 +119,7 @@ def _answer(item: dict, body_hash: str) -> dict:
     if item.get("status") != COMPLETED:
         raise Conflict("a request with this Idempotency-Key is still in progress; retry shortly",
                        [{"field": "Idempotency-Key", "message": "in progress"}])
-    response = json.loads(item["response"])
+    response: dict[str, Any] = json.loads(item["response"])
     response["headers"] = {**response.get("headers", {}), "Idempotent-Replayed": "true"}
     return response
 
@@ -133,12 +133,12 @@ def _busy() -> Unavailable:
     return Unavailable("a request with this Idempotency-Key is busy; retry", headers={"Retry-After": "1"})
 
 
-def _read(rid: str, now: float) -> dict | None:
+def _read(rid: str, now: float) -> dict[str, Any] | None:
     return _live(dynamo.get(settings().idempotency_table, _key(rid), consistent=True), now)
 
 
-def run_staged(scope_key: str, body: Any, handler: Callable[[UnitOfWork], dict],
-               status_of: Callable[[ApiError], int]) -> dict:
+def run_staged(scope_key: str, body: Any, handler: Callable[[UnitOfWork], dict[str, Any]],
+               status_of: Callable[[ApiError], int]) -> dict[str, Any]:
     """Run `handler` (given the unit of work to build) with its commit staged, then commit it with the
     record; returns {statusCode, headers, body}. `status_of`: the pipeline's error -> status table.
     See the module doc."""
@@ -185,14 +185,14 @@ def run_staged(scope_key: str, body: Any, handler: Callable[[UnitOfWork], dict],
     raise _busy()
 
 
-def _commit(writes: list) -> None:
+def _commit(writes: list[tuple[str, Write]]) -> None:
     tx = Tx(Ctx.system())
     for name, write in writes:
         tx.add(name, write)
     tx.commit()
 
 
-def run_locked(scope_key: str, body: Any, handler: Callable[[], dict]) -> dict:
+def run_locked(scope_key: str, body: Any, handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The ordinary path: lock (INPROGRESS), run, store; the lock goes when the handler fails."""
     rid, body_hash = record_id(scope_key), _body_hash(body)
     table = settings().idempotency_table

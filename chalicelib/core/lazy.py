@@ -4,12 +4,15 @@ Every Lambda function imports app.py, which registers every route; a routes
 module that imported its service and models at registration would make each
 cold start import every domain (and pydantic). Routes name their models by
 string (see `core.api.endpoint`) and reach their service through a
-`LazyModule`, typed as the real module for mypy:
+`LazyModule`, typed as the real module for mypy. Every routes module opens
+with the same four lines (the `duplicates` tool pairs modules whose openings
+grow past them):
 
     if TYPE_CHECKING:
         from chalicelib.jobs import models, service
-    else:
+    else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
         models, service = domain_of(__name__)
+    bp, TAG = Blueprint(__name__), "Agents and jobs"
 """
 from __future__ import annotations
 

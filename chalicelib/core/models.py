@@ -41,7 +41,7 @@ class ShowsNulls(ResponseModel):
     # Unannotated on purpose: an annotated return type would replace the model's own schema in the
     # OpenAPI document.
     @model_serializer(mode="wrap")
-    def _with_nulls(self, handler: SerializerFunctionWrapHandler):  # noqa: ANN202 - see above
+    def _with_nulls(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # noqa: ANN202
         data = handler(self)
         if isinstance(data, dict):
             for name in self.shown_null:

@@ -46,7 +46,7 @@ def _list_item(value: Any) -> type[pydantic.BaseModel] | None:
 
 
 @lru_cache(maxsize=1)
-def document() -> dict:
+def document() -> dict[str, Any]:
     models: list[tuple[type[pydantic.BaseModel], Literal["validation", "serialization"]]] = []
     for ep in ENDPOINTS:
         if ep.body is not None:
@@ -58,7 +58,7 @@ def document() -> dict:
     _, defs = models_json_schema(models, ref_template=REF, by_alias=True)
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
-    paths: dict[str, dict] = {}
+    paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
         paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep)
     return {
@@ -74,11 +74,11 @@ def document() -> dict:
     }
 
 
-def _ref(model: type[pydantic.BaseModel]) -> dict:
+def _ref(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _parameters(ep: Endpoint) -> list[dict]:
+def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
               for name in PATH_PARAM.findall(ep.path)]
     if ep.query is not None:
@@ -95,7 +95,7 @@ def _parameters(ep: Endpoint) -> list[dict]:
     return params
 
 
-def _operation(ep: Endpoint) -> dict:
+def _operation(ep: Endpoint) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": ep.summary, "tags": [ep.tag], "operationId": f"{ep.method.lower()}{ep.path}",
                           "parameters": _parameters(ep)}
     if ep.scope is not None:

@@ -27,7 +27,7 @@ event_check: Callable[[str, dict[str, Any]], None] | None = None
 
 
 def event_item(org_id: str, name: str, data: dict[str, Any], agent_id: str | None = None,
-               connection_id: str | None = None) -> dict:
+               connection_id: str | None = None) -> dict[str, Any]:
     """`agent_id`: the agent the event concerns (agent keys see only their own agent's events).
     `connection_id`: deliver to that connection only (system:connected)."""
     if event_check is not None:
@@ -47,6 +47,6 @@ def event_put(org_id: str, name: str, data: dict[str, Any], agent_id: str | None
     return dynamo.Put(settings().outbox_table, event_item(org_id, name, data, agent_id, connection_id))
 
 
-def item_put(item: dict) -> dynamo.Put:
+def item_put(item: dict[str, Any]) -> dynamo.Put:
     """The write of an event item built earlier with `event_item` (a bulk unit of work's events)."""
     return dynamo.Put(settings().outbox_table, item)

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 from chalicelib.core.config import settings
 from chalicelib.core.errors import ValidationError
@@ -32,14 +32,14 @@ def _sign(scope: str, raw: bytes) -> bytes:
     return hmac.new(settings().api_key_pepper.encode(), scope.encode() + b"|" + raw, hashlib.sha256).digest()[:12]
 
 
-def encode_token(last_key: dict | None, scope: str) -> str | None:
+def encode_token(last_key: dict[str, Any] | None, scope: str) -> str | None:
     if not last_key:
         return None
     raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True, default=str).encode()
     return base64.urlsafe_b64encode(_sign(scope, raw) + raw).decode().rstrip("=")
 
 
-def decode_token(token: str | None, scope: str) -> dict | None:
+def decode_token(token: str | None, scope: str) -> dict[str, Any] | None:
     """The key behind `token`, or ValueError when it was not issued for `scope`."""
     if not token:
         return None
@@ -56,7 +56,7 @@ def decode_token(token: str | None, scope: str) -> dict | None:
         raise ValueError("nextToken is not valid for this list") from e
 
 
-def start_key(next_token: str | None, scope: str) -> dict | None:
+def start_key(next_token: str | None, scope: str) -> dict[str, Any] | None:
     """The ExclusiveStartKey behind a client's nextToken for the list `scope`, or 400 naming nextToken."""
     try:
         return decode_token(next_token, scope)
@@ -64,11 +64,11 @@ def start_key(next_token: str | None, scope: str) -> dict | None:
         raise ValidationError.field("nextToken", str(e)) from None
 
 
-def next_token(last_key: dict | None, scope: str) -> str | None:
+def next_token(last_key: dict[str, Any] | None, scope: str) -> str | None:
     return encode_token(last_key, scope)
 
 
-def page(items: Sequence[S], last_key: dict | None, scope: str,
+def page(items: Sequence[S], last_key: dict[str, Any] | None, scope: str,
          view: Callable[[S], T] | None = None) -> "Page[T]":
     """A Page of `items` (through `view`, when given) whose nextToken continues after `last_key`."""
     shown = [view(i) for i in items] if view is not None else list(items)

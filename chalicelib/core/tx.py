@@ -58,7 +58,7 @@ MAX_ITEMS = 100  # TransactWriteItems' limit
 class TxFailed(Exception):
     """The condition of the write called `name` was false; `item` is its old value when DynamoDB returned it."""
 
-    def __init__(self, name: str, item: dict | None = None, names: list[str] | None = None):
+    def __init__(self, name: str, item: dict[str, Any] | None = None, names: list[str] | None = None):
         super().__init__(f"condition of {name!r} failed")
         self.name = name
         self.item = item
@@ -178,7 +178,7 @@ class Tx:
             raise TxFailed(name, failed.item, names) from None
         self._committed = True
 
-    def commit_returning(self) -> dict | None:
+    def commit_returning(self) -> dict[str, Any] | None:
         """Commit a unit of work of one Update and return the item as it is after it (the write
         that is also the read: an agent's lastSeenAt on poll). Raises TxFailed(name, old item)."""
         if self._committed:
@@ -196,7 +196,7 @@ class Tx:
         return new
 
     def _commit_bulk(self) -> None:
-        by_table: dict[str, list[dict]] = {}
+        by_table: dict[str, list[dict[str, Any]]] = {}
         for _, write in self._writes:
             assert isinstance(write, dynamo.Put)
             by_table.setdefault(write.table, []).append(write.item)

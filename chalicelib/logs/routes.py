@@ -6,15 +6,14 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.logs import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.logs.models"), lazy("chalicelib.logs.service")
+    models, service = domain_of(__name__)
 
-bp = Blueprint(__name__)
-TAG = "Instances and logs"
+bp, TAG = Blueprint(__name__), "Instances and logs"
 
 
 @endpoint(bp, "/instances/{instanceId}/logs", "POST", scope=Scope.AGENT, body="PushLogsRequest",

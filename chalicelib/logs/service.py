@@ -6,6 +6,8 @@ TransactWriteItems takes 100 items and 4 MB):
   2. the entries: BatchWriteItem, 25 per call, unprocessed items retried;
   3. only then the instance:log event(s) in the outbox: one BatchWriteItem for
      all of them (entries are grouped so each event stays under ~100 KB).
+Steps 2 and 3 are one bulk unit of work (`ctx.bulk()`), which writes the
+entries' table before the outbox's.
 An event therefore never announces entries that are not stored. If step 2 or
 3 fails the request fails (503) and the agent retries; with an Idempotency-Key
 the entry ids are derived from that key, so a retry rewrites the entries it
@@ -23,7 +25,6 @@ from chalicelib.core import ids
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Unavailable, ValidationError
 from chalicelib.core.tx import TransactionConflict
-from chalicelib.events import outbox
 from chalicelib.instances import service as instances
 from chalicelib.logs import events, models, rules, store
 from chalicelib.logs.models import LogEntry
@@ -68,13 +69,16 @@ def push(ctx: Ctx, command: PushLogs) -> models.PushLogsResult:
                for i, p in enumerate(published) if len(rules.entry_json(p).encode()) > rules.MAX_ENTRY_BYTES]
     if too_big:
         raise _invalid(too_big)
-    event_items = [outbox.event_item(ctx.org_id, events.INSTANCE_LOG,
-                                     events.instance_log(instance.instance_id, instance.agent_id, group),
-                                     agent_id=instance.agent_id)
-                   for group in rules.chunks(published)]
+    # One bulk unit of work: the entries, then their events. It writes table by table in the order the
+    # puts were added, so every entry is stored before the first instance:log event is.
+    tx = ctx.bulk()
+    for index, entry in enumerate(stored):
+        tx.put(f"entry:{index}", store.entry_put(entry))
+    for group in rules.chunks(published):
+        tx.emit(events.INSTANCE_LOG, events.instance_log(instance.instance_id, instance.agent_id, group),
+                agent_id=instance.agent_id)
     try:
-        store.write(stored)
-        outbox.emit_many(event_items)
+        tx.commit()
     except TransactionConflict:
         raise Unavailable("the log store is throttling writes: retry with the same Idempotency-Key",
                           headers={"Retry-After": "1"}) from None

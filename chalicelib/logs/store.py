@@ -67,9 +67,9 @@ def _entity(item: dict[str, Any]) -> LogEntry:
                     expires_at=int(item["ttl"]))
 
 
-def write(entries: list[LogEntry]) -> None:
-    """BatchWriteItem, 25 per call (a batch of 500 entries is 20 calls)."""
-    dynamo.batch_put(_table(), [_item(e) for e in entries])
+def entry_put(entry: LogEntry) -> dynamo.Put:
+    """An entry's unconditional put, for a bulk unit of work (BatchWriteItem, 25 per call)."""
+    return dynamo.Put(_table(), _item(entry))
 
 
 def query(org_id: str, instance_id: str, limit: int, level: str | None = None,

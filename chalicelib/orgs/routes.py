@@ -13,8 +13,7 @@ if TYPE_CHECKING:
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
     models, service = domain_of(__name__)
 
-bp = Blueprint(__name__)
-TAG = "Organizations and keys"
+bp, TAG = Blueprint(__name__), "Organizations and keys"
 
 
 @endpoint(bp, "/orgs", "POST", scope=Scope.ADMIN, body="CreateOrgRequest", response="OrgCreated",

@@ -6,15 +6,14 @@ from chalice import Blueprint
 
 from chalicelib.core.api import Call, endpoint
 from chalicelib.core.auth import Scope
-from chalicelib.core.lazy import lazy
+from chalicelib.core.lazy import domain_of
 
 if TYPE_CHECKING:
     from chalicelib.settings_registry import models, service
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
-    models, service = lazy("chalicelib.settings_registry.models"), lazy("chalicelib.settings_registry.service")
+    models, service = domain_of(__name__)
 
-bp = Blueprint(__name__)
-TAG = "Settings registry"
+bp, TAG = Blueprint(__name__), "Settings registry"
 
 
 @endpoint(bp, "/settings/registry", "PUT", scope=Scope.ADMIN, body="RegistryPut",

@@ -1,7 +1,6 @@
 """The settings registry: upsert, list, delete, and validating a configuration against it."""
 from __future__ import annotations
 
-from chalicelib.core import audit
 from chalicelib.core.context import Ctx
 from chalicelib.core.outcomes import commit_or_raise
 from chalicelib.core.errors import NotFound, Unavailable, ValidationError
@@ -42,12 +41,14 @@ def upsert(ctx: Ctx, command: models.RegistryPut) -> models.RegistryPutResult:
     now = ctx.iso()
     stored = [SettingEntry.of(ctx.org_id, entry, now) for entry in entries]
     first = stored[0]
-    event = audit.audit_item(ctx.org_id, ENTITY, f"{first.game_type}/{first.file_type}" if len(stored) == 1
-                             else "batch", "upserted", ctx.actor, ctx.trace_id,
-                             {"count": len(stored), "keys": [[e.game_type, e.file_type, e.section, e.key]
-                                                             for e in stored[:50]]})
+    # One bulk unit of work: the entries, then the audit event (same table: it rides in the last batch).
+    tx = ctx.bulk()
+    for index, setting in enumerate(stored):
+        tx.put(f"entry:{index}", store.entry_put(setting))
+    tx.audit(ENTITY, f"{first.game_type}/{first.file_type}" if len(stored) == 1 else "batch", "upserted",
+             {"count": len(stored), "keys": [[e.game_type, e.file_type, e.section, e.key] for e in stored[:50]]})
     try:
-        store.write(stored, event)
+        tx.commit()
     except TransactionConflict:
         raise Unavailable("the registry is throttling writes: repeat the request",
                           headers={"Retry-After": "1"}) from None

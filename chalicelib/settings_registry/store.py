@@ -74,9 +74,9 @@ class EntryPage:
     last_key: dict[str, Any] | None
 
 
-def write(entries: list[SettingEntry], audit_item: dict[str, Any]) -> None:
-    """BatchWriteItem, 25 per call; the audit event rides in the last batch."""
-    dynamo.batch_put(_table(), [_item(e) for e in entries] + [audit_item])
+def entry_put(entry: SettingEntry) -> dynamo.Put:
+    """An entry's unconditional put (an upsert), for a bulk unit of work (BatchWriteItem, 25 per call)."""
+    return dynamo.Put(_table(), _item(entry))
 
 
 def delete_op(org_id: str, game_type: str, file_type: str, section: str, key_name: str) -> dynamo.Delete:

@@ -15,8 +15,7 @@ if TYPE_CHECKING:
 else:  # imported on first use, not when app.py registers the routes (core/lazy.py)
     models, service = domain_of(__name__)
 
-bp = Blueprint(__name__)
-TAG = "Sessions, tasks, approvals, audit"
+bp, TAG = Blueprint(__name__), "Sessions, tasks, approvals, audit"
 
 
 @endpoint(bp, "/tasks", "POST", scope=Scope.AGENT, body="CreateTaskRequest", response="Task",

@@ -203,7 +203,12 @@ def test_retention_ttl_and_expired_entries_are_not_returned(http, setup, monkeyp
                               timestamp=fresh["timestamp"], level="INFO", message=f"old{i}",
                               expires_at=int(time.time()) - 60) for i in range(5)]
     expired[0] = expired[0].model_copy(update={"entry_id": "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"})  # newest of all
-    store.write(expired)
+    from chalicelib.core.context import Ctx
+
+    seeding = Ctx.system(s["org"]["orgId"]).bulk()
+    for i, entry in enumerate(expired):
+        seeding.put(f"entry:{i}", store.entry_put(entry))
+    seeding.commit()
     assert [e["message"] for e in read(http, s["agent"], s["iid"], limit=1).json] == ["fresh"]
     assert [e["message"] for e in read(http, s["agent"], s["iid"], level="info").json] == ["fresh"]
     assert [e["message"] for e in read(http, s["agent"], s["iid"], since="2000-01-01T00:00:00Z").json] == ["fresh"]

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import importlib
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
 from chalicelib.core import api
 
+CHALICELIB = Path(api.__file__).resolve().parents[1]
+
 
 def declared(method: str, path: str) -> Any:
     """The response model the route `method path` declares (its domain's routes are registered first)."""
-    for domain in ("jobs", "commands", "logs", "ingest", "settings_registry"):
-        importlib.import_module(f"chalicelib.{domain}.routes")
+    for routes in sorted(CHALICELIB.glob("*/routes.py")):
+        importlib.import_module(f"chalicelib.{routes.parent.name}.routes")
     [ep] = [e for e in api.ENDPOINTS if e.method == method and e.path == path]
     return ep.response
 

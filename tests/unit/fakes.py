@@ -27,6 +27,12 @@ class Ledger:
     attempts: list[list[str]] = field(default_factory=list)       # the names of every commit tried
     fail: dict[str, int] = field(default_factory=dict)             # write name -> how many commits it fails
     conflicts: int = 0                                             # commits that meet another transaction
+    returned: dict[str, Any] = field(default_factory=dict)         # write name -> item commit_returning answers
+    bulk: list[bool] = field(default_factory=list)                 # per successful commit: was it ctx.bulk()
+
+    def items(self, prefix: str, index: int = -1) -> list[dict]:
+        """The items of a commit's writes whose names start with `prefix` ("entry:", "event:")."""
+        return [w.item for n, w in self.committed[index].items() if n.startswith(prefix)]
 
     def names(self, index: int = -1) -> list[str]:
         return list(self.committed[index])
@@ -53,11 +59,19 @@ class FakeTx(Tx):
         for name in names:
             if self.ledger.fail.get(name, 0) > 0:
                 self.ledger.fail[name] -= 1
-                raise TxFailed(name)
+                raise TxFailed(name, self.ledger.returned.get(name))
         if self.ledger.conflicts > 0:
             self.ledger.conflicts -= 1
             raise TransactionConflict("busy")
         self.ledger.committed.append(dict(self._writes))
+        self.ledger.bulk.append(self.bulk)
+
+    def commit_returning(self) -> dict | None:
+        """The one Update's commit; answers `ledger.returned[name]` (a failed condition: TxFailed with it)."""
+        if len(self._writes) != 1 or self.bulk:
+            raise ValueError("commit_returning commits exactly one Update")
+        self.commit()
+        return self.ledger.returned.get(self._writes[0][0])
 
 
 def principal(scope: Scope = Scope.OPERATOR, agent_id: str | None = None, root: bool = False,

@@ -7,7 +7,6 @@ client's put_item/update_item/delete_item/transact_write_items/batch_write_item.
 from __future__ import annotations
 
 import ast
-import collections
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,16 +14,6 @@ WRITES = {"put", "update", "delete", "transact", "batch_put"}
 RAW_WRITES = {"put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"}
 # The unit of work's commit path, and the module that talks to DynamoDB for it.
 COMMIT_PATH = {"chalicelib/core/tx.py", "chalicelib/aws/dynamo.py"}
-
-# Today's offenders: module -> how many direct writes it makes. To be emptied: each
-# domain's owner turns its writes into unit-of-work calls (ctx.tx() / ctx.bulk()), and the
-# entry goes. An entry that no longer offends fails too, so the list only shrinks.
-ALLOWED_OFFENDERS = {
-    "chalicelib/agents/store.py": 1,             # touch(): UpdateItem returning the agent
-    "chalicelib/logs/store.py": 1,               # log entries in bulk
-    "chalicelib/settings_registry/store.py": 1,  # settings entries and their audit item in bulk
-}
-
 
 def _direct_writes(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), str(path))
@@ -60,17 +49,9 @@ def _offenders() -> dict[str, list[tuple[int, str]]]:
 
 
 def test_only_the_unit_of_work_writes_to_dynamodb():
+    """Stores build writes; only core/tx.py's commit sends them (no allow-list: none is left)."""
     offenders = _offenders()
-    new = {name: writes for name, writes in offenders.items()
-           if len(writes) > ALLOWED_OFFENDERS.get(name, 0)}
-    assert not new, f"direct DynamoDB writes outside the unit of work (use ctx.tx() / ctx.bulk()): {new}"
-
-
-def test_the_allow_list_only_shrinks():
-    offenders = collections.Counter({name: len(writes) for name, writes in _offenders().items()})
-    stale = {name: (allowed, offenders[name]) for name, allowed in ALLOWED_OFFENDERS.items()
-             if offenders[name] < allowed}
-    assert not stale, f"fewer direct writes than allowed (lower or remove the entry): {stale}"
+    assert not offenders, f"direct DynamoDB writes outside the unit of work (use ctx.tx() / ctx.bulk()): {offenders}"
 
 
 def test_the_scan_finds_each_form_of_write(tmp_path):

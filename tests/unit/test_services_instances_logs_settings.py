@@ -5,11 +5,9 @@ import pytest
 
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import Forbidden, NotFound, Unavailable, ValidationError
-from chalicelib.core.tx import TransactionConflict
 from chalicelib.instances import models as instance_models, service as instances, store as instance_store
 from chalicelib.instances.models import Instance
-from chalicelib.logs import models as log_models, service as logs, store as log_store
-from chalicelib.events import outbox
+from chalicelib.logs import models as log_models, service as logs
 from chalicelib.settings_registry import models as settings_models, service as registry, store as registry_store
 from tests.unit.fakes import ORG, fake_ctx, principal
 
@@ -77,10 +75,6 @@ def test_listing_with_an_agent_key_is_limited_to_its_agent(monkeypatch):
 @pytest.fixture
 def log_writes(monkeypatch):
     monkeypatch.setattr(instance_store, "get", lambda org, iid: _instance("A1"))
-    written = {"entries": [], "events": []}
-    monkeypatch.setattr(log_store, "write", lambda entries: written["entries"].extend(entries))
-    monkeypatch.setattr(outbox, "emit_many", lambda items: written["events"].extend(items))
-    return written
 
 
 def _push(ctx, entries, key=None):
@@ -88,38 +82,36 @@ def _push(ctx, entries, key=None):
 
 
 def test_push_stores_entries_then_announces_them(log_writes):
-    ctx, _ = fake_ctx(principal(Scope.AGENT, "A1"))
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
     assert _push(ctx, [{"level": "info", "message": "m"}]).accepted == 1
-    [entry] = log_writes["entries"]
-    [event] = log_writes["events"]
-    assert entry.level == "INFO" and event["event"] == "instance:log" and event["agentId"] == "A1"
+    [entry] = ledger.items("entry:")
+    [event] = ledger.items("event:")
+    assert entry["level"] == "INFO" and event["event"] == "instance:log" and event["agentId"] == "A1"
+    assert ledger.bulk == [True] and ledger.names()[0] == "entry:0"  # one bulk unit of work, entries first
 
 
 def test_push_rejects_entries_a_day_in_the_future_naming_each(log_writes):
-    ctx, _ = fake_ctx(principal(Scope.AGENT, "A1"))
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
     with pytest.raises(ValidationError) as e:
         _push(ctx, [{"level": "INFO", "message": "ok"}, {"timestamp": "2999-01-01T00:00:00Z", "level": "INFO",
                                                           "message": "late"}])
-    assert e.value.details[0]["field"] == "entries.1.timestamp" and not log_writes["entries"]
+    assert e.value.details[0]["field"] == "entries.1.timestamp" and not ledger.attempts
 
 
 def test_an_idempotency_key_makes_entry_ids_repeatable(log_writes):
-    ctx, _ = fake_ctx(principal(Scope.AGENT, "A1"))
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
     entries = [{"timestamp": "2026-01-01T00:00:00Z", "level": "INFO", "message": str(i)} for i in range(3)]
     _push(ctx, entries, key="k")
     _push(ctx, entries, key="k")
-    first, again = log_writes["entries"][:3], log_writes["entries"][3:]
-    assert [e.entry_id for e in first] == [e.entry_id for e in again]
+    assert [e["id"] for e in ledger.items("entry:", 0)] == [e["id"] for e in ledger.items("entry:", 1)]
 
 
-def test_a_throttled_store_is_503(log_writes, monkeypatch):
-    def throttled(entries):
-        raise TransactionConflict("throttled")
-
-    monkeypatch.setattr(log_store, "write", throttled)
+def test_a_throttled_store_is_503(log_writes):
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
+    ledger.conflicts = 1
     with pytest.raises(Unavailable):
-        _push(fake_ctx(principal(Scope.AGENT, "A1"))[0], [{"level": "INFO", "message": "m"}])
-    assert not log_writes["events"]  # no event for entries that were not stored
+        _push(ctx, [{"level": "INFO", "message": "m"}])
+    assert not ledger.committed  # nothing written, so no event for entries that were not stored
 
 
 # --- the settings registry ----------------------------------------------------------------
@@ -128,23 +120,23 @@ def _entry(**extra):
     return {"gameType": "ark", "fileType": "Game.ini", "section": "S", "key": "K", "valueType": "int", **extra}
 
 
-def test_upsert_rejects_duplicates_compared_case_insensitively(monkeypatch):
-    monkeypatch.setattr(registry_store, "write", lambda *a: pytest.fail("wrote"))
+def test_upsert_rejects_duplicates_compared_case_insensitively():
     body = settings_models.RegistryPut.model_validate({"entries": [_entry(), _entry(key=" k ")]})
+    ctx, ledger = fake_ctx(principal(Scope.ADMIN))
     with pytest.raises(ValidationError) as e:
-        registry.upsert(fake_ctx(principal(Scope.ADMIN))[0], body)
-    assert e.value.details[0]["field"] == "entries.1"
+        registry.upsert(ctx, body)
+    assert e.value.details[0]["field"] == "entries.1" and not ledger.attempts  # nothing written
 
 
-def test_upsert_answers_in_the_form_it_was_asked(monkeypatch):
-    written = []
-    monkeypatch.setattr(registry_store, "write", lambda entries, audit: written.append((entries, audit)))
-    ctx = fake_ctx(principal(Scope.ADMIN))[0]
+def test_upsert_answers_in_the_form_it_was_asked():
+    ctx, ledger = fake_ctx(principal(Scope.ADMIN))
     one = registry.upsert(ctx, settings_models.RegistryPut.model_validate(_entry(default=3)))
     assert isinstance(one.root, settings_models.SettingEntry) and one.root.default == 3
     many = registry.upsert(ctx, settings_models.RegistryPut.model_validate({"entries": [_entry()]}))
     assert isinstance(many.root, settings_models.SettingEntriesOut)
-    assert written[0][1]["entityId"] == "ark/Game.ini" and written[1][1]["entityId"] == "ark/Game.ini"
+    assert ledger.bulk == [True, True]  # entries and their audit event: one bulk unit of work each
+    assert [ledger.audits(i)[0]["entityId"] for i in (0, 1)] == ["ark/Game.ini", "ark/Game.ini"]
+    assert ledger.names(0)[-1].startswith("audit:")  # the audit event rides after the entries
 
 
 def test_deleting_a_missing_entry_is_404():

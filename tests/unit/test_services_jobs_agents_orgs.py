@@ -114,18 +114,19 @@ def test_cancel_judges_again_when_the_job_changed_under_it(monkeypatch):
 
 def test_poll_claims_in_order_and_moves_past_lost_races(monkeypatch):
     queued = [_job(job_id=f"01J{i:023d}", priority=p) for i, p in enumerate((0, 9, 0))]
-    monkeypatch.setattr(agent_store, "touch", lambda *a: _agent(pools=[]))
     monkeypatch.setattr(job_store, "ready", lambda org, target, limit: list(queued))
     sent = []
     monkeypatch.setattr(job_store, "send_checks", sent.extend)
     ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
+    ledger.returned["agent"] = agent_store.to_item(ORG, _agent(pools=[]))  # the touch's UpdateItem answers it
     ledger.fail["job"] = 1  # the first claim loses its race
     out = jobs.poll(ctx, job_models.PollQuery(agent_id="A1", max=2))
     assert isinstance(out, job_models.PollResponse)
     assert [j.job_id for j in out.jobs] == [queued[0].job_id, queued[2].job_id]
     assert out.next_poll_seconds == 0  # lost a race: more work is likely there
     assert len(sent) == 3  # a timer for every claim tried, before the claim
-    assert all(names == ["job", "run"] for names in ledger.attempts)
+    assert ledger.attempts[0] == ["agent"]  # the touch (lastSeenAt), then the claims
+    assert all(names == ["job", "run"] for names in ledger.attempts[1:])
 
 
 def test_another_agents_key_cannot_poll_progress_or_complete_for_it():
@@ -242,10 +243,25 @@ def test_deactivating_twice_is_a_no_op(monkeypatch):
     assert closed == [{"agent_id": "A1"}]  # its sockets close
 
 
-def test_poll_refuses_an_inactive_agent(monkeypatch):
-    monkeypatch.setattr(agent_store, "touch", lambda *a: _agent(status="inactive"))
+def test_poll_refuses_an_inactive_agent():
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
+    ledger.fail["agent"] = 1  # the touch's condition (active) fails and DynamoDB returns the item as it is
+    ledger.returned["agent"] = agent_store.to_item(ORG, _agent(status="inactive"))
     with pytest.raises(Forbidden):
-        agents.for_poll(fake_ctx(principal(Scope.AGENT, "A1"))[0], "A1")
+        agents.for_poll(ctx, "A1")
+    assert ledger.attempts == [["agent"]] and not ledger.committed
+
+
+def test_poll_touches_the_agent_through_the_unit_of_work_and_refuses_an_unknown_one():
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
+    ledger.returned["agent"] = agent_store.to_item(ORG, _agent(pools=["p"]))
+    assert agents.for_poll(ctx, "A1").pools == ["p"]
+    [touch] = ledger.committed[0].values()
+    assert touch.set.keys() == {"lastSeenAt"} and ":stale" in touch.values
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
+    ledger.fail["agent"] = 1  # no item: an unknown agent
+    with pytest.raises(Forbidden):
+        agents.for_poll(ctx, "A1")
 
 
 # --- orgs -----------------------------------------------------------------------------

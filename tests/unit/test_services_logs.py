@@ -7,7 +7,6 @@ import pytest
 
 from chalicelib.core.auth import Scope
 from chalicelib.core.errors import NotFound
-from chalicelib.events import outbox
 from chalicelib.instances import service as instances
 from chalicelib.logs import failures, models, service as logs, store
 from tests.unit.declared import assert_declared
@@ -31,18 +30,16 @@ def instance(monkeypatch):
 
 
 def test_push_answers_the_declared_result_and_its_event_carries_the_entries_json(instance, monkeypatch):
-    written: dict[str, list] = {"entries": [], "events": []}
-    monkeypatch.setattr(store, "write", lambda entries: written["entries"].extend(entries))
-    monkeypatch.setattr(outbox, "emit_many", lambda items: written["events"].extend(items))
-    ctx, _ = fake_ctx(principal(Scope.AGENT, "A1"))
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "A1"))
     pushed = [models.LogEntryIn(level="error", message="boom", fields={"k": None})]
     out = logs.push(ctx, logs.PushLogs(IID, pushed))
     assert assert_declared("POST", "/instances/{instanceId}/logs", out) == {"accepted": 1}
-    [entry] = written["entries"]
-    [event] = written["events"]
+    assert ledger.bulk == [True] and ledger.names() == ["entry:0", "event:1:instance:log"]  # entries first
+    [entry] = ledger.items("entry:")
+    [event] = ledger.items("event:")
     [shown] = json.loads(event["data"])["entries"]
-    assert entry.org_id == ORG and entry.expires_at > 0
-    assert shown == {"id": entry.entry_id, "instanceId": IID, "timestamp": entry.timestamp, "level": "ERROR",
+    assert entry["orgId"] == ORG and entry["ttl"] > 0
+    assert shown == {"id": entry["id"], "instanceId": IID, "timestamp": entry["timestamp"], "level": "ERROR",
                      "message": "boom", "fields": {"k": None}}  # no org, no ttl; nulls inside fields kept
 
 

@@ -13,15 +13,14 @@ def _entry(**extra):
     return {"gameType": "ark", "fileType": "Game.ini", "section": "S", "key": "K", "valueType": "int", **extra}
 
 
-def test_upsert_stores_the_entry_and_answers_it_without_the_org(monkeypatch):
-    written = []
-    monkeypatch.setattr(store, "write", lambda entries, audit: written.append(entries))
-    ctx = fake_ctx(principal(Scope.ADMIN))[0]
+def test_upsert_stores_the_entry_and_answers_it_without_the_org():
+    ctx, ledger = fake_ctx(principal(Scope.ADMIN))
     out = registry.upsert(ctx, models.RegistryPut.model_validate(_entry(default=3, constraints={})))
     body = assert_declared("PUT", "/settings/registry", out)
     assert body["default"] == 3 and "constraints" not in body and "orgId" not in body  # {} constraints: none
-    [[entry]] = written
-    item = store._item(entry)
+    [item] = ledger.items("entry:")
+    entry = out.root
+    assert item == store._item(entry)
     assert item["orgId"] == ORG and item["constraints"] is None and json.loads(item["default"]) == 3
     assert store._entity(item) == entry  # the item maps back to the same entity
 
