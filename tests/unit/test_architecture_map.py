@@ -82,3 +82,53 @@ def test_app_py_wires_and_reaches_aws_only_through_domain_adapters():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not {name for name in imported if name == "chalicelib.aws" or name.startswith("chalicelib.aws.")}
+
+
+
+# Code that runs outside Lambda (docs/ARCHITECTURE.md, "Outside chalicelib"). import-linter holds
+# agent/ (a root package there); edge_gateway/ and devstack/ are checked here on their imports.
+# The one exception, named in the map: the local stack's management-API verifier shares the app
+# signer's SigV4 pieces (chalicelib/aws/sigv4.py), so the two cannot drift apart.
+OUTSIDE_LAMBDA_MAY_IMPORT = {"edge_gateway": (), "devstack": ("chalicelib.aws.sigv4",)}
+
+
+def chalicelib_imports(package: Path) -> dict[str, set[str]]:
+    """{file relative to `package`: what of chalicelib it imports} (`from m import a` counts as `m.a`)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+        ours = {name for name in names if name == "chalicelib" or name.startswith("chalicelib.")}
+        if ours:
+            found[str(path.relative_to(package))] = ours
+    return found
+
+
+def not_allowed(imports: dict[str, set[str]], allowed: tuple[str, ...]) -> dict[str, set[str]]:
+    return {path: bad for path, names in imports.items()
+            if (bad := {n for n in names if not any(n == a or n.startswith(a + ".") for a in allowed)})}
+
+
+@pytest.mark.parametrize("package", sorted(OUTSIDE_LAMBDA_MAY_IMPORT))
+def test_code_outside_lambda_imports_no_chalicelib(package):
+    offending = not_allowed(chalicelib_imports(ROOT / package), OUTSIDE_LAMBDA_MAY_IMPORT[package])
+    assert not offending, f"{package}/ runs outside Lambda and must not import chalicelib: {offending}"
+
+
+def test_the_outside_lambda_check_finds_an_import(tmp_path):
+    """The check itself: any chalicelib import is found, the named exception passes, others do not."""
+    (tmp_path / "tool.py").write_text("from chalicelib.jobs import service\nimport chalicelib.aws.dynamo\n")
+    (tmp_path / "signer.py").write_text("from chalicelib.aws import sigv4\n")
+    (tmp_path / "fine.py").write_text("import json\nfrom chalice import Chalice\n")
+    imports = chalicelib_imports(tmp_path)
+    assert imports == {"tool.py": {"chalicelib.jobs.service", "chalicelib.aws.dynamo"},
+                       "signer.py": {"chalicelib.aws.sigv4"}}
+    assert not_allowed(imports, ("chalicelib.aws.sigv4",)) == {
+        "tool.py": {"chalicelib.jobs.service", "chalicelib.aws.dynamo"}}
+    assert not_allowed(imports, ()) == imports
