@@ -77,8 +77,20 @@ def _logger() -> "Logger":
     import logging
 
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    from aws_lambda_powertools.logging.types import LogRecord
 
-    logger = Logger(service=SERVICE)
+    from chalicelib.core.redaction import redact
+
+    class RedactingFormatter(LambdaPowertoolsFormatter):
+        """Every line leaves through here, tracebacks included: a secret a tenant wrote into
+        something the app logs (an error message, a header, a payload) is redacted in the line
+        itself, with the shapes the ops scan redacts (core/redaction.py; docs/SECURITY.md)."""
+
+        def serialize(self, log: LogRecord) -> str:
+            return redact(super().serialize(log))
+
+    logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
     # One logger set-up for every line: the modules' own `logging.getLogger(__name__)` loggers
     # (chalicelib.*: the pipeline's 500, a lost audit write, the fan-out) write through the same
     # JSON handler, so they carry the request and trace ids appended here; not to the root

@@ -50,3 +50,31 @@ def test_a_500_logs_one_json_line_with_the_trace_id_and_answers_no_stack_trace(a
     assert len(errors) == 1, lines
     assert errors[0]["trace_id"] == "trace-of-the-500" and errors[0]["message"] == "unhandled error in GET /keys"
     assert "secret internals" in errors[0]["exception"]  # the cause is in the log, for the operator
+
+
+def test_secrets_in_a_log_line_are_redacted_where_the_line_leaves(app_module):
+    """A tenant's secret that reaches a log line (an error message, a traceback, a logged field) is
+    redacted by the one formatter every line goes through, with the ops scan's shapes."""
+    from chalicelib.core import observability
+
+    logger = observability._logger()
+    handler = logging.getLogger("chalicelib").handlers[0]
+    out = io.StringIO()
+    previous = handler.setStream(out)
+    aws_key, github = "AKIA" + "ABCDEFGHIJKLMNOP", "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    api_key = "cpk.01KEY000000000000000000000." + "s3cr3tS3cr3tS3cr3tS3cr3tS3cr3t"
+    try:
+        logging.getLogger("chalicelib.somewhere").error("job failed: key %s", aws_key,
+                                                        extra={"detail": f"password={github}"})
+        try:
+            raise RuntimeError(f"upstream said Authorization: Bearer {api_key}")
+        except RuntimeError:
+            logger.exception("unhandled")
+    finally:
+        handler.setStream(previous)
+    text = out.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0]["message"].startswith("job failed: key [redacted:")
+    for secret in (aws_key, github, api_key.rsplit(".", 1)[1]):
+        assert secret not in text
+    assert "cpk.01KEY000000000000000000000." in text or "[redacted:" in lines[1]["exception"]
