@@ -11,9 +11,12 @@ function chartFigure(title, headers, rows) {
   return { figure: h('figure', { class: 'chart' }, h('figcaption', {}, title), plot, h('details', {}, h('summary', {}, 'Numbers'), data.el)), plot };
 }
 
-/** A time axis that stays readable with a single day: pad the range by a day either side. */
+/** A time axis that stays readable with a single day: a day either side of it. (uPlot's own range for
+ * one point is not called with min === max: it widens the axis to years, so the range is fixed here.) */
 function dayScale(xs) {
-  return { time: true, range: (u, min, max) => (min === max || xs.length < 2 ? [min - 86400, max + 86400] : [min, max]) };
+  if (xs.length >= 2) return { time: true };
+  const day = xs.length ? xs[0] : Math.floor(Date.now() / 86400000) * 86400;
+  return { time: true, auto: false, range: () => [day - 86400, day + 86400] };
 }
 
 function draw(plot, options, data) {
