@@ -701,8 +701,9 @@ class FastFile:
     def _splice(self, start: int, stop: int, new: Any) -> None:
         """Replace base[start:stop] by `new` (which need not end with a newline) and splice it
         with every pending edit into a new base, all of them in base offsets: offsets found in
-        base hold only until base is spliced. The caller has checked that no pending edit
-        overlaps start..stop (one that ends at start or begins at stop stays on its side)."""
+        base hold only until base is spliced. start..stop are the lines of a hit _find made in base
+        between the pending edits, whose every boundary is a line start: no edit overlaps them
+        (one that ends at start or begins at stop sorts to its side)."""
         insort(self.edits, (start, stop, new, -1, -1), key=lambda edit: (edit[0], edit[1]))
         self.text()  # apply_batch moves it to a TextFile when it no longer ends with a newline
         self._eol = None
