@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -650,13 +650,11 @@ class FastFile:
                 lines = base[start:at] + content + base[end:stop]
                 if not lines or lines.endswith(self.NL):
                     self._add(start, stop, lines, first, last_end)
-                    return "search"
-                self.text()
-                base = self.base
-                text = base[:at] + content + base[end:]
-                self._forget_marks(at)
-                self.base, self._eol = text, None  # apply_batch moves it to a TextFile when no
-                return "search"                    # longer ending with a newline
+                else:
+                    # the match ate its line's ending: the replaced line runs into the next, so it
+                    # is no whole-line edit; splice it in now, together with the pending edits
+                    self._splice(start, stop, lines)
+                return "search"
             self._line_edit(name, start, stop, first, last_end, body)
             return "search"
         if _META.intersection(value) or "\n" in value or "\r" in value or not value:
@@ -699,6 +697,16 @@ class FastFile:
             pos = max(pos, end)
         _occurrences(base, value, pos, len(base), step, limit, found)
         return found
+
+    def _splice(self, start: int, stop: int, new: Any) -> None:
+        """Replace base[start:stop] by `new` (which need not end with a newline) and splice it
+        with every pending edit into a new base, all of them in base offsets: offsets found in
+        base hold only until base is spliced. start..stop are the lines of a hit _find made in base
+        between the pending edits, whose every boundary is a line start: no edit overlaps them
+        (one that ends at start or begins at stop sorts to its side)."""
+        insort(self.edits, (start, stop, new, -1, -1), key=lambda edit: (edit[0], edit[1]))
+        self.text()  # apply_batch moves it to a TextFile when it no longer ends with a newline
+        self._eol = None
 
     def _line_edit(self, name: str, start: int, stop: int, first: int, last_end: int, body: str) -> None:
         if name == "replace-block":

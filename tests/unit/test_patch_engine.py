@@ -134,6 +134,21 @@ def test_ops_on_one_file_see_the_previous_result_and_overlapping_edits_compose()
     assert outcome.files["f.txt"].decode() == "a\nB\nZ\nafter Z\ne\n"
 
 
+def test_a_search_replacement_may_eat_its_line_ending_after_earlier_edits():
+    """`search` content replaces the exact text verbatim, a line ending included: the line runs
+    into the next one (or the file loses its final newline), whatever edits came before."""
+    ops = [one("append", content=""),
+           one("replace-block", {"line": 1}, content=""),
+           one("replace-block", {"line": 2}, content=""),  # the file is now a\r\nline b\r\n
+           one("replace-block", {"search": "b\r\n"}, content="")]
+    outcome = run(ops, {"f.txt": "a\r\na\r\na\r\nline b\r\n"})
+    assert outcome.ok and [r.matched_by for r in outcome.results] == [None, "line", "line", "search"]
+    assert outcome.files == {"f.txt": b"a\r\nline "}
+    joined = run([one("replace-block", {"line": 2}, content=""), one("replace-block", {"search": "x\n"}, content="Y")],
+                 {"f.txt": "a\nb\nc x\nd\n"})
+    assert joined.files == {"f.txt": b"a\nc Yd\n"}
+
+
 def test_crlf_files_keep_their_endings_and_inserted_lines_take_them():
     text = "a\r\nb\r\nc\r\n"
     ops = [one("insert-after", {"line": 1}, content="x\ny"), one("append", content="z\n"),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from patch_engine import engine
-from tests.unit.test_patch_engine_fastpath import _run, batches
+from tests.unit.test_patch_engine_fastpath import EATS_ITS_ENDING, _run, batches
 
 
 def _naive(hay: bytes, value: bytes, pos: int, stop: int, step: int, limit: int) -> list[int]:
@@ -66,6 +66,7 @@ def test_probe_finds_exactly_what_a_plain_search_finds(case, overlapping, limit,
 
 @pytest.mark.parametrize("probe,misses", [(1, 1), (2, 8), (3, 2)])
 @settings(max_examples=300, deadline=None)
+@example(case=EATS_ITS_ENDING)
 @given(case=batches())
 def test_fast_path_with_a_tiny_probe_matches_line_list_path(probe, misses, case):
     text, ops = case
@@ -115,6 +116,7 @@ def without_memmem():
 
 
 @settings(max_examples=300, deadline=None)
+@example(case=EATS_ITS_ENDING)  # was saved in a .hypothesis folder only
 @given(case=batches())
 def test_fast_path_without_memmem_matches_line_list_path(case):
     """Where ctypes finds no memmem (Windows), bytes.find serves: the same results."""
