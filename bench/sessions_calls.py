@@ -47,7 +47,8 @@ def main() -> None:
 
             org = call("post", "/orgs", root["adminApiKey"], {"name": "bench"})[0]
             ops = call("post", "/keys", org["adminKey"], {"name": "ops", "scope": "operator"})[0]["apiKey"]
-            agent = call("post", "/keys", org["adminKey"], {"name": "a", "scope": "agent", "agentId": "a1"})[0]["apiKey"]
+            # an agent key names an agent of the organization (POST /keys checks it): register one
+            agent = call("post", "/agents", ops, {"name": "a"})[0]["apiKey"]
             rows = []
 
             def measure(label, bound, method, path, k, body=None, expect=(200, 201), keys_note=False):
