@@ -11,7 +11,9 @@ between requests (read, decide, conditional write), which is where the races und
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,32 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.support.asyncapi_events import check_event
+
+GITHUB_SETTINGS = ("GITHUB_TOKEN", "GITHUB_REPO", "GITHUB_API_URL")
+
+
+@contextlib.contextmanager
+def configured_github(token: str):
+    """The fake GitHub (tests/fakes/github_server.py) as the app's GitHub for the block: its token,
+    repository and URL in the settings, the previous settings back afterwards; it must have seen no
+    request GitHub would refuse."""
+    from chalicelib.core import config
+    from tests.fakes.github_server import FakeGitHub
+
+    with FakeGitHub(token=token) as fake:
+        saved = {k: os.environ.get(k) for k in GITHUB_SETTINGS}
+        os.environ.update(GITHUB_TOKEN=fake.token, GITHUB_REPO=fake.repo_full, GITHUB_API_URL=fake.url)
+        config.settings.cache_clear()
+        try:
+            yield fake
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            config.settings.cache_clear()
+    assert fake.violations == []
 
 
 @dataclass

@@ -6,7 +6,7 @@ import os
 import boto3
 import pytest
 
-from tests.fakes.github_server import FakeGitHub
+from tests.handlers.conftest import configured_github
 from tests.support.failures import FailureMaker
 
 ISSUES = "POST /repos/{owner}/{repo}/issues"
@@ -16,20 +16,8 @@ SEARCH = "GET /search/issues"
 
 @pytest.fixture(scope="module")
 def github(aws):
-    from chalicelib.core import config
-
-    with FakeGitHub(token="ghp_handler_secret") as fake:
-        saved = {k: os.environ.get(k) for k in ("GITHUB_TOKEN", "GITHUB_REPO", "GITHUB_API_URL")}
-        os.environ.update(GITHUB_TOKEN=fake.token, GITHUB_REPO=fake.repo_full, GITHUB_API_URL=fake.url)
-        config.settings.cache_clear()
+    with configured_github("ghp_handler_secret") as fake:
         yield fake
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-    assert fake.violations == []
 
 
 @pytest.fixture

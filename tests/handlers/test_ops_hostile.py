@@ -7,12 +7,12 @@ live mention or issue reference, no raw HTML, no link or image, nothing over Git
 """
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from chalicelib.ops.github import GitHub
 from tests.fakes.github_server import FakeGitHub
+from tests.handlers.conftest import configured_github
 from tests.handlers.test_patches_api import Queue
 from tests.support import hostile
 
@@ -21,20 +21,8 @@ ISSUES = "POST /repos/{owner}/{repo}/issues"
 
 @pytest.fixture(scope="module")
 def github(aws):
-    from chalicelib.core import config
-
-    with FakeGitHub(token="ghp_hostile_test_token") as fake:
-        saved = {k: os.environ.get(k) for k in ("GITHUB_TOKEN", "GITHUB_REPO", "GITHUB_API_URL")}
-        os.environ.update(GITHUB_TOKEN=fake.token, GITHUB_REPO=fake.repo_full, GITHUB_API_URL=fake.url)
-        config.settings.cache_clear()
+    with configured_github("ghp_hostile_test_token") as fake:
         yield fake
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        config.settings.cache_clear()
-    assert fake.violations == []
 
 
 class Tenant:
