@@ -217,29 +217,15 @@ class Journal:
 
     def _lead(self) -> None:
         """As the one leader: write and fsync everything appended so far."""
-        target, error = self._durable, None
-        try:
+        def flush() -> int:
             with self._mutex:
                 data, target = bytes(self._buffer), self._appended
                 self._buffer.clear()
             if data:
-                self._file.write(data)
-                self._file.flush()
-                os.fdatasync(self._file.fileno())
-                self.fsyncs += 1
-        except BaseException as exc:
-            error = exc
-            log.critical("state: the journal cannot be written (%s): nothing more is acknowledged", exc)
-        finally:
-            with self._done:
-                if error is None:
-                    self._durable = max(self._durable, target)
-                else:
-                    self._broken = error
-                self._flushing = False
-                self._done.notify_all()
-        if error is not None:
-            raise JournalBroken("the local stack's journal cannot be written") from error
+                self._sync(data)
+            return target
+
+        self._as_leader(flush)
 
     def rotate(self) -> int:
         """Make everything appended so far durable and start a new segment; returns its number.
@@ -251,20 +237,34 @@ class Journal:
             while self._flushing:
                 self._done.wait()
             self._flushing = True
-        target, error = self._durable, None
-        try:
+
+        def switch() -> int:
             with self._mutex:  # appends wait for this one fsync: the segments split at one LSN
                 data, target = bytes(self._buffer), self._appended
                 self._buffer.clear()
-                if data:
-                    self._file.write(data)
-                self._file.flush()
-                os.fdatasync(self._file.fileno())
-                self.fsyncs += 1
+                self._sync(data)
                 self._file.close()
                 self.segment += 1
                 self._file = self._open(self.segment)
                 self.segment_bytes = 0
+            return target
+
+        self._as_leader(switch)
+        return self.segment
+
+    def _sync(self, data: bytes) -> None:
+        if data:
+            self._file.write(data)
+        self._file.flush()
+        os.fdatasync(self._file.fileno())
+        self.fsyncs += 1
+
+    def _as_leader(self, work: Callable[[], int]) -> None:
+        """Run `work` (it returns the LSN it made durable) as the one flusher, then hand the
+        outcome to every waiter: the new durable LSN, or the error that breaks the journal."""
+        target, error = self._durable, None
+        try:
+            target = work()
         except BaseException as exc:
             error = exc
             log.critical("state: the journal cannot be written (%s): nothing more is acknowledged", exc)
@@ -278,7 +278,6 @@ class Journal:
                 self._done.notify_all()
         if error is not None:
             raise JournalBroken("the local stack's journal cannot be written") from error
-        return self.segment
 
     def close(self) -> None:
         self.commit(self._appended)
