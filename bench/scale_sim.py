@@ -1,6 +1,6 @@
 """A scaled fleet driven through the real handlers on moto; every DynamoDB request's partition keys recorded.
 
-Run: .venv/bin/python bench/scale_sim.py [--agents 200] [--minutes 1] [--sockets 1000] [--batched]
+Run: .venv/bin/python bench/scale_sim.py [--agents 200] [--minutes 1] [--sockets 1000] [--batched] [--stream-batch N]
 
 The fleet of docs/SCALE.md ("Assumptions"), compressed: each agent gets one
 job a minute (created by an operator key, claimed by the agent's poll, one
@@ -253,6 +253,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=1)
     parser.add_argument("--sockets", type=int, default=1000, help="console sockets (operator keys) of the org")
     parser.add_argument("--batched", action="store_true", help="open them with ?batch=1 (system:batch messages)")
+    parser.add_argument("--stream-batch", type=int, default=0,
+                        help="events per fan-out invocation (default: the outbox trigger's batch_size in app.py)")
     args = parser.parse_args()
 
     from chalice.test import Client
@@ -334,7 +336,8 @@ def main() -> None:
             from chalicelib.aws import websocket
             from chalicelib.fanout import handlers as fanout_handlers
 
-            batch_size = next(s.batch_size for s in app_module.app.event_sources if s.name == "outbox_fanout")
+            batch_size = args.stream_batch or next(s.batch_size for s in app_module.app.event_sources
+                                                   if s.name == "outbox_fanout")
             images = [dynamo.deserialize_item(item)
                       for item in _scan_all(clients.session().client("dynamodb"), "cp-bench-outbox")]
             images = sorted((i for i in images if i.get("orgId") == org["orgId"] and i["id"] not in before_minute),

@@ -2,12 +2,16 @@
 
   PK CONN#{connectionId}, SK CONN          - found by id ($disconnect, 410 clean-up)
   GSI1PK ORG#{org}#CONNS, GSI1SK {id}      - every connection of an org (fan-out)
+  PK ORG#{org}#CONNS, SK VERSION            - the org's connection-list version: a new random
+                                              value on every $connect, so a warm fan-out knows
+                                              its cached list is still whole from one GetItem
 TTL: 2 h, API Gateway's connection limit, so a lost $disconnect cannot leave an
-item behind for long.
+item behind for long (the version item too: past it no connection it announced is left).
 """
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Iterator
 
 from chalicelib.aws import dynamo
@@ -25,7 +29,7 @@ def to_item(connection: Connection, key_id: str) -> dict[str, Any]:
     return {
         **_key(connection.connection_id), "type": "connection", "connectionId": connection.connection_id,
         "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id,
-        "endpoint": connection.endpoint, "connectedAt": clock.iso(),
+        "endpoint": connection.endpoint, "connectedAt": clock.iso(), "batch": connection.batch,
         "ttl": int(time.time()) + settings().connection_ttl_seconds,
         "GSI1PK": f"ORG#{connection.org_id}#CONNS", "GSI1SK": connection.connection_id,
     }
@@ -33,6 +37,28 @@ def to_item(connection: Connection, key_id: str) -> dict[str, Any]:
 
 def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
     return dynamo.Put(settings().main_table, to_item(connection, key_id))
+
+
+def _version_key(org_id: str) -> dict[str, str]:
+    return {"PK": f"ORG#{org_id}#CONNS", "SK": "VERSION"}
+
+
+def connections_changed(org_id: str) -> dynamo.Update:
+    """A new version of the org's connection list (after a $connect committed): cached lists are stale.
+
+    A plain UpdateItem of its own, not part of $connect's transaction: concurrent connects of one org
+    would cancel each other's transactions on this one item; plain updates just serialize.
+    """
+    now = time.time()
+    return dynamo.Update(settings().main_table, _version_key(org_id),
+                         set={"type": "connections-version", "version": uuid.uuid4().hex, "changedAt": now,
+                              "ttl": int(now) + settings().connection_ttl_seconds})
+
+
+def connections_version(org_id: str) -> tuple[str, float] | None:
+    """(version, changedAt epoch seconds) of the org's connection list; None before any $connect (or past TTL)."""
+    found = dynamo.get(settings().main_table, _version_key(org_id), consistent=True)
+    return (str(found["version"]), float(found["changedAt"])) if found else None
 
 
 # system:connected is sent once, first, by whoever claims it: the fan-out (the
@@ -72,13 +98,13 @@ def get(connection_id: str) -> Connection | None:
 
 # Only what a fan-out reads: one query per event batch lists every connection of the org,
 # and each attribute left out is one less to send, parse and deserialize per connection.
-_FANOUT_PROJECTION = "connectionId, orgId, endpoint, agentId, #ttl"
+_FANOUT_PROJECTION = "connectionId, orgId, endpoint, agentId, #batch, #ttl"
 
 
 def of_org(org_id: str) -> Iterator[Connection]:
     now = int(time.time())
     for item in dynamo.query_all(settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"},
-                                 index="GSI1", projection=_FANOUT_PROJECTION, names={"#ttl": "ttl"}):
+                                 index="GSI1", projection=_FANOUT_PROJECTION, names={"#ttl": "ttl", "#batch": "batch"}):
         if item.get("ttl", now + 1) > now:  # TTL deletion lags; an expired item is already gone
             yield from_item(item)
 
@@ -92,4 +118,5 @@ def opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = N
 
 
 def from_item(item: dict[str, Any]) -> Connection:
-    return Connection(item["connectionId"], item["orgId"], item["endpoint"], item.get("agentId"))
+    return Connection(item["connectionId"], item["orgId"], item["endpoint"], item.get("agentId"),
+                      bool(item.get("batch", False)))
