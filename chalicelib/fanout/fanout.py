@@ -55,7 +55,7 @@ SETTLE_SECONDS = 2.0
 @dataclass
 class _CachedList:
     version: str | None
-    connections: dict[str, rules.Connection]
+    connections: dict[str, tuple[rules.Connection, int]]  # id -> (connection, its TTL in epoch seconds)
     read_at: float        # time.monotonic()
     settled: bool         # read SETTLE_SECONDS or more after the version changed
 
@@ -71,20 +71,27 @@ def forget_cached_connections() -> None:
 
 
 def connections_of(org_id: str) -> list[rules.Connection]:
-    """The org's open connections: the cached list while its version holds, else a fresh Query."""
+    """The org's open connections: the cached list while its version holds, else a fresh Query.
+
+    Either way a connection past its TTL is left out (as the Query leaves it out): the TTL may be
+    the expiry of the credential the socket was opened with, and nothing is sent after it.
+    """
     found = store.connections_version(org_id)
     version, changed_at = found if found else (None, 0.0)
     with _cached_lock:
         cached = _cached.get(org_id)
-        if (cached is not None and cached.version == version and cached.settled
+        if not (cached is not None and cached.version == version and cached.settled
                 and time.monotonic() - cached.read_at < CACHE_MAX_AGE_SECONDS):
-            return list(cached.connections.values())
-    read_at = time.monotonic()
-    connections = {c.connection_id: c for c in store.of_org(org_id)}
-    settled = time.time() - changed_at >= SETTLE_SECONDS
+            cached = None
+    if cached is None:
+        read_at = time.monotonic()
+        listed = {c.connection_id: (c, ttl) for c, ttl in store.of_org(org_id)}
+        cached = _CachedList(version, listed, read_at, clock.now() - changed_at >= SETTLE_SECONDS)
+        with _cached_lock:
+            _cached[org_id] = cached
+    now = clock.now()
     with _cached_lock:
-        _cached[org_id] = _CachedList(version, connections, read_at, settled)
-    return list(connections.values())
+        return [c for c, ttl in cached.connections.values() if ttl > now]
 
 
 def _uncache(org_id: str, connection_id: str) -> None:

@@ -20,7 +20,8 @@ def posts(monkeypatch):
 
     monkeypatch.setattr(adapters, "post", post)
     monkeypatch.setattr(store, "get", lambda cid: CONN if cid == "c1" else None)
-    monkeypatch.setattr(store, "of_org", lambda org: iter([CONN, rules.Connection("gone", ORG, CONN.endpoint, None)]))
+    monkeypatch.setattr(store, "of_org", lambda org: [(CONN, 2**40),
+                                                           (rules.Connection("gone", ORG, CONN.endpoint, None), 2**40)])
     monkeypatch.setattr(store, "connections_version", lambda org: ("v1", 0.0))
     fanout.forget_cached_connections()
     yield sent
@@ -50,6 +51,24 @@ def test_a_greeting_someone_else_claimed_is_not_sent_again(posts, monkeypatch):
     monkeypatch.setattr(store, "greeting_state", lambda cid: store.GREETING_SENT)
     fanout.deliver([rules.Event("e1", ORG, "system:connected", {"connectionId": "c1"}, connection_id="c1")], ctx)
     assert posts == [] and ledger.committed == []
+
+
+def test_a_cached_connection_past_its_ttl_gets_nothing_more(posts, monkeypatch):
+    # The TTL may be the expiry of the token the socket was opened with: a cached list honours it
+    # as the Query does, without reading the list again.
+    from chalicelib.core import clock
+
+    now = clock.now()
+    monkeypatch.setattr(store, "of_org", lambda org: [(CONN, int(now) + 60),
+                                                     (rules.Connection("long", ORG, CONN.endpoint, None), 2**40)])
+    monkeypatch.setattr(fanout, "SETTLE_SECONDS", 0.0)
+    ctx, _ = fake_ctx()
+    fanout.deliver([rules.Event("e1", ORG, "job:queued", {"jobId": "j1"})], ctx)
+    assert sorted(cid for cid, _ in posts) == ["c1", "long"]
+    monkeypatch.setattr(store, "of_org", lambda org: pytest.fail("the list was read again"))
+    monkeypatch.setattr(clock, "now", lambda: now + 61)
+    fanout.deliver([rules.Event("e2", ORG, "job:queued", {"jobId": "j2"})], ctx)
+    assert [cid for cid, message in posts if b"j2" in message] == ["long"]
 
 
 def test_disconnect_deletes_the_connection_item(monkeypatch):
