@@ -101,7 +101,9 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 
 # --- stream and queue consumers ---------------------------------------------------
 
-@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
+# Up to 1,000 events a batch: a ?batch=1 socket gets one message per batch, so fuller batches under load
+# mean fewer management-API posts (docs/SCALE.md); a quiet stream still delivers at once (no batching window).
+@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=1000, starting_position="LATEST")
 def outbox_fanout(event: DynamoDBEvent) -> None:
     from chalicelib.fanout import adapters, handlers as ws
 

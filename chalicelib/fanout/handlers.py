@@ -26,7 +26,7 @@ def connect(event: dict[str, Any]) -> int:
         return 401
     connection = rules.Connection(connection_id, principal.org_id,
                                   adapters.endpoint_for(context["domainName"], context.get("stage", "")),
-                                  principal.agent_id)
+                                  principal.agent_id, rules.wants_batches(event.get("queryStringParameters")))
     # API Gateway cannot post inside $connect: system:connected goes through the
     # outbox and the fan-out, which runs after this handler has returned.
     ctx = Ctx(principal, trace_id)
@@ -34,6 +34,10 @@ def connect(event: dict[str, Any]) -> int:
     tx.put("connection", store.connection_put(connection, principal.key_id))
     tx.emit("system:connected", {"timestamp": ctx.iso(), "connectionId": connection_id}, connection_id=connection_id)
     tx.commit()
+    # After the commit, so a fan-out that sees the new version finds the connection (fanout.connections_of).
+    changed = ctx.tx()
+    changed.update("connections", store.connections_changed(principal.org_id))
+    changed.commit()
     return 200
 
 
@@ -67,4 +71,5 @@ def outbox_records(images: Iterable[dict[str, Any]]) -> None:
     observability.count("FanoutSent", result.sent)
     if result.gone:
         observability.count("FanoutGone", len(result.gone))
-    log.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+    log.info("fan-out", extra={"events": len(events), "sent": result.sent, "posts": result.posts,
+                               "gone": len(result.gone)})
