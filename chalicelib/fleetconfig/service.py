@@ -207,7 +207,7 @@ class Drift:
     pools: list[str]
     version: int
     reported: Reported | None
-    since: str   # when the desired document last changed
+    since: str   # when the desired document last changed (or the agent was registered, if later)
 
 
 def drifting(ctx: Ctx, threshold_iso: str) -> list[Drift]:
@@ -232,7 +232,9 @@ def drifting(ctx: Ctx, threshold_iso: str) -> list[Drift]:
     out = []
     for agent in members:
         layers = rules.ordered_layers(agent.pools, pool_layers, agent_layers.get(agent.agent_id))
-        version, since, reported = rules.version_of(layers), rules.changed_at(layers), reports.get(agent.agent_id)
+        version, changed, reported = rules.version_of(layers), rules.changed_at(layers), reports.get(agent.agent_id)
+        # An agent registered after the latest change has had its time only since it exists.
+        since = max(changed, agent.created_at) if changed is not None else None
         if since is not None and rules.drifting(version, reported, since, threshold_iso):
             out.append(Drift(agent.agent_id, agent.name, agent.pools, version, reported, since))
     return sorted(out, key=lambda d: (d.since, d.agent_id))
