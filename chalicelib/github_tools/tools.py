@@ -113,7 +113,7 @@ class CommitFilesInput(RepoInput):
     message: str = Field(min_length=1, max_length=2000, description="The commit message")
     workspace: Optional[str] = Field(default=None, min_length=1, max_length=128,
                                      description="Commit files of this workspace (with paths) ...")
-    paths: list[str] = Field(default_factory=list, max_length=rules.MAX_COMMIT_FILES,
+    paths: list[str] = Field(default_factory=list, max_length=10 * rules.MAX_COMMIT_FILES,
                              description="... these paths of the workspace")
     batch_id: Optional[str] = Field(default=None, min_length=1, max_length=64,
                                     description="... or the files an applied patch batch changed, as they are now")
