@@ -186,16 +186,17 @@ def _commit_source(ctx: Ctx, parsed: tools.CommitFilesInput) -> tuple[dict[str, 
         problem = rules.path_problem(path)
         if problem:
             raise ValidationError.field(f"{field}.{index}" if field == "input.paths" else field, f"{path[:200]}: {problem}")
-    if len(paths) > rules.MAX_COMMIT_FILES:
-        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_FILES} files ({len(paths)})")
+    too_many = rules.commit_problem([0] * len(paths))
+    if too_many:
+        raise ValidationError.field(field, too_many)
     snap = workspaces.snapshot(ctx, workspace)
     sizes = {p: int(snap.manifest.files[p]["size"]) for p in paths if p in snap.manifest.files}
     missing = [p for p in paths if p not in sizes]
     if missing:
         raise ValidationError.field(field, f"no file {missing[0][:200]} in workspace {workspace}")
-    if sum(sizes.values()) > rules.MAX_COMMIT_BYTES:  # checked on the manifest, before any content is read
-        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_BYTES} bytes "
-                                           f"({sum(sizes.values())})")
+    too_big = rules.commit_problem(list(sizes.values()))  # on the manifest, before any content is read
+    if too_big:
+        raise ValidationError.field(field, too_big)
     digests = {p: str(snap.manifest.files[p]["sha256"]) for p in paths}
     return digests, workspace, [(p, snap.read(p) or b"") for p in paths]
 
