@@ -40,6 +40,9 @@ ENTITY = "github-invocation"
 REPOS_ENTITY = "github-repos"
 TASK_TYPE = "github:invoke"
 MAX_ATTEMPTS = 6          # runs of one invocation GitHub may rate-limit before it is failed
+# A result larger than this as JSON is not carried by github:invoked (an event must fit a WebSocket
+# message, 128 KB, and an outbox item); the event says so and the agent invokes the read again.
+EVENT_RESULT_LIMIT = 60_000
 
 
 # --- the allow-list ------------------------------------------------------------------------
@@ -336,11 +339,14 @@ def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dic
                             "status": status}
     if error is not None:
         data["error"] = error
-    else:
+    elif len(json.dumps(result)) <= EVENT_RESULT_LIMIT:
         data["result"] = result
+    else:
+        data["result"] = {"truncated": True, "message": f"the result is over {EVENT_RESULT_LIMIT} bytes as JSON: "
+                                                        "invoke the tool again (with a smaller limit) to read it"}
     tx = ctx.tx()
     tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], status, ctx.iso(),
-                                                    {"error": error} if error else {"result": result}))
+                                                    {"error": error} if error else {"result": data["result"]}))
     tx.audit(ENTITY, spec["invocationId"], status, {**details, **({"code": error["code"]} if error else {})})
     tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
     tx.commit()

@@ -68,7 +68,7 @@ def finish_invocation(org_id: str, invocation_id: str, status: str, at: str,
                       outcome: dict[str, Any] | None) -> dynamo.Update:
     return dynamo.Update(_table(), invocation_key(org_id, invocation_id),
                          set={"status": status, "updatedAt": at,
-                              "outcome": json.dumps(outcome)[:20_000] if outcome is not None else None},
+                              "outcome": json.dumps(outcome) if outcome is not None else None},
                          condition="#st = :running", names={"#st": "status"}, values={":running": "running"})
 
 
