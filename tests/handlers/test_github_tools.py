@@ -415,3 +415,36 @@ def test_idempotency_key_replays_the_answer_without_a_second_issue(http, setup, 
     assert again.json == first.json and len(gh.issues) == 1
     other = invoke(http, setup["agent"], "create_issue", {"repo": REPO, "title": "twice"}, headers=headers)
     assert other.status == 409 and other.json["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_an_approved_commit_runs_the_bytes_that_were_approved_or_not_at_all(http, setup, gh, app_module, outbox):
+    agent, operator = setup["agent"], setup["operator"]
+    http.put("/github/repos", setup["admin"], {"repos": [{"repo": REPO, "requireApproval": ["commit_files"]}]})
+    http.call("PUT", "/api/workspaces/ws7/files?path=a.txt", operator, raw_body=b"approved\n",
+              headers={"content-type": "text/plain"})
+    branch = "agent/ag-1/bytes"
+    assert invoke(http, agent, "create_branch", {"repo": REPO, "branch": branch}).status == 200
+    outbox.read()
+    waiting = invoke(http, agent, "commit_files", {"repo": REPO, "branch": branch, "message": "m", "workspace": "ws7",
+                                                   "paths": ["a.txt"]})
+    assert waiting.status == 202 and waiting.json["status"] == "awaiting_approval"
+    http.call("PUT", "/api/workspaces/ws7/files?path=a.txt", operator, raw_body=b"changed later\n",
+              headers={"content-type": "text/plain"})
+    head = gh.git.refs[f"heads/{branch}"]
+    http.post(f"/approvals/{waiting.json['approvalId']}/decision", operator, {"decision": "approved", "decidedBy": "al"})
+    app_module.github_approvals({"Records": outbox.read()}, None)
+    assert gh.git.refs[f"heads/{branch}"] == head  # nothing committed
+    [announced] = events_named(outbox.drain(), "github:invoked")
+    assert announced["status"] == "failed" and announced["error"]["code"] == "CONFLICT"
+
+
+def test_an_unknown_batch_or_session_is_404_before_github(http, setup, gh):
+    from chalicelib.core import ids
+
+    agent = setup["agent"]
+    gh.reset_calls()
+    unknown = invoke(http, agent, "commit_files", {"repo": REPO, "branch": "agent/ag-1/x", "message": "m",
+                                                   "batchId": ids.new_id()})
+    assert unknown.status == 404
+    no_session = invoke(http, agent, "list_issues", {"repo": REPO}, session_id=ids.new_id())
+    assert no_session.status == 404 and gh.calls() == []
