@@ -34,6 +34,7 @@ from chalicelib.github_tools.client import RateLimited as GitHubRateLimited
 from chalicelib.patches import service as patches
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import service as tasks
+from chalicelib.tasks.rules import TaskStatus
 from chalicelib.workspaces import service as workspaces
 
 ENTITY = "github-invocation"
@@ -310,6 +311,21 @@ def run_deferred(spec: dict[str, Any]) -> str:
         claim.commit()
     except TxFailed:
         return "duplicate"  # delivered again (stream or queue): it ran, or is running, already
+    try:
+        return _run_claimed(ctx, spec, attempt)
+    except Exception:
+        # Not GitHub's answer nor a refusal of ours (DynamoDB or S3 unavailable): give the claim back
+        # so the redelivery (the stream's retry, the queue's visibility timeout) runs it, and fail.
+        release = ctx.tx()
+        release.delete("claim", store.release_invocation(ctx.org_id, spec["invocationId"], attempt))
+        try:
+            release.commit()
+        except TxFailed:
+            pass
+        raise
+
+
+def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str:
     base = {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"), "attempt": attempt}
     try:
         result, calls = _execute(ctx, spec)
@@ -350,7 +366,21 @@ def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dic
     tx.audit(ENTITY, spec["invocationId"], status, {**details, **({"code": error["code"]} if error else {})})
     tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
     tx.commit()
+    _close_task(ctx, spec, status, data)
     return status
+
+
+def _close_task(ctx: Ctx, spec: dict[str, Any], status: str, data: dict[str, Any]) -> None:
+    """The approval's task follows the run: completed or failed, with the outcome as its result."""
+    task_id = spec.get("taskId")
+    if not task_id or status not in ("succeeded", "failed"):
+        return
+    outcome = {k: v for k, v in data.items() if k != "result"}  # the event carries the result; the task, the verdict
+    try:
+        tasks.update(ctx, tasks.UpdateTask(task_id=task_id, status=TaskStatus.COMPLETED if status == "succeeded"
+                                           else TaskStatus.FAILED, result=outcome))
+    except ApiError:
+        pass  # moved by someone else (PUT /tasks): theirs stands
 
 
 def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
@@ -362,8 +392,8 @@ def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
         claim.commit()
     except TxFailed:
         return "duplicate"
-    return _finish(ctx, spec, {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"),
-                               "decidedBy": decided_by},
+    return _finish(ctx, {**spec, "taskId": None}, {"tool": spec["tool"], "repo": spec["repo"],  # rejected already
+                                                   "actor": spec.get("actor"), "decidedBy": decided_by},
                    error={"code": "REJECTED", "message": f"the approval was rejected by {decided_by or 'a person'}"})
 
 
@@ -378,7 +408,7 @@ def on_outbox_items(items: Iterable[dict[str, Any]]) -> dict[str, int]:
         task = data.get("task") or {}
         if task.get("type") != TASK_TYPE or not isinstance(task.get("payload"), dict):
             continue
-        spec = task["payload"]
+        spec = {**task["payload"], "taskId": task.get("taskId")}
         if spec.get("orgId") != item.get("orgId"):
             continue  # a payload naming another organization is not ours to run
         outcome = run_deferred(spec) if data.get("status") == "approved" else _rejected(spec, data.get("decidedBy"))

@@ -363,6 +363,8 @@ def test_approval_holds_the_pull_request_until_a_person_approves_and_it_opens_on
     announced = events_named(outbox.drain(), "github:invoked")
     assert [a["status"] for a in announced] == ["succeeded"]
     assert announced[0]["result"]["pullRequest"]["draft"] is True
+    task = http.get(f"/tasks/{approval['taskId']}", setup["operator"]).json
+    assert task["status"] == "completed" and task["result"]["invocationId"] == waiting.json["invocationId"]
     assert announced[0]["invocationId"] == waiting.json["invocationId"]
 
 
@@ -436,6 +438,8 @@ def test_an_approved_commit_runs_the_bytes_that_were_approved_or_not_at_all(http
     assert gh.git.refs[f"heads/{branch}"] == head  # nothing committed
     [announced] = events_named(outbox.drain(), "github:invoked")
     assert announced["status"] == "failed" and announced["error"]["code"] == "CONFLICT"
+    approval = http.get("/approvals?status=approved", operator).json["items"][0]
+    assert http.get(f"/tasks/{approval['taskId']}", operator).json["status"] == "failed"
 
 
 def test_an_unknown_batch_or_session_is_404_before_github(http, setup, gh):

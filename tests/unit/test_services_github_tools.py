@@ -109,3 +109,18 @@ def test_a_deferred_run_delivered_twice_runs_once(monkeypatch):
                                                      "status": "succeeded", "result": {"ok": True}})
     ledger.fail["claim"] = 1  # the item exists: delivered again
     assert service.run_deferred(spec) == "duplicate" and ran == [1]
+
+
+def test_a_deferred_run_that_fails_for_a_reason_of_ours_gives_its_claim_back(monkeypatch):
+    def broken(ctx, spec, files=None):
+        raise OSError("S3 unavailable")
+
+    monkeypatch.setattr(service, "_execute", broken)
+    spec = {"invocationId": "I2", "orgId": ORG, "tool": "create_issue", "repo": "acme/app", "input": {},
+            "prefix": "agent/ag/", "actor": "agent:ag", "agentId": "ag", "attempt": 1}
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    with pytest.raises(OSError):
+        service.run_deferred(spec)
+    assert [list(c) for c in ledger.committed] == [["claim"], ["claim"]]  # claimed, then released (a delete)
+    assert type(ledger.committed[1]["claim"]).__name__ == "Delete"
