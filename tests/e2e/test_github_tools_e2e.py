@@ -45,7 +45,9 @@ def stack(github):
     env = {"GITHUB_API_URL": github.url, "GITHUB_APP_ID": "4711", "GITHUB_APP_PRIVATE_KEY": github.private_key}
     with running_devstack(app_module="app", env=env) as s:
         yield s
-    assert github.private_key.splitlines()[1] not in s.log_tail(100000)
+    log = s.log_tail(100000)
+    assert github.private_key.splitlines()[1] not in log
+    assert not any(token in log for token in github.git.tokens)  # installation tokens never logged
 
 
 def wait_for(condition, what: str, timeout: float = 60):
