@@ -279,7 +279,7 @@ def _run_now(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | No
     try:
         result, calls = _execute(ctx, spec, files)
     except GitHubRateLimited as limited:
-        _queue(spec, limited)
+        _queue(spec, limited, ctx.now())
         _audit(ctx, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds),
                                                      "limit": limited.kind})
         return Invoked(202, models.InvokeResult(invocation_id=spec["invocationId"], status="queued"))
@@ -293,9 +293,13 @@ def _run_now(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | No
     return Invoked(200, models.InvokeResult(result=result, invocation_id=spec["invocationId"]))
 
 
-def _queue(spec: dict[str, Any], limited: GitHubRateLimited) -> None:
-    adapters.send_retry({**spec, "attempt": int(spec.get("attempt", 1)) + 1},
-                        math.ceil(min(900.0, max(1.0, limited.wait_seconds))))
+def _queue(spec: dict[str, Any], limited: GitHubRateLimited, now: float) -> None:
+    """Back on the retry queue until GitHub's wait is over. A wait longer than SQS's longest delay
+    (900 s; a primary limit can last an hour) hops through the queue without asking GitHub
+    (`notBefore`), so waiting costs no request."""
+    wait = max(1.0, limited.wait_seconds)
+    adapters.send_retry({**spec, "attempt": int(spec.get("attempt", 1)) + 1, "notBefore": now + wait},
+                        math.ceil(min(900.0, wait)))
 
 
 # --- deferred runs: after an approval, or from the retry queue ------------------------------------
@@ -304,6 +308,10 @@ def run_deferred(spec: dict[str, Any]) -> str:
     """Run an approved or queued invocation once; announce `github:invoked`. Returns what happened."""
     ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
     attempt = int(spec.get("attempt", 1))
+    early = float(spec.get("notBefore") or 0) - ctx.now()
+    if early > 1:  # a wait longer than one SQS delay: hop again, GitHub is not asked
+        adapters.send_retry(spec, math.ceil(min(900.0, early)))
+        return "waiting"
     claim = ctx.tx()
     claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], attempt, spec["tool"], spec["repo"],
                                               ctx.iso(), ctx.now()))
@@ -331,7 +339,7 @@ def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str:
         result, calls = _execute(ctx, spec)
     except GitHubRateLimited as limited:
         if attempt < MAX_ATTEMPTS:
-            _queue(spec, limited)
+            _queue(spec, limited, ctx.now())
             tx = ctx.tx()
             tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], "queued", ctx.iso(), None))
             tx.audit(ENTITY, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds)})

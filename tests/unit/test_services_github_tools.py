@@ -124,3 +124,16 @@ def test_a_deferred_run_that_fails_for_a_reason_of_ours_gives_its_claim_back(mon
         service.run_deferred(spec)
     assert [list(c) for c in ledger.committed] == [["claim"], ["claim"]]  # claimed, then released (a delete)
     assert type(ledger.committed[1]["claim"]).__name__ == "Delete"
+
+
+def test_a_wait_longer_than_one_sqs_delay_hops_through_the_queue_without_github(monkeypatch):
+    sent = []
+    monkeypatch.setattr(service.adapters, "send_retry", lambda message, delay: sent.append((message, delay)))
+    monkeypatch.setattr(service, "_execute", lambda *a, **k: (_ for _ in ()).throw(AssertionError("GitHub asked")))
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    spec = {"invocationId": "I3", "orgId": ORG, "tool": "list_issues", "repo": "acme/app", "input": {},
+            "attempt": 2, "notBefore": ctx.now() + 3000}
+    assert service.run_deferred(spec) == "waiting"
+    [(message, delay)] = sent
+    assert delay == 900 and message == spec and ledger.committed == []
