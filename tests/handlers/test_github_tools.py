@@ -212,6 +212,19 @@ def test_protected_and_default_branches_are_never_written(http, setup, gh):
     r = invoke(http, agent, "commit_files", {"repo": REPO, "branch": branch, "message": "m", "workspace": "ws3",
                                              "paths": ["a.txt"]})
     assert r.status == 403 and "default branch" in r.json["error"]["message"] and github_writes(gh) == []
+    denied = [e for e in invocation_audit(http, setup["admin"]) if e["action"] == "denied"]
+    assert [e["details"]["code"] for e in denied] == ["FORBIDDEN", "FORBIDDEN"]
+    assert all(e["details"]["tool"] == "commit_files" and e["details"]["repo"] == REPO for e in denied)
+
+
+def test_an_agent_cannot_write_under_another_agents_session(http, setup, gh):
+    other = key_of(http, setup["org"], "agent", "ag-2")
+    session = http.post("/sessions", other, {"agentRole": "coder"}).json["sessionId"]
+    r = invoke(http, setup["agent"], "create_branch", {"repo": REPO, "branch": f"agent/{session}/x"},
+               session_id=session)
+    assert r.status == 403 and r.json["error"]["details"][0]["field"] == "sessionId" and gh.calls() == []
+    mine = invoke(http, other, "create_branch", {"repo": REPO, "branch": f"agent/{session}/x"}, session_id=session)
+    assert mine.status == 200, mine.json
 
 
 # --- GitHub's own refusals -------------------------------------------------------------------------------
