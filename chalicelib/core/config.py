@@ -90,6 +90,11 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     llm_model: str | None = None
     ops_log_group_prefix: str = "/aws/lambda/control-plane-"
+    # Gateways (issue 21): certificate lifetime, WebSocket token lifetime, the mTLS truststore's S3 object.
+    gateway_cert_days: float = 30.0
+    gateway_ws_token_seconds: int = 300
+    truststore_bucket: str | None = None
+    truststore_key: str = "truststore.pem"
 
     def require_outbox_stream_arn(self) -> str:
         """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
@@ -175,6 +180,11 @@ class Settings:
             llm_model=os.environ.get("LLM_MODEL") or None,
             # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
             ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
+            # Gateways (issue 21, docs/SECURITY.md "Gateway certificates").
+            gateway_cert_days=_days("GATEWAY_CERT_DAYS", 30),
+            gateway_ws_token_seconds=max(30, _int_or_default("GATEWAY_WS_TOKEN_SECONDS", 300)),
+            truststore_bucket=os.environ.get("TRUSTSTORE_BUCKET") or None,
+            truststore_key=os.environ.get("TRUSTSTORE_KEY") or "truststore.pem",
         )
 
 
