@@ -39,13 +39,14 @@ def get_gateway(call: Call) -> models.Gateway:
 # by the service (401 audited), so the route itself is public to the pipeline.
 @endpoint(bp, "/gateways/{gatewayId}/enroll", "POST", scope=None, body="CsrRequest", response="CertificateIssued",
           status=201, summary="Exchange the enrollment token and a CSR for the gateway's certificate", tag=TAG,
-          errors=(401,))
+          errors=(401,), idempotency="locked")  # locked: the CA may be made first (Secrets Manager, its own commit)
 def enroll_gateway(call: Call) -> models.CertificateIssued:
     return service.enroll(call.ctx, call.params["gatewayId"], bearer_token(call.headers), call.body.csr)
 
 
 @endpoint(bp, "/gateways/{gatewayId}/renew", "POST", scope=Scope.AGENT, body="CsrRequest", response="CertificateIssued",
-          status=201, summary="A new certificate, over mutual TLS with the current one", tag=TAG, errors=(404,))
+          status=201, summary="A new certificate, over mutual TLS with the current one", tag=TAG, errors=(404,),
+          idempotency="locked")  # as enroll
 def renew_gateway(call: Call) -> models.CertificateIssued:
     return service.renew(call.ctx, call.params["gatewayId"], call.body.csr)
 
@@ -58,6 +59,7 @@ def revoke_certificate(call: Call) -> None:
 
 @endpoint(bp, "/gateways/{gatewayId}/ws-token", "POST", scope=Scope.AGENT, response="WsToken",
           summary="A short-lived token for /ws?token= (mutual TLS only; REST refuses the token)", tag=TAG,
-          errors=(404,))
+          errors=(404,), idempotency="locked")  # its one commit could stage, but its caller is a certificate the
+# staged-route sampler (tests/handlers/test_idempotency_staged.py) cannot present; a replay omits the token anyway
 def ws_token(call: Call) -> models.WsToken:
     return service.ws_token(call.ctx, call.params["gatewayId"])

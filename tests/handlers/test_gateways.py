@@ -160,7 +160,7 @@ def test_the_ca_key_is_in_secrets_manager_never_in_a_table(http, site):
 
     enrolled(http, site)
     org_id = site["fleet"].org["orgId"]
-    secret = clients.client("secretsmanager").get_secret_value(SecretId=f"cp-test/gateway-ca/{org_id}")
+    secret = clients.client("secretsmanager").get_secret_value(SecretId=_secret_name(org_id))
     assert "PRIVATE KEY" in secret["SecretString"]
     assert "PRIVATE KEY" not in json.dumps(clients.client("dynamodb").scan(TableName=_main_table())["Items"])
 
@@ -357,7 +357,7 @@ def test_another_organizations_ca(http, root, site, mtls):
                  404, "NOT_FOUND")
     # a certificate signed by their CA's key that claims our serial and gateway: refused
     their_key = clients.client("secretsmanager").get_secret_value(
-        SecretId=f"cp-test/gateway-ca/{other_org['orgId']}")["SecretString"]
+        SecretId=_secret_name(other_org["orgId"]))["SecretString"]
     their_ca_key = serialization.load_pem_private_key(their_key.encode(), password=None)
     their_ca = x509.load_pem_x509_certificate(their_cert["chainPem"].encode())
     forged = self_signed(serial=int(issued["serial"], 16), cn=site["gatewayId"], issuer_key=their_ca_key,
@@ -398,3 +398,9 @@ def _main_table() -> str:
     from chalicelib.core.config import settings
 
     return settings().main_table
+
+
+def _secret_name(org_id: str) -> str:
+    from chalicelib.core.config import settings
+
+    return f"{settings().stack_name}/gateway-ca/{org_id}"

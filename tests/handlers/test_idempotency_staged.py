@@ -112,6 +112,7 @@ def _samples(w):
         ("/commands/{commandId}/ack", f"/commands/{w['command']}/ack", ak, {"status": "acked"}),
         ("/settings/validate", "/settings/validate", ak,
          {"gameType": "none", "fileType": "none", "values": {}}),
+        ("/gateways", "/gateways", w["ops"], {"agentId": a, "name": "gw"}),  # issue 21
     ]
 
 
