@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import ssl
@@ -100,10 +101,17 @@ def _write_private(path: Path, data: bytes) -> None:
 # --- the organizations' CAs as the client trust ---------------------------------------------
 
 class OrgTrust:
-    """The SSL context of the TLS port and the org CAs loaded into it (CAs are only ever added)."""
+    """The SSL context of the TLS port and the org CAs loaded into it (CAs are only ever added).
 
-    def __init__(self, cert_path: Path, key_path: Path, table: str) -> None:
+    With `keys_file`, the organizations' CA private keys (Secrets Manager secrets `*/gateway-ca/*`,
+    which the state snapshot and journal do not cover) are copied there (mode 0600) whenever a new
+    CA appears, and put back into the embedded Secrets Manager at start: a restarted `make run`
+    renews and enrolls with the same CAs its gateways already trust.
+    """
+
+    def __init__(self, cert_path: Path, key_path: Path, table: str, keys_file: Path | None = None) -> None:
         self.table = table
+        self.keys_file = keys_file
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2  # as API Gateway's custom domains
         self.context.load_cert_chain(cert_path, key_path)
@@ -138,7 +146,33 @@ class OrgTrust:
                     break
         if added:
             log.info("TLS port: %d organization CA(s) added to the client trust (%d in all)", added, len(self._loaded))
+            self._save_keys()
         return added
+
+    def _save_keys(self) -> None:
+        if self.keys_file is None:
+            return
+        secrets = boto3.client("secretsmanager")
+        kept: dict[str, str] = {}
+        for page in secrets.get_paginator("list_secrets").paginate():
+            for entry in page.get("SecretList", []):
+                if "/gateway-ca/" in entry["Name"]:
+                    kept[entry["Name"]] = secrets.get_secret_value(SecretId=entry["Name"])["SecretString"]
+        _write_private(self.keys_file, json.dumps(kept).encode())
+
+    def restore_keys(self) -> int:
+        """Put the CA keys saved by an earlier run back into Secrets Manager; returns how many."""
+        if self.keys_file is None or not self.keys_file.exists():
+            return 0
+        secrets = boto3.client("secretsmanager")
+        restored = 0
+        for name, value in json.loads(self.keys_file.read_text()).items():
+            try:
+                secrets.create_secret(Name=name, SecretString=value)
+                restored += 1
+            except secrets.exceptions.ResourceExistsException:
+                pass
+        return restored
 
     def _on_hello(self, sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
         # Runs on the ClientHello, before the client's certificate arrives: a CA made a moment ago is
@@ -236,9 +270,15 @@ class TlsPort:
         self.port = self.sock.getsockname()[1]
         public_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.ca_path, cert_path, key_path = server_credentials(directory, sorted({public_host, "127.0.0.1"}))
-        self.trust = OrgTrust(cert_path, key_path, table)
+        self.trust = OrgTrust(cert_path, key_path, table, keys_file=directory / "gateway-ca-keys.json")
+        restored = self.trust.restore_keys()
+        if restored:
+            log.info("TLS port: %d organization CA key(s) restored from %s", restored, directory)
         self.trust.refresh()
         trust = self.trust
+        self._stop = threading.Event()
+        # New CAs are also picked up between handshakes (so their keys are saved within a second).
+        self.watcher = threading.Thread(target=self._watch, name="tls-trust", daemon=True)
 
         class _Config(uvicorn.Config):
             def load(self) -> None:
@@ -252,7 +292,15 @@ class TlsPort:
         host_text = f"[{public_host}]" if ":" in public_host else public_host
         self.url = f"https://{host_text}:{self.port}"
 
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.trust.refresh()
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("TLS port: refreshing the organization CAs failed")
+
     def start(self) -> None:
+        self.watcher.start()
         self.thread.start()
         while not self.server.started:
             if not self.thread.is_alive():
@@ -261,6 +309,7 @@ class TlsPort:
         log.info("TLS port (mutual TLS) on %s; server CA %s", self.url, self.ca_path)
 
     def stop(self) -> None:
+        self._stop.set()
         self.server.should_exit = True
         if self.thread.is_alive():
             self.thread.join()

@@ -237,3 +237,25 @@ def test_the_gateway_runs_on_its_certificate_and_revocation_stops_its_uplink_at_
                    "the WebSocket opened with the revoked certificate's token stayed open")
     finally:
         gateway.stop()
+
+
+def test_make_run_keeps_the_cas_across_a_restart(tmp_path):
+    """The org CA keys (Secrets Manager, outside the state snapshot) and the server CA survive a restart:
+    the gateway renews after it with the same trust."""
+    state = tmp_path / "state"
+    with running_devstack(state_dir=state, fresh=True) as first:
+        site = new_site(first, "restart")
+        assert enroll_cli(first, site, tmp_path / "identity").returncode == 0
+        server_ca = Path(first.server_ca_path).read_bytes()
+        wait_until(lambda: (state / "tls" / "gateway-ca-keys.json").exists(), 10, "the CA keys were never saved")
+    assert stat.S_IMODE(os.stat(state / "tls" / "gateway-ca-keys.json").st_mode) == 0o600
+    with running_devstack(state_dir=state) as again:
+        assert Path(again.server_ca_path).read_bytes() == server_ca
+        from edge_gateway.tls import Identity
+
+        meta = json.loads((tmp_path / "identity" / "gateway.json").read_text())
+        meta["tlsUrl"] = again.tls_url  # a new free port this time
+        (tmp_path / "identity" / "gateway.json").write_text(json.dumps(meta))
+        identity = Identity(tmp_path / "identity", again.server_ca_path)
+        before = identity.validity()[2]
+        assert identity.renew() != before

@@ -158,11 +158,16 @@ def test_enroll_issues_a_certificate_whose_subject_the_server_sets(http, site, m
 def test_the_ca_key_is_in_secrets_manager_never_in_a_table(http, site):
     from chalicelib.aws import clients
 
-    enrolled(http, site)
+    issued = enrolled(http, site)
     org_id = site["fleet"].org["orgId"]
     secret = clients.client("secretsmanager").get_secret_value(SecretId=_secret_name(org_id))
     assert "PRIVATE KEY" in secret["SecretString"]
     assert "PRIVATE KEY" not in json.dumps(clients.client("dynamodb").scan(TableName=_main_table())["Items"])
+    # the mTLS truststore bundle (S3, the custom domain's truststore) holds the new CA, public only
+    from chalicelib.core.config import settings
+
+    bundle = clients.client("s3").get_object(Bucket=settings().truststore_bucket, Key="truststore.pem")["Body"].read()
+    assert issued["chainPem"].encode() in bundle and b"PRIVATE" not in bundle
 
 
 def test_get_and_list_show_serials_validity_and_last_seen(http, site, mtls):
