@@ -485,7 +485,11 @@ def _after_auth(request: Any) -> Response | None:
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     trace_id = valid_trace_id(headers.get("x-trace-id"))
     try:
-        authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
+        client_cert = certauth.presented(getattr(request, "context", None))  # issue 21: a gateway's certificate
+        if client_cert is not None and not headers.get("authorization"):
+            certauth.authenticate_or_401(client_cert, request.method, path or "", trace_id, source_of(request))
+        else:
+            authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
     except Unauthorized as error:
         result = _error(error)
         return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=401,

@@ -409,3 +409,9 @@ def _secret_name(org_id: str) -> str:
     from chalicelib.core.config import settings
 
     return f"{settings().stack_name}/gateway-ca/{org_id}"
+
+
+def test_a_wrong_method_with_a_valid_certificate_is_405_not_401(http, site, mtls):
+    issued = enrolled(http, site)
+    assert_error(mtls.call("PUT", "/ingest", issued["certificatePem"], {}), 405, "METHOD_NOT_ALLOWED")
+    assert_error(mtls.call("PUT", "/ingest", self_signed(), {}), 401, "UNAUTHORIZED")
