@@ -31,7 +31,7 @@ class Config:
     cert_dir: str | None = None             # GATEWAY_CERT_DIR: identity.pem, chain.pem, gateway.json
     server_ca: str | None = None            # GATEWAY_SERVER_CA: CA file for the control plane's server certificate
     tls_url: str | None = None              # CONTROL_PLANE_TLS_URL: the mutual-TLS URL (default: from enrollment)
-    renew_check_seconds: float = 60.0       # how often renewal (at 2/3 of the lifetime) is considered
+    renew_check_seconds: float = 60.0       # how often renewal (from 60% of the lifetime, before 2/3) is considered
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":

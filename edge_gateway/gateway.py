@@ -25,7 +25,7 @@ class Gateway:
         self.buffer = Buffer(config.db_path, int(config.max_db_mb * 1024 * 1024), drop_oldest=config.drop_oldest,
                              synchronous=config.synchronous)
         self.buffer.on_change = self.metrics.add
-        # An enrolled certificate (issue 21, edge_gateway/tls.py): REST over mutual TLS, renewal at 2/3 of its life.
+        # An enrolled certificate (issue 21, edge_gateway/tls.py): REST over mutual TLS, renewal before 2/3 of its life.
         self.identity, self.renewer = None, None
         if config.cert_dir:
             from edge_gateway.tls import Identity, Renewer

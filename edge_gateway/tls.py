@@ -11,7 +11,7 @@
 - From then on every REST call (uplink, command poll and ack, configuration) goes to the
   mutual-TLS URL with this certificate and no API key; the WebSocket, which API Gateway serves
   without mutual TLS, opens with a short-lived token from POST /gateways/{id}/ws-token.
-- Renewal: once two thirds of the certificate's lifetime have passed, a new key and CSR go to
+- Renewal: before two thirds of the certificate's lifetime have passed (from 60% on), a new key and CSR go to
   POST /gateways/{id}/renew over mutual TLS with the current certificate; the answer replaces
   identity.pem and new connections use it.
 """
@@ -31,7 +31,9 @@ from typing import Any
 log = logging.getLogger("edge_gateway.tls")
 
 IDENTITY, CHAIN, META = "identity.pem", "chain.pem", "gateway.json"
-RENEW_AT = 2 / 3  # of the certificate's lifetime
+# Renewal starts at 60% of the lifetime (day 18 of 30): before two thirds have passed, with two days of
+# hourly-or-better retries left before then should the control plane be away.
+RENEW_AT = 0.6
 
 
 def new_key_and_csr() -> tuple[bytes, str]:
@@ -172,7 +174,7 @@ class Identity:
 
 
 class Renewer:
-    """Checks every `interval` seconds whether two thirds of the lifetime have passed, and renews then."""
+    """Checks every `interval` seconds whether 60% of the lifetime has passed, and renews then (retrying each check)."""
 
     def __init__(self, identity: Identity, interval: float = 60.0):
         self.identity = identity
@@ -184,15 +186,21 @@ class Renewer:
     def start(self) -> None:
         self._thread.start()
 
+    def check_once(self) -> bool:
+        """Renew if due; True when a new certificate is in place. A failure keeps the current one (retried next time)."""
+        try:
+            if self.identity.renew_due():
+                self.identity.renew()
+                self.last_error = None
+                return True
+        except Exception as error:  # noqa: BLE001 - retried at the next check; the current one still serves
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.warning("certificate renewal failed (retrying): %s", self.last_error)
+        return False
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                if self.identity.renew_due():
-                    self.identity.renew()
-                    self.last_error = None
-            except Exception as error:  # noqa: BLE001 - retried at the next check; the current one still serves
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("certificate renewal failed (retrying): %s", self.last_error)
+            self.check_once()
             self._stop.wait(self.interval)
 
     def stop(self) -> None:

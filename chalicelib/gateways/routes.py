@@ -54,7 +54,7 @@ def renew_gateway(call: Call) -> models.CertificateIssued:
 @endpoint(bp, "/gateways/{gatewayId}/certificates/{serial}", "DELETE", scope=Scope.OPERATOR, status=204,
           response=None, summary="Revoke a certificate: refused from the next call on", tag=TAG, errors=(404,))
 def revoke_certificate(call: Call) -> None:
-    service.revoke(call.ctx, call.params["gatewayId"], call.params["serial"].lower())
+    service.revoke(call.ctx, call.params["gatewayId"], call.params["serial"])
 
 
 @endpoint(bp, "/gateways/{gatewayId}/ws-token", "POST", scope=Scope.AGENT, response="WsToken",

@@ -214,6 +214,13 @@ def enrollment_token() -> str:
     return f"gwe.{secrets.token_urlsafe(32)}"
 
 
-def renew_due(not_before: float, not_after: float, now: float) -> bool:
-    """A certificate is renewed once two thirds of its lifetime have passed (the gateway's rule, stated here too)."""
-    return now >= not_before + (not_after - not_before) * 2 / 3
+
+def serial_from_path(text: str) -> str | None:
+    """A serial as a path names it: our lower-case hex, or API Gateway's `0a:1b:...` form; None if neither."""
+    digits = text.replace(":", "").strip()
+    if not digits or len(digits) > 64:
+        return None
+    try:
+        return serial_text(int(digits, 16))
+    except ValueError:
+        return None

@@ -223,6 +223,10 @@ def revoke(ctx: Ctx, gateway_id: str, serial: str) -> None:
     gateway = store.gateway_of_org(ctx.org_id, gateway_id)
     if gateway is None:
         raise NotFound(f"no gateway {gateway_id}")
+    named = serial
+    serial = rules.serial_from_path(serial) or ""
+    if not serial:
+        raise NotFound(f"no certificate {named[:80]} of gateway {gateway_id}")
     at = ctx.iso()
     tx = ctx.tx()
     tx.update("certificate", store.revoke_certificate(ctx.org_id, gateway_id, serial, at))

@@ -240,6 +240,10 @@ def test_revoking_refuses_the_certificate_from_the_next_call_on(http, site, mtls
     # idempotent; another gateway's path or an unknown serial: 404
     assert http.delete(f"/gateways/{site['gatewayId']}/certificates/{issued['serial']}", site["fleet"].operator).status == 204
     assert_error(http.delete(f"/gateways/{site['gatewayId']}/certificates/abc", site["fleet"].operator), 404, "NOT_FOUND")
+    assert_error(http.delete(f"/gateways/{site['gatewayId']}/certificates/nothex", site["fleet"].operator), 404,
+                 "NOT_FOUND")
+    colons = ":".join(issued["serial"].zfill(32)[i:i + 2] for i in range(0, 32, 2))  # API Gateway's serialNumber form
+    assert http.delete(f"/gateways/{site['gatewayId']}/certificates/{colons}", site["fleet"].operator).status == 204
     # its WebSocket token is still a key until it expires, but its sockets were closed at revocation (e2e)
     assert token.startswith("cpw.")
 

@@ -184,11 +184,6 @@ def test_rules_and_certauth_write_serials_and_fingerprints_alike():
     assert rules.SAN_URI == certauth.SAN_URI
 
 
-def test_renewal_is_due_at_two_thirds_of_the_lifetime():
-    assert not rules.renew_due(0, 30, 19.9)
-    assert rules.renew_due(0, 30, 20)
-
-
 def test_the_gateway_keeps_its_newest_ten_certificate_summaries():
     certs = {f"s{i}": {"notBefore": f"2026-01-{i + 1:02d}"} for i in range(12)}
     assert set(rules.kept(certs)) == {f"s{i}" for i in range(2, 12)}
@@ -204,3 +199,8 @@ def test_issue_sets_subject_and_san_and_only_client_auth():
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+
+
+def test_a_serial_in_a_path_may_be_api_gateways_colon_form():
+    assert rules.serial_from_path("0a:bc") == rules.serial_from_path("ABC") == "abc"
+    assert rules.serial_from_path("xyz") is None and rules.serial_from_path("") is None
