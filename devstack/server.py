@@ -130,7 +130,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
                 return 1
             server_thread.join(0.05)
         # Mutual TLS on TLS_PORT (issue 21, devstack/tls.py): gateways' certificates, as API Gateway's custom domain.
-        tls_dir = state.path / "tls" if state else Path(os.environ.get("DEVSTACK_TLS_DIR") or _temporary_tls_dir())
+        tls_dir = state.path / "tls" if state else Path(os.environ.get("DEVSTACK_TLS_DIR") or _temporary_tls_dir(stop))
         tls_port = tls.TlsPort(asgi, host, tls.tls_port(), tls_dir, environment["MAIN_TABLE"])
         tls_port.start()
         info = _ready_info(public, moto.url, environment, seed, state)
@@ -178,10 +178,15 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         moto.stop()
 
 
-def _temporary_tls_dir() -> str:
+def _temporary_tls_dir(stop: threading.Event) -> str:
+    """A directory for the TLS port's server CA when the stack keeps no state; removed when the stack stops."""
+    import shutil
     import tempfile
 
-    return tempfile.mkdtemp(prefix="devstack-tls-")
+    path = tempfile.mkdtemp(prefix="devstack-tls-")
+    threading.Thread(target=lambda: (stop.wait(), shutil.rmtree(path, ignore_errors=True)), daemon=True,
+                     name="tls-dir-cleanup").start()
+    return path
 
 
 def _interrupt(signum: int, frame: Any) -> None:
