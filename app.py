@@ -29,6 +29,7 @@ from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import on_lambda, settings
 from chalicelib.fleetconfig import routes as fleetconfig_routes
+from chalicelib.gateways import routes as gateways_routes
 from chalicelib.github_tools import routes as github_tools_routes
 from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
@@ -61,7 +62,7 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
                   ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
                   reports_routes.bp, ops_routes.bp, console_routes.bp, fleetconfig_routes.bp,
-                  github_tools_routes.bp):
+                  github_tools_routes.bp, gateways_routes.bp):
     app.register_blueprint(blueprint)
 
 

@@ -35,12 +35,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from chalice.config import Config
-from chalice.local import LocalGateway, LocalGatewayException
+from chalice.local import LocalGatewayException
 
 from devstack.lambdas import Lambdas
 from devstack.pumps import Scheduler
 from devstack import inprocess
 from devstack.sigv4 import SigV4Verifier
+from devstack.tls import ClientCertGateway, client_cert_of
 from devstack.websocket import WebSocketGateway
 
 log = logging.getLogger("devstack")
@@ -72,7 +73,8 @@ class DevstackApp:
         self._lambdas = lambdas
         self._websockets = websockets
         self._scheduler = scheduler
-        self._gateway = LocalGateway(lambdas.app, Config())
+        # LocalGateway that also hands the app the TLS port's client certificate (devstack/tls.py).
+        self._gateway = ClientCertGateway(lambdas.app, Config())
         self._verifier = SigV4Verifier(os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
                                        os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
         self._max_body = int(os.environ.get("MAX_BODY_BYTES", 256 * 1024))
@@ -181,7 +183,7 @@ class DevstackApp:
             key, text = name.decode("latin-1"), value.decode("latin-1")
             headers[key] = f"{headers[key]},{text}" if key in headers else text
         # The raw path, as `chalice local` passes it: path parameters arrive still percent-encoded.
-        handle = functools.partial(self._gateway.handle_request, method=scope["method"],
+        handle = functools.partial(self._gateway.handle_request_with_cert, client_cert_of(scope), method=scope["method"],
                                    path=raw_path + (f"?{query}" if query else ""), headers=headers, body=body or None)
         try:
             response = await asyncio.get_running_loop().run_in_executor(self._lambdas.pool, handle)

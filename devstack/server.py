@@ -35,6 +35,7 @@ from devstack.lambdas import Lambdas
 from devstack.moto_server import EmbeddedMoto
 from devstack import redact
 from devstack.pumps import start_pumps
+from devstack import tls
 from devstack.websocket import WebSocketGateway
 from infra import stack
 
@@ -71,6 +72,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
     snapshotter: persistence.Snapshotter | None = None
     wal: journal.Journal | None = None
     pumps: list[threading.Thread] = []
+    tls_port: tls.TlsPort | None = None
     try:
         bound_port = sock.getsockname()[1]
         public = _public_address(host, bound_port)
@@ -127,7 +129,12 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
                 log.error("the server stopped while starting")
                 return 1
             server_thread.join(0.05)
+        # Mutual TLS on TLS_PORT (issue 21, devstack/tls.py): gateways' certificates, as API Gateway's custom domain.
+        tls_dir = state.path / "tls" if state else Path(os.environ.get("DEVSTACK_TLS_DIR") or _temporary_tls_dir(stop))
+        tls_port = tls.TlsPort(asgi, host, tls.tls_port(), tls_dir, environment["MAIN_TABLE"])
+        tls_port.start()
         info = _ready_info(public, moto.url, environment, seed, state)
+        info.update(tlsUrl=tls_port.url, serverCaPath=str(tls_port.ca_path))
         _announce(info, app_object, scheduler.handlers)
         if ready_file:
             _write_atomically(ready_file, json.dumps(info, indent=2))
@@ -148,6 +155,8 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         if ready_file:
             ready_file.unlink(missing_ok=True)  # no script may read a key of a stack that is gone
         stop.set()
+        if tls_port is not None:
+            tls_port.stop()
         if server is not None and server_thread is not None:
             server.should_exit = True
             server_thread.join()
@@ -167,6 +176,17 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
             log.info("state: journal: %d records in %d fsyncs, %d snapshots", wal.records, wal.fsyncs,
                      snapshotter.snapshots if snapshotter else 0)
         moto.stop()
+
+
+def _temporary_tls_dir(stop: threading.Event) -> str:
+    """A directory for the TLS port's server CA when the stack keeps no state; removed when the stack stops."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="devstack-tls-")
+    threading.Thread(target=lambda: (stop.wait(), shutil.rmtree(path, ignore_errors=True)), daemon=True,
+                     name="tls-dir-cleanup").start()
+    return path
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -254,9 +274,11 @@ def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) 
         *([f"  Console     {info['url']}/console   (sign in with an operator or admin key)"]
           if "/console" in app_object.routes else []),
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
+        *([f"  mTLS        {info['tlsUrl']}   (gateway certificates; trust the server CA {info['serverCaPath']})"]
+          if info.get("tlsUrl") else []),
     ]
     lines += [f"  {name:<11} {key if name == 'adminApiKey' else value}" for name, value in info.items()
-              if name not in ("url", "wsUrl", "motoUrl", "environment", "stateDir")]
+              if name not in ("url", "wsUrl", "motoUrl", "environment", "stateDir", "tlsUrl", "serverCaPath")]
     if info.get("stateDir"):
         lines.append(f"  state       {info['stateDir']}   (kept across restarts; make run FRESH=1 starts empty)")
     lines.append(f"  try         curl -H 'Authorization: Bearer {key}' {info['url']}{_example_path(app_object)}")

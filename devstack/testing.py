@@ -42,6 +42,16 @@ class Devstack:
         return self.info["wsUrl"]
 
     @property
+    def tls_url(self) -> str:
+        """The mutual-TLS port (gateway certificates; devstack/tls.py)."""
+        return self.info["tlsUrl"]
+
+    @property
+    def server_ca_path(self) -> str:
+        """The local server CA a TLS client trusts."""
+        return self.info["serverCaPath"]
+
+    @property
     def moto_url(self) -> str:
         return self.info["motoUrl"]
 
@@ -118,7 +128,9 @@ def running_devstack(app_module: str = "app", env: dict[str, str] | None = None,
                 [sys.executable, "-m", "devstack", "--app", app_module, "--port", str(port), "--ready-file", str(ready_file),
                  *state_args, *(["--fresh"] if fresh else [])],
                 cwd=REPO_ROOT,
-                env={**_own_credentials(os.environ), "PYTHONUNBUFFERED": "1", **(env or {})},
+                # TLS_PORT 0: the mutual-TLS port on a free port too (devstack/tls.py).
+                env={**_own_credentials(os.environ), "PYTHONUNBUFFERED": "1", "TLS_PORT": "0",
+                     "DEVSTACK_TLS_DIR": str(Path(tmp) / "tls"), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -11,6 +11,10 @@ from edge_gateway.gateway import Gateway
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["enroll"]:  # python -m edge_gateway enroll ... (issue 21, edge_gateway/tls.py)
+        from edge_gateway.tls import enroll_main
+
+        return enroll_main(sys.argv[2:])
     config = Config.from_env()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

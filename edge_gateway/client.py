@@ -26,7 +26,9 @@ class Unreachable(Exception):
 
 
 class ControlPlane:
-    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0):
+    def __init__(self, base_url: str, api_key: str, timeout: float = 10.0, identity=None):  # noqa: ANN001
+        # identity: an edge_gateway.tls.Identity: mutual TLS with the gateway's certificate, no API key (issue 21).
+        self.identity = identity
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"CONTROL_PLANE_URL must be http(s)://host[:port][/prefix], got {base_url!r}")
@@ -39,9 +41,17 @@ class ControlPlane:
 
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.identity is not None and self._local.generation != self.identity.generation:
+            self._drop()  # renewed: the next handshake presents the new certificate
+            conn = None
         if conn is None:
-            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-            conn = cls(self.host, self.port, timeout=self.timeout)
+            if self.identity is not None:
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                   context=self.identity.context())
+                self._local.generation = self.identity.generation
+            else:
+                cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+                conn = cls(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
         return conn
 
@@ -57,7 +67,9 @@ class ControlPlane:
             data: bytes | None = body
         else:
             data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self.identity is None:  # with a certificate the TLS handshake is the credential
+            headers["Authorization"] = f"Bearer {self.api_key}"
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:

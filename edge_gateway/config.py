@@ -27,11 +27,19 @@ class Config:
     ws_renew_seconds: float = 6600.0        # API Gateway closes a WebSocket after 2 h
     request_timeout: float = 10.0
     log_level: str = "INFO"
+    # Gateway certificates (issue 21, edge_gateway/tls.py): enrolled identity instead of an API key.
+    cert_dir: str | None = None             # GATEWAY_CERT_DIR: identity.pem, chain.pem, gateway.json
+    server_ca: str | None = None            # GATEWAY_SERVER_CA: CA file for the control plane's server certificate
+    tls_url: str | None = None              # CONTROL_PLANE_TLS_URL: the mutual-TLS URL (default: from enrollment)
+    renew_check_seconds: float = 60.0       # how often renewal (from 60% of the lifetime, before 2/3) is considered
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Config":
         e = dict(os.environ if env is None else env)
-        missing = [name for name in ("CONTROL_PLANE_URL", "GATEWAY_API_KEY") if not e.get(name)]
+        # With an enrolled certificate (GATEWAY_CERT_DIR holding identity.pem) no API key is needed.
+        certified = bool(e.get("GATEWAY_CERT_DIR")) and os.path.exists(os.path.join(e["GATEWAY_CERT_DIR"], "identity.pem"))
+        missing = [name for name in ("CONTROL_PLANE_URL", "GATEWAY_API_KEY") if not e.get(name)
+                   and not (certified and name == "GATEWAY_API_KEY")]
         if missing:
             raise SystemExit(f"edge gateway: set {' and '.join(missing)} (see docs/GATEWAY.md)")
         on_full = e.get("GATEWAY_ON_FULL", "refuse")
@@ -39,7 +47,7 @@ class Config:
             raise SystemExit("edge gateway: GATEWAY_ON_FULL must be refuse or drop-oldest")
         return cls(
             control_plane_url=e["CONTROL_PLANE_URL"],
-            api_key=e["GATEWAY_API_KEY"],
+            api_key=e.get("GATEWAY_API_KEY", ""),
             db_path=e.get("GATEWAY_DB", "gateway.db"),
             host=e.get("GATEWAY_HOST", "127.0.0.1"),
             port=int(e.get("GATEWAY_PORT", 3000)),
@@ -58,4 +66,8 @@ class Config:
             ws_renew_seconds=float(e.get("GATEWAY_WS_RENEW_SECONDS", 6600)),
             request_timeout=float(e.get("GATEWAY_REQUEST_TIMEOUT_SECONDS", 10)),
             log_level=e.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
+            cert_dir=e.get("GATEWAY_CERT_DIR") if certified else None,
+            server_ca=e.get("GATEWAY_SERVER_CA") or None,
+            tls_url=e.get("CONTROL_PLANE_TLS_URL") or None,
+            renew_check_seconds=float(e.get("GATEWAY_RENEW_CHECK_SECONDS", 60)),
         )

@@ -146,7 +146,9 @@ class ControlChannel:
         failures = 0
         while not self._stop.is_set():
             try:
-                with connect(self.ws_url, open_timeout=10, close_timeout=2, max_size=256 * 1024) as ws:
+                # A callable: a fresh URL per connection (a certificate's short-lived ws-token, issue 21).
+                url = self.ws_url() if callable(self.ws_url) else self.ws_url
+                with connect(url, open_timeout=10, close_timeout=2, max_size=256 * 1024) as ws:
                     self._ws = ws
                     opened = time.monotonic()
                     self.connected, self.connected_since = True, time.time()

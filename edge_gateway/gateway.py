@@ -25,7 +25,15 @@ class Gateway:
         self.buffer = Buffer(config.db_path, int(config.max_db_mb * 1024 * 1024), drop_oldest=config.drop_oldest,
                              synchronous=config.synchronous)
         self.buffer.on_change = self.metrics.add
-        self.cp = ControlPlane(config.control_plane_url, config.api_key, timeout=config.request_timeout)
+        # An enrolled certificate (issue 21, edge_gateway/tls.py): REST over mutual TLS, renewal before 2/3 of its life.
+        self.identity, self.renewer = None, None
+        if config.cert_dir:
+            from edge_gateway.tls import Identity, Renewer
+
+            self.identity = Identity(config.cert_dir, config.server_ca)
+            self.renewer = Renewer(self.identity, config.renew_check_seconds)
+        rest_url = (config.tls_url or self.identity.tls_url) if self.identity else config.control_plane_url
+        self.cp = ControlPlane(rest_url, config.api_key, timeout=config.request_timeout, identity=self.identity)
         self.uplink = Uplink(self.buffer, self.cp, self.metrics, batch_records=config.batch_records,
                              batch_bytes=config.batch_bytes, backoff_base=config.backoff_base,
                              backoff_cap=config.backoff_cap, idle_interval=config.linger_seconds)
@@ -41,14 +49,24 @@ class Gateway:
         self.invalid_stores = 0  # bad input refused with 4xx by this process (nothing stored)
         self._stopped = threading.Event()
 
-    def _ws_url(self) -> str:
+    def _ws_url(self):  # noqa: ANN202 - a URL, or with a certificate a function making one per connection
         """GATEWAY_WS_URL (the WebSocket API on AWS) with the agent key as `token`; else the local stack's /ws."""
+        if self.identity is not None:
+            return self._certified_ws_url
         if not self.config.ws_url:
             return self.cp.ws_url()
         if "token=" in self.config.ws_url:
             return self.config.ws_url
         separator = "&" if "?" in self.config.ws_url else "?"
         return f"{self.config.ws_url}{separator}token={quote(self.config.api_key, safe='')}"
+
+    def _certified_ws_url(self) -> str:
+        """With a certificate: a short-lived token from POST /gateways/{id}/ws-token (mutual TLS), on the
+        WebSocket API's URL (GATEWAY_WS_URL; locally CONTROL_PLANE_URL's /ws, which API Gateway serves without mTLS)."""
+        assert self.identity is not None
+        token = quote(self.identity.ws_token(self.config.request_timeout), safe="")
+        base = self.config.ws_url or ControlPlane(self.config.control_plane_url, "").ws_url().split("?token=")[0]
+        return f"{base}{'&' if '?' in base else '?'}token={token}"
 
     # --- command handlers ------------------------------------------------------------
 
@@ -77,6 +95,8 @@ class Gateway:
 
     def start(self) -> None:
         self.api.start()
+        if self.renewer is not None:
+            self.renewer.start()
         self.uplink.start()
         self.control.start()
         log.info("edge gateway listening on http://%s:%s, uplink to %s, buffer %s", self.api.host, self.api.port,
@@ -94,6 +114,8 @@ class Gateway:
         self.uplink.stop()
         log.info("stopping: closing the control channel")
         self.control.stop()
+        if self.renewer is not None:
+            self.renewer.stop()
         self.cp.close()
         log.info("stopping: checkpointing the buffer")
         self.buffer.close()

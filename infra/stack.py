@@ -30,6 +30,7 @@ OUTPUT_ENV = {
     "GitHubToolsDeadLetterQueueUrl": "GITHUB_TOOLS_DLQ_URL",
     "WorkspaceBucketName": "WORKSPACE_BUCKET",
     "ApiKeyPepperSecretArn": "API_KEY_PEPPER_SECRET_ARN",
+    "TruststoreBucketName": "TRUSTSTORE_BUCKET",  # issue 21: the mTLS truststore bundle
 }
 
 # moto's CloudFormation ignores TimeToLiveSpecification (the table shows TTL

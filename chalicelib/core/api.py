@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from chalice import Blueprint, Response
 
-from chalicelib.core import audit, cors, idempotency, ids, lazy, observability, response_check, strict_json
+from chalicelib.core import audit, certauth, cors, idempotency, ids, lazy, observability, response_check, strict_json
 from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
 from chalicelib.core.config import settings
 from chalicelib.core.tx import TransactionConflict
@@ -223,7 +223,8 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
         raw = received.encode() if isinstance(received, str) else received
         if len(raw) > settings().max_body_bytes:
             raise PayloadTooLarge(f"request body is over {settings().max_body_bytes} bytes")
-        principal = _authenticate(spec, headers, request.method, request.path, trace_id, source)
+        principal = _authenticate(spec, headers, request.method, request.path, trace_id, source,
+                                  getattr(request, "context", None))
         if principal is not None and spec.scope is not None:
             principal.require(spec.scope)
         check_path_params(params)
@@ -272,9 +273,18 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
 
 
 def _authenticate(spec: Endpoint, headers: dict[str, Any], method: str, path: str, trace_id: str,
-                  source: str | None = None) -> Principal | None:
+                  source: str | None = None, context: dict[str, Any] | None = None) -> Principal | None:
     if spec.scope is None:
         return None
+    # --- gateway certificates (issue 21, chalicelib/core/certauth.py) ---------------------------
+    # A client certificate (mutual TLS) with no Authorization header: the caller is the gateway the
+    # certificate was issued to. With an Authorization header the header names the caller (on an
+    # mTLS-only custom domain every caller presents some certificate). A WebSocket token is refused.
+    certauth.refuse_ws_token(headers, method, path, trace_id, source)
+    client_cert = certauth.presented(context)
+    if client_cert is not None and not headers.get("authorization"):
+        return certauth.authenticate_or_401(client_cert, method, path, trace_id, source)
+    # --- end gateway certificates ----------------------------------------------------------------
     return authenticate_or_401(headers, method, path, trace_id, source)
 
 
@@ -475,7 +485,11 @@ def _after_auth(request: Any) -> Response | None:
     headers = {k.lower(): v for k, v in (request.headers or {}).items()}
     trace_id = valid_trace_id(headers.get("x-trace-id"))
     try:
-        authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
+        client_cert = certauth.presented(getattr(request, "context", None))  # issue 21: a gateway's certificate
+        if client_cert is not None and not headers.get("authorization"):
+            certauth.authenticate_or_401(client_cert, request.method, path or "", trace_id, source_of(request))
+        else:
+            authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
     except Unauthorized as error:
         result = _error(error)
         return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=401,

@@ -102,6 +102,11 @@ class Settings:
     ops_log_group_prefix: str = "/aws/lambda/control-plane-"
     # Fleet configuration: an agent whose reported version lags its desired one this long is drift (ops scan).
     config_drift_minutes: float = 30.0
+    # Gateways (issue 21): certificate lifetime, WebSocket token lifetime, the mTLS truststore's S3 object.
+    gateway_cert_days: float = 30.0
+    gateway_ws_token_seconds: int = 300
+    truststore_bucket: str | None = None
+    truststore_key: str = "truststore.pem"
 
     def require_outbox_stream_arn(self) -> str:
         """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
@@ -196,6 +201,11 @@ class Settings:
             ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
             # Minutes (fractions allowed: tests use seconds' worth); a bad value fails the import like a lifetime.
             config_drift_minutes=_days("CONFIG_DRIFT_MINUTES", 30, unit="minutes"),
+            # Gateways (issue 21, docs/SECURITY.md "Gateway certificates").
+            gateway_cert_days=_days("GATEWAY_CERT_DAYS", 30),
+            gateway_ws_token_seconds=max(30, _int_or_default("GATEWAY_WS_TOKEN_SECONDS", 300)),
+            truststore_bucket=os.environ.get("TRUSTSTORE_BUCKET") or None,
+            truststore_key=os.environ.get("TRUSTSTORE_KEY") or "truststore.pem",
         )
 
 

@@ -61,7 +61,7 @@ from chalicelib.core.tx import NotStageable, Staging, Tx, TxFailed, Write
 log = logging.getLogger(__name__)
 
 # Response fields that are secrets shown once; never stored, never replayed.
-SECRET_FIELDS = ("apiKey", "adminKey")
+SECRET_FIELDS = ("apiKey", "adminKey", "enrollmentToken", "token")  # the last two: gateways (issue 21)
 COMPLETED, IN_PROGRESS = "COMPLETED", "INPROGRESS"
 # How long an in-progress lock blocks a retry when its holder died (above a Lambda's timeout).
 IN_PROGRESS_SECONDS = 60

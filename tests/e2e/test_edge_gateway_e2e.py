@@ -103,17 +103,38 @@ def uploading(gateway: GatewayProcess, after: int) -> bool:
     return s["counters"]["uplinked"] + s["counters"]["duplicates"] > after and s["backlog"] > 0
 
 
-def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
+def enrolled_identity(stack, ops: str, agent_id: str, directory: Path) -> Path:
+    """A gateway for the agent, enrolled with `python -m edge_gateway enroll` (issue 21): its identity directory."""
+    gateway = call(stack.url, "POST", "/gateways", ops, {"agentId": agent_id, "name": "edge"}).json
+    done = subprocess.run([sys.executable, "-m", "edge_gateway", "enroll", "--url", stack.url,
+                           "--gateway-id", gateway["gatewayId"], "--token", gateway["enrollmentToken"],
+                           "--dir", str(directory), "--tls-url", stack.tls_url, "--server-ca", stack.server_ca_path],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return directory
+
+
+# "certificate": the same run with the gateway holding an enrolled certificate (mutual TLS on the stack's
+# TLS port, kept across restarts with its server CA under the state directory) instead of an API key.
+@pytest.mark.parametrize("identity", ["api-key", "certificate"])
+def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path, identity):
     state = tmp_path / "state"
     port = free_port()
+    tls = {"TLS_PORT": str(free_port())}  # the same mutual-TLS port across the restarts
     stack_log = tmp_path / "devstack.log"  # every run of the stack appends here: a 500's traceback survives restarts
     with ExitStack() as outer:
-        first = outer.enter_context(running_devstack(state_dir=state, fresh=True, port=port, log_file=stack_log))
+        first = outer.enter_context(running_devstack(state_dir=state, fresh=True, port=port, log_file=stack_log,
+                                                     env=tls))
         url = first.url
         org = call(url, "POST", "/orgs", first.admin_api_key, {"name": "edge e2e"}).json
         ops = call(url, "POST", "/keys", org["adminKey"], {"name": "ops", "scope": "operator"}).json["apiKey"]
         agent = call(url, "POST", "/agents", ops, {"name": "edge"}).json
-        gateway = GatewayProcess(url, agent["apiKey"], tmp_path / "gw.db", GATEWAY_BATCH_RECORDS="200").start()
+        if identity == "certificate":
+            certified = enrolled_identity(first, ops, agent["agentId"], tmp_path / "identity")
+            gateway = GatewayProcess(url, "", tmp_path / "gw.db", GATEWAY_BATCH_RECORDS="200",
+                                     GATEWAY_CERT_DIR=str(certified)).start()
+        else:
+            gateway = GatewayProcess(url, agent["apiKey"], tmp_path / "gw.db", GATEWAY_BATCH_RECORDS="200").start()
         outer.callback(gateway.stop)
 
         store_many(gateway, 0, 1000)                                   # control plane up
@@ -121,7 +142,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         store_many(gateway, 1000, 1500)                                # buffered while it is down
         wait_until(lambda: call(gateway.url, "GET", "/health").json["checks"]["uplink"]["consecutiveFailures"] > 0,
                    30, "the uplink never noticed the control plane was gone")
-        with running_devstack(state_dir=state, port=port, log_file=stack_log):  # back, with its saved state
+        with running_devstack(state_dir=state, port=port, log_file=stack_log, env=tls):  # back, with its saved state
             done = gateway.stats()["counters"]
             wait_until(lambda: uploading(gateway, done["uplinked"] + done["duplicates"]), 60, "no upload")
             gateway.kill9()                                            # kill -9 #1, mid-upload
@@ -133,7 +154,7 @@ def test_5000_records_exactly_once_through_outages_and_kill_9(tmp_path):
         gateway.start()                                                # outage 2: control plane stopped
         store_many(gateway, 3500, 1500)
         assert gateway.stats()["backlog"] >= 1500
-        with running_devstack(state_dir=state, port=port, log_file=stack_log):
+        with running_devstack(state_dir=state, port=port, log_file=stack_log, env=tls):
             wait_until(lambda: gateway.stats()["backlog"] == 0, 600, "the backlog never drained")
             stats = gateway.stats()
             seen: list[int] = []

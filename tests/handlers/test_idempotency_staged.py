@@ -113,6 +113,7 @@ def _samples(w):
         ("/settings/validate", "/settings/validate", ak,
          {"gameType": "none", "fileType": "none", "values": {}}),
         ("/agents/{agentId}/config/reported", f"/agents/{a}/config/reported", ak, {"version": 0, "status": "applied"}),
+        ("/gateways", "/gateways", w["ops"], {"agentId": a, "name": "gw"}),  # issue 21
     ]
 
 

@@ -138,3 +138,39 @@ def test_the_websocket_stage_is_one_value_in_config_and_docs():
     stage = config["websocket_api_stage"]
     assert all("websocket_api_stage" not in s for s in config["stages"].values())
     assert f"WebSocket API stage | `{stage}`" in (ROOT / "docs" / "DEPLOY.md").read_text()
+
+
+def test_the_optional_mtls_domain_turns_off_the_default_endpoint():
+    """Issue 21: a custom domain with mutual TLS (truststore in S3) and one without, both optional; when the
+    mTLS domain is on, the execute-api endpoint is off (clients could bypass the truststore through it)."""
+    plain = {"Resources": {"RestAPI": {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionBody": {"paths": {}}}}}}
+    merge = package.merge_template(plain, None)
+    resources, conditions = merge["Resources"], merge["Conditions"]
+    assert conditions["MtlsEnabled"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MtlsDomainName"}, ""]}]}
+    assert resources["RestAPI"]["Properties"]["DisableExecuteApiEndpoint"] == {"Fn::If": ["MtlsEnabled", True, False]}
+    domain = resources["MtlsDomain"]
+    assert domain["Condition"] == "MtlsEnabled" and domain["Type"] == "AWS::ApiGateway::DomainName"
+    assert domain["Properties"]["MutualTlsAuthentication"]["TruststoreUri"] == {"Ref": "MtlsTruststoreUri"}
+    assert domain["Properties"]["SecurityPolicy"] == "TLS_1_2"
+    assert domain["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert resources["MtlsBasePathMapping"]["Condition"] == "MtlsEnabled"
+    assert "MutualTlsAuthentication" not in resources["ApiDomain"]["Properties"]
+    assert all(merge["Parameters"][name]["Default"] == "" for name in merge["Parameters"])  # off unless asked
+    rule = merge["Rules"]["MtlsNeedsItsPieces"]
+    assert len(rule["Assertions"]) == 3
+
+
+def test_the_data_stack_has_a_versioned_truststore_bucket_for_the_app(aws):
+    import boto3
+    import yaml
+
+    from infra.stack import OUTPUT_ENV
+
+    boto3.client("s3").head_bucket(Bucket=aws["TruststoreBucketName"])
+    assert OUTPUT_ENV["TruststoreBucketName"] == "TRUSTSTORE_BUCKET"
+    # moto's CloudFormation ignores VersioningConfiguration (as it ignores TTL): read it from the template
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((Path(package.__file__).with_name("template.yaml")).read_text(), Loader=loader)
+    bucket = template["Resources"]["TruststoreBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
