@@ -42,7 +42,7 @@ PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", ".chalice/config.js
 # Top-level packages of this repository the functions import besides chalicelib/. Chalice bundles
 # only app.py, chalicelib/ and vendor/ (whose contents land at the zip's root), so each is copied
 # into the project copy's vendor/: `import patch_engine` then works on Lambda as it does here.
-VENDORED_PACKAGES = ("patch_engine",)
+VENDORED_PACKAGES = ("patch_engine", "fleet_config")
 # Optional settings passed on to the functions when set where the package is built.
 PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECONDS", "LOG_RETENTION_DAYS",
                "JOBS_IDLE_POLL_SECONDS", "SESSION_RETENTION_DAYS", "GITHUB_REPO", "GITHUB_API_URL", "LLM_MODEL",
