@@ -23,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import fleet_config
 from edge_gateway.adapters import AdapterConfigError
 from edge_gateway.client import Unreachable
 
@@ -41,12 +42,14 @@ class CannotApply(Exception):
 
 def validate(desired: Any) -> dict:
     """The document through fleet_config's model (unknown keys refused); answers it as plain JSON."""
-    from fleet_config import validate_desired  # the control plane's own model of the document
-
     try:
-        return validate_desired(desired)
-    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        document = fleet_config.parse(desired).document()
+    except fleet_config.ConfigError as e:
         raise CannotApply(f"invalid document: {e}") from None
+    if any(isinstance(a, dict) and a.get("remove") for a in document.get("adapters") or []):
+        raise CannotApply("invalid document: a merged document holds no adapter removals")
+    # an explicit null (a layer's way to remove a setting) means the gateway's default, as absence does
+    return {key: value for key, value in document.items() if value is not None}
 
 
 class RemoteConfig:
