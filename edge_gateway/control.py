@@ -98,6 +98,7 @@ class ControlChannel:
             if handler is None:
                 status, result = "failed", {"error": f"no handler for command type {command.get('type')!r}"}
             else:
+                self.metrics.command_runs.inc()
                 try:
                     status, result = "acked", handler(command.get("payload") or {})
                 except Exception as e:  # noqa: BLE001 - a failing handler is the command's outcome
@@ -128,6 +129,9 @@ class ControlChannel:
     def retry_pending_acks(self) -> None:
         for command_id, status, result in self.buffer.unacked_commands():
             with self._lock:
+                done = self.buffer.command_outcome(command_id)
+                if done is None or done[2]:
+                    continue  # acked meanwhile (by handle() on another thread): once is enough
                 self._ack(command_id, status, result)
 
     def poll(self) -> int:

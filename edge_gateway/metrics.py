@@ -42,6 +42,7 @@ class Metrics:
         self.control_connected = Gauge("gateway_control_channel_connected", "1 while the WebSocket is open",
                                        registry=r)
         self.commands = Counter("gateway_commands", "Commands handled, by outcome", ["status"], registry=r)
+        self.command_runs = Counter("gateway_command_runs", "Command handlers run (once per command)", registry=r)
         self.control_reconnects = Counter("gateway_control_channel_connections",
                                           "WebSocket connections opened (renewals and reconnects)", registry=r)
         self.config_applies = Counter("gateway_config_documents", "Configuration documents handled, by outcome",
