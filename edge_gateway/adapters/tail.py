@@ -18,6 +18,8 @@ Spec: {name, type: "tail", table, path (a glob), multilineStart? (a regex), maxL
 - `multilineStart`: a line matching it starts a record; lines that do not match belong to the
   record before them. The last record of a file is held until a next start line arrives or the file
   has been quiet for MULTILINE_FLUSH_SECONDS (its position stays before it until then).
+- A full buffer pauses reading (counted `bufferFull`): the position does not move, so nothing is lost;
+  reads shrink to fit the room the uplink makes and grow back after.
 - A line longer than `maxLineBytes` is cut at that size (counted `truncatedLines`); the rest of the
   line is skipped, even across reads.
 """
@@ -64,6 +66,7 @@ class TailAdapter(Adapter):
         self.counters.update({"lines": 0, "bytes": 0, "truncatedLines": 0, "rotations": 0, "truncations": 0,
                               "filesOpen": 0})
         self._files: dict[str, _File] = {}
+        self._chunk = self.CHUNK_BYTES  # halved while the buffer is full, doubled back after each read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._compile(spec)
@@ -135,9 +138,12 @@ class TailAdapter(Adapter):
             try:
                 more = self.poll_once()
                 self.ok()
-            except BufferFull as e:
-                self.count("refused")
-                self.error(f"buffer full, reading paused: {e}")
+                self._chunk = min(self.CHUNK_BYTES, self._chunk * 2)
+            except BufferFull:
+                # Back-pressure, not a failure: the position stays where it is and reading resumes as the uplink
+                # drains the buffer; smaller reads so that one fits into the room there is.
+                self.count("bufferFull")
+                self._chunk = max(256, self._chunk // 2)
                 more = False
             except Closed:
                 return
@@ -255,7 +261,7 @@ class TailAdapter(Adapter):
         self.counters["filesOpen"] = len(self._files)
 
     def _read(self, f: _File, size: int, now: float) -> bool:
-        want = min(size - f.offset, self.CHUNK_BYTES)
+        want = min(size - f.offset, self._chunk)
         data = os.pread(f.fh.fileno(), want, f.offset)
         if not data:
             return False
