@@ -95,7 +95,7 @@ def test_a_pool_change_reaches_both_gateways_and_is_reported_applied_within_5_s(
         wait_until(lambda a=agent, v=version: reported(fleet, a["agentId"], v), 5, "not reported within 5 s")
         assert reported(fleet, agent["agentId"], version)["status"] == "applied"
     assert time.monotonic() - started < 5.0
-    for agent, gateway in zip(fleet["agents"], fleet["gateways"]):
+    for agent, gateway in zip(fleet["agents"], fleet["gateways"], strict=True):
         wait_until(lambda a=agent: ingested(fleet, "fleetstats", a["agentId"]), 20, "no records from the adapter")
         assert ingested(fleet, "fleetstats", agent["agentId"])[0]["data"] == {"v": "pool-1"}
         assert health(gateway)["checks"]["adapters"]["stats"]["status"] == "running"
@@ -116,7 +116,7 @@ def test_a_conflicting_write_is_409_and_an_invalid_document_is_refused(fleet):
 
 def test_a_document_a_gateway_cannot_apply_is_reported_failed_and_the_last_good_keeps_running(fleet):
     url, ops = fleet["url"], fleet["ops"]
-    (a, b), (gateway_a, gateway_b) = fleet["agents"], fleet["gateways"]
+    (a, _), (gateway_a, gateway_b) = fleet["agents"], fleet["gateways"]
     wait_until(lambda: "stats" in health(gateway_a)["checks"]["adapters"], 10, "the pool's adapter first")
     good = health(gateway_a)["checks"]["configuration"]["appliedVersion"]
     reply = call(url, "PUT", f"/agents/{a['agentId']}/config", ops,
