@@ -38,16 +38,19 @@ class Sink:
     def __init__(self, buffer: Buffer):
         self.buffer = buffer
 
-    def records(self, table: str, values: list[Any], ids: list[str] | None = None) -> list[Record]:
+    def records(self, table: str, values: list[Any]) -> list[Record]:
+        """Records of `table` from JSON-able values."""
+        return self.records_from_json(table, [json.dumps(value, separators=(",", ":")) for value in values])
+
+    @staticmethod
+    def records_from_json(table: str, texts: list[str]) -> list[Record]:
+        """Records from ASCII JSON texts; ids as the gateway's stores make them (48-bit ms time + 80 random bits)."""
         now = time.time()
         ms = int(now * 1000)
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{ms % 1000:03d}Z"
         prefix = f"{ms:012x}"
-        if ids is None:
-            noise = os.urandom(10 * len(values)).hex()
-            ids = [prefix + noise[20 * i:20 * i + 20] for i in range(len(values))]
-        return [Record(record_id, table, json.dumps(value, separators=(",", ":")), ts)
-                for record_id, value in zip(ids, values, strict=True)]
+        noise = os.urandom(10 * len(texts)).hex()
+        return [Record(prefix + noise[20 * i:20 * i + 20], table, text, ts) for i, text in enumerate(texts)]
 
     def store(self, table: str, values: list[Any]) -> int:
         """Buffer `values` as records of `table`; BufferFull / Closed propagate to the adapter."""
