@@ -158,45 +158,45 @@ def test_tail_through_rename_copytruncate_and_kill_9_delivers_every_line_once(fl
     logs = tmp_path / "logs"
     logs.mkdir()
     log = logs / "app.log"
-    write_lines(log, 0, 1000)
+    write_lines(log, 0, 200)
     gateway = GatewayProcess(url, agent["apiKey"], tmp_path / "gw.db", GATEWAY_CONFIG_POLL_SECONDS="3600").start()
     try:
         # a small buffer: reading the big append below waits for the uplink (back-pressure), so the kill -9
         # lands mid-file
         reply = call(url, "PUT", f"/agents/{agent['agentId']}/config", ops, {"desired": {
-            "buffer": {"maxDbMb": 0.5, "onFull": "refuse"},
+            "buffer": {"maxDbMb": 0.05, "onFull": "refuse"},
             "adapters": [{"name": "app", "type": "tail", "table": "applog", "path": str(logs / "*.log")}]},
             "expectedVersion": 0})
         assert reply.status == 200, reply.json
-        wait_until(lambda: caught_up(gateway, log), 20, "the first 1000 lines")
+        wait_until(lambda: caught_up(gateway, log), 20, "the first 200 lines")
 
         # rotation by rename: the writer still appends to the renamed file before it reopens
         writer = log.open("a")
-        writer.writelines(f"line {i:06d} {'.' * 30}\n" for i in range(1000, 1500))
+        writer.writelines(f"line {i:06d} {'.' * 30}\n" for i in range(200, 300))
         writer.flush()
         os.rename(log, logs / "app.log.1")
-        writer.writelines(f"line {i:06d} {'.' * 30}\n" for i in range(1500, 1700))
+        writer.writelines(f"line {i:06d} {'.' * 30}\n" for i in range(300, 400))
         writer.close()
-        write_lines(log, 1700, 300)
+        write_lines(log, 400, 100)
         wait_until(lambda: caught_up(gateway, log) and tail_state(gateway)["counters"]["rotations"] == 1, 20,
                    "after the rename")
 
         # rotation by copytruncate (once the gateway has read what is there: the copy is not followed)
         shutil.copy(log, logs / "app.log.2")
         os.truncate(log, 0)
-        write_lines(log, 2000, 100)
+        write_lines(log, 500, 100)
         wait_until(lambda: caught_up(gateway, log), 20, "after the copytruncate")
         assert tail_state(gateway)["counters"]["truncations"] == 1
 
         # kill -9 mid-file: a big append, the gateway killed while reading it, then started again
-        write_lines(log, 2100, 20_000)
+        write_lines(log, 600, 1500)
         size = log.stat().st_size
         wait_until(lambda: any(0 < f["offset"] < size for f in tail_state(gateway).get("files", [])), 30,
                    "reading the big append")
         gateway.kill9()
         gateway.start()  # no control plane call needed: the last good document is on disk
-        write_lines(log, 22_100, 100)
-        total = 22_200
+        write_lines(log, 2100, 50)
+        total = 2150
         wait_until(lambda: caught_up(gateway, log) and gateway.stats()["backlog"] == 0, 180, "everything uploaded")
         lines = [item["data"]["line"].split()[1] for item in ingested(fleet, "applog", agent["agentId"])]
         assert len(lines) == total, (len(lines), total)
