@@ -19,10 +19,10 @@ from fleet_config.document import (
     PrometheusAdapter, TailAdapter, UplinkSettings, field_errors, parse,
 )
 from fleet_config.merge import diff, merge
-from fleet_config.schema import SCHEMA_PATH, json_schema
+from fleet_config.schema import SCHEMA_ID, SCHEMA_PATH, json_schema
 
 __all__ = [
     "ADAPTER_TYPES", "Adapter", "AdapterRemoval", "AgentConfig", "BufferSettings", "ConfigError", "ExecAdapter",
     "PrometheusAdapter", "TailAdapter", "UplinkSettings", "field_errors", "parse", "diff", "merge",
-    "SCHEMA_PATH", "json_schema",
+    "SCHEMA_ID", "SCHEMA_PATH", "json_schema",
 ]

@@ -33,18 +33,18 @@ def _int_or_default(name: str, default: int) -> int:
         return default
 
 
-def _days(name: str, default: float) -> float:
-    """A lifetime in days (fractions allowed). A value that is not a non-negative number fails the
-    import: a typo must not silently keep (or delete) data for the wrong time."""
+def _days(name: str, default: float, unit: str = "days") -> float:
+    """A lifetime in days (or another `unit`; fractions allowed). A value that is not a non-negative
+    number fails the import: a typo must not silently keep (or delete) data for the wrong time."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return float(default)
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: a lifetime in days (a number, fractions allowed)") from None
+        raise ValueError(f"{name}={raw!r}: a duration in {unit} (a number, fractions allowed)") from None
     if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name}={raw!r}: a lifetime in days must be a finite number >= 0")
+        raise ValueError(f"{name}={raw!r}: a duration in {unit} must be a finite number >= 0")
     return value
 
 
@@ -90,6 +90,8 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     llm_model: str | None = None
     ops_log_group_prefix: str = "/aws/lambda/control-plane-"
+    # Fleet configuration: an agent whose reported version lags its desired one this long is drift (ops scan).
+    config_drift_minutes: float = 30.0
 
     def require_outbox_stream_arn(self) -> str:
         """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
@@ -175,6 +177,8 @@ class Settings:
             llm_model=os.environ.get("LLM_MODEL") or None,
             # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
             ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
+            # Minutes (fractions allowed: tests use seconds' worth); a bad value fails the import like a lifetime.
+            config_drift_minutes=_days("CONFIG_DRIFT_MINUTES", 30, unit="minutes"),
         )
 
 
