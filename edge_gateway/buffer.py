@@ -255,23 +255,27 @@ class Buffer:
     def store_with(self, records: list[Record], also: Callable[[sqlite3.Connection], None]) -> StoreResult:
         """Like store(), and `also(conn)` runs in the same transaction (the tail adapter's read position):
         either both are durable or neither is."""
-        sizes = [r.bytes for r in records]
-        needed = sum(sizes)
+        return self.store_rows_with([(r.record_id, r.table, r.data, r.ts, r.bytes) for r in records], also)
+
+    def store_rows_with(self, rows: list[tuple[str, str, str, str, int]],
+                        also: Callable[[sqlite3.Connection], None]) -> StoreResult:
+        """store_with() for rows made by the caller: (record_id, table, data JSON, ts, bytes as Record.bytes
+        counts them). The tail adapter's path: no Record object per line."""
+        needed = sum(row[4] for row in rows)
 
         def run(conn: sqlite3.Connection) -> StoreResult:
-            if records and self.used_bytes + needed > self.max_bytes and (not self.drop_oldest or needed > self.max_bytes):
+            if rows and self.used_bytes + needed > self.max_bytes and (not self.drop_oldest or needed > self.max_bytes):
                 full = BufferFull(needed, self.used_bytes, self.max_bytes)
-                full.records = len(records)  # type: ignore[attr-defined]
+                full.records = len(rows)  # type: ignore[attr-defined]
                 raise full
-            dropped = self._drop_oldest(conn, self.used_bytes + needed - self.max_bytes) if records and \
+            dropped = self._drop_oldest(conn, self.used_bytes + needed - self.max_bytes) if rows and \
                 self.used_bytes + needed > self.max_bytes else 0
-            conn.executemany("INSERT INTO records(record_id, tbl, data, ts, bytes) VALUES (?, ?, ?, ?, ?)",
-                             [(r.record_id, r.table, r.data, r.ts, size) for r, size in zip(records, sizes, strict=True)])
+            conn.executemany("INSERT INTO records(record_id, tbl, data, ts, bytes) VALUES (?, ?, ?, ?, ?)", rows)
             also(conn)
             self.used_bytes += needed
-            self.backlog += len(records)
-            self._bump(stored=len(records))
-            return StoreResult(len(records), dropped)
+            self.backlog += len(rows)
+            self._bump(stored=len(rows))
+            return StoreResult(len(rows), dropped)
 
         return self._submit(run)
 

@@ -20,7 +20,7 @@ import time
 from importlib.metadata import entry_points
 from typing import Any, Callable, ClassVar
 
-from edge_gateway.buffer import Buffer, BufferFull, Closed, Record
+from edge_gateway.buffer import ROW_OVERHEAD, Buffer, BufferFull, Closed, Record
 
 log = logging.getLogger("edge_gateway.adapters")
 
@@ -41,6 +41,17 @@ class Sink:
     def records(self, table: str, values: list[Any]) -> list[Record]:
         """Records of `table` from JSON-able values."""
         return self.records_from_json(table, [json.dumps(value, separators=(",", ":")) for value in values])
+
+    @staticmethod
+    def rows_from_json(table: str, texts: list[str]) -> list[tuple[str, str, str, str, int]]:
+        """Buffer rows (Buffer.store_rows_with) from ASCII JSON texts, ids as records_from_json makes them."""
+        now = time.time()
+        ms = int(now * 1000)
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{ms % 1000:03d}Z"
+        prefix = f"{ms:012x}"
+        noise = os.urandom(10 * len(texts)).hex()
+        fixed = len(table) + 32 + ROW_OVERHEAD  # Record.bytes: data + table + id (32 hex) + overhead
+        return [(prefix + noise[20 * i:20 * i + 20], table, text, ts, len(text) + fixed) for i, text in enumerate(texts)]
 
     @staticmethod
     def records_from_json(table: str, texts: list[str]) -> list[Record]:

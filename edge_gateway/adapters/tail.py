@@ -303,8 +303,7 @@ class TailAdapter(Adapter):
                          "path = excluded.path, offset = excluded.offset, head = excluded.head, "
                          "skipping = excluded.skipping", (self.name, key, path, new_offset, head, int(skipping)))
 
-        records = self.sink.records_from_json(self.table, texts) if texts else []
-        self.sink.buffer.store_with(records, position)
+        self.sink.buffer.store_rows_with(self.sink.rows_from_json(self.table, texts) if texts else [], position)
         f.offset, f.head, f.skipping = new_offset, head, skipping
         self.count("lines", len(lines))
         self.count("records", len(texts))

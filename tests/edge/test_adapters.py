@@ -342,7 +342,7 @@ def test_prometheus_scrapes_samples_into_records_and_counts_failed_scrapes(buffe
     host = AdapterHost(Sink(buffer))
     host.apply([{"name": "local", "type": "prometheus", "table": "metrics", "url": url, "intervalSeconds": 0.05}])
     try:
-        wait_for(lambda: buffer.backlog > 0, what="a scrape")
+        wait_for(lambda: buffer.waiting("metrics", 1), what="a scrape")  # committed (backlog counts before)
         samples = {(r["data"]["name"], tuple(sorted(r["data"]["labels"].items()))): r["data"]["value"]
                    for r in buffer.waiting("metrics", 100)}
         assert samples.get(("widgets_total", (("color", "red"),))) == 3.0, buffer.waiting("metrics", 20)
@@ -445,7 +445,7 @@ def test_a_third_party_adapter_is_found_through_its_dist_info(tmp_path, monkeypa
         host.apply([{"name": "c", "type": "counter", "table": "c", "start": -1, "intervalSeconds": 0.05}])
     host.apply([{"name": "c", "type": "counter", "table": "c", "start": 5, "intervalSeconds": 0.05}])
     try:
-        wait_for(lambda: buffer.backlog >= 3, what="the third-party adapter's records")
+        wait_for(lambda: len(buffer.waiting("c", 3)) == 3, what="the third-party adapter's records")
         assert [r["data"]["n"] for r in buffer.waiting("c", 3)] == [5, 6, 7]
         assert host.states()["c"]["type"] == "counter"
     finally:
