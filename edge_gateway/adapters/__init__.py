@@ -127,7 +127,7 @@ class Adapter:
 
     def state(self) -> dict:
         return {"type": self.type_name, "status": self.status, "table": self.spec.get("table"),
-                "counters": dict(self.counters), "lastError": self.last_error,
+                "counters": self.counters.copy(), "lastError": self.last_error,
                 "lastErrorAt": _iso(self.last_error_at)}
 
 
@@ -259,7 +259,7 @@ class AdapterHost:
             self.adapters.clear()
 
     def states(self) -> dict[str, dict]:
-        return {name: adapter.state() for name, adapter in sorted(self.adapters.items())}
+        return {name: adapter.state() for name, adapter in sorted(list(self.adapters.items()))}
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -127,7 +127,8 @@ class TailAdapter(Adapter):
 
     def state(self) -> dict:
         state = super().state()
-        state["files"] = [{"path": f.path, "offset": f.offset, "rotated": f.rotated} for f in self._files.values()]
+        files = list(self._files.values())  # one C-level copy: the adapter's thread may change the dict meanwhile
+        state["files"] = [{"path": f.path, "offset": f.offset, "rotated": f.rotated} for f in files]
         return state
 
     def _loop(self, stop: threading.Event) -> None:
