@@ -136,3 +136,21 @@ def test_buffer_records_shows_what_is_waiting(tmp_path, cp):
             assert json.load(refused.value)["error"]["details"][0]["field"] == field
     finally:
         gateway.stop()
+
+
+def test_an_adapter_type_not_installed_here_is_reported_failed(tmp_path, cp, monkeypatch):
+    """A valid document naming a type this gateway has no entry point for (a slimmed install): failed, named."""
+    import edge_gateway.adapters as adapters
+
+    real = adapters.installed_types
+    monkeypatch.setattr(adapters, "installed_types", lambda: {k: v for k, v in real().items() if k != "prometheus"})
+    cp.config = {"version": 3, "desired": {"adapters": [
+        {"name": "scrape", "type": "prometheus", "table": "m", "url": "http://127.0.0.1:9/metrics",
+         "intervalSeconds": 10}]}}
+    gateway = make_gateway(tmp_path, cp.url)
+    try:
+        wait_for(lambda: cp.reports, what="a report")
+        assert cp.reports[0]["status"] == "failed" and "not installed" in cp.reports[0]["error"]
+        assert gateway.adapters.adapters == {}
+    finally:
+        gateway.stop()
