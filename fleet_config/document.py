@@ -21,16 +21,19 @@ Decisions where the contract is silent (docs/GATEWAY.md, "Configuration"):
   applies again); `{"name": ..., "remove": true}` in `adapters` removes a lower layer's adapter of
   that name. Both are meaningful only in a layer: a merged document never contains them.
 - Beyond the JSON Schema the models also check that `multilineStart` compiles as a Python regular
-  expression and that adapter names are unique within one document.
+  expression, that adapter names are unique within one document and that a document is at most
+  MAX_DOCUMENT_BYTES as compact JSON (a merged document too: the control plane refuses a write
+  whose merge would break any of these for an agent it reaches).
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+    BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -40,6 +43,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # The control plane's ingest table names (chalicelib/ingest/rules.py TABLE_PATTERN, the same rule).
 TABLE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 MAX_ADAPTERS = 64
+# A document (one layer, and the merged one) as compact JSON: small enough that an agent's layers,
+# its merged document and the last one it applied all fit DynamoDB's 400 KB item with room.
+MAX_DOCUMENT_BYTES = 16 * 1024
 MAX_ARGV = 64
 MAX_ARG_CHARS = 4096
 MAX_PATH_CHARS = 4096
@@ -185,6 +191,13 @@ class AgentConfig(_Part):
                 raise ValueError(f"adapter name {adapter.name!r} appears twice (entries {seen[adapter.name]} and {index})")
             seen[adapter.name] = index
         return adapters
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "AgentConfig":
+        size = len(json.dumps(self.document(), separators=(",", ":")).encode())
+        if size > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"the document is {size} bytes as compact JSON; at most {MAX_DOCUMENT_BYTES}")
+        return self
 
     def document(self) -> dict[str, Any]:
         """The document as JSON: the keys that were given, explicit nulls kept (they remove, merge.py)."""

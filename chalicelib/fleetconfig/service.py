@@ -24,7 +24,7 @@ from chalicelib.core.errors import Conflict, Forbidden, NotFound, ValidationErro
 from chalicelib.core.tx import TxFailed
 from chalicelib.fleetconfig import models, rules, store
 from chalicelib.fleetconfig.rules import AGENT, POOL, Layer, Reported
-from fleet_config import json_schema
+from fleet_config import ConfigError, json_schema, parse
 
 CHANGED = "config:changed"
 
@@ -74,7 +74,7 @@ def put_pool(ctx: Ctx, command: PutPoolConfig) -> models.ConfigWritten:
     _check_pool(command.pool)
     layer = Layer(POOL, command.pool, command.expected_version + 1, command.desired, ctx.iso())
     members = [a for a in agents.members_of_pool(ctx.org_id, command.pool) if a.active]
-    versions = _versions_with(ctx.org_id, members, layer)
+    versions = _versions_with(ctx.org_id, members, layer)  # and each member's merged document checked
     tx = ctx.tx()
     tx.put("config", store.layer_put(ctx.org_id, layer, command.expected_version))
     tx.audit("configPool", command.pool, "written", {"version": layer.version, "agents": len(members)})
@@ -95,7 +95,9 @@ def put_agent(ctx: Ctx, command: PutAgentConfig) -> models.ConfigWritten:
     agent = agents.get(ctx, command.agent_id)
     pool_layers, _, _ = store.read_agent_state(ctx.org_id, agent.agent_id, agent.pools)
     layer = Layer(AGENT, agent.agent_id, command.expected_version + 1, command.desired, ctx.iso())
-    merged_version = rules.version_of(rules.ordered_layers(agent.pools, pool_layers, layer))
+    layers = rules.ordered_layers(agent.pools, pool_layers, layer)
+    _check_merged(agent.agent_id, layers)
+    merged_version = rules.version_of(layers)
     tx = ctx.tx()
     agents.require_exists(tx, ctx.org_id, agent.agent_id)
     tx.put("config", store.layer_put(ctx.org_id, layer, command.expected_version))
@@ -121,14 +123,29 @@ def _commit_layer(tx: Any, layer: Layer, expected_version: int) -> None:
 
 
 def _versions_with(org_id: str, members: list[Agent], changed: Layer) -> dict[str, int]:
-    """Each member's merged version once `changed` is written (the config:changed events carry it)."""
+    """Each member's merged version once `changed` is written (the config:changed events carry it);
+    400 if the write would make any member's merged document invalid."""
     if not members:
         return {}
     pools = {p for a in members for p in a.pools}
     pool_layers, agent_layers, _ = store.read_many(org_id, pools, {a.agent_id for a in members})
     pool_layers[changed.name] = changed
-    return {a.agent_id: rules.version_of(rules.ordered_layers(a.pools, pool_layers, agent_layers.get(a.agent_id)))
-            for a in members}
+    versions = {}
+    for agent in members:
+        layers = rules.ordered_layers(agent.pools, pool_layers, agent_layers.get(agent.agent_id))
+        _check_merged(agent.agent_id, layers)
+        versions[agent.agent_id] = rules.version_of(layers)
+    return versions
+
+
+def _check_merged(agent_id: str, layers: list[Layer]) -> None:
+    """Each layer is valid alone; their merge must be too (at most 64 adapters, 16 KiB): else 400."""
+    try:
+        parse(rules.desired_of(layers))
+    except ConfigError as error:
+        raise ValidationError(
+            f"desired: the merged document of agent {agent_id} would be invalid: {error}",
+            [{"field": "desired", "message": f"merged for agent {agent_id}: {error}"[:500]}]) from None
 
 
 # --- reads --------------------------------------------------------------------------------
@@ -207,7 +224,7 @@ class Drift:
     pools: list[str]
     version: int
     reported: Reported | None
-    since: str   # when the desired document last changed
+    since: str   # when the desired document last changed (or the agent was registered, if later)
 
 
 def drifting(ctx: Ctx, threshold_iso: str) -> list[Drift]:
@@ -232,7 +249,9 @@ def drifting(ctx: Ctx, threshold_iso: str) -> list[Drift]:
     out = []
     for agent in members:
         layers = rules.ordered_layers(agent.pools, pool_layers, agent_layers.get(agent.agent_id))
-        version, since, reported = rules.version_of(layers), rules.changed_at(layers), reports.get(agent.agent_id)
+        version, changed, reported = rules.version_of(layers), rules.changed_at(layers), reports.get(agent.agent_id)
+        # An agent registered after the latest change has had its time only since it exists.
+        since = max(changed, agent.created_at) if changed is not None else None
         if since is not None and rules.drifting(version, reported, since, threshold_iso):
             out.append(Drift(agent.agent_id, agent.name, agent.pools, version, reported, since))
     return sorted(out, key=lambda d: (d.since, d.agent_id))

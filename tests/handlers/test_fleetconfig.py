@@ -237,3 +237,17 @@ def test_the_json_schema_is_published_without_auth_and_agrees_with_the_api(http,
     paths = http.get("/openapi.json").json["paths"]
     assert {"/config/pools/{pool}", "/agents/{agentId}/config", "/agents/{agentId}/config/reported",
             "/schemas/agent-config.json"} <= set(paths)
+
+
+def test_a_write_whose_merge_would_be_invalid_for_an_agent_is_400(http, setup):
+    ops, a = setup["ops"], setup["a"]  # a lists site and eu; b only site
+    many = [{**TAIL, "name": f"site-{i}"} for i in range(40)]
+    assert put_pool(http, ops, "site", {"adapters": many}, 0).status == 200
+    more = [{**TAIL, "name": f"eu-{i}"} for i in range(30)]  # valid alone; 70 adapters merged for a
+    r = put_pool(http, ops, "eu", {"adapters": more}, 0)
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "desired", r.json
+    assert a in r.json["error"]["message"]
+    assert http.get("/config/pools/eu", ops).json["version"] == 0
+    r = put_agent(http, ops, a, {"adapters": more}, 0)
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "desired"
+    assert put_agent(http, ops, a, {"adapters": more[:20]}, 0).status == 200  # 60 merged: fine

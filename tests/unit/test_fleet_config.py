@@ -133,3 +133,11 @@ def test_the_json_schema_agrees_with_the_models():
         with pytest.raises(ConfigError):
             parse(bad)
         assert list(validator.iter_errors(bad)), bad
+
+
+def test_a_document_is_bounded_in_size():
+    from fleet_config.document import MAX_DOCUMENT_BYTES
+
+    big = {"adapters": [{**EXEC, "name": f"x{i}", "command": ["echo", "y" * 400]} for i in range(40)]}
+    found = problems(big)
+    assert "document" in found and str(MAX_DOCUMENT_BYTES) in found["document"]
