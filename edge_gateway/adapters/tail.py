@@ -59,7 +59,7 @@ class TailAdapter(Adapter):
     type_name = "tail"
     POLL_SECONDS = 0.2
     CHUNK_BYTES = 1024 * 1024
-    ROTATE_WAIT_SECONDS = 2.0
+    ROTATE_WAIT_SECONDS = 5.0  # as Fluent Bit's Rotate_Wait: a writer may take a moment to reopen
     MULTILINE_FLUSH_SECONDS = 1.0
 
     def __init__(self, name: str, spec: dict, sink: Sink):
