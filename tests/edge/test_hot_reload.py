@@ -154,3 +154,28 @@ def test_an_adapter_type_not_installed_here_is_reported_failed(tmp_path, cp, mon
         assert gateway.adapters.adapters == {}
     finally:
         gateway.stop()
+
+
+def test_the_slow_poll_and_every_reconnect_fetch_the_document(tmp_path, cp):
+    from tests.edge.test_connection_life import Server
+
+    server = Server()
+    cp.config = {"version": 1, "desired": {}}
+    gateway = make_gateway(tmp_path, cp.url, ws_url=server.url, config_poll_seconds=0.3, ws_renew_seconds=3600)
+    try:
+        wait_for(lambda: cp.reports == [{"version": 1, "status": "applied"}], what="version 1")
+        cp.config = {"version": 2, "desired": {"logLevel": "ERROR"}}  # no event: only the poll can find it
+        wait_for(lambda: cp.reports[-1] == {"version": 2, "status": "applied"}, what="version 2 by the poll")
+        gateway.remote_config.poll_seconds = 3600
+        fetched = gateway.remote_config.fetches
+        gateway.remote_config.request_fetch()  # restart the wait with the long interval
+        wait_for(lambda: gateway.remote_config.fetches > fetched, what="that fetch done")
+        wait_for(lambda: len(server.open_now()) == 1, what="connected")
+        cp.config = {"version": 3, "desired": {}}
+        for c in server.open_now():
+            c["ws"].close()  # the server drops the connection; the reconnect fetches
+        wait_for(lambda: cp.reports[-1] == {"version": 3, "status": "applied"}, what="version 3 after the reconnect")
+        assert gateway.control.connections >= 2
+    finally:
+        gateway.stop()
+        server.close()
