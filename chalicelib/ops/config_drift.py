@@ -50,3 +50,10 @@ def source(ctx: "Ctx") -> Source:
         return Page(page, page[-1].cursor if page else None, len(page), len(failures) > limit)
 
     return Source(f"{rules.CONFIG_DRIFT}#{ctx.org_id}", read)
+
+
+def sources(ctx: "Ctx", org_ids: list[str]) -> list[Source]:
+    """One drift source per organization, each read by the system acting for that organization."""
+    from chalicelib.core.context import Ctx
+
+    return [source(Ctx.system(org_id, trace_id=ctx.trace_id)) for org_id in org_ids]

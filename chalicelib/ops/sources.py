@@ -8,8 +8,8 @@ CloudWatch). Cursors are strings that sort in reading order.
   job-dlq     jobs/failures.dead_letters      peeked, SentTimestamp order
   log         logs/failures.error_entries     sparse GSI2 (ERROR only), entry id order
   patch       patches/service.failed_events   the patch system's failed and rejected events
-  cloudwatch  aws/cloudwatch_logs             "ERROR", "Task timed out", "Traceback" per function log group
   config-drift fleetconfig/service.drifting    gateways behind their desired configuration (ops/config_drift.py)
+  cloudwatch  aws/cloudwatch_logs             "ERROR", "Task timed out", "Traceback" per function log group
 """
 from __future__ import annotations
 
@@ -223,9 +223,6 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[S
         sources += [_jobs(org_ctx), _logs(org_ctx)]
         if with_patches:
             sources.append(_patches(org_ctx))
-        from chalicelib.ops import config_drift  # its own module (fleet configuration drift, per pool)
-
-        sources.append(config_drift.source(org_ctx))
     sources.append(_dead_letters())
     try:
         groups = adapters.log_groups(log_group_prefix)
@@ -233,4 +230,7 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[S
         log.warning("cloudwatch log groups unavailable: %s", type(error).__name__)
         groups = []
     sources += [_cloudwatch(g, log_group_prefix) for g in groups]
+    from chalicelib.ops import config_drift  # its own module: fleet configuration drift, one source per org
+
+    sources += config_drift.sources(ctx, org_ids)
     return sources
