@@ -21,12 +21,18 @@ class Server:
     def __init__(self) -> None:
         self.connections: list[dict] = []
         self.lock = threading.Lock()
-        self.server = serve(self.handler, "127.0.0.1", 0)
+        self.server = serve(self.handler, "127.0.0.1", 0, process_request=self.handshake)
         self.url = f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}/ws"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @staticmethod
+    def handshake(connection, request) -> None:
+        # Before the 101 goes out: the client cannot have seen this connection open (and closed its old one)
+        # earlier. The handler itself starts on its own thread, possibly later than that.
+        connection.opened_at = time.monotonic()
+
     def handler(self, ws) -> None:
-        entry = {"opened": time.monotonic(), "closed": None, "messages": [], "ws": ws}
+        entry = {"opened": ws.opened_at, "closed": None, "messages": [], "ws": ws}
         with self.lock:
             self.connections.append(entry)
         try:
