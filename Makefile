@@ -32,14 +32,13 @@ $(STAMP): requirements.txt requirements-dev.txt | python
 run: $(STAMP)
 	$(BIN)/python -m devstack --host $(HOST) --port $(PORT) $(if $(FRESH),--fresh)
 
-# The edge gateway beside the agents (docs/GATEWAY.md): make gateway CONTROL_PLANE_URL=http://127.0.0.1:8000
-# GATEWAY_API_KEY=<agent key> [GATEWAY_DB=gateway.db] [GATEWAY_PORT=3000] [GATEWAY_MAX_DB_MB=512]
-GATEWAY_DB ?= gateway.db
-GATEWAY_PORT ?= 3000
-GATEWAY_MAX_DB_MB ?= 512
+# The edge gateway beside the agents (docs/GATEWAY.md): make gateway [CONTROL_PLANE_URL=http://127.0.0.1:8000]
+# GATEWAY_API_KEY=<agent key> [GATEWAY_DB=gateway.db] [GATEWAY_PORT=3000] [GATEWAY_MAX_DB_MB=512] ...
+# Settings given to make (or in the environment) reach the gateway as they are; the rest may come from a
+# .env in this directory (the environment wins). CONTROL_PLANE_URL defaults to the local stack unless
+# one of those sets it.
 gateway: $(STAMP)
-	CONTROL_PLANE_URL=$(or $(CONTROL_PLANE_URL),http://$(HOST):$(PORT)) GATEWAY_API_KEY=$(GATEWAY_API_KEY) \
-		GATEWAY_DB=$(GATEWAY_DB) GATEWAY_PORT=$(GATEWAY_PORT) GATEWAY_MAX_DB_MB=$(GATEWAY_MAX_DB_MB) \
+	$(if $(CONTROL_PLANE_URL),,$(if $(shell grep -sE '^[[:space:]]*(export[[:space:]]+)?CONTROL_PLANE_URL=' .env),,CONTROL_PLANE_URL=http://$(HOST):$(PORT))) \
 		$(BIN)/python -m edge_gateway
 
 # Static checks; `make test` runs them first. Add further linters as prerequisites here.

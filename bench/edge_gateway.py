@@ -13,6 +13,12 @@ Three targets, same machine, same run, same durability (WAL + the same
   per-record size check, disk-cap accounting, group commit.
 Both servers run as subprocesses; the goal is gateway >= 0.5x minimal.
 
+Tail rate: the `tail` adapter following TAIL_FILES files of TAIL_LINES log lines each (read, cut into
+lines, one record per line, records and read position committed together in the gateway's SQLite,
+synchronous NORMAL and FULL) beside, in the same run over the same files, a plain Python read loop
+(`for line in file`, counting) and the same loop inserting each line into SQLite in 1 MiB
+transactions (what a straightforward durable tailer does). Goal: tail >= 0.5x the plain loop.
+
 Uplink rate: records stored while the gateway's uplink is idle, then
 POST /uplink/flush to the local stack (python -m devstack, its moto) and
 records/s of that flush.
@@ -234,7 +240,96 @@ def uplink_rate() -> tuple[float, dict]:
     return (result["uploaded"] + result["duplicates"]) / elapsed, result
 
 
+TAIL_FILES = int(os.environ.get("BENCH_TAIL_FILES", 4))
+TAIL_LINES = int(os.environ.get("BENCH_TAIL_LINES", 100_000))
+
+
+def tail_files(directory: Path) -> int:
+    total = 0
+    for n in range(TAIL_FILES):
+        with open(directory / f"app-{n}.log", "w") as f:
+            for i in range(TAIL_LINES):
+                f.write(f"2026-12-07T05:00:{i % 60:02d}.{i % 1000:03d}Z INFO worker-{n} request {i} served "
+                        f"path=/api/items/{i % 977} status=200 bytes={i % 5000} ms={i % 250}\n")
+            total += TAIL_LINES
+    return total
+
+
+def plain_read_loop(directory: Path) -> float:
+    started = time.perf_counter()
+    lines = 0
+    for path in sorted(directory.glob("*.log")):
+        with open(path, "rb") as f:
+            for _line in f:
+                lines += 1
+    return lines / (time.perf_counter() - started)
+
+
+def plain_sqlite_loop(directory: Path, db: str, synchronous: str) -> float:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("CREATE TABLE lines (seq INTEGER PRIMARY KEY, file TEXT, offset INTEGER, line TEXT)")
+    started = time.perf_counter()
+    lines = 0
+    for path in sorted(directory.glob("*.log")):
+        with open(path, "rb") as f:
+            while chunk := f.readlines(1024 * 1024):
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO lines(file, offset, line) VALUES (?, 0, ?)",
+                                 [(str(path), line.decode()) for line in chunk])
+                conn.execute("COMMIT")
+                lines += len(chunk)
+    rate = lines / (time.perf_counter() - started)
+    conn.close()
+    return rate
+
+
+def tail_adapter_rate(directory: Path, db: str, synchronous: str, total: int) -> float:
+    from edge_gateway.adapters import Sink
+    from edge_gateway.adapters.tail import TailAdapter
+    from edge_gateway.buffer import Buffer
+
+    buffer = Buffer(db, 1 << 40, synchronous=synchronous)
+    adapter = TailAdapter("bench", {"name": "bench", "type": "tail", "table": "logs",
+                                    "path": str(directory / "*.log")}, Sink(buffer))
+    adapter.POLL_SECONDS = 0.005
+    started = time.perf_counter()
+    adapter.start()
+    while adapter.counters["lines"] < total:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    adapter.stop()
+    buffer.close()
+    assert buffer.backlog == total, (buffer.backlog, total)
+    return total / elapsed
+
+
+def tail_rates() -> None:
+    print(f"tail: {TAIL_FILES} files x {TAIL_LINES:,} log lines (~120 bytes), median of {ROUNDS} interleaved rounds")
+    with tempfile.TemporaryDirectory(prefix="bench-tail-") as tmp:
+        directory = Path(tmp) / "logs"
+        directory.mkdir()
+        total = tail_files(directory)
+        rates: dict[str, list[float]] = {}
+        for round_ in range(ROUNDS):
+            rates.setdefault("plain read loop", []).append(plain_read_loop(directory))
+            for synchronous in ("NORMAL", "FULL"):
+                rates.setdefault(f"plain loop + SQLite {synchronous}", []).append(
+                    plain_sqlite_loop(directory, f"{tmp}/plain-{synchronous}-{round_}.db", synchronous))
+                rates.setdefault(f"tail adapter {synchronous}", []).append(
+                    tail_adapter_rate(directory, f"{tmp}/tail-{synchronous}-{round_}.db", synchronous, total))
+        plain = statistics.median(rates["plain read loop"])
+        for name, values in rates.items():
+            rate = statistics.median(values)
+            print(f"  {name:<28} {rate:>12,.0f} lines/s   {rate / plain:6.3f}x plain read loop")
+    print()
+
+
 def main() -> None:
+    if "--tail-only" in sys.argv:
+        tail_rates()
+        return
     print(f"store rate: {CLIENTS} concurrent clients x {STORES_PER_CLIENT} stores of {RECORDS_PER_STORE} records "
           f"(WAL; same durability for all three; median of {ROUNDS} interleaved rounds)\n")
     for synchronous in ("NORMAL", "FULL"):
@@ -244,13 +339,14 @@ def main() -> None:
         for name, rate in rates.items():
             print(f"  {name:<22} {rate:>10,.0f} records/s   {rate / minimal:5.2f}x minimal")
         print()
+    tail_rates()
     rate, result = uplink_rate()
     print(f"uplink to the local stack: {rate:,.0f} records/s ({result['uploaded']} records in batches of 500, "
           f"{result['seconds']} s from the first store to an empty buffer; storing took {result['storeSeconds']} s)")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--minimal-server":
+    if len(sys.argv) > 2 and sys.argv[1] == "--minimal-server":
         minimal_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     else:
         main()

@@ -3,6 +3,8 @@
   POST /buffer/store     {table, data} or {table, records: [data, ...]} -> 201 {stored, recordIds}
   GET  /buffer/stats     backlog, bytes against the cap, counters (stored, uplinked, dropped, refused, ...)
   GET  /buffer/quarantine  the records the control plane refused for good (newest first)
+  GET  /buffer/records?table=&limit=  the records still waiting for the uplink, oldest first (limit 1..1000,
+                         default 100)
   POST /uplink/flush     upload now -> {uploaded, duplicates, quarantined, remaining, ok, error}; 202
                          {deferred: true, retryAfterSeconds} inside the control plane's Retry-After window
   GET  /health           200 or 503 (see Gateway.health)
@@ -36,6 +38,7 @@ from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from edge_gateway.buffer import BufferFull, Closed, Record
 from edge_gateway.metrics import CONTENT_TYPE
@@ -266,6 +269,9 @@ class Api:
         if route == "/buffer/quarantine":
             _method(method, "GET")
             return 200, {"items": g.buffer.quarantined(), "count": g.buffer.counters.get("quarantined", 0)}, {}
+        if route == "/buffer/records":
+            _method(method, "GET")
+            return 200, self.waiting(path), {}
         if route == "/uplink/flush":
             _method(method, "POST")
             result = g.uplink.flush()
@@ -283,6 +289,21 @@ class Api:
             g.refresh_gauges()
             return 200, g.metrics.render(), {"Content-Type": CONTENT_TYPE}
         raise ApiError(404, "NOT_FOUND", f"no route {route}")
+
+    def waiting(self, path: str) -> dict:
+        """GET /buffer/records?table=&limit=: the records still waiting for the uplink, oldest first."""
+        query = parse_qs(path.split("?", 1)[1] if "?" in path else "", keep_blank_values=True)
+        unknown = sorted(set(query) - {"table", "limit"})
+        if unknown:
+            raise ApiError(400, "VALIDATION_ERROR", "is not a parameter (table, limit)", field=unknown[0][:100])
+        table = (query.get("table") or [None])[-1] or None
+        if table is not None and not TABLE_NAME.fullmatch(table):
+            raise ApiError(400, "VALIDATION_ERROR", "is not a table name", field="table")
+        raw_limit = (query.get("limit") or ["100"])[-1]
+        if not DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= 1000:
+            raise ApiError(400, "VALIDATION_ERROR", "must be an integer from 1 to 1000", field="limit")
+        items = self.gateway.buffer.waiting(table, int(raw_limit))
+        return {"items": items, "count": len(items), "backlog": self.gateway.buffer.backlog}
 
     def store(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
         g = self.gateway

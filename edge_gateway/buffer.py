@@ -22,6 +22,7 @@ records are deleted to make room. Refusals and drops are counted in the
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import sqlite3
@@ -59,6 +60,16 @@ CREATE TABLE IF NOT EXISTS commands_done (
     result TEXT,
     acked INTEGER NOT NULL DEFAULT 0,
     at TEXT NOT NULL
+);
+-- the tail adapter's read positions: written in the same transaction as the records read up to them
+CREATE TABLE IF NOT EXISTS tail_positions (
+    adapter TEXT NOT NULL,
+    file_key TEXT NOT NULL,   -- "dev:inode": the file, whatever its name is now
+    path TEXT NOT NULL,       -- its name when last read (a rotated file is looked for beside it)
+    offset INTEGER NOT NULL,  -- bytes consumed: everything before it is in records (or was uploaded)
+    head BLOB NOT NULL,       -- the file's first bytes: a truncated or replaced file no longer starts so
+    skipping INTEGER NOT NULL DEFAULT 0,  -- inside an over-long line: skip to its end
+    PRIMARY KEY (adapter, file_key)
 );
 """
 
@@ -240,6 +251,57 @@ class Buffer:
             return StoreResult(len(records), dropped)
 
         return self._submit(run)
+
+    def store_with(self, records: list[Record], also: Callable[[sqlite3.Connection], None]) -> StoreResult:
+        """Like store(), and `also(conn)` runs in the same transaction (the tail adapter's read position):
+        either both are durable or neither is."""
+        return self.store_rows_with([(r.record_id, r.table, r.data, r.ts, r.bytes) for r in records], also)
+
+    def store_rows_with(self, rows: list[tuple[str, str, str, str, int]],
+                        also: Callable[[sqlite3.Connection], None]) -> StoreResult:
+        """store_with() for rows made by the caller: (record_id, table, data JSON, ts, bytes as Record.bytes
+        counts them). The tail adapter's path: no Record object per line."""
+        needed = sum(row[4] for row in rows)
+
+        def run(conn: sqlite3.Connection) -> StoreResult:
+            if rows and self.used_bytes + needed > self.max_bytes and (not self.drop_oldest or needed > self.max_bytes):
+                full = BufferFull(needed, self.used_bytes, self.max_bytes)
+                full.records = len(rows)  # type: ignore[attr-defined]
+                raise full
+            dropped = self._drop_oldest(conn, self.used_bytes + needed - self.max_bytes) if rows and \
+                self.used_bytes + needed > self.max_bytes else 0
+            conn.executemany("INSERT INTO records(record_id, tbl, data, ts, bytes) VALUES (?, ?, ?, ?, ?)", rows)
+            also(conn)
+            self.used_bytes += needed
+            self.backlog += len(rows)
+            self._bump(stored=len(rows))
+            return StoreResult(len(rows), dropped)
+
+        return self._submit(run)
+
+    def set_limits(self, max_bytes: int, drop_oldest: bool) -> None:
+        """A new disk cap or full policy (configuration document), in force for the next store."""
+        self.max_bytes, self.drop_oldest = max_bytes, drop_oldest
+
+    def tail_positions(self, adapter: str) -> dict[str, tuple[str, int, bytes, bool]]:
+        """file_key -> (path, offset, head, skipping) for one tail adapter."""
+        rows = self._reader().execute(
+            "SELECT file_key, path, offset, head, skipping FROM tail_positions WHERE adapter = ?", (adapter,))
+        return {r[0]: (r[1], int(r[2]), bytes(r[3]), bool(r[4])) for r in rows}
+
+    def forget_tail_position(self, adapter: str, file_key: str) -> None:
+        self._submit(lambda conn: conn.execute("DELETE FROM tail_positions WHERE adapter = ? AND file_key = ?",
+                                               (adapter, file_key)))
+
+    def waiting(self, table: str | None, limit: int) -> list[dict]:
+        """The records still waiting for the uplink, oldest first (GET /buffer/records)."""
+        if table is None:
+            rows = self._reader().execute("SELECT record_id, tbl, data, ts FROM records ORDER BY seq LIMIT ?",
+                                          (limit,)).fetchall()
+        else:
+            rows = self._reader().execute("SELECT record_id, tbl, data, ts FROM records WHERE tbl = ? "
+                                          "ORDER BY seq LIMIT ?", (table, limit)).fetchall()
+        return [{"recordId": r[0], "table": r[1], "data": json.loads(r[2]), "ts": r[3]} for r in rows]
 
     def _drop_oldest(self, conn: sqlite3.Connection, free: int) -> int:
         dropped = freed = 0

@@ -1,8 +1,20 @@
-"""The gateway's settings, from the environment (see docs/GATEWAY.md)."""
+"""The gateway's settings, from `.env` in the working directory and the environment, which wins
+(see docs/GATEWAY.md, ".env and local endpoints")."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from dotenv import dotenv_values
+
+
+def read_env(env: dict[str, str] | None = None, dotenv_path: str = ".env") -> dict[str, str]:
+    """`.env` (KEY=value lines; comments, quotes and `export` as python-dotenv reads them), then the
+    environment over it. A missing .env is no error."""
+    merged = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None} if os.path.isfile(dotenv_path) \
+        else {}
+    merged.update(os.environ if env is None else env)
+    return merged
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,9 @@ class Config:
     unhealthy_after_seconds: float = 300.0  # /health is 503 once the uplink has failed this long
     command_poll_seconds: float = 5.0
     ws_renew_seconds: float = 6600.0        # API Gateway closes a WebSocket after 2 h
+    ws_ping_seconds: float = 300.0          # ... and one idle for 10 min
+    config_file: str | None = None          # the last good configuration document; default: beside the buffer
+    config_poll_seconds: float = 300.0      # the slow poll of GET /agents/{agentId}/config
     request_timeout: float = 10.0
     log_level: str = "INFO"
     # Gateway certificates (issue 21, edge_gateway/tls.py): enrolled identity instead of an API key.
@@ -34,8 +49,8 @@ class Config:
     renew_check_seconds: float = 60.0       # how often renewal (from 60% of the lifetime, before 2/3) is considered
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Config":
-        e = dict(os.environ if env is None else env)
+    def from_env(cls, env: dict[str, str] | None = None, dotenv_path: str = ".env") -> "Config":
+        e = read_env(env, dotenv_path)
         # With an enrolled certificate (GATEWAY_CERT_DIR holding identity.pem) no API key is needed.
         certified = bool(e.get("GATEWAY_CERT_DIR")) and os.path.exists(os.path.join(e["GATEWAY_CERT_DIR"], "identity.pem"))
         missing = [name for name in ("CONTROL_PLANE_URL", "GATEWAY_API_KEY") if not e.get(name)
@@ -64,6 +79,9 @@ class Config:
             unhealthy_after_seconds=float(e.get("GATEWAY_UNHEALTHY_AFTER_SECONDS", 300)),
             command_poll_seconds=float(e.get("GATEWAY_COMMAND_POLL_SECONDS", 5)),
             ws_renew_seconds=float(e.get("GATEWAY_WS_RENEW_SECONDS", 6600)),
+            ws_ping_seconds=float(e.get("GATEWAY_WS_PING_SECONDS", 300)),
+            config_file=e.get("GATEWAY_CONFIG_FILE") or None,
+            config_poll_seconds=float(e.get("GATEWAY_CONFIG_POLL_SECONDS", 300)),
             request_timeout=float(e.get("GATEWAY_REQUEST_TIMEOUT_SECONDS", 10)),
             log_level=e.get("GATEWAY_LOG_LEVEL", "INFO").upper(),
             cert_dir=e.get("GATEWAY_CERT_DIR") if certified else None,

@@ -11,8 +11,17 @@
   the first outcome.
 - While the socket is down, and once after every (re)connect, it polls
   GET /agents/{agentId}/commands?status=pending.
-- Reconnects with exponential backoff and full jitter; renews the connection
-  before API Gateway's 2-hour limit (GATEWAY_WS_RENEW_SECONDS, default 6600).
+- Reconnects with exponential backoff and full jitter.
+- Connection life (API Gateway closes a connection idle for 10 minutes and any
+  connection after 2 hours): sends an application ping (`{"action": "ping"}`)
+  when nothing was sent for GATEWAY_WS_PING_SECONDS (default 300), and renews
+  the connection after GATEWAY_WS_RENEW_SECONDS (default 6600) with an overlap:
+  the new connection is open and reading before the old one is closed, so
+  there is no moment without a connection; a command delivered on both is
+  run once (the dedupe above), and the catch-up poll after each connect covers
+  a connection the server closed first.
+- Other events: `on_event[name](data)` (config:changed), `on_connect` callbacks
+  after every (re)connect (the configuration fetch).
 """
 from __future__ import annotations
 
@@ -38,6 +47,7 @@ Handler = Callable[[dict], Any]  # payload -> result (JSON-able); raising means 
 class ControlChannel:
     def __init__(self, buffer: Buffer, control_plane: ControlPlane, metrics: Metrics, ws_url: str,
                  agent_id: Callable[[], str | None], *, poll_seconds: float = 5.0, renew_seconds: float = 6600.0,
+                 ping_seconds: float = 300.0,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0):
         self.buffer = buffer
         self.cp = control_plane
@@ -57,8 +67,14 @@ class ControlChannel:
         self.acked = 0
         self._lock = threading.Lock()  # one command at a time: a duplicate delivery waits and finds it done
         self._stop = threading.Event()
-        self._ws: ClientConnection | None = None
+        self._ws: _Connection | None = None
+        self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.ping_seconds = ping_seconds
+        self.renewals = 0
+        self.pings = 0
+        self.on_connect: list[Callable[[], None]] = []          # after every (re)connect
+        self.on_event: dict[str, Callable[[dict], None]] = {}   # other events by name (config:changed)
 
     def register(self, command_type: str, handler: Handler) -> None:
         self.handlers[command_type] = handler
@@ -82,6 +98,7 @@ class ControlChannel:
             if handler is None:
                 status, result = "failed", {"error": f"no handler for command type {command.get('type')!r}"}
             else:
+                self.metrics.command_runs.inc()
                 try:
                     status, result = "acked", handler(command.get("payload") or {})
                 except Exception as e:  # noqa: BLE001 - a failing handler is the command's outcome
@@ -112,6 +129,9 @@ class ControlChannel:
     def retry_pending_acks(self) -> None:
         for command_id, status, result in self.buffer.unacked_commands():
             with self._lock:
+                done = self.buffer.command_outcome(command_id)
+                if done is None or done[2]:
+                    continue  # acked meanwhile (by handle() on another thread): once is enough
                 self._ack(command_id, status, result)
 
     def poll(self) -> int:
@@ -142,58 +162,129 @@ class ControlChannel:
             thread.start()
             self._threads.append(thread)
 
-    def _socket_loop(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
+    def _open(self) -> "_Connection":
+        # A callable: a fresh URL per connection (a certificate's short-lived ws-token, issue 21).
+        url = self.ws_url() if callable(self.ws_url) else self.ws_url
+        ws = connect(url, open_timeout=10, close_timeout=2, max_size=256 * 1024)
+        conn = _Connection(ws, self._wake)
+        conn.reader = threading.Thread(target=self._read_loop, args=(conn,), name="control-reader", daemon=True)
+        conn.reader.start()
+        self.connections += 1
+        self.metrics.control_reconnects.inc()
+        # Commands issued while no connection was open: the socket replays nothing. The configuration too
+        # (fetched on every (re)connect: a config:changed sent in the gap is not replayed either).
+        threading.Thread(target=self._after_connect, name="control-catch-up", daemon=True).start()
+        return conn
+
+    def _after_connect(self) -> None:
+        self._safe_poll()
+        for callback in list(self.on_connect):
             try:
-                # A callable: a fresh URL per connection (a certificate's short-lived ws-token, issue 21).
-                url = self.ws_url() if callable(self.ws_url) else self.ws_url
-                with connect(url, open_timeout=10, close_timeout=2, max_size=256 * 1024) as ws:
-                    self._ws = ws
-                    opened = time.monotonic()
-                    self.connected, self.connected_since = True, time.time()
-                    self.connections += 1
-                    self.metrics.control_connected.set(1)
-                    failures = 0
-                    # Commands issued while we were away: the socket replays nothing.
-                    threading.Thread(target=self._safe_poll, name="control-catch-up", daemon=True).start()
-                    while not self._stop.is_set():
-                        if time.monotonic() - opened > self.renew_seconds:
-                            log.info("renewing the control channel before the 2-hour limit")
-                            break
-                        try:
-                            message = ws.recv(timeout=1.0)
-                        except TimeoutError:
-                            continue
-                        self._on_message(message)
-            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as e:
-                self.last_error = f"control channel: {type(e).__name__}: {e}"
-                failures += 1
-            except Exception as e:  # noqa: BLE001 - never let the channel thread die
-                log.exception("control channel failed")
-                self.last_error = f"control channel: {type(e).__name__}: {e}"
-                failures += 1
-            finally:
-                self._ws = None
-                if self.connected:
-                    self.connected = False
-                    self.metrics.control_connected.set(0)
-            if failures and not self._stop.is_set():
-                self._stop.wait(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** min(failures, 20))))
+                callback()
+            except Exception:  # noqa: BLE001
+                log.exception("on-connect callback failed")
+
+    def _socket_loop(self) -> None:
+        """Keeps one connection open: pings inside the idle limit, and replaces it before the maximum
+        connection time with an overlap (the new one is open and reading before the old one closes)."""
+        failures = 0
+        current: _Connection | None = None
+        while not self._stop.is_set():
+            if current is None or current.closed:
+                if current is not None:
+                    current.close()
+                    self.last_error = f"control channel closed: {current.close_reason}"
+                self._set_connected(None)
+                current = None
+                if failures:
+                    self._stop.wait(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** min(failures, 20))))
+                    if self._stop.is_set():
+                        break
+                try:
+                    current = self._open()
+                except (OSError, InvalidStatus, TimeoutError, ConnectionClosed) as e:
+                    self.last_error = f"control channel: {type(e).__name__}: {e}"
+                    failures += 1
+                    continue
+                except Exception as e:  # noqa: BLE001 - never let the channel thread die
+                    log.exception("control channel failed")
+                    self.last_error = f"control channel: {type(e).__name__}: {e}"
+                    failures += 1
+                    continue
+                failures = 0
+                self._set_connected(current)
+            now = time.monotonic()
+            if now - current.opened > self.renew_seconds:
+                try:
+                    fresh = self._open()
+                except Exception as e:  # noqa: BLE001 - keep the old one while it lasts; try again shortly
+                    self.last_error = f"control channel renewal: {type(e).__name__}: {e}"
+                    self._stop.wait(min(self.backoff_cap, max(0.2, self.backoff_base)))
+                    continue
+                old, current = current, fresh
+                self._set_connected(current)
+                self.renewals += 1
+                old.close()  # after the new one reads: no moment without a connection
+                log.info("control channel renewed before the maximum connection time")
+                continue
+            if now - current.last_sent > self.ping_seconds:
+                try:
+                    current.send(json.dumps({"action": "ping"}))
+                    self.pings += 1
+                except Exception:  # noqa: BLE001 - the reader sees the close
+                    current.closed = True
+                    continue
+            wait = min(current.opened + self.renew_seconds, current.last_sent + self.ping_seconds) - now
+            self._wake.wait(max(0.01, min(wait, 1.0)))
+            self._wake.clear()
+        if current is not None:
+            current.close()
+        self._set_connected(None)
+
+    def _set_connected(self, conn: "_Connection | None") -> None:
+        self._ws = conn
+        if conn is not None:
+            self.connected, self.connected_since = True, time.time()
+            self.metrics.control_connected.set(1)
+        elif self.connected:
+            self.connected = False
+            self.metrics.control_connected.set(0)
+
+    def _read_loop(self, conn: "_Connection") -> None:
+        try:
+            while not conn.closed:
+                try:
+                    message = conn.ws.recv(timeout=1.0)
+                except TimeoutError:
+                    continue
+                self._on_message(message)
+        except ConnectionClosed as e:
+            conn.close_reason = f"{e.rcvd.code if e.rcvd else 'no close frame'} {e.rcvd.reason if e.rcvd else ''}"
+        except Exception as e:  # noqa: BLE001
+            conn.close_reason = f"{type(e).__name__}: {e}"
+        finally:
+            conn.closed = True
+            self._wake.set()
 
     def _on_message(self, message: str | bytes) -> None:
         try:
             event = json.loads(message)
         except ValueError:
             return
-        if not isinstance(event, dict) or event.get("event") != "command:issued":
+        if not isinstance(event, dict):
             return
         data = event.get("data")
-        if isinstance(data, dict):
+        name = event.get("event")
+        if name == "command:issued" and isinstance(data, dict):
             try:
                 self.handle(data)
             except Closed:
                 pass
+        elif isinstance(name, str) and name in self.on_event and isinstance(data, dict):
+            try:
+                self.on_event[name](data)
+            except Exception:  # noqa: BLE001
+                log.exception("handling %s failed", name)
 
     def _safe_poll(self) -> None:
         try:
@@ -217,20 +308,42 @@ class ControlChannel:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            try:
-                ws.close()
-            except Exception:  # noqa: BLE001
-                pass
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
 
     def status(self) -> dict:
         return {"connected": self.connected, "connectedSince": _iso(self.connected_since),
-                "connections": self.connections, "lastPoll": _iso(self.last_poll),
+                "connections": self.connections, "renewals": self.renewals, "pings": self.pings,
+                "renewSeconds": self.renew_seconds, "pingSeconds": self.ping_seconds, "lastPoll": _iso(self.last_poll),
                 "acked": self.acked, "lastError": self.last_error,
                 "handlers": sorted(self.handlers)}
+
+
+class _Connection:
+    """One WebSocket and its reader thread."""
+
+    def __init__(self, ws: ClientConnection, wake: threading.Event):
+        self.ws = ws
+        self.opened = time.monotonic()
+        self.last_sent = self.opened
+        self.closed = False
+        self.close_reason = ""
+        self.reader: threading.Thread | None = None
+        self._wake = wake
+
+    def send(self, text: str) -> None:
+        self.ws.send(text)
+        self.last_sent = time.monotonic()
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001
+            pass
+        if self.reader is not None and self.reader is not threading.current_thread():
+            self.reader.join(timeout=3)
 
 
 def _iso(epoch: float | None) -> str | None:

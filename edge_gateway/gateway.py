@@ -6,12 +6,14 @@ import threading
 import time
 from urllib.parse import quote
 
+from edge_gateway.adapters import AdapterHost, Sink
 from edge_gateway.api import Api
 from edge_gateway.buffer import Buffer
 from edge_gateway.client import ControlPlane, Unreachable
 from edge_gateway.config import Config
 from edge_gateway.control import ControlChannel
 from edge_gateway.metrics import Metrics
+from edge_gateway.remote_config import RemoteConfig
 from edge_gateway.uplink import Uplink
 
 log = logging.getLogger("edge_gateway")
@@ -40,7 +42,13 @@ class Gateway:
         self.uplink.state.agent_id = config.agent_id
         self.control = ControlChannel(self.buffer, self.cp, self.metrics, self._ws_url(),
                                       self._agent_id, poll_seconds=config.command_poll_seconds,
-                                      renew_seconds=config.ws_renew_seconds)
+                                      renew_seconds=config.ws_renew_seconds, ping_seconds=config.ws_ping_seconds)
+        self.adapters = AdapterHost(Sink(self.buffer))
+        self.metrics.adapter_states = self.adapters.states
+        self.remote_config = RemoteConfig(self, config.config_file or f"{config.db_path}.config.json",
+                                          config.config_poll_seconds)
+        self.control.on_connect.append(self.remote_config.request_fetch)
+        self.control.on_event["config:changed"] = self.remote_config.request_fetch
         self.control.register("ping", self._ping)
         self.control.register("flush", lambda payload: self.uplink.flush())
         self.control.register("set-log-level", self._set_log_level)
@@ -80,6 +88,9 @@ class Gateway:
         logging.getLogger("edge_gateway").setLevel(level)
         return {"level": level}
 
+    def agent_id(self) -> str | None:
+        return self._agent_id()
+
     def _agent_id(self) -> str | None:
         if self.uplink.state.agent_id is None:
             # An empty ingest is the cheapest way to ask whose key this is (one auth read on the control plane).
@@ -94,11 +105,13 @@ class Gateway:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self.remote_config.load_last_good()  # adapters run from the last good document, control plane or not
         self.api.start()
         if self.renewer is not None:
             self.renewer.start()
         self.uplink.start()
         self.control.start()
+        self.remote_config.start()
         log.info("edge gateway listening on http://%s:%s, uplink to %s, buffer %s", self.api.host, self.api.port,
                  self.config.control_plane_url, self.config.db_path)
 
@@ -110,6 +123,9 @@ class Gateway:
         self._stopped.set()
         log.info("stopping: no new requests")
         self.api.stop()
+        log.info("stopping: adapters and configuration")
+        self.remote_config.stop()
+        self.adapters.stop()
         log.info("stopping: finishing the in-flight upload")
         self.uplink.stop()
         log.info("stopping: closing the control channel")
@@ -155,6 +171,9 @@ class Gateway:
                 "uplink": {**uplink, "healthy": healthy,
                            "unhealthyAfterSeconds": self.config.unhealthy_after_seconds},
                 "controlChannel": self.control.status(),
+                "configuration": self.remote_config.status(),
+                # each adapter's own state: one failing shows here (and in /metrics), the gateway stays up
+                "adapters": self.adapters.states(),
             },
             "uptimeSeconds": round(time.time() - self.started_at, 1),
         }

@@ -1,7 +1,11 @@
 """Prometheus metrics, in a registry of the gateway's own (tests run several gateways in one process)."""
 from __future__ import annotations
 
+from typing import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -38,6 +42,13 @@ class Metrics:
         self.control_connected = Gauge("gateway_control_channel_connected", "1 while the WebSocket is open",
                                        registry=r)
         self.commands = Counter("gateway_commands", "Commands handled, by outcome", ["status"], registry=r)
+        self.command_runs = Counter("gateway_command_runs", "Command handlers run (once per command)", registry=r)
+        self.control_reconnects = Counter("gateway_control_channel_connections",
+                                          "WebSocket connections opened (renewals and reconnects)", registry=r)
+        self.config_applies = Counter("gateway_config_documents", "Configuration documents handled, by outcome",
+                                      ["status"], registry=r)
+        self.adapter_states: Callable[[], dict[str, dict]] = dict
+        r.register(_AdapterCollector(self))
 
     def add(self, deltas: dict[str, int]) -> None:
         for name, delta in deltas.items():
@@ -47,3 +58,22 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _AdapterCollector(Collector):
+    """Each adapter's own counters, read at scrape time: gateway_adapter_events_total{adapter,type,event}."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily("gateway_adapter_events", "Adapter counters (records, errors, per type)",
+                                     labels=["adapter", "type", "event"])
+        up = GaugeMetricFamily("gateway_adapter_running", "1 while the adapter runs without a current error",
+                               labels=["adapter", "type"])
+        for name, state in self.metrics.adapter_states().items():
+            for event, value in state.get("counters", {}).items():
+                events.add_metric([name, state.get("type", ""), event], value)
+            up.add_metric([name, state.get("type", "")], 1 if state.get("status") == "running" else 0)
+        yield events
+        yield up

@@ -17,6 +17,8 @@ class FakeControlPlane:
         self.script: Callable[[list[dict]], tuple[int, dict, dict] | None] | None = None
         self.acks: list[tuple[str, dict]] = []  # (commandId, body) of every POST /commands/{id}/ack
         self.pending_commands: list[dict] = []   # what GET /agents/{id}/commands?status=pending lists
+        self.config: dict | None = None          # GET /agents/{id}/config answers {version, desired, reported}
+        self.reports: list[dict] = []             # POST /agents/{id}/config/reported bodies
         self.lock = threading.Lock()
         fake = self
 
@@ -33,6 +35,12 @@ class FakeControlPlane:
                     fake.acks.append((command_id, json.loads(raw)))
                     fake.pending_commands = [c for c in fake.pending_commands if c["commandId"] != command_id]
                     return self._send(200, {}, {"commandId": command_id, **json.loads(raw)})
+                if self.path.startswith("/agents/") and self.path.endswith("/config/reported"):
+                    body = json.loads(raw)
+                    fake.reports.append(body)
+                    if fake.config is not None:
+                        fake.config["reported"] = {**body, "at": "2026-01-01T00:00:00Z"}
+                    return self._send(204, {}, {})
                 if self.path != "/ingest":
                     return self._send(404, {}, {"error": {"code": "NOT_FOUND"}})
                 records = json.loads(raw)["records"]
@@ -49,10 +57,14 @@ class FakeControlPlane:
                 self._send(status, headers, body)
 
             def do_GET(self):  # noqa: N802
+                if self.path.startswith("/agents/") and self.path.endswith("/config"):
+                    if fake.config is None:
+                        return self._send(404, {}, {"error": {"code": "NOT_FOUND"}})
+                    return self._send(200, {}, {"reported": None, "delta": {}, **fake.config})
                 self._send(200, {}, {"items": list(fake.pending_commands), "nextToken": None})
 
             def _send(self, status, headers, body):
-                payload = json.dumps(body).encode()
+                payload = json.dumps(body).encode() if status != 204 else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
