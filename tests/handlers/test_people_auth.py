@@ -83,7 +83,7 @@ BAD_TOKENS = {
                      "another issuer"),
     "unknown kid": (lambda i, sub, org: i.token(sub, [group(org)], kid="nobody-knows"), 401, "unknown signing key"),
     "no group": (lambda i, sub, org: i.token(sub, []), 403, "no organization group"),
-    "other org's group": (lambda i, sub, org: i.token(sub, [f"org:01OTHERORG0000000000000000:admin"]), 403,
+    "other org's group": (lambda i, sub, org: i.token(sub, ["org:01OTHERORG0000000000000000:admin"]), 403,
                           "another organization"),
 }
 
