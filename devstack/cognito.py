@@ -44,6 +44,35 @@ MAX_BODY_BYTES = 64 * 1024
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
+TOKEN_VALIDITY_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+def honour_token_validity() -> None:
+    """moto signs every token for an hour; Cognito uses the app client's AccessTokenValidity and
+    IdTokenValidity (in TokenValidityUnits, hours by default). Done as Cognito does, so the console's
+    refresh and the WebSocket's close at expiry can be seen locally with a short-lived client."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    original = CognitoIdpUserPool.create_jwt
+    if getattr(original, "honours_validity", False):
+        return
+
+    def create_jwt(self: Any, client_id: str, username: str, token_use: str, expires_in: int = 3600,
+                   extra_data: dict[str, Any] | None = None) -> tuple[str, int]:
+        client = self.clients.get(client_id)
+        name = {"access": "AccessToken", "id": "IdToken"}.get(token_use)
+        if client is not None and name is not None:
+            config = client.extended_config or {}
+            value = config.get(f"{name}Validity")
+            if value:
+                unit = (config.get("TokenValidityUnits") or {}).get(name, "hours")
+                expires_in = int(value) * TOKEN_VALIDITY_UNITS.get(unit, 3600)
+        return original(self, client_id, username, token_use, expires_in, extra_data)
+
+    create_jwt.honours_validity = True  # type: ignore[attr-defined]
+    CognitoIdpUserPool.create_jwt = create_jwt  # type: ignore[method-assign]
+
+
 def pin_ids() -> None:
     """Pool and client ids from their names (before the stack is deployed): the same on every start."""
     os.environ.setdefault("MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY", "HASH")

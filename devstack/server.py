@@ -64,6 +64,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         state.clear()
         (state.path / cognito.STATE_FILE).unlink(missing_ok=True)
         log.info("state: starting empty (--fresh); %s cleared", state.path)
+    cognito.honour_token_validity()
     moto = EmbeddedMoto()
     moto.start()
     lambdas: Lambdas | None = None
