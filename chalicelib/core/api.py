@@ -475,7 +475,7 @@ def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
 
 
 def _after_auth(request: Any) -> Response | None:
-    """The 401 a request without a valid key gets on a route that needs one, else None."""
+    """The 401 (403) a request without a valid key or token gets on a route that needs one, else None."""
     path = (getattr(request, "context", None) or {}).get("resourcePath")
     if path is not None and all(e.scope is None for e in ENDPOINTS if e.path == path):
         return None  # a public route (GET /health): no key to check
@@ -483,9 +483,9 @@ def _after_auth(request: Any) -> Response | None:
     trace_id = valid_trace_id(headers.get("x-trace-id"))
     try:
         authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
-    except Unauthorized as error:
+    except (Unauthorized, Forbidden) as error:  # Forbidden: a person with no group of their organization
         result = _error(error)
-        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=401,
+        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=result["statusCode"],
                         headers={**result["headers"], "X-Trace-Id": trace_id})
     return None
 

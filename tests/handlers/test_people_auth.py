@@ -367,3 +367,15 @@ def test_disabling_a_person_closes_their_sockets(app_module, http, org, person, 
     assert http.delete(f"/users/{person['userId']}", org["adminKey"]).status == 204
     assert closed == ["c-to-close"]
     assert app_module.ws_connect(ws_event("$connect", "c-again", token), None)["statusCode"] == 401
+
+
+def test_a_wrong_method_or_media_type_answers_the_identity_check_first(http, org, person, issuer):
+    """Chalice's own 405/415 come after auth (core/api.py `_after_auth`): a token with no group is its 403 there too."""
+    no_group = issuer.token(person["userId"], [])
+    r = http.call("PATCH", "/users", no_group)
+    assert r.status == 403 and r.json["error"]["code"] == "FORBIDDEN"
+    r = http.call("POST", "/users", issuer.unsigned(person["userId"], [group(org)]), headers={"content-type": "text/plain"},
+                  raw_body=b"x")
+    assert r.status == 401 and r.json["error"]["code"] == "UNAUTHORIZED"
+    r = http.call("PATCH", "/users", issuer.token(person["userId"], [group(org)]))
+    assert r.status == 405
