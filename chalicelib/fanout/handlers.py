@@ -33,7 +33,10 @@ def connect(event: dict[str, Any]) -> int:
     ctx = Ctx(principal, trace_id)
     tx = ctx.tx()
     # A credential that expires (a person's token) closes the socket when it does (fanout/expiry.py).
+    # One that outlives API Gateway's 2-hour cap (a key with a distant expiresAt) needs no marker.
     expires_at = int(principal.expires_at) if principal.expires_at is not None else None
+    if expires_at is not None and expires_at >= ctx.now() + ctx.settings.connection_ttl_seconds:
+        expires_at = None
     tx.put("connection", store.connection_put(connection, principal.key_id, expires_at))
     if expires_at is not None:
         tx.put("expiry", store.expiry_marker_put(connection, expires_at))

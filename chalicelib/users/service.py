@@ -105,7 +105,8 @@ def seed_first_person(ctx: Ctx, email: str, password: str | None) -> dict[str, s
     chosen = password or _password()
     try:
         user = create_user(ctx, command, password=chosen, root=True)
-        return {"adminEmail": email, "adminPassword": chosen, "adminUserId": user.user_id}
+        # A generated password is printed once, like a generated root key; a chosen one is its owner's.
+        return {"adminEmail": email, "adminUserId": user.user_id, **({} if password else {"adminPassword": chosen})}
     except Conflict:
         if password:
             adapters.set_password(email, password)  # Cognito takes the email for the username

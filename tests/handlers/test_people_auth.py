@@ -379,3 +379,20 @@ def test_a_wrong_method_or_media_type_answers_the_identity_check_first(http, org
     assert r.status == 401 and r.json["error"]["code"] == "UNAUTHORIZED"
     r = http.call("PATCH", "/users", issuer.token(person["userId"], [group(org)]))
     assert r.status == 405
+
+
+def test_a_key_expiring_within_the_connection_cap_gets_an_expiry_marker_and_others_none(app_module, http, org):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.handlers.test_fanout import ws_event
+
+    soon = (datetime.now(timezone.utc) + timedelta(minutes=30)).isoformat()
+    later = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
+    short = http.post("/keys", org["adminKey"], {"name": "short", "scope": "operator", "expiresAt": soon}).json
+    long = http.post("/keys", org["adminKey"], {"name": "long", "scope": "operator", "expiresAt": later}).json
+    assert app_module.ws_connect(ws_event("$connect", "c-short-key", short["apiKey"]), None)["statusCode"] == 200
+    assert app_module.ws_connect(ws_event("$connect", "c-long-key", long["apiKey"]), None)["statusCode"] == 200
+    markers = dynamo.scan(settings().main_table, limit=1000, filter="begins_with(PK, :p) AND SK IN (:a, :b)",
+                          values={":p": "WSEXP#", ":a": "c-short-key", ":b": "c-long-key"}).items
+    assert [m["SK"] for m in markers] == ["c-short-key"]
+    assert "expiresAt" not in dynamo.get(settings().main_table, {"PK": "CONN#c-long-key", "SK": "CONN"})

@@ -97,3 +97,9 @@ def test_the_first_person_is_a_root_admin_and_a_restart_creates_nothing(pool):
     assert pool.invited == [("admin@example.com", f"org:{ORG}:admin")]
     again = users.seed_first_person(ctx, "admin@example.com", None)
     assert again == {"adminEmail": "admin@example.com"} and len(ledger.committed) == 1
+
+
+def test_a_chosen_first_password_is_never_echoed(pool):
+    ctx, _ = fake_ctx(principal(Scope.ADMIN))
+    seed = users.seed_first_person(ctx, "admin@example.com", "Chosen-Password-1")
+    assert "adminPassword" not in seed and seed["adminEmail"] == "admin@example.com"
