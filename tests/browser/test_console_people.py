@@ -38,6 +38,7 @@ def sign_in_as_person(browser, stack: Stack, email: str, password: str, hash_: s
     watched = Watched(page)
     page.goto(f"{stack.url}/console{hash_}")
     form = page.get_by_role("form", name="Sign in with email and password")
+    expect(form.get_by_label("Choose a new password")).to_be_hidden()  # only for a first sign-in's challenge
     form.get_by_label("Email").fill(email)
     form.get_by_label("Password", exact=True).fill(password)
     form.get_by_role("button", name="Sign in with email").click()
@@ -125,5 +126,33 @@ def test_signing_out_ends_the_cognito_session_and_api_keys_still_sign_in(stack, 
     page.get_by_role("textbox", name="API key").fill(two_orgs["a"]["adminKey"])
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    watched.assert_clean()
+    page.context.close()
+
+
+def test_an_invited_persons_first_sign_in_sets_a_new_password(stack, browser, two_orgs):
+    """Cognito's invitation carries a temporary password: the first sign-in answers NEW_PASSWORD_REQUIRED."""
+    stack.call("POST", "/users", two_orgs["a"]["adminKey"], {"email": "new@example.com", "scope": "operator"},
+               expect=201)
+    stack.current.aws("cognito-idp").admin_set_user_password(
+        UserPoolId=stack.current.environment["COGNITO_USER_POOL_ID"], Username="new@example.com",
+        Password="Temporary-Pass-1", Permanent=False)
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    watched = Watched(page)
+    page.goto(f"{stack.url}/console#/fleet")
+    form = page.get_by_role("form", name="Sign in with email and password")
+    form.get_by_label("Email").fill("new@example.com")
+    form.get_by_label("Password", exact=True).fill("Temporary-Pass-1")
+    form.get_by_role("button", name="Sign in with email").click()
+    expect(form.get_by_role("status")).to_contain_text("choose a new password")
+    form.get_by_label("Choose a new password").fill("Chosen-Password-99")
+    form.get_by_role("button", name="Sign in with email").click()
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator(f"tr[data-agent-id='{two_orgs['ours']['agentId']}']")).to_be_visible()
+    status, _ = cognito(stack, "InitiateAuth", {
+        "AuthFlow": "USER_PASSWORD_AUTH", "ClientId": stack.call("GET", "/console/config.json")["oidc"]["clientId"],
+        "AuthParameters": {"USERNAME": "new@example.com", "PASSWORD": "Chosen-Password-99"}})
+    assert status == 200
     watched.assert_clean()
     page.context.close()
