@@ -1,7 +1,7 @@
 """Cognito user pools' admin API (cognito-idp): the people the app invites, groups, sign-outs.
 
 Thin calls; botocore errors propagate except the few the caller decides on, which come back
-as `UserExists` (AdminCreateUser on a taken email) and `False` (a group that exists already).
+as `UserExists` (AdminCreateUser on a taken email), `InvalidUsername` (an email the pool refuses) and `False` (a group that exists already).
 """
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from chalicelib.aws import clients
 
 class UserExists(Exception):
     """AdminCreateUser: the pool already has a user with that username (email)."""
+
+
+class InvalidUsername(Exception):
+    """AdminCreateUser: the pool refused the username (an email it does not take)."""
 
 
 def _idp() -> Any:
@@ -48,6 +52,8 @@ def create_user(pool_id: str, email: str, temporary_password: str | None = None)
     except ClientError as error:
         if _code(error) == "UsernameExistsException":
             raise UserExists(email) from None
+        if _code(error) == "InvalidParameterException":
+            raise InvalidUsername(str(error.response.get("Error", {}).get("Message", ""))[:200]) from None
         raise
     attributes = {a["Name"]: a["Value"] for a in user.get("Attributes", [])}
     return str(user["Username"]), str(attributes.get("sub") or user["Username"])

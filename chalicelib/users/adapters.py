@@ -10,6 +10,7 @@ from chalicelib.aws import cognito
 from chalicelib.core.config import settings
 
 UserExists = cognito.UserExists
+InvalidEmail = cognito.InvalidUsername
 
 
 def configured() -> bool:

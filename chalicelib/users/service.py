@@ -16,7 +16,7 @@ import string
 
 from chalicelib.core.auth import Scope, group_name, person_actor
 from chalicelib.core.context import Ctx
-from chalicelib.core.errors import Conflict, NotFound, Unavailable
+from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TxFailed
 from chalicelib.fanout import fanout
@@ -43,6 +43,8 @@ def create_user(ctx: Ctx, command: models.CreateUserRequest, password: str | Non
     except adapters.UserExists:
         raise Conflict(f"a person with the email {email} exists already",
                        [{"field": "email", "message": "taken"}]) from None
+    except adapters.InvalidEmail:
+        raise ValidationError.field("email", "is not an email address the user pool accepts") from None
     if password is not None:
         adapters.set_password(username, password)
     user = User(user_id=sub, email=email, scope=scope.value, status="active", created_at=ctx.iso())

@@ -229,6 +229,11 @@ def test_post_users_validates(http, org, body, field):
     assert r.status == 400 and r.json["error"]["details"][0]["field"] == field
 
 
+def test_an_email_the_pool_refuses_is_400_not_500(http, org):
+    r = http.post("/users", org["adminKey"], {"email": "ad!a@example.c0m", "scope": "operator"})
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "email", r.json
+
+
 def test_only_admins_manage_people(http, org):
     from tests.conftest import key_of
 
