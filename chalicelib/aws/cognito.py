@@ -1,7 +1,8 @@
 """Cognito user pools' admin API (cognito-idp): the people the app invites, groups, sign-outs.
 
-Thin calls; botocore errors propagate except the few the caller decides on, which come back
-as `UserExists` (AdminCreateUser on a taken email), `InvalidUsername` (an email the pool refuses) and `False` (a group that exists already).
+Thin calls; botocore errors propagate except the few the caller decides on: `UserExists`
+(AdminCreateUser on a taken email), `InvalidUsername` (an email the pool refuses) and `False`
+(a group that exists already).
 """
 from __future__ import annotations
 
