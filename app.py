@@ -28,6 +28,8 @@ from chalicelib.console import routes as console_routes
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import on_lambda, settings
+from chalicelib.fleetconfig import routes as fleetconfig_routes
+from chalicelib.github_tools import routes as github_tools_routes
 from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.jobs import routes as jobs_routes
@@ -59,7 +61,8 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
                   ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
-                  reports_routes.bp, ops_routes.bp, console_routes.bp, users_routes.bp):
+                  reports_routes.bp, ops_routes.bp, console_routes.bp, fleetconfig_routes.bp,
+                  github_tools_routes.bp, users_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -102,11 +105,32 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 
 # --- stream and queue consumers ---------------------------------------------------
 
-@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100, starting_position="LATEST")
+# Up to 1,000 events a batch: a ?batch=1 socket gets one message per batch, so fuller batches under load
+# mean fewer management-API posts (docs/SCALE.md); a quiet stream still delivers at once (no batching window).
+@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=1000, starting_position="LATEST")
 def outbox_fanout(event: DynamoDBEvent) -> None:
     from chalicelib.fanout import adapters, handlers as ws
 
     ws.outbox_records(adapters.stream_image(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
+
+
+@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100,
+                        starting_position="LATEST", name="github_approvals")
+def github_approvals(event: DynamoDBEvent) -> dict[str, int]:
+    """GitHub tool calls a person approved run now (chalicelib/github_tools/service.py: approval:decided)."""
+    from chalicelib.fanout import adapters
+    from chalicelib.github_tools import service as github_tools
+
+    return github_tools.on_outbox_items(adapters.stream_image(r.new_image) for r in event
+                                        if r.event_name == "INSERT" and r.new_image)
+
+
+@app.on_sqs_message(queue=settings().github_tools_queue_name, batch_size=10)
+def github_tools_retry(event: SQSEvent) -> Any:
+    """GitHub tool calls GitHub rate-limited, due again (SQS delay); partial batch failures reported."""
+    from chalicelib.github_tools import worker as github_worker
+
+    return github_worker.handle_batch(event.to_dict(), event.context)
 
 
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)

@@ -1,6 +1,6 @@
 """A scaled fleet driven through the real handlers on moto; every DynamoDB request's partition keys recorded.
 
-Run: .venv/bin/python bench/scale_sim.py [--agents 200] [--minutes 1]
+Run: .venv/bin/python bench/scale_sim.py [--agents 200] [--minutes 1] [--sockets 1000] [--batched] [--stream-batch N]
 
 The fleet of docs/SCALE.md ("Assumptions"), compressed: each agent gets one
 job a minute (created by an operator key, claimed by the agent's poll, one
@@ -8,14 +8,20 @@ empty poll, progress every 10 s, completed), and its instance pushes its log
 lines every 10 s (10 lines a push: the same entry writes as 1 line a second,
 a tenth of the pushes and log events). The clock is moved forward instead of
 waited for. At the end the outbox's events go through the real fan-out
-handler in batches of 100 (as the stream trigger delivers them), so its
-connection-list Query is counted too; no sockets are open, so nothing is
-posted (messages = events x sockets, as on paper).
+handler in batches of the trigger's batch size (as the stream delivers them
+under load: full batches), so its connection reads are counted too.
+`--sockets` console sockets (operator keys; `--batched`: opened with
+`?batch=1`, docs/API.md "WebSocket batching") are connected through the real
+$connect handler before the minute starts; every management-API post the
+fan-out makes is counted per socket (the post itself is a counting stand-in:
+no HTTP), so API Gateway's callback rate is measured, not multiplied out.
 
 A botocore before-call hook reads each request's Key / Item / TransactItems
-/ RequestItems / KeyConditionExpression and books base-table writes (2 WRU
-per item in a transaction, 1 otherwise, items taken as under 1 KB) and the
-index writes they cause: the index keys each item carries (from its Puts,
+/ RequestItems / KeyConditionExpression and books base-table writes (per
+started KB of the item: DynamoDB's item size, attribute names and values;
+x2 in a transaction; an Update is booked at the size of the item's last Put)
+and the index writes they cause (1 per started KB of the entry: indexes are
+ALL-projected): the index keys each item carries (from its Puts,
 and from Updates that set, copy or remove `GSInPK`). Ids are replaced by
 their kind (`{org}`, `{agent}`, ...) to name a key's shape; a key that holds
 no id of an agent, job or instance is org-wide, and its rate grows with the
@@ -27,6 +33,7 @@ import argparse
 import collections
 import json
 import re
+import threading
 import time
 
 from common import moto_stack, table
@@ -44,12 +51,14 @@ class KeyRecorder:
         self.index_keys: dict[tuple[str, str], dict[str, str]] = {}               # (PK, SK) -> {GSIn: key}
         self.calls: collections.Counter[str] = collections.Counter()
         self.attributes: dict[tuple[str, str], dict[str, str]] = {}              # (PK, SK) -> string attributes
+        self.sizes: dict[tuple[str, str], int] = {}                              # (PK, SK) -> item bytes
 
     def seed(self, items: list[dict]) -> None:
         """Index keys of the items written before recording started (agents, instances, keys)."""
         for item in items:
             if "PK" in item:
                 ident = (_value(item["PK"]), _value(item["SK"]) if "SK" in item else "")
+                self.sizes[ident] = item_size(item)
                 self.index_keys[ident] = {f"GSI{m.group(1)}": _value(v) for k, v in item.items()
                                           if (m := INDEX_KEY.match(k))}
 
@@ -92,8 +101,11 @@ class KeyRecorder:
         where = _table(body["TableName"])
         item = body.get("Item") or body["Key"]
         pk = _pk(item)
-        self.writes[(where, pk)] += units
         ident = (pk, _value(item["SK"]) if "SK" in item else "")
+        if kind == "Put":
+            self.sizes[ident] = item_size(item)
+        kb = -(-self.sizes.get(ident, 1) // 1024)  # a Delete is billed at the deleted item's size too
+        self.writes[(where, pk)] += units * kb
         before = self.index_keys.get(ident, {})
         after = dict(before)
         if kind == "Put":
@@ -110,10 +122,68 @@ class KeyRecorder:
         for index in before.keys() | after.keys():
             old, new = before.get(index), after.get(index)
             if old is not None:
-                self.writes[(f"{where}/{index}", old)] += 1  # the entry rewritten (ALL projection) or deleted
+                self.writes[(f"{where}/{index}", old)] += kb  # the entry rewritten (ALL projection) or deleted
             if new is not None and new != old:
-                self.writes[(f"{where}/{index}", new)] += 1
+                self.writes[(f"{where}/{index}", new)] += kb
         self.index_keys[ident] = after
+        if kind == "Delete":
+            self.sizes.pop(ident, None)
+
+
+def item_size(item: dict) -> int:
+    """DynamoDB's size of a typed item: each attribute's name plus its value (docs: "Item sizes and formats")."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(typed: dict) -> int:
+    (kind, value), = typed.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "N":
+        return (len(value.strip("-").replace(".", "").lstrip("0")) + 1) // 2 + 1
+    if kind == "B":
+        return len(value) * 3 // 4  # base64 on the wire
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in value.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in value)
+    return sum(len(str(v)) for v in value)  # SS / NS / BS
+
+
+class PostCounter:
+    """Stands in for the management API's post: counts posts and bytes per connection, always delivered."""
+
+    def __init__(self):
+        self.per_connection: collections.Counter[str] = collections.Counter()
+        self.bytes = 0
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def post(self, endpoint: str, connection_id: str, data: bytes) -> bool:
+        with self._lock:
+            self.per_connection[connection_id] += 1
+            self.bytes += len(data)
+            self.total += 1
+        return True
+
+
+def _ws_connect_event(connection_id: str, query: dict[str, str]) -> dict:
+    return {"requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": connection_id,
+                               "apiId": "sim", "stage": "ws", "domainName": "sim.execute-api.us-east-1.amazonaws.com",
+                               "requestId": connection_id},
+            "queryStringParameters": query, "headers": {}, "isBase64Encoded": False, "body": None}
+
+
+def _scan_all(client, table_name: str) -> list[dict]:
+    items, page = [], {}
+    while True:
+        answer = client.scan(TableName=table_name, **page)
+        items += answer["Items"]
+        if "LastEvaluatedKey" not in answer:
+            return items
+        page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
 
 
 def _table(name: str) -> str:
@@ -181,6 +251,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--minutes", type=int, default=1)
+    parser.add_argument("--sockets", type=int, default=1000, help="console sockets (operator keys) of the org")
+    parser.add_argument("--batched", action="store_true", help="open them with ?batch=1 (system:batch messages)")
+    parser.add_argument("--stream-batch", type=int, default=0,
+                        help="events per fan-out invocation (default: the outbox trigger's batch_size in app.py)")
     args = parser.parse_args()
 
     from chalice.test import Client
@@ -216,18 +290,18 @@ def main() -> None:
                 shapes.add(instance["instanceId"], "instance")
                 agents.append((agent["agentId"], agent["apiKey"], instance["instanceId"]))
 
+            # The console sockets, through the real $connect (their system:connected events are left out below).
+            viewer = call("post", "/keys", org["adminKey"], {"name": "console", "scope": "operator"})["apiKey"]
+            for n in range(args.sockets):
+                query = {"token": viewer, **({"batch": "1"} if args.batched else {})}
+                status = app_module.ws_connect(_ws_connect_event(f"console-{n}", query), None)["statusCode"]
+                assert status == 200, status
+            before_minute = {_value(i["id"]) for i in _scan_all(clients.session().client("dynamodb"), "cp-bench-outbox")}
+
             recorder = KeyRecorder()
             from chalicelib.aws import dynamo
 
-            low = clients.session().client("dynamodb")
-            seeded, page = [], {}
-            while True:
-                answer = low.scan(TableName="cp-bench-main", **page)
-                seeded += answer["Items"]
-                if "LastEvaluatedKey" not in answer:
-                    break
-                page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
-            recorder.seed(seeded)
+            recorder.seed(_scan_all(clients.session().client("dynamodb"), "cp-bench-main"))
             # Clients made so far copied the session's handlers when they were made: register on them too.
             clients.session().events.register("before-call.dynamodb.*", recorder)
             for made in {id(c): c for c in clients._clients.values()}.values():
@@ -257,20 +331,23 @@ def main() -> None:
                     requests += 1
             driven = time.perf_counter() - started
 
-            # The outbox stream, as the trigger delivers it: batches of 100 through the real fan-out handler.
+            # The outbox stream, as the trigger delivers it under load (full batches of its batch size),
+            # through the real fan-out handler; the management API's posts counted per socket.
+            from chalicelib.aws import websocket
             from chalicelib.fanout import handlers as fanout_handlers
 
-            outbox = clients.session().client("dynamodb")
-            images, page = [], {}
-            while True:
-                answer = outbox.scan(TableName="cp-bench-outbox", **page)
-                images += [dynamo.deserialize_item(item) for item in answer["Items"]]
-                if "LastEvaluatedKey" not in answer:
-                    break
-                page = {"ExclusiveStartKey": answer["LastEvaluatedKey"]}
-            images = [i for i in images if i.get("orgId") == org["orgId"]]
-            for start in range(0, len(images), 100):
-                fanout_handlers.outbox_records(images[start:start + 100])
+            batch_size = args.stream_batch or next(s.batch_size for s in app_module.app.event_sources
+                                                   if s.name == "outbox_fanout")
+            images = [dynamo.deserialize_item(item)
+                      for item in _scan_all(clients.session().client("dynamodb"), "cp-bench-outbox")]
+            images = sorted((i for i in images if i.get("orgId") == org["orgId"] and i["id"] not in before_minute),
+                            key=lambda i: i["id"])  # ids are ULIDs: commit order, as a shard delivers them
+            posts = PostCounter()
+            websocket.post = posts.post
+            fanout_started = time.perf_counter()
+            for start in range(0, len(images), batch_size):
+                fanout_handlers.outbox_records(images[start:start + batch_size])
+            fanned = time.perf_counter() - fanout_started
 
     simulated = 60.0 * args.minutes
     scale = PAPER_FLEET / args.agents
@@ -285,11 +362,12 @@ def main() -> None:
                      round(wru / simulated * factor), round(reads / simulated * factor),
                      "org-wide" if factor != 1.0 else "per entity"))
     rows.sort(key=lambda r: (-r[7], -r[8]))
+    batches = (len(images) + batch_size - 1) // batch_size
     print(f"{args.agents} agents, {args.minutes} simulated minute(s): {requests} requests in {driven:.1f} s, "
-          f"{len(images)} events -> {(len(images) + 99) // 100} fan-out batches; "
+          f"{len(images)} events -> {batches} fan-out batches of up to {batch_size} ({fanned:.1f} s); "
           f"DynamoDB calls: {dict(recorder.calls)}\n")
-    print("Hottest partition keys (WRU: 2 per transactional item, 1 per plain write or index entry; "
-          "reads: requests), scaled to 100,000 agents\n")
+    print("Hottest partition keys (WRU: per started KB of the item, x2 in a transaction; an index entry 1 per "
+          "started KB; reads: requests), scaled to 100,000 agents\n")
     print(table(rows[:16], ("table/index", "partition key (hottest of its shape)", "keys", "WRU", "reads",
                             "WRU/s", "reads/s", "WRU/s @100k", "reads/s @100k", "scales")))
     per_table = collections.Counter()
@@ -298,6 +376,28 @@ def main() -> None:
     print("\nWRU per table/index per simulated second (scaled to 100,000 agents):")
     print(table([(w, round(u / simulated, 1), round(u / simulated * scale)) for w, u in per_table.most_common()],
                 ("table/index", "WRU/s", "WRU/s @100k")))
+    conn_sizes = [size for (pk, _), size in recorder.sizes.items() if pk.startswith("CONN#")]
+    if conn_sizes:
+        print(f"\nA connection item: {max(conn_sizes)} bytes (a Query of the org's connections reads whole "
+              f"items: the index is ALL-projected; a projection trims what is sent, not the RRU)")
+    events_per_s_at_paper = len(images) / simulated * scale
+    print(f"\nManagement API (@connections POSTs, API Gateway's callback rate) to {args.sockets} "
+          f"{'batched (?batch=1)' if args.batched else 'per-event'} console sockets:")
+    per_batch = posts.total / batches if batches else 0
+    # Per-event sockets: one post per event, so posts grow with the events (org-wide). Batched: one post per
+    # socket per stream batch (more only when a batch's events pass the message size), so they grow with the
+    # batches, and a loaded stream delivers full ones: events/s / batch size.
+    at_paper = (posts.total / simulated * scale if not args.batched
+                else per_batch * events_per_s_at_paper / batch_size)
+    print(table([(posts.total, round(posts.total / max(args.sockets, 1), 1), round(per_batch, 1),
+                  round(posts.total / simulated, 1), round(posts.bytes / simulated / max(args.sockets, 1)),
+                  round(events_per_s_at_paper), round(at_paper))],
+                ("posts", "per socket", "per batch", "posts/s", "bytes/s per socket", "events/s @100k",
+                 "posts/s @100k")))
+    if at_paper:
+        print(f"API Gateway's 10,000 requests/s account throttle (callbacks included) is met at "
+              f"~{round(PAPER_FLEET * 10_000 / at_paper):,} agents with {args.sockets} sockets")
+
     over = [r for r in rows if r[7] > 1000 and r[9] == "org-wide"]
     if over:
         first = over[0]

@@ -7,6 +7,12 @@ message posted while $connect is still running (the app's fan-out delivers
 system:connected from a stream handler, which can win the race against the
 accept) is delivered right after the accept, in order.
 
+API Gateway's two time limits are enforced too: a connection that received no message from its
+client for WS_IDLE_TIMEOUT_SECONDS (default 600: the 10-minute idle timeout; frames the server
+sends do not count, pings from the client do) or that has been open for WS_MAX_CONNECTION_SECONDS
+(default 7200: the 2-hour cap) is closed with 1001 "Going Away" and $disconnect runs, as API
+Gateway does. Tests shorten both to prove that clients ping and reconnect.
+
 Everything here runs on the server's event loop; handler calls go to the
 Lambdas thread pool.
 """
@@ -16,6 +22,7 @@ import asyncio
 import http
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -33,6 +40,10 @@ Send = Any  # the ASGI send callable
 Receive = Any  # the ASGI receive callable
 
 _CLOSE = object()  # outbox sentinel: close the WebSocket
+DEFAULT_IDLE_TIMEOUT_SECONDS = 600.0
+DEFAULT_MAX_CONNECTION_SECONDS = 7200.0
+# What API Gateway's $disconnect carries when it closes a connection itself (idle or at the cap).
+GOING_AWAY = (1001, "Going away")
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
 
 
@@ -43,6 +54,10 @@ class Connection:
     user_agent: str
     connected_at: float = field(default_factory=time.time)
     last_active_at: float = field(default_factory=time.time)
+    # Only the client's messages keep a connection from going idle (monotonic clock: the limits).
+    opened_monotonic: float = field(default_factory=time.monotonic)
+    last_client_message_monotonic: float = field(default_factory=time.monotonic)
+    closed_by_gateway: tuple[int, str] | None = None  # set when a limit closed it: $disconnect's code
     state: str = "connecting"  # -> "open" -> "closing" (DELETE) -> "closed"
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
 
@@ -59,10 +74,25 @@ class Connection:
         }
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
 class WebSocketGateway:
-    def __init__(self, lambdas: Lambdas, domain_name: str) -> None:
+    def __init__(self, lambdas: Lambdas, domain_name: str, idle_timeout_seconds: float | None = None,
+                 max_connection_seconds: float | None = None) -> None:
         self._lambdas = lambdas
         self._domain_name = domain_name
+        self.idle_timeout_seconds = idle_timeout_seconds or _seconds(
+            "WS_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS)
+        self.max_connection_seconds = max_connection_seconds or _seconds(
+            "WS_MAX_CONNECTION_SECONDS", DEFAULT_MAX_CONNECTION_SECONDS)
         self._connections: dict[str, Connection] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # the server's, set by the first serve()
         # Calls from other threads wait here and reach the loop in one wake-up per batch: a fan-out
@@ -147,16 +177,37 @@ class WebSocketGateway:
             await send({"type": "websocket.accept"})
             connection.state = "open"
             writer = asyncio.create_task(self._write(connection, send), name=f"ws-writer-{connection.id}")
+            limits = asyncio.create_task(self._enforce_limits(connection), name=f"ws-limits-{connection.id}")
             close_code, close_reason = 1006, "abnormal closure"
             try:
                 close_code, close_reason = await self._read(connection, receive)
             finally:
                 connection.state = "closed"
                 writer.cancel()
+                limits.cancel()
+                if connection.closed_by_gateway:  # what API Gateway reports, whatever the client echoed
+                    close_code, close_reason = connection.closed_by_gateway
                 # Shielded: if the server cancels this task, $disconnect still runs to the end.
                 await asyncio.shield(self._disconnect(connection, request, close_code, close_reason))
         finally:
             del self._connections[connection.id]
+
+    async def _enforce_limits(self, connection: Connection) -> None:
+        """Close the connection at the idle timeout or at the connection cap, whichever comes first."""
+        cap = connection.opened_monotonic + self.max_connection_seconds
+        while connection.state == "open":
+            idle_at = connection.last_client_message_monotonic + self.idle_timeout_seconds
+            deadline = min(cap, idle_at)
+            now = time.monotonic()
+            if now >= deadline:
+                why = "connection cap" if deadline == cap else "idle timeout"
+                log.info("closing %s: %s (%.0f s)", connection.id, why,
+                         self.max_connection_seconds if deadline == cap else self.idle_timeout_seconds)
+                connection.closed_by_gateway = GOING_AWAY
+                connection.state = "closing"
+                connection.outbox.put_nowait((_CLOSE, GOING_AWAY))
+                return
+            await asyncio.sleep(deadline - now)  # a client message meanwhile moves idle_at: loop and look again
 
     async def _connect(self, connection: Connection, scope: dict[str, Any],
                        request: dict[str, Any]) -> tuple[int, bytes]:
@@ -185,6 +236,7 @@ class WebSocketGateway:
             if message["type"] == "websocket.disconnect":
                 return message.get("code", 1005), message.get("reason") or ""
             connection.last_active_at = time.time()
+            connection.last_client_message_monotonic = time.monotonic()
             if message.get("text") is None:
                 log.warning("ignored a binary frame on %s: only text frames are routed", connection.id)
                 continue
@@ -214,6 +266,9 @@ class WebSocketGateway:
             try:
                 if item is _CLOSE:
                     await send({"type": "websocket.close", "code": 1000})
+                    return
+                if isinstance(item, tuple) and item[0] is _CLOSE:  # a limit: 1001 Going Away
+                    await send({"type": "websocket.close", "code": item[1][0], "reason": item[1][1]})
                     return
                 await send({"type": "websocket.send", "text": item})
             except OSError:  # uvicorn's ClientDisconnected: the reader sees the disconnect

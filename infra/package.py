@@ -42,12 +42,13 @@ PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", ".chalice/config.js
 # Top-level packages of this repository the functions import besides chalicelib/. Chalice bundles
 # only app.py, chalicelib/ and vendor/ (whose contents land at the zip's root), so each is copied
 # into the project copy's vendor/: `import patch_engine` then works on Lambda as it does here.
-VENDORED_PACKAGES = ("patch_engine",)
+VENDORED_PACKAGES = ("patch_engine", "fleet_config")
 # Optional settings passed on to the functions when set where the package is built.
 PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECONDS", "LOG_RETENTION_DAYS",
                "JOBS_IDLE_POLL_SECONDS", "SESSION_RETENTION_DAYS", "GITHUB_REPO", "GITHUB_API_URL", "LLM_MODEL",
                "EXPIRED_SESSION_RETENTION_DAYS", "PATCH_EVENT_RETENTION_DAYS", "INGEST_RETENTION_DAYS",
-               "REPORT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", "RETENTION_SWEEP_PAGES", "ORPHAN_BLOB_GRACE_SECONDS")
+               "REPORT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", "RETENTION_SWEEP_PAGES", "ORPHAN_BLOB_GRACE_SECONDS",
+               "CONFIG_DRIFT_MINUTES")
 CHECK_STACK = "controlplane-pkgcheck"
 
 

@@ -201,9 +201,15 @@ class SentMessages:
         self.by_connection: dict[str, list[dict]] = {}
         self.dead: set[str] = set()
         self.invalid: list[str] = []
+        self.failed: list[str] = []
+
+    def attempts(self, connection_id: str) -> int:
+        """Posts to a dead connection (each answered 410)."""
+        return self.failed.count(connection_id)
 
     def post(self, endpoint: str, connection_id: str, data: bytes) -> bool:
         if connection_id in self.dead:
+            self.failed.append(connection_id)
             return False
         message = json.loads(data)
         try:

@@ -8,6 +8,8 @@ that name.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from chalicelib.agents import models, store
 from chalicelib.agents.models import Agent, AgentCreated, AgentList
 from chalicelib.agents.store import ACTIVE, INACTIVE
@@ -21,7 +23,8 @@ from chalicelib.core.paging import next_token, start_key
 from chalicelib.core.tx import TransactionConflict, Tx, TxFailed, retry_conflicts
 
 __all__ = ["ACTIVE", "INACTIVE", "register", "get", "list_agents", "heartbeat", "deactivate", "for_poll",
-           "require_active", "require_exists", "is_active", "heartbeat_of", "require_heartbeat_unchanged"]
+           "require_active", "require_exists", "is_active", "heartbeat_of", "require_heartbeat_unchanged",
+           "find", "members_of_pool"]
 # lastSeenAt is written at most this often by polls (see store.touch_update).
 LAST_SEEN_RESOLUTION_SECONDS = 5
 
@@ -142,3 +145,21 @@ def require_heartbeat_unchanged(tx: Tx, org_id: str, agent_id: str, heartbeat_ms
                                 name: str = "heartbeat") -> None:
     """The caller's unit of work fails (TxFailed(name)) if the agent sent a heartbeat since `heartbeat_ms` was read."""
     tx.check(name, store.heartbeat_unchanged_check(org_id, agent_id, heartbeat_ms))
+
+
+# --- for the fleetconfig domain ---------------------------------------------------------
+
+def find(org_id: str, agent_id: str) -> Agent | None:
+    """The agent (active or not), None when the organization has none of that id."""
+    return store.get(org_id, agent_id, consistent=True)
+
+
+def members_of_pool(org_id: str, pool: str, page_size: int = 100) -> Iterator[Agent]:
+    """Every agent that listed `pool` at registration (pools are immutable), page by page."""
+    start = None
+    while True:
+        page = store.list_pool(org_id, pool, page_size, start)
+        yield from page.items
+        if page.last_key is None:
+            return
+        start = page.last_key

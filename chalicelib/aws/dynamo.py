@@ -321,10 +321,13 @@ def batch_put(table: str, items: list[dict[str, Any]]) -> None:
             raise TransactionConflict(f"{len(pending)} items left unprocessed")
 
 
-def batch_get(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def batch_get(table: str, keys: list[dict[str, Any]], consistent: bool = False) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for start in range(0, len(keys), 100):
-        pending = {table: {"Keys": [serialize_item(k) for k in keys[start:start + 100]]}}
+        request: dict[str, Any] = {"Keys": [serialize_item(k) for k in keys[start:start + 100]]}
+        if consistent:
+            request["ConsistentRead"] = True
+        pending = {table: request}
         for _ in range(8):
             if not pending:
                 break

@@ -8,10 +8,15 @@ from chalicelib.commands import rules
 from chalicelib.core.models import ApiModel, PageModel, ResponseModel
 
 
+Priority = Literal["high", "normal", "low"]
+
+
 class IssueCommandRequest(ApiModel):
     type: str = Field(pattern=rules.TYPE_PATTERN)
     payload: dict[str, Any] = Field(default_factory=dict)
     ttl_seconds: int = Field(default=rules.DEFAULT_TTL_SECONDS, ge=1, le=rules.MAX_TTL_SECONDS)
+    priority: Priority = Field(default="normal", description="pending commands are listed and delivered "
+                                                             "highest first, oldest first within a priority")
 
 
 class AckRequest(ApiModel):
@@ -38,6 +43,7 @@ class CommandResponse(ResponseModel):
     type: str
     payload: dict[str, Any]
     status: str
+    priority: Priority = "normal"
     ttl_seconds: int
     created_at: str
     expires_at: str

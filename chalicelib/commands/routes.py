@@ -21,12 +21,14 @@ bp, TAG = Blueprint(__name__), "Agent gateway"
           summary="Send a command to an agent (status pending); emits command:issued to that agent's WebSocket")
 def issue(call: Call) -> models.CommandResponse:
     b = call.body
-    return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds))
+    return service.issue(call.ctx, service.IssueCommand(call.params["agentId"], b.type, b.payload, b.ttl_seconds,
+                                                        b.priority))
 
 
 @endpoint(bp, "/agents/{agentId}/commands", "GET", scope=Scope.AGENT, query="CommandListQuery",
           response="CommandList", tag=TAG, errors=(404,),
-          summary="An agent's commands, oldest first, optionally in one status (an agent key: its own)")
+          summary="An agent's commands, oldest first, optionally in one status (pending: highest priority first, "
+                  "then oldest; an agent key: its own)")
 def list_commands(call: Call) -> models.CommandList:
     q = call.query
     return service.list_for_agent(call.ctx, service.ListCommands(call.params["agentId"], q.status, q.limit,

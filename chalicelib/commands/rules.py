@@ -5,6 +5,11 @@
 
 A pending command past its expiresAt is expired even before the sweep
 (schedule `commands_expire`) writes it so: reads and acks decide by the clock.
+
+Priority: high | normal (default) | low. Pending commands are listed (and so delivered to a
+polling gateway) highest first, oldest first within a priority: the sort key of the pending list
+is `{rank}#{commandId}` (rank 0 high, 1 normal, 2 low; ids are ULIDs, so time-ordered), and one
+Query returns that order with no sort in memory.
 """
 from __future__ import annotations
 
@@ -18,6 +23,14 @@ MAX_TTL_SECONDS = 7 * 24 * 3600
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 32 * 1024  # payload + result ride in command:acked: under the WebSocket's 128 KB per message
 TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
+HIGH, NORMAL, LOW = "high", "normal", "low"
+PRIORITIES = (HIGH, NORMAL, LOW)  # highest first: the index is the rank in the sort key
+DEFAULT_PRIORITY = NORMAL
+
+
+def pending_sort_key(priority: str, command_id: str) -> str:
+    """The pending list's sort key: ascending order is highest priority first, then oldest first."""
+    return f"{PRIORITIES.index(priority)}#{command_id}"
 
 
 class AckDecision(enum.Enum):

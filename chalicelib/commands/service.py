@@ -34,6 +34,7 @@ class IssueCommand:
     type: str
     payload: dict[str, Any]
     ttl_seconds: int = rules.DEFAULT_TTL_SECONDS
+    priority: models.Priority = "normal"
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ def issue(ctx: Ctx, command: IssueCommand) -> Command:
         raise ValidationError.field("payload", f"is over {rules.MAX_PAYLOAD_BYTES} bytes as JSON")
     now = ctx.now()
     issued = Command(org_id=ctx.org_id, command_id=ids.new_id(), agent_id=command.agent_id, type=command.type,
-                     payload=command.payload, status=rules.PENDING, ttl_seconds=command.ttl_seconds,
+                     payload=command.payload, status=rules.PENDING, priority=command.priority,
+                     ttl_seconds=command.ttl_seconds,
                      created_at=ctx.iso(now), expires_at=ctx.iso(now + command.ttl_seconds))
     tx = ctx.tx()
     agents.require_active(tx, ctx.org_id, command.agent_id)
     tx.put("command", store.put_new(issued))
-    tx.audit("command", issued.command_id, "issued", {"agentId": command.agent_id, "type": command.type})
+    tx.audit("command", issued.command_id, "issued", {"agentId": command.agent_id, "type": command.type,
+                                                      "priority": command.priority})
     tx.emit("command:issued", issued.event_data(), agent_id=command.agent_id)
     commit_or_raise(tx, agent=lambda: NotFound(f"agent {command.agent_id} not found or not active"))
     return issued

@@ -1,13 +1,19 @@
 """Commands to agents: keys and queries.
 
   PK     ORG#{org}#CMD#{commandId}           SK "CMD"         - the command (ack finds it by id alone)
-  GSI1PK ORG#{org}#AGENT#{agent}#CMDS#{status} GSI1SK {id}     - one agent's commands in one status
+  GSI1PK ORG#{org}#AGENT#{agent}#CMDS#{status} GSI1SK {id}     - one agent's commands in one status;
+                                             pending: GSI1SK {rank}#{id} (rules.pending_sort_key),
+                                             so the pending list is highest priority, then oldest, first
   GSI2PK ORG#{org}#AGENT#{agent}#CMDS        GSI2SK {id}       - all of one agent's commands
   GSI3PK CMDS#PENDING                        GSI3SK {expiresAt}#{org}#{id}
                                              - sparse: only pending commands, by expiry, for the sweep
 
-Command ids are ULIDs, so each list is oldest first. Leaving `pending`
-moves GSI1 to the new status and removes the GSI3 attributes.
+Command ids are ULIDs, so each list is oldest first (the pending one within
+a priority). Leaving `pending` moves GSI1 to the new status (sort key: the id)
+and removes the GSI3 attributes. A command stored before priorities existed
+has no `priority` (normal) and a bare-id sort key, which sorts after high and
+before normal ("0#" < "01..." < "1#"): it is older than every command issued
+since, so it stays in its place among the normal ones.
 """
 from __future__ import annotations
 
@@ -40,10 +46,11 @@ def _item(command: Command) -> dict[str, Any]:
         **key(c.org_id, c.command_id), "type": "command",
         "orgId": c.org_id, "commandId": c.command_id, "agentId": c.agent_id,
         "commandType": c.type, "payload": json.dumps(c.payload, separators=(",", ":")),
-        "status": c.status, "ttlSeconds": c.ttl_seconds, "createdAt": c.created_at,
+        "status": c.status, "priority": c.priority, "ttlSeconds": c.ttl_seconds, "createdAt": c.created_at,
         "expiresAt": c.expires_at, "ackedAt": c.acked_at,
         "result": json.dumps(c.result, separators=(",", ":")) if c.result is not None else None,
-        "GSI1PK": _status_partition(c.org_id, c.agent_id, c.status), "GSI1SK": c.command_id,
+        "GSI1PK": _status_partition(c.org_id, c.agent_id, c.status),
+        "GSI1SK": rules.pending_sort_key(c.priority, c.command_id) if c.status == rules.PENDING else c.command_id,
         "GSI2PK": f"ORG#{c.org_id}#AGENT#{c.agent_id}#CMDS", "GSI2SK": c.command_id,
     }
     if c.status == rules.PENDING:
@@ -54,6 +61,7 @@ def _item(command: Command) -> dict[str, Any]:
 def _entity(item: dict[str, Any]) -> Command:
     return Command(org_id=item["orgId"], command_id=item["commandId"], agent_id=item["agentId"],
                    type=item["commandType"], payload=json.loads(item["payload"]), status=item["status"],
+                   priority=item.get("priority") or "normal",
                    ttl_seconds=int(item["ttlSeconds"]), created_at=item["createdAt"], expires_at=item["expiresAt"],
                    acked_at=item.get("ackedAt"),
                    result=json.loads(item["result"]) if item.get("result") is not None else None)
@@ -80,7 +88,7 @@ def leave_pending(command: Command, status: str, now_iso: str, result: Any = Non
         _table(), key(command.org_id, command.command_id),
         set={"status": status, "ackedAt": acked_at,
              "result": json.dumps(result, separators=(",", ":")) if result is not None else None,
-             "GSI1PK": _status_partition(command.org_id, command.agent_id, status)},
+             "GSI1PK": _status_partition(command.org_id, command.agent_id, status), "GSI1SK": command.command_id},
         remove=("GSI3PK", "GSI3SK"),
         condition=condition, names={"#st": "status"}, values=values)
 

@@ -33,18 +33,18 @@ def _int_or_default(name: str, default: int) -> int:
         return default
 
 
-def _days(name: str, default: float) -> float:
-    """A lifetime in days (fractions allowed). A value that is not a non-negative number fails the
-    import: a typo must not silently keep (or delete) data for the wrong time."""
+def _days(name: str, default: float, unit: str = "days") -> float:
+    """A lifetime in days (or another `unit`; fractions allowed). A value that is not a non-negative
+    number fails the import: a typo must not silently keep (or delete) data for the wrong time."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return float(default)
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: a lifetime in days (a number, fractions allowed)") from None
+        raise ValueError(f"{name}={raw!r}: a duration in {unit} (a number, fractions allowed)") from None
     if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name}={raw!r}: a lifetime in days must be a finite number >= 0")
+        raise ValueError(f"{name}={raw!r}: a duration in {unit} must be a finite number >= 0")
     return value
 
 
@@ -89,7 +89,19 @@ class Settings:
     github_repo: str | None = None
     github_api_url: str = "https://api.github.com"
     llm_model: str | None = None
+    # GitHub tools (chalicelib/github_tools, docs/GITHUB.md): the retry queue for rate-limited calls, a
+    # per-organization limit of invocations a minute, and the GitHub App whose installation tokens are
+    # minted per call (when unset, GITHUB_TOKEN is used).
+    github_tools_queue_name: str = ""
+    github_tools_queue_url: str = ""
+    github_tools_per_minute: int = 120
+    github_app_id: str | None = None
+    github_app_private_key_secret: str | None = None   # a Secrets Manager secret's ARN (the PEM)
+    github_app_private_key_env: str | None = field(default=None, repr=False)  # the PEM itself (local stack, tests)
+    github_app_installation_id: str | None = None      # else asked of GitHub per repository
     ops_log_group_prefix: str = "/aws/lambda/control-plane-"
+    # Fleet configuration: an agent whose reported version lags its desired one this long is drift (ops scan).
+    config_drift_minutes: float = 30.0
     # People (issue 21): OpenID Connect tokens from a Cognito user pool (core/tokens.py). JWTs are
     # accepted only when issuer and audience (the app client's id) are both set.
     oidc_issuer: str | None = None
@@ -184,8 +196,17 @@ class Settings:
             github_repo=os.environ.get("GITHUB_REPO") or None,
             github_api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
             llm_model=os.environ.get("LLM_MODEL") or None,
+            github_tools_queue_name=os.environ.get("GITHUB_TOOLS_QUEUE_NAME", f"{stack}-github-tools"),
+            github_tools_queue_url=os.environ.get("GITHUB_TOOLS_QUEUE_URL", f"{queue_base}/{stack}-github-tools"),
+            github_tools_per_minute=max(1, _int_or_default("GITHUB_TOOLS_PER_MINUTE", 120)),
+            github_app_id=os.environ.get("GITHUB_APP_ID") or None,
+            github_app_private_key_secret=os.environ.get("GITHUB_APP_PRIVATE_KEY_SECRET_ARN") or None,
+            github_app_private_key_env=os.environ.get("GITHUB_APP_PRIVATE_KEY") or None,
+            github_app_installation_id=os.environ.get("GITHUB_APP_INSTALLATION_ID") or None,
             # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
             ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
+            # Minutes (fractions allowed: tests use seconds' worth); a bad value fails the import like a lifetime.
+            config_drift_minutes=_days("CONFIG_DRIFT_MINUTES", 30, unit="minutes"),
             oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
             oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
             oidc_jwks_url=os.environ.get("OIDC_JWKS_URL") or None,

@@ -119,12 +119,15 @@ def document() -> dict[str, Any]:
                            "token: the upgrade is refused with HTTP 401 (and the refusal is audited). The first "
                            "message is system:connected. Admin and operator keys receive every event of their "
                            "organization; an agent key only its own agent's events. Delivery is at most once, in "
-                           "the order of the changes; REST is the source of truth.",
+                           "the order of the changes; REST is the source of truth. With ?batch=1 the events of "
+                           "one fan-out batch come as system:batch messages (one event alone as itself).",
             "messages": channel_messages,
             "bindings": {"ws": {
                 "method": "GET",
                 "query": {"type": "object", "required": ["token"],
-                          "properties": {"token": {"type": "string", "description": "An API key or an OIDC token"}}},
+                          "properties": {"token": {"type": "string", "description": "An API key or an OIDC token"},
+                                         "batch": {"type": "string", "enum": ["1", "true"],
+                                                   "description": "Several events per message (system:batch)"}}},
                 "bindingVersion": BINDING_VERSION,
             }},
             "x-upgrade-refused": {"status": 401, "when": "the token is missing, unknown, revoked or expired"},

@@ -62,6 +62,22 @@ class SystemPong(EventData):
     timestamp: str
 
 
+class BatchedEvent(BaseModel):
+    """One event inside a system:batch message, exactly as it would travel alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(description="The event's name (any event of this document but the system ones)")
+    data: dict[str, Any] = Field(description="The event's payload, as that event's message carries it")
+
+
+class SystemBatch(EventData):
+    """Several events in one message, in order: only to a connection opened with `?batch=1`
+    (fewer messages: one per socket per stream batch, not one per event)."""
+
+    events: list[BatchedEvent]
+
+
 # --- jobs (chalicelib/jobs/events.py builds them) -------------------------------------
 
 class JobError(EventData):
@@ -243,6 +259,7 @@ PayloadRef = Union[type[BaseModel], str, Callable[[], type[BaseModel]]]
 EVENTS: dict[str, PayloadRef] = {
     "system:connected": SystemConnected,
     "system:pong": SystemPong,
+    "system:batch": SystemBatch,
     "job:queued": JobQueued,
     "job:progress": JobProgress,
     "job:completed": JobCompleted,
@@ -269,6 +286,7 @@ EVENTS: dict[str, PayloadRef] = {
 SUMMARIES: dict[str, str] = {
     "system:connected": "The connection is live (always the first message)",
     "system:pong": "The answer to a ping",
+    "system:batch": "Several events in one message, in order (connections opened with ?batch=1 only)",
     "job:queued": "A job waits for its agent or pool (new, or re-queued after its lease expired)",
     "job:progress": "An agent reported progress on a running job",
     "job:completed": "An agent completed a job",

@@ -1,16 +1,32 @@
 """From the outbox stream to WebSocket connections.
 
-One stream batch: load the connections of each org in it once, work out who
-receives what (rules.plan), then send concurrently, one task per connection so
-each connection gets its events in order. A connection that answers 410 Gone
-is deleted at once. Delivery is at most once per batch: a failed post is
-logged, not retried by failing the batch (that would resend to every other
-connection); clients catch up over REST after reconnecting.
+One stream batch: the connections of each org in it (cached, below), work out
+who receives what (rules.plan), then send concurrently, one task per
+connection so each connection gets its events in order: one message per
+event, or for a connection opened with ?batch=1 as few system:batch messages
+as fit (rules.batch_messages; system:connected always alone and first). A
+connection that answers 410 Gone is deleted at once. Delivery is at most once
+per batch: a failed post is logged, not retried by failing the batch (that
+would resend to every other connection); clients catch up over REST after
+reconnecting.
+
+The connection list of an org is cached in the warm Lambda, checked per batch
+by one strongly consistent GetItem of the org's connection-list version
+(store.connections_version; every $connect writes a new one after its commit)
+instead of a Query that reads every connection item of the org. A cached list
+is used only while the version is unchanged, no older than
+CACHE_MAX_AGE_SECONDS, and read at least SETTLE_SECONDS after the version
+changed (the index the list is read from lags the base table: a list read
+sooner may miss the newest connection, so it is read again next batch). A
+closed connection stays in a cached list until its first failed send removes
+it (as the contract says: removed on the first failed send), in this Lambda
+and, by deleting its item, for every later list.
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,9 +45,66 @@ _pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="fanout")
 CONNECTED_RETRY_DELAYS = (0.1, 0.3, 0.6)
 
 
+# How long a cached connection list may be used without reading it again, whatever its version says
+# (a connection item written without a version change, e.g. by hand, is reached within this).
+CACHE_MAX_AGE_SECONDS = 60.0
+# A list read sooner than this after its version changed may lack the newest connection (index lag).
+SETTLE_SECONDS = 2.0
+
+
+@dataclass
+class _CachedList:
+    version: str | None
+    connections: dict[str, tuple[rules.Connection, int]]  # id -> (connection, its TTL in epoch seconds)
+    read_at: float        # time.monotonic()
+    settled: bool         # read SETTLE_SECONDS or more after the version changed
+
+
+_cached: dict[str, _CachedList] = {}
+_cached_lock = threading.Lock()
+
+
+def forget_cached_connections() -> None:
+    """Drop every cached connection list (a cold Lambda; tests)."""
+    with _cached_lock:
+        _cached.clear()
+
+
+def connections_of(org_id: str) -> list[rules.Connection]:
+    """The org's open connections: the cached list while its version holds, else a fresh Query.
+
+    Either way a connection past its TTL is left out (as the Query leaves it out): the TTL may be
+    the expiry of the credential the socket was opened with, and nothing is sent after it.
+    """
+    found = store.connections_version(org_id)
+    version, changed_at = found if found else (None, 0.0)
+    with _cached_lock:
+        cached = _cached.get(org_id)
+        if not (cached is not None and cached.version == version and cached.settled
+                and time.monotonic() - cached.read_at < CACHE_MAX_AGE_SECONDS):
+            cached = None
+    if cached is None:
+        read_at = time.monotonic()
+        listed = {c.connection_id: (c, ttl) for c, ttl in store.of_org(org_id)}
+        cached = _CachedList(version, listed, read_at, clock.now() - changed_at >= SETTLE_SECONDS)
+        with _cached_lock:
+            _cached[org_id] = cached
+    now = clock.now()
+    with _cached_lock:
+        return [c for c, ttl in cached.connections.values() if ttl > now]
+
+
+def _uncache(org_id: str, connection_id: str) -> None:
+    with _cached_lock:
+        cached = _cached.get(org_id)
+        if cached is not None:
+            cached.connections.pop(connection_id, None)
+
+
 @dataclass
 class FanoutResult:
-    sent: int = 0
+    sent: int = 0     # events delivered (a system:batch message carries several)
+    posts: int = 0    # management API posts: what API Gateway counts
     gone: list[str] = field(default_factory=list)
     failed: int = 0
 
@@ -77,7 +150,7 @@ def deliver(events: Iterable[rules.Event], ctx: Ctx | None = None) -> FanoutResu
     events = list(events)
     connections: dict[str, rules.Connection] = {}
     for org_id in {e.org_id for e in events if e.connection_id is None}:
-        connections.update((c.connection_id, c) for c in store.of_org(org_id))
+        connections.update((c.connection_id, c) for c in connections_of(org_id))
     for event in events:
         if event.connection_id and event.connection_id not in connections:
             found = store.get(event.connection_id)
@@ -90,26 +163,49 @@ def deliver(events: Iterable[rules.Event], ctx: Ctx | None = None) -> FanoutResu
     futures = {cid: _pool.submit(_send_all, ctx, connections[cid], evs, wires) for cid, evs in plan.items()}
     for cid, future in futures.items():
         try:
-            sent, gone = future.result()
+            sent, posted, gone = future.result()
         except Exception:  # noqa: BLE001 - one broken connection must not stop the others
             log.exception("sending to %s failed", cid)
             result.failed += 1
             continue
         result.sent += sent
+        result.posts += posted
         if gone:
             result.gone.append(cid)
+            _uncache(connections[cid].org_id, cid)
             forget(ctx, cid)
     return result
 
 
 def _send_all(ctx: Ctx, connection: rules.Connection, events: list[rules.Event],
-              wires: dict[str, bytes]) -> tuple[int, bool]:
-    sent = 0
+              wires: dict[str, bytes]) -> tuple[int, int, bool]:
+    """Send one connection its events in order: (events delivered, messages posted, gone).
+
+    A batched connection gets each run of events between greetings packed into system:batch messages.
+    """
+    sent = posted = 0
+    run: list[rules.Event] = []
     for event in events:
+        if connection.batch and event.name != "system:connected":
+            run.append(event)
+            continue
+        if run:
+            for message, count in rules.batch_messages([wires[e.event_id] for e in run]):
+                posted += 1
+                if not adapters.post(connection.endpoint, connection.connection_id, message):
+                    return sent, posted, True
+                sent += count
+            run = []
+        posted += 1
         if not _send(ctx, connection, event, wires[event.event_id]):
-            return sent, True
+            return sent, posted, True
         sent += 1
-    return sent, False
+    for message, count in rules.batch_messages([wires[e.event_id] for e in run]):
+        posted += 1
+        if not adapters.post(connection.endpoint, connection.connection_id, message):
+            return sent, posted, True
+        sent += count
+    return sent, posted, False
 
 
 def _send(ctx: Ctx, connection: rules.Connection, event: rules.Event, message: bytes) -> bool:

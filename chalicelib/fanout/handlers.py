@@ -27,7 +27,7 @@ def connect(event: dict[str, Any]) -> int:
         return 401
     connection = rules.Connection(connection_id, principal.org_id,
                                   adapters.endpoint_for(context["domainName"], context.get("stage", "")),
-                                  principal.agent_id)
+                                  principal.agent_id, rules.wants_batches(event.get("queryStringParameters")))
     # API Gateway cannot post inside $connect: system:connected goes through the
     # outbox and the fan-out, which runs after this handler has returned.
     ctx = Ctx(principal, trace_id)
@@ -42,6 +42,10 @@ def connect(event: dict[str, Any]) -> int:
         tx.put("expiry", store.expiry_marker_put(connection, expires_at))
     tx.emit("system:connected", {"timestamp": ctx.iso(), "connectionId": connection_id}, connection_id=connection_id)
     tx.commit()
+    # After the commit, so a fan-out that sees the new version finds the connection (fanout.connections_of).
+    changed = ctx.tx()
+    changed.update("connections", store.connections_changed(principal.org_id))
+    changed.commit()
     return 200
 
 
@@ -75,4 +79,5 @@ def outbox_records(images: Iterable[dict[str, Any]]) -> None:
     observability.count("FanoutSent", result.sent)
     if result.gone:
         observability.count("FanoutGone", len(result.gone))
-    log.info("fan-out", extra={"events": len(events), "sent": result.sent, "gone": len(result.gone)})
+    log.info("fan-out", extra={"events": len(events), "sent": result.sent, "posts": result.posts,
+                               "gone": len(result.gone)})

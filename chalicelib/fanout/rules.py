@@ -8,6 +8,16 @@ from typing import Any, Iterable
 # The client actions the gateway answers; anything else is ignored and logged.
 PING = "ping"
 
+# A connection opened with ?batch=1 gets the events of one stream batch in as few messages as fit:
+# {"event": "system:batch", "data": {"events": [{"event", "data"}, ...]}} (one event alone goes as itself).
+# Messages to it grow with stream batches, not with events (docs/SCALE.md, the first wall).
+BATCH = "system:batch"
+# Under API Gateway's 128 KB message limit with room for the envelope; an event over it goes alone
+# (instance:log events are cut at ~100 KB, logs/rules.chunks).
+BATCH_MESSAGE_BYTES = 96 * 1024
+_BATCH_OPEN = b'{"event":"system:batch","data":{"events":['
+_BATCH_CLOSE = b"]}}"
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -15,6 +25,7 @@ class Connection:
     org_id: str
     endpoint: str
     agent_id: str | None = None  # set for agent keys: they see only their agent's events
+    batch: bool = False  # opened with ?batch=1: a stream batch's events in system:batch messages
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,28 @@ class Event:
 
 def wire(name: str, data: dict[str, Any]) -> bytes:
     return json.dumps({"event": name, "data": data}, separators=(",", ":")).encode()
+
+
+def batch_messages(wires: list[bytes], limit: int = BATCH_MESSAGE_BYTES) -> list[tuple[bytes, int]]:
+    """Consecutive event messages packed, in order, into system:batch messages of at most `limit` bytes:
+    (message, how many events it carries). One event alone, or one too big to share, is its own message.
+    """
+    overhead = len(_BATCH_OPEN) + len(_BATCH_CLOSE) - 1  # -1: the first event has no comma before it
+    groups: list[list[bytes]] = []
+    size = limit
+    for wire_bytes in wires:
+        if size + 1 + len(wire_bytes) > limit:
+            groups.append([])
+            size = overhead
+        groups[-1].append(wire_bytes)
+        size += 1 + len(wire_bytes)
+    return [(group[0] if len(group) == 1 else _BATCH_OPEN + b",".join(group) + _BATCH_CLOSE, len(group))
+            for group in groups]
+
+
+def wants_batches(query: dict[str, str] | None) -> bool:
+    """?batch=1 (or true) on the connect URL."""
+    return (query or {}).get("batch", "").lower() in ("1", "true")
 
 
 def receives(connection: Connection, event: Event) -> bool:

@@ -2,13 +2,18 @@
 
   PK CONN#{connectionId}, SK CONN          - found by id ($disconnect, 410 clean-up)
   GSI1PK ORG#{org}#CONNS, GSI1SK {id}      - every connection of an org (fan-out)
+  PK ORG#{org}#CONNS, SK VERSION            - the org's connection-list version: a new random
+                                              value on every $connect, so a warm fan-out knows
+                                              its cached list is still whole from one GetItem
 TTL: 2 h, API Gateway's connection limit, so a lost $disconnect cannot leave an
-item behind for long.
+item behind for long (the version item too: past it no connection it announced is left).
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+import uuid
+from dataclasses import replace
+from typing import Any
 
 from chalicelib.aws import dynamo
 from chalicelib.core import clock
@@ -29,7 +34,7 @@ def to_item(connection: Connection, key_id: str, expires_at: int | None = None) 
     ttl = int(time.time()) + settings().connection_ttl_seconds
     return {
         **_key(connection.connection_id), "type": "connection", "connectionId": connection.connection_id,
-        "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id,
+        "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id, "batch": connection.batch,
         "endpoint": connection.endpoint, "connectedAt": clock.iso(),
         "ttl": min(ttl, expires_at) if expires_at is not None else ttl,
         **({"expiresAt": expires_at} if expires_at is not None else {}),
@@ -73,20 +78,52 @@ def delete(connection_id: str) -> dynamo.Delete:
 
 def get(connection_id: str) -> Connection | None:
     item = dynamo.get(settings().main_table, _key(connection_id))
-    return from_item(item) if item else None
+    return _sendable(item) if item else None
+
+
+def _sendable(item: dict[str, Any]) -> Connection:
+    """A connection as the fan-out sends to it: from_item, and whether it asked for batches."""
+    return replace(from_item(item), batch=bool(item.get("batch", False)))
+
+
+def _version_key(org_id: str) -> dict[str, str]:
+    return {"PK": f"ORG#{org_id}#CONNS", "SK": "VERSION"}
+
+
+def connections_changed(org_id: str) -> dynamo.Update:
+    """A new version of the org's connection list (after a $connect committed): cached lists are stale.
+
+    A plain UpdateItem of its own, not part of $connect's transaction: concurrent connects of one org
+    would cancel each other's transactions on this one item; plain updates just serialize.
+    """
+    now = clock.now()
+    return dynamo.Update(settings().main_table, _version_key(org_id),
+                         set={"type": "connections-version", "version": uuid.uuid4().hex, "changedAt": now,
+                              "ttl": int(now) + settings().connection_ttl_seconds})
+
+
+def connections_version(org_id: str) -> tuple[str, float] | None:
+    """(version, changedAt epoch seconds) of the org's connection list; None before any $connect (or past TTL)."""
+    found = dynamo.get(settings().main_table, _version_key(org_id), consistent=True)
+    return (str(found["version"]), float(found["changedAt"])) if found else None
 
 
 # Only what a fan-out reads: one query per event batch lists every connection of the org,
 # and each attribute left out is one less to send, parse and deserialize per connection.
-_FANOUT_PROJECTION = "connectionId, orgId, endpoint, agentId, #ttl"
+_FANOUT_PROJECTION = "connectionId, orgId, endpoint, agentId, #batch, #ttl"
 
 
-def of_org(org_id: str) -> Iterator[Connection]:
+def of_org(org_id: str) -> list[tuple[Connection, int]]:
+    """The org's connections not past their TTL, each with its TTL (epoch s): a fan-out that keeps the
+    list must stop sending to one when its TTL passes (it may be a credential's expiry)."""
     now = int(time.time())
+    found = []
     for item in dynamo.query_all(settings().main_table, "GSI1PK = :pk", {":pk": f"ORG#{org_id}#CONNS"},
-                                 index="GSI1", projection=_FANOUT_PROJECTION, names={"#ttl": "ttl"}):
-        if item.get("ttl", now + 1) > now:  # TTL deletion lags; an expired item is already gone
-            yield from_item(item)
+                                 index="GSI1", projection=_FANOUT_PROJECTION, names={"#ttl": "ttl", "#batch": "batch"}):
+        ttl = int(item.get("ttl", now + settings().connection_ttl_seconds))
+        if ttl > now:  # TTL deletion lags; an expired item is already gone
+            found.append((_sendable(item), ttl))
+    return found
 
 
 def opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = None) -> list[Connection]:

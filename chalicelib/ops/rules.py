@@ -33,7 +33,11 @@ from chalicelib.ops import quoting
 # Failure kinds: where a failure came from. Part of the fingerprint, so a job
 # error and a log line with the same words stay two groups.
 JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH = "job", "job-dlq", "log", "patch", "cloudwatch"
-KINDS = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH)
+CONFIG_DRIFT = "config-drift"   # fleet configuration drift (ops/config_drift.py): one group per pool
+KINDS = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH, CONFIG_DRIFT)
+# Kinds whose subject names the group itself (a pool of an org), so it is hashed as it is: normalizing
+# would fold "edge-1" and "edge-2", or two organizations' pools, into one group.
+VERBATIM_SUBJECT_KINDS = (CONFIG_DRIFT,)
 
 SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("open", "in_progress", "closed")
@@ -153,6 +157,8 @@ def group_key(failure: Failure) -> str:
     body = failure.traceback or (failure.message if has_traceback(failure.message) else None)
     normalized = normalize_traceback(body) if body else normalize(failure.message)
     subject = normalize(failure.subject) if failure.subject else ""
+    if failure.kind in VERBATIM_SUBJECT_KINDS:
+        subject = failure.subject
     return f"{failure.kind}|{subject}|{normalized}"
 
 

@@ -8,6 +8,7 @@ CloudWatch). Cursors are strings that sort in reading order.
   job-dlq     jobs/failures.dead_letters      peeked, SentTimestamp order
   log         logs/failures.error_entries     sparse GSI2 (ERROR only), entry id order
   patch       patches/service.failed_events   the patch system's failed and rejected events
+  config-drift fleetconfig/service.drifting    gateways behind their desired configuration (ops/config_drift.py)
   cloudwatch  aws/cloudwatch_logs             "ERROR", "Task timed out", "Traceback" per function log group
 """
 from __future__ import annotations
@@ -229,4 +230,7 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[S
         log.warning("cloudwatch log groups unavailable: %s", type(error).__name__)
         groups = []
     sources += [_cloudwatch(g, log_group_prefix) for g in groups]
+    from chalicelib.ops import config_drift  # its own module: fleet configuration drift, one source per org
+
+    sources += config_drift.sources(ctx, org_ids)
     return sources

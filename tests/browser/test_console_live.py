@@ -111,6 +111,42 @@ def test_a_queued_job_s_bar_moves_while_the_reference_agent_works_it_and_its_log
     page.context.close()
 
 
+def test_the_console_asks_for_batches_and_applies_every_event_of_a_system_batch_in_order(stack, browser, org):
+    import json
+
+    import boto3
+
+    jobs = [stack.call("POST", "/jobs", org["operator"], {"pool": "batched", "type": f"batched-{n}", "payload": {}},
+                       expect=201) for n in range(2)]
+    watched = open_console(browser, stack.url, org["admin"], "#/jobs")
+    page = watched.page
+    rows = [page.locator(f"tr[data-job-id='{job['jobId']}']") for job in jobs]
+    for row in rows:
+        expect(row.get_by_text("QUEUED", exact=True)).to_be_visible()
+    # The console's socket was opened with ?batch=1: its connection item says so.
+    ddb = stack.current.aws("dynamodb")
+    conns = ddb.query(TableName=stack.current.environment["MAIN_TABLE"], IndexName="GSI1",
+                      KeyConditionExpression="GSI1PK = :p",
+                      ExpressionAttributeValues={":p": {"S": f"ORG#{org['orgId']}#CONNS"}})["Items"]
+    live = [c["connectionId"]["S"] for c in conns if c.get("batch", {}).get("BOOL")]
+    assert live, conns
+    # A system:batch nobody else could have sent (these jobs were never claimed): both rows must take it.
+    at = "2026-01-01T00:00:00.000Z"
+    events = [{"event": "job:progress", "data": {"jobId": job["jobId"], "runId": "R", "status": "RUNNING",
+                                                  "claimedBy": "A", "progressPercent": 40 + 20 * n, "at": at}}
+              for n, job in enumerate(jobs)]
+    management = boto3.client("apigatewaymanagementapi", endpoint_url=stack.url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+    for connection_id in live:
+        management.post_to_connection(ConnectionId=connection_id, Data=json.dumps(
+            {"event": "system:batch", "data": {"events": events}}).encode())
+    for row, percent in zip(rows, (40, 60), strict=True):
+        expect(row.get_by_text("RUNNING", exact=True)).to_be_visible()
+        expect(row.locator("progress")).to_have_attribute("aria-label", f"progress {percent}%")
+    watched.assert_clean()
+    page.context.close()
+
+
 def test_cancel_and_retry_go_through_a_confirmation(stack, browser, org):
     job = stack.call("POST", "/jobs", org["operator"], {"pool": "nobody-here", "type": "idle", "payload": {}},
                      expect=201)

@@ -110,3 +110,46 @@ def test_a_command_not_acked_within_its_ttl_expires(http, setup, app_module, mon
     assert [c["commandId"] for c in expired] == [cid]
     assert http.get(f"/commands/{kept}", a["apiKey"]).json["status"] == "pending"
     assert http.post(f"/commands/{kept}/ack", a["apiKey"], {"status": "failed", "result": {"e": 1}}).json["status"] == "failed"
+
+
+def test_priority_is_accepted_and_the_pending_list_is_highest_first_then_oldest(http, setup, outbox):
+    a, ops = setup["a"], setup["ops"]
+    issued = []
+    for priority in ("low", None, "high", "normal", "high", "low"):
+        body = {"priority": priority} if priority else {}
+        r = issue(http, ops, a["agentId"], **body)
+        assert r.status == 201 and r.json["priority"] == (priority or "normal"), r.json
+        issued.append((r.json["priority"], r.json["commandId"]))
+    events = [e for e in outbox.drain() if e["event"] == "command:issued"]
+    assert [e["data"]["priority"] for e in events][-6:] == [p for p, _ in issued]  # the event carries it
+
+    rank = {"high": 0, "normal": 1, "low": 2}
+    expected = [cid for _, cid in sorted(issued, key=lambda pc: (rank[pc[0]], pc[1]))]
+    listed = http.get(f"/agents/{a['agentId']}/commands?status=pending", a["apiKey"]).json["items"]
+    assert [c["commandId"] for c in listed] == expected
+    assert [c["priority"] for c in listed] == ["high", "high", "normal", "normal", "low", "low"]
+
+    # page by page, the same order (the sort key is the Query's order, not a sort in memory)
+    paged, token = [], None
+    while True:
+        url = f"/agents/{a['agentId']}/commands?status=pending&limit=4" + (f"&nextToken={token}" if token else "")
+        page = http.get(url, a["apiKey"]).json
+        paged += [c["commandId"] for c in page["items"]]
+        token = page["nextToken"]
+        if not token:
+            break
+    assert paged == expected
+
+    # acked commands leave the pending list; the acked list is oldest first whatever the priority
+    for cid in (expected[0], expected[-1]):
+        assert http.post(f"/commands/{cid}/ack", a["apiKey"], {"status": "acked"}).status == 200
+    pending = http.get(f"/agents/{a['agentId']}/commands?status=pending", a["apiKey"]).json["items"]
+    assert [c["commandId"] for c in pending] == expected[1:-1]
+    acked = http.get(f"/agents/{a['agentId']}/commands?status=acked", a["apiKey"]).json["items"]
+    assert [c["commandId"] for c in acked] == sorted([expected[0], expected[-1]])
+    assert http.get(f"/commands/{expected[0]}", ops).json["priority"] == "high"
+
+
+def test_an_unknown_priority_is_400(http, setup):
+    r = issue(http, setup["ops"], setup["a"]["agentId"], priority="urgent")
+    assert r.status == 400 and r.json["error"]["details"][0]["field"] == "priority"

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients, websocket
 from chalicelib.events.outbox import emit
-from chalicelib.fanout import store
+from chalicelib.fanout import fanout, rules, store
 from devstack.sigv4 import SigV4Verifier
 
 
@@ -95,6 +95,132 @@ def test_a_dead_connection_is_removed_on_the_first_failed_send(app_module, org, 
     assert store.get("dead") is None
     assert store.get("alive") is not None
     assert sent.by_connection["alive"][-1]["data"] == queued("x")
+
+
+def connect_batched(app_module, connection_id, token):
+    event = ws_event("$connect", connection_id, token)
+    event["queryStringParameters"]["batch"] = "1"
+    return app_module.ws_connect(event, None)["statusCode"]
+
+
+def test_a_batched_connection_gets_a_stream_batch_in_one_message_in_order(app_module, http, org, outbox, sent):
+    seed_agent(org["orgId"], "agent-1")
+    agent_key = http.post("/keys", org["adminKey"], {"name": "a", "scope": "agent", "agentId": "agent-1"}).json["apiKey"]
+    assert connect_batched(app_module, "batched", org["adminKey"]) == 200
+    assert connect_batched(app_module, "batched-agent", agent_key) == 200
+    connect(app_module, "plain", org["adminKey"])
+    assert store.get("batched").batch and not store.get("plain").batch
+    for n in range(3):
+        emit(org["orgId"], "job:queued", queued(f"j{n}", "agent-1"), agent_id="agent-1")
+    emit(org["orgId"], "job:queued", queued("other", "agent-2"), agent_id="agent-2")
+    outbox.drain()  # the greetings and the four events in one stream batch
+    first, batch = sent.by_connection["batched"]
+    assert first["event"] == "system:connected" and first["data"]["connectionId"] == "batched"
+    assert batch["event"] == "system:batch"
+    assert [(e["event"], e["data"]["jobId"]) for e in batch["data"]["events"]] == [
+        ("job:queued", "j0"), ("job:queued", "j1"), ("job:queued", "j2"), ("job:queued", "other")]
+    assert batch["data"]["events"][0]["data"] == queued("j0", "agent-1")
+    # An agent key still sees its own agent's events only; a lone event travels as itself.
+    agent_first, agent_batch = sent.by_connection["batched-agent"]
+    assert agent_first["event"] == "system:connected"
+    assert [e["data"]["jobId"] for e in agent_batch["data"]["events"]] == ["j0", "j1", "j2"]
+    # A connection that did not ask keeps the contract's one message per event.
+    assert [m["event"] for m in sent.by_connection["plain"]] == ["system:connected"] + ["job:queued"] * 4
+    sent.by_connection.clear()
+    emit(org["orgId"], "job:queued", queued("alone", "agent-1"), agent_id="agent-1")
+    outbox.drain()
+    assert sent.by_connection["batched"] == [{"event": "job:queued", "data": queued("alone", "agent-1")}]
+
+
+def test_a_gone_batched_connection_is_removed_on_the_first_failed_send(app_module, org, outbox, sent):
+    connect_batched(app_module, "b-alive", org["adminKey"])
+    connect_batched(app_module, "b-dead", org["adminKey"])
+    outbox.drain()
+    sent.dead.add("b-dead")
+    emit(org["orgId"], "job:queued", queued("x"))
+    emit(org["orgId"], "job:queued", queued("y"))
+    outbox.drain()
+    assert store.get("b-dead") is None and store.get("b-alive") is not None
+    assert [e["data"]["jobId"] for e in sent.by_connection["b-alive"][-1]["data"]["events"]] == ["x", "y"]
+
+
+@pytest.fixture
+def list_reads(monkeypatch):
+    """How many times the fan-out read an org's connection list (the Query the cache saves)."""
+    reads = []
+    real = store.of_org
+
+    def of_org(org_id):
+        reads.append(org_id)
+        return real(org_id)
+
+    monkeypatch.setattr(store, "of_org", of_org)
+    return reads
+
+
+def test_a_warm_fan_out_reads_the_connection_list_again_only_when_it_changed(
+        app_module, org, outbox, sent, list_reads, monkeypatch):
+    monkeypatch.setattr(fanout, "SETTLE_SECONDS", 0.0)
+    connect(app_module, "w1", org["adminKey"])
+    outbox.drain()
+    emit(org["orgId"], "job:queued", queued("j1"))
+    outbox.drain()
+    emit(org["orgId"], "job:queued", queued("j2"))
+    outbox.drain()
+    assert len(list_reads) == 1  # the first job's batch read it; the next found the version unchanged
+    connect(app_module, "w2", org["adminKey"])  # a new version: the next batch reads the list again
+    emit(org["orgId"], "job:queued", queued("j3"))
+    outbox.drain()
+    assert len(list_reads) == 2
+    assert [m["data"].get("jobId") for m in sent.by_connection["w1"]] == [None, "j1", "j2", "j3"]
+    assert [m["event"] for m in sent.by_connection["w2"]] == ["system:connected", "job:queued"]
+
+
+def test_a_list_read_right_after_a_connect_is_read_again_next_batch(app_module, org, outbox, sent, list_reads):
+    # The list comes from an index that lags its table: read within SETTLE_SECONDS of a change, it may
+    # lack the newest connection, so it is not trusted for the next batch.
+    connect(app_module, "s1", org["adminKey"])
+    outbox.drain()  # system:connected goes to its own connection: no list read
+    for job_id in ("j1", "j2"):
+        emit(org["orgId"], "job:queued", queued(job_id))
+        outbox.drain()
+    assert len(list_reads) == 2
+    assert [m["data"].get("jobId") for m in sent.by_connection["s1"]] == [None, "j1", "j2"]
+
+
+def test_a_cached_connection_that_is_gone_is_dropped_from_the_list_on_its_first_failed_send(
+        app_module, org, outbox, sent, list_reads, monkeypatch):
+    monkeypatch.setattr(fanout, "SETTLE_SECONDS", 0.0)
+    connect(app_module, "c-live", org["adminKey"])
+    connect(app_module, "c-gone", org["adminKey"])
+    emit(org["orgId"], "job:queued", queued("j0"))
+    outbox.drain()  # the list is read (both connections) and cached
+    app_module.ws_disconnect(ws_event("$disconnect", "c-gone"), None)  # no new version: still in the cache
+    sent.dead.add("c-gone")
+    emit(org["orgId"], "job:queued", queued("j1"))
+    outbox.drain()
+    emit(org["orgId"], "job:queued", queued("j2"))
+    outbox.drain()
+    assert len(list_reads) == 1
+    assert sent.attempts("c-gone") == 1  # one failed send, then never again
+    assert [m["data"]["jobId"] for m in sent.by_connection["c-live"][1:]] == ["j0", "j1", "j2"]
+
+
+def test_a_connection_item_written_without_a_new_version_is_reached_within_the_cache_age(
+        app_module, org, outbox, sent, list_reads, monkeypatch):
+    monkeypatch.setattr(fanout, "SETTLE_SECONDS", 0.0)
+    connect(app_module, "m1", org["adminKey"])
+    emit(org["orgId"], "job:queued", queued("j0"))
+    outbox.drain()
+    from chalicelib.aws import dynamo
+    dynamo.put(store.connection_put(rules.Connection("by-hand", org["orgId"], "https://x/ws"), "k"))
+    emit(org["orgId"], "job:queued", queued("j1"))
+    outbox.drain()
+    assert "by-hand" not in sent.by_connection  # the cached list, as its version said
+    monkeypatch.setattr(fanout, "CACHE_MAX_AGE_SECONDS", 0.0)
+    emit(org["orgId"], "job:queued", queued("j2"))
+    outbox.drain()
+    assert [m["data"]["jobId"] for m in sent.by_connection["by-hand"]] == ["j2"]
 
 
 def test_disconnect_forgets_the_connection(app_module, org):

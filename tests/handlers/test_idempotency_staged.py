@@ -112,6 +112,7 @@ def _samples(w):
         ("/commands/{commandId}/ack", f"/commands/{w['command']}/ack", ak, {"status": "acked"}),
         ("/settings/validate", "/settings/validate", ak,
          {"gameType": "none", "fileType": "none", "values": {}}),
+        ("/agents/{agentId}/config/reported", f"/agents/{a}/config/reported", ak, {"version": 0, "status": "applied"}),
     ]
 
 

@@ -13,10 +13,12 @@ from infra import package
 
 def test_the_project_copy_vendors_the_engine(tmp_path):
     project = package.copy_project(tmp_path, "dev", {"STACK_NAME": "x"})
-    vendored = project / "vendor" / "patch_engine"
-    assert sorted(p.name for p in vendored.glob("*.py")) == sorted(
-        p.name for p in (package.ROOT / "patch_engine").glob("*.py"))
-    assert not list(vendored.rglob("__pycache__"))
+    assert set(package.VENDORED_PACKAGES) >= {"patch_engine", "fleet_config"}
+    for name in package.VENDORED_PACKAGES:
+        vendored = project / "vendor" / name
+        assert sorted(p.name for p in vendored.glob("*.py")) == sorted(
+            p.name for p in (package.ROOT / name).glob("*.py"))
+        assert not list(vendored.rglob("__pycache__"))
     assert (project / "chalicelib" / "patches" / "service.py").is_file()
 
 
@@ -27,8 +29,8 @@ def _zip(path, names):
 
 
 def test_missing_from_deployment_looks_in_the_app_zip_and_the_layer(tmp_path):
-    engine = [f"patch_engine/{p.name}" for p in (package.ROOT / "patch_engine").glob("*.py")]
+    engine = [f"{name}/{p.name}" for name in package.VENDORED_PACKAGES for p in (package.ROOT / name).glob("*.py")]
     _zip(tmp_path / "deployment.zip", ["app.py", "chalicelib/__init__.py", "chalicelib/core/api.py"])
-    assert package.missing_from_deployment(tmp_path) == sorted(engine)
+    assert sorted(package.missing_from_deployment(tmp_path)) == sorted(engine)
     _zip(tmp_path / "layer-deployment.zip", [f"python/lib/python3.13/site-packages/{n}" for n in engine])
     assert package.missing_from_deployment(tmp_path) == []

@@ -31,6 +31,10 @@ CONTRACT_EVENTS = [
     "approval:requested", "approval:decided", "patch:requested", "patch:applied", "patch:failed",
     "patch:rejected", "report:generated", "ops:issue", "config:changed", "github:invoked",
 ]
+# Sent only to a connection that asked for it (?batch=1, docs/API.md "WebSocket batching"): the contract's
+# clients never see it.
+OPT_IN_EVENTS = ["system:batch"]
+CATALOG_EVENTS = CONTRACT_EVENTS[:2] + OPT_IN_EVENTS + CONTRACT_EVENTS[2:]
 
 AT = "2026-01-01T00:00:00.000Z"
 TASK = {"taskId": "T1", "idempotencyKey": "k", "toRole": "r", "type": "t", "payload": {"a": 1}, "status": "pending",
@@ -43,6 +47,8 @@ PATCH = {"eventId": "E1", "batchId": "B1", "orderId": "O1", "at": AT, "durationM
 SAMPLES: dict[str, list[dict[str, Any]]] = {
     "system:connected": [{"timestamp": AT, "connectionId": "c1"}],  # fanout/handlers.py
     "system:pong": [{"timestamp": AT}],
+    "system:batch": [{"events": [{"event": "job:queued", "data": {"jobId": "J"}},  # fanout/rules.batch_messages
+                                 {"event": "job:progress", "data": {}}]}],
     "job:queued": [  # jobs/events.py: queued (nulls left out), requeued (the run's view, nulls kept)
         {"jobId": "J", "status": "QUEUED", "type": "t", "agentId": "A", "attempts": 0, "at": AT, "priority": 5},
         {"jobId": "J", "runId": "R", "type": "t", "agentId": None, "pool": "p", "attempts": 1, "at": AT,
@@ -119,9 +125,9 @@ WRONG = [
 
 
 def test_the_catalog_names_exactly_the_contracts_events():
-    assert list(catalog.EVENTS) == CONTRACT_EVENTS
-    assert set(catalog.SUMMARIES) == set(CONTRACT_EVENTS)
-    assert set(SAMPLES) == set(CONTRACT_EVENTS)
+    assert list(catalog.EVENTS) == CATALOG_EVENTS
+    assert set(catalog.SUMMARIES) == set(CATALOG_EVENTS)
+    assert set(SAMPLES) == set(CATALOG_EVENTS)
 
 
 def test_docs_asyncapi_json_is_the_generated_document():
@@ -189,8 +195,8 @@ def test_the_document_has_the_asyncapi_3_structure():
     assert ping["action"] == "receive" and ping["reply"]["messages"] == [
         {"$ref": "#/channels/ws/messages/system.pong"}]
     names = {m["name"] for m in doc["components"]["messages"].values()}
-    assert names == set(CONTRACT_EVENTS) | {"ping"}
-    assert len(sent) == len(CONTRACT_EVENTS) - 1  # every event but the pong is sent on its own
+    assert names == set(CATALOG_EVENTS) | {"ping"}
+    assert len(sent) == len(CATALOG_EVENTS) - 1  # every event but the pong is sent on its own
     for schema in doc["components"]["schemas"].values():  # AsyncAPI Schema is draft-07: check it as one
         jsonschema.Draft7Validator.check_schema(schema)
     assert doc["components"]["securitySchemes"]["token"] == {**doc["components"]["securitySchemes"]["token"],
@@ -198,7 +204,7 @@ def test_the_document_has_the_asyncapi_3_structure():
     assert doc["channels"]["ws"]["x-upgrade-refused"]["status"] == 401
 
 
-@pytest.mark.parametrize("event", CONTRACT_EVENTS)
+@pytest.mark.parametrize("event", CATALOG_EVENTS)
 def test_every_sample_of_every_event_matches_the_document_and_its_model(event):
     for data in SAMPLES[event]:
         catalog.validate(event, data)

@@ -100,3 +100,21 @@ def test_expire_due_expires_each_due_command_in_its_org_and_skips_one_acked_mean
     assert commands.expire_due(ctx) == 1
     [audit] = ledger.audits()
     assert audit["orgId"] == "ORG2" and audit["action"] == "expired"
+
+
+def test_the_pending_sort_key_puts_higher_priorities_first_and_older_first_within_one():
+    from chalicelib.commands import rules
+
+    keys = [rules.pending_sort_key(p, cid) for p, cid in
+            [("low", "01A"), ("normal", "01B"), ("high", "01C"), ("high", "01D"), ("normal", "01E")]]
+    assert sorted(keys) == ["0#01C", "0#01D", "1#01B", "1#01E", "2#01A"]
+    # a command stored before priorities (bare id) sorts between high and normal: older than any normal one
+    assert "0#01Z" < "01ABC" < "1#01A"
+
+
+def test_issue_with_a_priority_keys_the_pending_list_by_it_and_ack_restores_the_id():
+    ctx, ledger = fake_ctx(principal())
+    out = commands.issue(ctx, commands.IssueCommand("A1", "restart", {}, 60, "high"))
+    item = ledger.committed[-1]["command"].item
+    assert out.priority == "high" and item["priority"] == "high" and item["GSI1SK"] == f"0#{out.command_id}"
+    assert store.leave_pending(out, "acked", clock.iso(NOW)).set["GSI1SK"] == out.command_id

@@ -72,7 +72,8 @@ function connect(renewing = false) {
   if (stopped || !auth) return;
   if (!wsUrl) { setState('unavailable'); return; }
   if (!renewing) setState(everConnected ? 'reconnecting' : 'connecting');
-  const url = `${wsUrl}${wsUrl.includes('?') ? '&' : '?'}token=${encodeURIComponent(auth.socketToken())}`;
+  // batch=1: a fan-out batch's events come in one system:batch message (docs/SCALE.md: fewer posts per socket).
+  const url = `${wsUrl}${wsUrl.includes('?') ? '&' : '?'}batch=1&token=${encodeURIComponent(auth.socketToken())}`;
   let ws;
   try { ws = new WebSocket(url); } catch { scheduleRetry(); return; }
   socket = ws;
@@ -91,6 +92,12 @@ function connect(renewing = false) {
       setState('live');
       arm(ws);
       for (const fn of reconnectListeners) { try { fn(); } catch (e) { console.warn('refresh failed', e?.message); } }
+    }
+    if (parsed.event === 'system:batch') {
+      for (const one of Array.isArray(parsed.data?.events) ? parsed.data.events : []) {
+        if (one && typeof one.event === 'string') dispatch(one.event, one.data || {});
+      }
+      return;
     }
     dispatch(parsed.event, parsed.data || {});
   };
