@@ -43,6 +43,7 @@ from chalicelib.sessions import routes as sessions_routes
 from chalicelib.settings_registry import routes as settings_routes
 from chalicelib.system import routes as system_routes
 from chalicelib.tasks import routes as tasks_routes
+from chalicelib.users import routes as users_routes
 from chalicelib.workspaces import routes as workspaces_routes
 
 if on_lambda():
@@ -62,7 +63,7 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
                   ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
                   reports_routes.bp, ops_routes.bp, console_routes.bp, fleetconfig_routes.bp,
-                  github_tools_routes.bp, gateways_routes.bp):
+                  github_tools_routes.bp, gateways_routes.bp, users_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -151,6 +152,14 @@ def jobs_lease_sweep(event: CloudWatchEvent) -> dict[str, int]:
     return job_leases.sweep()
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def ws_token_expiry(event: CloudWatchEvent) -> dict[str, int]:
+    """WebSockets opened with a token (a person's) are closed once it expires (chalicelib/fanout/expiry.py)."""
+    from chalicelib.fanout import expiry
+
+    return expiry.sweep()
+
+
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def expire_sessions(event: CloudWatchEvent) -> dict[str, int]:
     """Open sessions older than SESSION_RETENTION_DAYS become expired (chalicelib/sessions/service.py)."""
@@ -227,4 +236,11 @@ def local_seed() -> dict[str, Any]:
 
     load_all()
 
-    return seed_root(_system_ctx(), os.environ.get("ADMIN_API_KEY"))
+    seed = seed_root(_system_ctx(), os.environ.get("ADMIN_API_KEY"))
+    if os.environ.get("COGNITO_USER_POOL_ID") and os.environ.get("ADMIN_EMAIL"):
+        # The first person, an admin of the root organization (the local stack sets ADMIN_EMAIL).
+        from chalicelib.users.service import seed_first_person
+
+        seed.update(seed_first_person(_system_ctx().for_org(seed["orgId"]), os.environ["ADMIN_EMAIL"],
+                                      os.environ.get("ADMIN_PASSWORD") or None))
+    return seed

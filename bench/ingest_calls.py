@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from common import moto_stack, table
+from common import moto_stack, table, warm
 
 
 def main() -> None:
@@ -39,6 +39,7 @@ def main() -> None:
                          "ts": "2026-12-01T10:00:00.000Z"} for i in range(start, start + count)]
 
             def ingest(batch):
+                warm(key)
                 with counter.counting():
                     answer = post("/ingest", key, {"batchId": "b", "records": batch})
                 return len(counter.calls), counter.summary(), answer

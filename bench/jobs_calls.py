@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 
-from common import moto_stack, table
+from common import moto_stack, table, warm
 
 # The lifecycle's count before issue 24 moved the fan-out's wall (b4472fe, docs/SCALE.md): it changed no job key.
 LIFECYCLE_BEFORE = 29
@@ -32,6 +32,7 @@ def main() -> None:
 
         with Client(app_module.app) as client:
             def call(method, path, key, body=None, expect=(200, 201, 204)):
+                warm(key)
                 headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
                 with counter.counting():
                     response = getattr(client.http, method)(path, headers=headers,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from common import moto_stack, table
+from common import moto_stack, table, warm
 
 
 def main() -> None:
@@ -37,6 +37,7 @@ def main() -> None:
 
         with Client(app_module.app) as client:
             def call(method, path, key, body=None, expect=(200, 201)):
+                warm(key)
                 headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
                 keys_read["n"] = 0
                 with counter.counting():

@@ -4,6 +4,7 @@
     POST|GET|DELETE /@connections/{id}    API Gateway management API (what apigatewaymanagementapi calls)
     GET  /_local/schedules                [{name, expression, nextFireAt}] of every app.schedule (loopback only)
     POST /_local/schedules/{name}/run     run that schedule's handler now: {name, ok, durationMs, error?} (loopback only)
+    POST /_cognito/                       the embedded Cognito's public calls (InitiateAuth, ...): the console's sign-in
     OPTIONS anything else                 CORS preflight: 204 with the Access-Control-Allow-* headers
     anything else                         REST API through Chalice's LocalGateway (authorizers included)
 
@@ -37,6 +38,7 @@ from urllib.parse import unquote
 from chalice.config import Config
 from chalice.local import LocalGatewayException
 
+from devstack.cognito import SignIn
 from devstack.lambdas import Lambdas
 from devstack.pumps import Scheduler
 from devstack import inprocess
@@ -69,8 +71,10 @@ class BodyTooLarge(Exception):
 
 
 class DevstackApp:
-    def __init__(self, lambdas: Lambdas, websockets: WebSocketGateway, scheduler: Scheduler) -> None:
+    def __init__(self, lambdas: Lambdas, websockets: WebSocketGateway, scheduler: Scheduler,
+                 sign_in: SignIn | None = None) -> None:
         self._lambdas = lambdas
+        self._sign_in = sign_in  # the embedded Cognito's public calls at /_cognito/ (devstack/cognito.py)
         self._websockets = websockets
         self._scheduler = scheduler
         # LocalGateway that also hands the app the TLS port's client certificate (devstack/tls.py).
@@ -107,6 +111,8 @@ class DevstackApp:
                 status, headers, payload = self._authorized_management(scope, raw_path, method, segments[2], body)
             elif any(segment in (".", "..") for segment in segments):
                 status, headers, payload = _error(404, "NOT_FOUND", "no such path")
+            elif segments[1] == "_cognito" and self._sign_in is not None and len(segments) <= 3:
+                status, headers, payload = await self._cognito(scope, method, body)
             elif segments[1] == "_local":
                 status, headers, payload = await self._local(scope, method, segments[2:])
             else:
@@ -146,6 +152,14 @@ class DevstackApp:
         # botocore maps the x-amzn-ErrorType header to client.exceptions.GoneException.
         return (410, [*_JSON, (b"x-amzn-errortype", b"GoneException")],
                 json.dumps({"message": f"connection {connection_id} is gone"}).encode())
+
+    # --- the embedded Cognito's public API: the console signs people in here --------------------
+
+    async def _cognito(self, scope: dict[str, Any], method: str, body: bytes) -> Response:
+        assert self._sign_in is not None
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        return await asyncio.get_running_loop().run_in_executor(self._lambdas.pool, self._sign_in.handle,
+                                                                method, headers, body)
 
     # --- local-only endpoints (never on AWS: the app does not define them) -----------
 

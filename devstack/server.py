@@ -28,7 +28,7 @@ from typing import Any
 
 import uvicorn
 
-from devstack import journal, persistence
+from devstack import cognito, journal, persistence
 from devstack.asgi import DevstackApp
 from devstack.http_protocol import ContractH11Protocol
 from devstack.lambdas import Lambdas
@@ -63,7 +63,9 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
     state = persistence.StateDir(state_dir) if state_dir else None
     if state and fresh:
         state.clear()
+        (state.path / cognito.STATE_FILE).unlink(missing_ok=True)
         log.info("state: starting empty (--fresh); %s cleared", state.path)
+    cognito.honour_token_validity()
     moto = EmbeddedMoto()
     moto.start()
     lambdas: Lambdas | None = None
@@ -71,6 +73,7 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
     server_thread: threading.Thread | None = None
     snapshotter: persistence.Snapshotter | None = None
     wal: journal.Journal | None = None
+    pool_state: cognito.PoolState | None = None
     pumps: list[threading.Thread] = []
     tls_port: tls.TlsPort | None = None
     try:
@@ -83,6 +86,12 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
             if local.get("adminApiKey"):
                 os.environ.setdefault("ADMIN_API_KEY", local["adminApiKey"])
         outputs, environment = _prepare_environment(moto.url, public)
+        if state:
+            # People: the pool's users as the last run left them, before the app's seed looks for its first person.
+            pool_state = cognito.PoolState(state.path, outputs["UserPoolId"])
+            restored_people = pool_state.load()
+            log.info("state: restored %d people of the Cognito pool", restored_people)
+            pool_state.start()
         if state:
             counts = persistence.load(state, outputs)
             log.info("state: restored %(items)d items, %(messages)d queue messages, %(objects)d objects, then "
@@ -111,7 +120,8 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         lambdas = Lambdas(app_object)
         pumps, scheduler = start_pumps(lambdas, os.environ["AWS_DEFAULT_REGION"],
                                        os.environ.get("AWS_ACCOUNT_ID", "123456789012"), stop)
-        asgi = DevstackApp(lambdas, WebSocketGateway(lambdas, domain_name=public), scheduler)
+        asgi = DevstackApp(lambdas, WebSocketGateway(lambdas, domain_name=public), scheduler,
+                           sign_in=cognito.SignIn(moto.url))
         asgi.serve_in_process(f"http://{public}")  # the fan-out's posts: no TCP hop, same SigV4 check
         server = uvicorn.Server(uvicorn.Config(
             asgi, host=host, port=bound_port, lifespan="off",
@@ -169,6 +179,8 @@ def run(app_module: str, host: str, port: int, ready_file: Path | None, state_di
         if snapshotter is not None:
             snapshotter.stop()  # after every handler finished: what was acknowledged is in it
             log.info("state: saved to %s", state.path if state else "")
+        if pool_state is not None:
+            pool_state.stop()
         if wal is not None:
             journal.uninstall()
             wal.close()
@@ -231,9 +243,10 @@ def _prepare_environment(moto_url: str, public: str) -> tuple[dict[str, str], di
     os.environ.setdefault("POWERTOOLS_DEV", "1")
     # The app's management API client posts here instead of to execute-api.
     os.environ["WEBSOCKET_ENDPOINT_OVERRIDE"] = f"http://{public}"
+    cognito.pin_ids()  # the pool and client keep their ids across restarts
     log.info("deploying stack %s into moto at %s", os.environ["STACK_NAME"], moto_url)
     outputs = stack.deploy(os.environ["STACK_NAME"])
-    environment = stack.environment(outputs)
+    environment = {**stack.environment(outputs), **cognito.environment(moto_url, outputs)}
     os.environ.update(environment)
     return outputs, environment
 
@@ -271,7 +284,7 @@ def _announce(info: dict[str, Any], app_object: Any, schedules: dict[str, Any]) 
         "devstack is ready",
         f"  REST API    {info['url']}",
         f"  WebSocket   {ws_url}",
-        *([f"  Console     {info['url']}/console   (sign in with an operator or admin key)"]
+        *([f"  Console     {info['url']}/console   (sign in with an operator or admin key, or as a person)"]
           if "/console" in app_object.routes else []),
         f"  AWS (moto)  {info['motoUrl']}   (AWS_ENDPOINT_URL={info['motoUrl']} aws ... / boto3)",
         *([f"  mTLS        {info['tlsUrl']}   (gateway certificates; trust the server CA {info['serverCaPath']})"]

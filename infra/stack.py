@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -31,6 +32,10 @@ OUTPUT_ENV = {
     "WorkspaceBucketName": "WORKSPACE_BUCKET",
     "ApiKeyPepperSecretArn": "API_KEY_PEPPER_SECRET_ARN",
     "TruststoreBucketName": "TRUSTSTORE_BUCKET",  # issue 21: the mTLS truststore bundle
+    # People (issue 21): the Cognito pool, its console client (the tokens' audience) and issuer.
+    "UserPoolId": "COGNITO_USER_POOL_ID",
+    "UserPoolClientId": "OIDC_AUDIENCE",
+    "OidcIssuer": "OIDC_ISSUER",
 }
 
 # moto's CloudFormation ignores TimeToLiveSpecification (the table shows TTL
@@ -67,7 +72,38 @@ def deploy(stack_name: str, session: boto3.session.Session | None = None, timeou
     _ensure_ttl(session.client("dynamodb"), outputs)
     if "ApiKeyPepperSecretArn" not in outputs:
         outputs["ApiKeyPepperSecretArn"] = _ensure_pepper_secret(session.client("secretsmanager"), stack_name)
+    if "UserPoolId" not in outputs or "UserPoolClientId" not in outputs:
+        outputs.update(_ensure_user_pool(session.client("cognito-idp"), stack_name, session.region_name or "us-east-1"))
     return outputs
+
+
+def _ensure_user_pool(idp: Any, stack_name: str, region: str) -> dict[str, str]:
+    """moto's CloudFormation skips AWS::Cognito::* (and drops outputs naming them): the same pool
+    and console client as the template's, made through the API (found by name on a redeploy)."""
+    name = f"{stack_name}-people"
+    pools = [p for p in idp.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == name]
+    if pools:
+        pool_id = pools[0]["Id"]
+    else:
+        pool_id = idp.create_user_pool(
+            PoolName=name, UsernameAttributes=["email"], AutoVerifiedAttributes=["email"],
+            AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+            Policies={"PasswordPolicy": {"MinimumLength": 12, "RequireLowercase": True, "RequireUppercase": True,
+                                         "RequireNumbers": True, "RequireSymbols": False}})["UserPool"]["Id"]
+    clients = idp.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+    console = [c for c in clients if c["ClientName"] == f"{stack_name}-console"]
+    if console:
+        client_id = console[0]["ClientId"]
+    else:
+        client_id = idp.create_user_pool_client(
+            UserPoolId=pool_id, ClientName=f"{stack_name}-console", GenerateSecret=False,
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+            PreventUserExistenceErrors="ENABLED", EnableTokenRevocation=True,
+            AccessTokenValidity=60, IdTokenValidity=60, RefreshTokenValidity=12,
+            TokenValidityUnits={"AccessToken": "minutes", "IdToken": "minutes", "RefreshToken": "hours"},
+        )["UserPoolClient"]["ClientId"]
+    return {"UserPoolId": pool_id, "UserPoolClientId": client_id,
+            "OidcIssuer": f"https://cognito-idp.{region}.amazonaws.com/{pool_id}"}
 
 
 def _ensure_ttl(dynamodb, outputs: dict[str, str]) -> None:

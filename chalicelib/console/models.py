@@ -19,5 +19,5 @@ class ConsoleConfig(ShowsNulls):
 
     rest_url: str
     ws_url: Optional[str]
-    # People's sign-in (a later issue); null until the app accepts OIDC tokens.
+    # People's sign-in: the Cognito pool (issuer, app client, region, API endpoint); null without OIDC.
     oidc: Optional[OidcConfig] = None

@@ -59,13 +59,19 @@ def _read(relative: str) -> str | None:
     return target.read_text(encoding="utf-8")
 
 
+def _security(config: "models.ConsoleConfig") -> dict[str, str]:
+    """The security headers; the CSP lets the page reach its WebSocket and the Cognito endpoint it signs in at."""
+    return rules.security_headers(config.ws_url, config.oidc.endpoint if config.oidc else None)
+
+
 def _not_found(headers: dict[str, str]) -> Response:
     body = {"error": {"code": "NOT_FOUND", "message": "no such console file"}}
     return Response(body=json.dumps(body), status_code=404, headers={**headers, "Content-Type": "application/json"})
 
 
 def _asset(relative: str, name: str) -> Response:
-    headers = rules.security_headers(_config(bp.current_request).ws_url)
+    config = _config(bp.current_request)
+    headers = _security(config)
     kind = rules.content_type(name)
     text = _read(relative) if kind else None
     if text is None or kind is None:
@@ -81,7 +87,7 @@ def console_page() -> Response:
     # Absolute asset paths (the stage prefix on API Gateway): right with or without a trailing slash.
     page = page.replace("%BASE%", html.escape(rules.base_path(where.path) + "/console", quote=True))
     return Response(body=page, status_code=200,
-                    headers={**rules.security_headers(config.ws_url), "Content-Type": rules.CONTENT_TYPES[".html"]})
+                    headers={**_security(config), "Content-Type": rules.CONTENT_TYPES[".html"]})
 
 
 @bp.route("/console/{asset}", methods=["GET"])
@@ -98,4 +104,4 @@ def console_vendor_asset(asset: str) -> Response:
           summary="Where the console finds the API: {restUrl, wsUrl, oidc} (no auth; wsUrl carries no token)")
 def console_config(call: Call) -> Reply:
     config = _config(bp.current_request)
-    return Reply(config, headers=rules.security_headers(config.ws_url))
+    return Reply(config, headers=_security(config))

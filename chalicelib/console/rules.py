@@ -41,9 +41,27 @@ def websocket_origin(ws_url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(ws_url: str | None) -> str:
-    """No inline script or style, nothing from another origin but the WebSocket, no framing."""
-    connect = " ".join(filter(None, ["'self'", websocket_origin(ws_url)]))
+def http_origin(url: str | None) -> str | None:
+    """scheme://host[:port] of an http(s) URL (the Cognito endpoint CSP's connect-src names), or None."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def cognito_endpoint(configured: str | None, region: str, scheme: str, host: str) -> str:
+    """The Cognito API URL the page signs people in against: OIDC_ENDPOINT (a path is on the console's own
+    origin: the local stack's), else Cognito's regional endpoint."""
+    if configured and configured.startswith("/"):
+        return f"{scheme}://{host}{configured}"
+    return configured or f"https://cognito-idp.{region}.amazonaws.com/"
+
+
+def content_security_policy(ws_url: str | None, oidc_endpoint: str | None = None) -> str:
+    """No inline script or style, nothing from another origin but the WebSocket and Cognito, no framing."""
+    connect = " ".join(dict.fromkeys(filter(None, ["'self'", websocket_origin(ws_url), http_origin(oidc_endpoint)])))
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
@@ -58,10 +76,10 @@ def content_security_policy(ws_url: str | None) -> str:
     ])
 
 
-def security_headers(ws_url: str | None) -> dict[str, str]:
+def security_headers(ws_url: str | None, oidc_endpoint: str | None = None) -> dict[str, str]:
     """The headers of every /console* response (the contract's Console section)."""
     return {
-        "Content-Security-Policy": content_security_policy(ws_url),
+        "Content-Security-Policy": content_security_policy(ws_url, oidc_endpoint),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 from chalice import Blueprint, Response
 
 from chalicelib.core import audit, certauth, cors, idempotency, ids, lazy, observability, response_check, strict_json
-from chalicelib.core.auth import KeyDenied, Principal, Scope, authenticate, bearer_token
+from chalicelib.core.auth import KeyDenied, Presented, Principal, Scope, bearer_token, identify
 from chalicelib.core.config import settings
 from chalicelib.core.tx import TransactionConflict
 from chalicelib.core.context import Ctx
@@ -253,12 +253,13 @@ def _handle(spec: Endpoint, handler: Callable[[Call], Any], bp: Blueprint, param
         result = _error(Unavailable("the item is busy with another change; retry",
                                     headers={"Retry-After": "1"}))
     except ApiError as error:
-        if isinstance(error, Forbidden):
+        if isinstance(error, Forbidden) and not isinstance(error, AuditedForbidden):
             # Every 403, from the scope check or a domain rule (another agent's
             # key, a non-root admin), is an authorization denial to audit.
             audit.record_denial(principal.org_id if principal else None,
                                 principal.key_id if principal else "anonymous",
-                                error.message, request.method, request.path, trace_id, status=403, source=source)
+                                error.message, request.method, request.path, trace_id, status=403, source=source,
+                                email=principal.email if principal else None)
             observability.count("Denials")
         result = _error(error)
     except Exception:  # noqa: BLE001 - the one place unexpected failures become a 500
@@ -290,14 +291,20 @@ def _authenticate(spec: Endpoint, headers: dict[str, Any], method: str, path: st
 
 def authenticate_or_401(headers: dict[str, Any], method: str, path: str, trace_id: str | None,
                         source: str | None = None) -> Principal:
-    """The caller's principal, or Unauthorized after auditing the denial."""
+    """The caller's principal, or Unauthorized (Forbidden: a person without a group of their org) after auditing."""
     try:
-        return authenticate(bearer_token(headers))
+        return identify(Presented(bearer=bearer_token(headers)))
     except KeyDenied as denied:
         audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, method, path, trace_id,
-                            source=source)
+                            status=denied.status, source=source, email=denied.email)
         observability.count("Denials")
-        raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey>") from None
+        if denied.status == 403:
+            raise AuditedForbidden(denied.reason) from None
+        raise Unauthorized(f"{denied.reason}: send Authorization: Bearer <apiKey or token>") from None
+
+
+class AuditedForbidden(Forbidden):
+    """A 403 whose denial the authentication step audited already (a person without a group of their org)."""
 
 
 # --- request hygiene (issue 9): what may come in from the edge ---------------
@@ -478,7 +485,7 @@ def contract_errors(event: Any, get_response: Callable[[Any], Response]) -> Resp
 
 
 def _after_auth(request: Any) -> Response | None:
-    """The 401 a request without a valid key gets on a route that needs one, else None."""
+    """The 401 (403) a request without a valid key or token gets on a route that needs one, else None."""
     path = (getattr(request, "context", None) or {}).get("resourcePath")
     if path is not None and all(e.scope is None for e in ENDPOINTS if e.path == path):
         return None  # a public route (GET /health): no key to check
@@ -490,9 +497,9 @@ def _after_auth(request: Any) -> Response | None:
             certauth.authenticate_or_401(client_cert, request.method, path or "", trace_id, source_of(request))
         else:
             authenticate_or_401(headers, request.method, path or "", trace_id, source_of(request))
-    except Unauthorized as error:
+    except (Unauthorized, Forbidden) as error:  # Forbidden: a person with no group of their organization
         result = _error(error)
-        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=401,
+        return Response(body=json.dumps(result["body"], separators=(",", ":")), status_code=result["statusCode"],
                         headers={**result["headers"], "X-Trace-Id": trace_id})
     return None
 

@@ -67,7 +67,8 @@ def denial_count_update(source: str | None, reason: str, method: str, path: str,
 
 
 def record_denial(org_id: str | None, actor: str, reason: str, method: str, path: str,
-                  trace_id: str | None = None, status: int = 401, source: str | None = None) -> None:
+                  trace_id: str | None = None, status: int = 401, source: str | None = None,
+                  email: str | None = None) -> None:
     """One audit event for an org's denial, one counter bump for a denial with no org.
 
     Failing to audit must not turn a 401 into a 500: the failure is logged at
@@ -76,7 +77,9 @@ def record_denial(org_id: str | None, actor: str, reason: str, method: str, path
     from chalicelib.core.context import Ctx  # here: the unit of work imports this module
     from chalicelib.core.tx import Tx
 
-    details = {"reason": reason, "method": method, "path": path[:256], "status": status}
+    details: dict[str, Any] = {"reason": reason, "method": method, "path": path[:256], "status": status}
+    if email:  # a person's (core/auth.py): the trail names them by user:<sub> and email
+        details["email"] = email[:320]
     try:
         tx = Tx(Ctx.system(org_id, trace_id))
         if org_id is None:

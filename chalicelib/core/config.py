@@ -107,6 +107,17 @@ class Settings:
     gateway_ws_token_seconds: int = 300
     truststore_bucket: str | None = None
     truststore_key: str = "truststore.pem"
+    # People (issue 21): OpenID Connect tokens from a Cognito user pool (core/tokens.py). JWTs are
+    # accepted only when issuer and audience (the app client's id) are both set.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # Where the issuer's keys are, when not at {issuer}/.well-known/jwks.json (the local stack's pool).
+    oidc_jwks_url: str | None = None
+    # The Cognito API endpoint the console signs in against (default https://cognito-idp.{region}.amazonaws.com/).
+    oidc_endpoint: str | None = None
+    # The pool POST /users invites into (chalicelib/users/adapters.py); its region is the app's.
+    cognito_user_pool_id: str | None = None
+    region: str = "us-east-1"
 
     def require_outbox_stream_arn(self) -> str:
         """The stream ARN app.py wires at import (Chalice writes it into the packaged template); never a placeholder."""
@@ -206,6 +217,12 @@ class Settings:
             gateway_ws_token_seconds=max(30, _int_or_default("GATEWAY_WS_TOKEN_SECONDS", 300)),
             truststore_bucket=os.environ.get("TRUSTSTORE_BUCKET") or None,
             truststore_key=os.environ.get("TRUSTSTORE_KEY") or "truststore.pem",
+            oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
+            oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
+            oidc_jwks_url=os.environ.get("OIDC_JWKS_URL") or None,
+            oidc_endpoint=os.environ.get("OIDC_ENDPOINT") or None,
+            cognito_user_pool_id=os.environ.get("COGNITO_USER_POOL_ID") or None,
+            region=region,
         )
 
 

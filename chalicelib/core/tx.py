@@ -125,7 +125,10 @@ class Tx:
 
     def audit(self, entity_type: str, entity_id: str, action: str, details: dict[str, Any] | None = None,
               name: str | None = None) -> "Tx":
-        """The audit event of this change, attributed to the context's actor and trace."""
+        """The audit event of this change, attributed to the context's actor and trace (and a person's email)."""
+        principal = self.ctx.principal
+        if principal is not None and principal.email:
+            details = {**(details or {}), "actorEmail": principal.email}
         return self.add(name or f"audit:{entity_type}:{entity_id}:{action}",
                         self.writers.audit(self.ctx.org_id, entity_type, entity_id, action, self.ctx.actor,
                                            self.ctx.trace_id, details))

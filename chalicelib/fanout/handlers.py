@@ -21,7 +21,8 @@ def connect(event: dict[str, Any]) -> int:
     try:
         principal = authenticate(token)
     except KeyDenied as denied:
-        audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, "GET", "/ws")
+        audit.record_denial(denied.org_id, denied.key_id or "anonymous", denied.reason, "GET", "/ws",
+                            status=denied.status, email=denied.email)
         observability.count("Denials")
         return 401
     connection = rules.Connection(connection_id, principal.org_id,
@@ -31,7 +32,14 @@ def connect(event: dict[str, Any]) -> int:
     # outbox and the fan-out, which runs after this handler has returned.
     ctx = Ctx(principal, trace_id)
     tx = ctx.tx()
-    tx.put("connection", store.connection_put(connection, principal.key_id))
+    # A credential that expires (a person's token) closes the socket when it does (fanout/expiry.py).
+    # One that outlives API Gateway's 2-hour cap (a key with a distant expiresAt) needs no marker.
+    expires_at = int(principal.expires_at) if principal.expires_at is not None else None
+    if expires_at is not None and expires_at >= ctx.now() + ctx.settings.connection_ttl_seconds:
+        expires_at = None
+    tx.put("connection", store.connection_put(connection, principal.key_id, expires_at))
+    if expires_at is not None:
+        tx.put("expiry", store.expiry_marker_put(connection, expires_at))
     tx.emit("system:connected", {"timestamp": ctx.iso(), "connectionId": connection_id}, connection_id=connection_id)
     tx.commit()
     # After the commit, so a fan-out that sees the new version finds the connection (fanout.connections_of).

@@ -25,19 +25,25 @@ def _key(connection_id: str) -> dict[str, str]:
     return {"PK": f"CONN#{connection_id}", "SK": "CONN"}
 
 
-def to_item(connection: Connection, key_id: str) -> dict[str, Any]:
-    """The connection's item: its keys, the org index and a TTL; `keyId` for revocation."""
+def to_item(connection: Connection, key_id: str, expires_at: int | None = None) -> dict[str, Any]:
+    """The connection's item: its keys, the org index and a TTL; `keyId` for revocation.
+
+    `expires_at`: when the credential it was opened with stops working (a token's exp): the TTL is
+    no later, so the fan-out (which skips items past their TTL) sends nothing after it; the socket
+    itself is closed by the expiry sweep (fanout/expiry.py)."""
+    ttl = int(time.time()) + settings().connection_ttl_seconds
     return {
         **_key(connection.connection_id), "type": "connection", "connectionId": connection.connection_id,
         "orgId": connection.org_id, "agentId": connection.agent_id, "keyId": key_id, "batch": connection.batch,
         "endpoint": connection.endpoint, "connectedAt": clock.iso(),
-        "ttl": int(time.time()) + settings().connection_ttl_seconds,
+        "ttl": min(ttl, expires_at) if expires_at is not None else ttl,
+        **({"expiresAt": expires_at} if expires_at is not None else {}),
         "GSI1PK": f"ORG#{connection.org_id}#CONNS", "GSI1SK": connection.connection_id,
     }
 
 
-def connection_put(connection: Connection, key_id: str) -> dynamo.Put:
-    return dynamo.Put(settings().main_table, to_item(connection, key_id))
+def connection_put(connection: Connection, key_id: str, expires_at: int | None = None) -> dynamo.Put:
+    return dynamo.Put(settings().main_table, to_item(connection, key_id, expires_at))
 
 
 # system:connected is sent once, first, by whoever claims it: the fan-out (the
@@ -130,3 +136,42 @@ def opened_with(org_id: str, key_id: str | None = None, agent_id: str | None = N
 
 def from_item(item: dict[str, Any]) -> Connection:
     return Connection(item["connectionId"], item["orgId"], item["endpoint"], item.get("agentId"))
+
+
+# --- sockets whose credential expires (a person's token): fanout/expiry.py closes them ---------
+#   PK WSEXP#{yyyy-mm-ddThh:mm}, SK {connectionId}   - a socket to close in that minute
+#   PK WSEXP#CURSOR, SK CURSOR                       - the last minute the sweep finished
+# One marker per such socket, written with it at $connect: the sweep reads the minutes since
+# its cursor (usually one Query), never the connections of every org.
+
+EXPIRY_CURSOR = {"PK": "WSEXP#CURSOR", "SK": "CURSOR"}
+# A marker outlives its minute by this much, in case the sweep was down (it catches up from its cursor).
+EXPIRY_MARKER_GRACE_SECONDS = 3 * 3600
+
+
+def expiry_minute(epoch: float) -> str:
+    return clock.iso(epoch)[:16]
+
+
+def expiry_marker_put(connection: Connection, expires_at: int) -> dynamo.Put:
+    return dynamo.Put(settings().main_table, {
+        "PK": f"WSEXP#{expiry_minute(expires_at)}", "SK": connection.connection_id, "type": "wsExpiry",
+        "connectionId": connection.connection_id, "orgId": connection.org_id, "endpoint": connection.endpoint,
+        "expiresAt": expires_at, "ttl": expires_at + EXPIRY_MARKER_GRACE_SECONDS})
+
+
+def expiring_in(minute: str) -> list[dict[str, Any]]:
+    return list(dynamo.query_all(settings().main_table, "PK = :pk", {":pk": f"WSEXP#{minute}"}))
+
+
+def expiry_marker_delete(minute: str, connection_id: str) -> dynamo.Delete:
+    return dynamo.Delete(settings().main_table, {"PK": f"WSEXP#{minute}", "SK": connection_id})
+
+
+def expiry_cursor() -> str | None:
+    item = dynamo.get(settings().main_table, EXPIRY_CURSOR, consistent=True)
+    return str(item["minute"]) if item else None
+
+
+def expiry_cursor_put(minute: str) -> dynamo.Put:
+    return dynamo.Put(settings().main_table, {**EXPIRY_CURSOR, "type": "wsExpiryCursor", "minute": minute})

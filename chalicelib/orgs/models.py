@@ -29,7 +29,7 @@ class CreateKeyRequest(ApiModel):
 class KeyInfo(ShowsNulls):
     """An API key as listed: never its secret; unset fields are null."""
 
-    shown_null = ("agentId", "expiresAt", "revokedAt")
+    shown_null = ("agentId", "expiresAt", "revokedAt", "lastUsedAt")
 
     key_id: str
     name: str
@@ -38,6 +38,7 @@ class KeyInfo(ShowsNulls):
     expires_at: Optional[str] = None
     revoked_at: Optional[str] = None
     created_at: str
+    last_used_at: Optional[str] = Field(default=None, description="when the key was last used (precision: one minute)")
 
 
 class KeyCreated(KeyInfo):

@@ -50,7 +50,8 @@ def root_org_id() -> str | None:
 
 def key_from_item(item: dict[str, Any]) -> KeyInfo:
     return KeyInfo(key_id=item["keyId"], name=item["name"], scope=item["scope"], agent_id=item.get("agentId"),
-                   expires_at=item.get("expiresAt"), revoked_at=item.get("revokedAt"), created_at=item["createdAt"])
+                   expires_at=item.get("expiresAt"), revoked_at=item.get("revokedAt"), created_at=item["createdAt"],
+                   last_used_at=item.get("lastUsedAt"))
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def open_console(browser: Any, url: str, key: str | None, hash_: str = "#/jobs",
     page.goto(f"{url}/console{hash_}")
     if key is not None:
         page.get_by_role("textbox", name="API key").fill(key)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page.locator("#conn")).to_have_attribute("data-state", "live")
     return watched
 

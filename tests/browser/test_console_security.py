@@ -154,8 +154,10 @@ def test_console_responses_carry_the_security_headers(stack):
         assert headers["referrer-policy"] == "no-referrer"
     status, headers, body = urlopen_any(stack.url + "/console/config.json")
     config = json.loads(body)
-    assert status == 200 and config == {"restUrl": stack.url, "wsUrl": stack.url.replace("http://", "ws://") + "/ws",
-                                        "oidc": None}
+    assert status == 200 and config["restUrl"] == stack.url and config["wsUrl"] == stack.url.replace("http://", "ws://") + "/ws"
+    # the embedded pool people sign in against (issue 21), on the console's own origin
+    assert config["oidc"]["endpoint"] == f"{stack.url}/_cognito/" and config["oidc"]["clientId"]
+    assert config["oidc"]["issuer"].startswith("https://cognito-idp.us-east-1.amazonaws.com/us-east-1_")
     assert urlopen_any(stack.url + "/console/no-such.js")[0] == 404
     assert urlopen_any(stack.url + "/console/vendor/..%2F..%2Fapp.py")[0] == 404
 
@@ -174,11 +176,11 @@ def test_bad_keys_get_clear_messages(stack, browser, hostile):
     watched = open_console(browser, stack.url, None, "#/jobs")
     page = watched.page
     page.get_by_role("textbox", name="API key").fill("cpk.not-a-real-key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert").first).to_contain_text("refused")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.get_by_role("textbox", name="API key").fill(hostile["agent"]["apiKey"])       # an agent key: 403
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#notice")).to_contain_text("403")
     assert hostile["agent"]["apiKey"] not in page.locator("body").inner_text()
     page.context.close()

@@ -38,14 +38,36 @@ def test_config_gives_the_rest_and_websocket_urls_of_the_request(http):
     status, headers, body = _get(http, "/console/config.json", {"host": "127.0.0.1:8123"})
     import json
 
+    from chalicelib.core.config import settings
+
     assert status == 200
-    assert json.loads(body) == {"restUrl": "http://127.0.0.1:8123", "wsUrl": "ws://127.0.0.1:8123/ws", "oidc": None}
-    assert "connect-src 'self' ws://127.0.0.1:8123" in headers["content-security-policy"]
+    pool = {"issuer": settings().oidc_issuer, "clientId": settings().oidc_audience, "region": "us-east-1",
+            "endpoint": "https://cognito-idp.us-east-1.amazonaws.com/"}  # the stack's pool (infra/template.yaml)
+    assert json.loads(body) == {"restUrl": "http://127.0.0.1:8123", "wsUrl": "ws://127.0.0.1:8123/ws", "oidc": pool}
+    assert ("connect-src 'self' ws://127.0.0.1:8123 https://cognito-idp.us-east-1.amazonaws.com"
+            in headers["content-security-policy"])
     # Behind TLS; and a Host that is not a plain host[:port] is never echoed into URLs or the policy.
     _, _, body = _get(http, "/console/config.json", {"host": "console.example", "x-forwarded-proto": "https"})
     assert json.loads(body)["wsUrl"] == "wss://console.example/ws"
     _, headers, body = _get(http, "/console/config.json", {"host": "evil; script-src *"})
     assert "evil" not in body.decode() and "evil" not in headers["content-security-policy"]
+
+
+def test_config_oidc_is_null_without_oidc_and_a_path_endpoint_is_on_the_consoles_origin(http, monkeypatch):
+    import dataclasses
+    import json
+
+    from chalicelib.console import service
+    from chalicelib.core import config
+
+    off = dataclasses.replace(config.settings(), oidc_issuer=None, oidc_audience=None)
+    monkeypatch.setattr(service, "settings", lambda: off)
+    _, headers, body = _get(http, "/console/config.json", {"host": "127.0.0.1:8123"})
+    assert json.loads(body)["oidc"] is None and "cognito" not in headers["content-security-policy"]
+    local = dataclasses.replace(config.settings(), oidc_endpoint="/_cognito/")
+    monkeypatch.setattr(service, "settings", lambda: local)
+    _, headers, body = _get(http, "/console/config.json", {"host": "127.0.0.1:8123"})
+    assert json.loads(body)["oidc"]["endpoint"] == "http://127.0.0.1:8123/_cognito/"
 
 
 def test_config_names_the_deployed_websocket_api_when_the_stack_set_it(http, monkeypatch):

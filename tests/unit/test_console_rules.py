@@ -40,3 +40,12 @@ def test_urls_locally_and_on_api_gateway():
     assert rules.websocket_url("wss://w.execute-api.eu-west-1.amazonaws.com/ws/", True, "x", "https") == \
         "wss://w.execute-api.eu-west-1.amazonaws.com/ws"
     assert rules.websocket_url(None, True, "x", "https") is None     # on AWS without the stack's URL: no guess
+
+
+def test_the_cognito_endpoint_and_its_origin_in_the_csp():
+    assert rules.cognito_endpoint(None, "eu-west-1", "https", "r1.example") == "https://cognito-idp.eu-west-1.amazonaws.com/"
+    assert rules.cognito_endpoint("/_cognito/", "us-east-1", "http", "127.0.0.1:8000") == "http://127.0.0.1:8000/_cognito/"
+    assert rules.http_origin("https://cognito-idp.eu-west-1.amazonaws.com/") == "https://cognito-idp.eu-west-1.amazonaws.com"
+    assert rules.http_origin("javascript:alert(1)") is None and rules.http_origin(None) is None
+    csp = rules.content_security_policy("wss://w.example/ws", "https://cognito-idp.eu-west-1.amazonaws.com/")
+    assert "connect-src 'self' wss://w.example https://cognito-idp.eu-west-1.amazonaws.com;" in csp

@@ -10,7 +10,7 @@ export class ApiError extends Error {
 }
 
 const MESSAGES = {
-  401: 'Your key was refused (unknown, revoked or expired). Sign in again.',
+  401: 'Your key or sign-in was refused (unknown, revoked, disabled or expired). Sign in again.',
 };
 const FORBIDDEN = 'Not allowed for this key (403 Forbidden)';
 

@@ -60,19 +60,22 @@ function navigate(hash, { replace = false } = {}) {
   if (replace) { history.replaceState(null, '', hash); render(); } else location.hash = hash;
 }
 
+const PROVIDER_HELP = {
+  oidc: 'Your email and password (people invited into an organization). The tokens are kept in this tab only.',
+  apiKey: 'An operator or admin API key. It is kept in this tab only (sessionStorage) and sent as an Authorization header.',
+};
+
 function renderSignIn(reason) {
   nav.hidden = true;
   signOutButton.hidden = true;
-  const provider = auth.providers.apiKey;
   const message = reason ? h('p', { class: 'notice notice-error', role: 'alert' }, reason) : null;
+  const methods = auth.available().map((provider) => h('section', { class: 'signin-method',
+    'aria-labelledby': `signin-${provider.id}` },
+  h('h2', { id: `signin-${provider.id}` }, provider.label),
+  h('p', {}, PROVIDER_HELP[provider.id] || ''),
+  provider.form((candidate) => auth.signIn(candidate))));
   main.append(h('section', { class: 'signin-page', 'aria-labelledby': 'signin-title' },
-    h('h1', { id: 'signin-title' }, 'Sign in'),
-    message,
-    h('p', {}, 'Use an operator or admin API key. It is kept in this tab only (sessionStorage) and sent as an ',
-      h('code', {}, 'Authorization'), ' header.'),
-    provider.form(async (candidate) => {
-      auth.signIn(candidate);
-    })));
+    h('h1', { id: 'signin-title' }, 'Sign in'), message, methods));
   main.querySelector('input')?.focus();
 }
 
@@ -101,6 +104,7 @@ live.onState((state) => {
   conn.dataset.state = state;
 });
 live.onReconnect(() => mounted?.refresh?.());
+auth.onRefresh(() => live.renew());   // a person's new token: reopen the socket with it before the old one expires
 window.addEventListener('hashchange', render);
 
 async function boot() {
@@ -113,6 +117,7 @@ async function boot() {
   }
   setRestUrl(config.restUrl);
   live.setWsUrl(config.wsUrl);
+  auth.configure(config.oidc);
   clear(main);
   // A kept key is checked by the view's first read: a revoked one answers 401 and signs out there.
   if (auth.session()) signedIn(); else renderSignIn();

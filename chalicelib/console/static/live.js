@@ -120,6 +120,11 @@ function arm(ws) {
   timers.push(setTimeout(() => recycle(ws), timing.recycleMs));
 }
 
+/** A new credential (a person's refreshed token): reopen as at the 2-hour cap, without a gap. */
+export function renew() {
+  if (socket && socket.readyState === WebSocket.OPEN) recycle(socket);
+}
+
 /** Before the 2-hour cap: open a fresh socket; the old one is heard until the new one is live, then closed. */
 function recycle(old) {
   clearTimers();
