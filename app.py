@@ -28,6 +28,7 @@ from chalicelib.console import routes as console_routes
 from chalicelib.core.api import contract_errors
 from chalicelib.core.application import ControlPlaneApp
 from chalicelib.core.config import on_lambda, settings
+from chalicelib.github_tools import routes as github_tools_routes
 from chalicelib.ingest import routes as ingest_routes
 from chalicelib.instances import routes as instances_routes
 from chalicelib.jobs import routes as jobs_routes
@@ -58,7 +59,7 @@ for blueprint in (system_routes.bp, orgs_routes.bp, agents_routes.bp, jobs_route
                   instances_routes.bp, logs_routes.bp, settings_routes.bp,
                   sessions_routes.bp, tasks_routes.bp, audit_routes.bp,
                   ingest_routes.bp, commands_routes.bp, workspaces_routes.bp, patches_routes.bp,
-                  reports_routes.bp, ops_routes.bp, console_routes.bp):
+                  reports_routes.bp, ops_routes.bp, console_routes.bp, github_tools_routes.bp):
     app.register_blueprint(blueprint)
 
 
