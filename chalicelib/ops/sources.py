@@ -9,6 +9,10 @@ CloudWatch). Cursors are strings that sort in reading order.
   log         logs/failures.error_entries     sparse GSI2 (ERROR only), entry id order
   patch       patches/service.failed_events   the patch system's failed and rejected events
   cloudwatch  aws/cloudwatch_logs             "ERROR", "Task timed out", "Traceback" per function log group
+  ci          ops/ci.py (GitHub Actions)       failed workflow runs of each allow-listed repository, run id order
+
+A source that cannot be read this time (GitHub answered 404 for a repository) raises
+SourceUnavailable: the scan records the error for that source and goes on with the others.
 """
 from __future__ import annotations
 
@@ -22,11 +26,16 @@ from chalicelib.ops.rules import Failure
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
+    from chalicelib.ops.github import GitHub
 
 log = logging.getLogger(__name__)
 
 COLLATERAL = "BATCH_NOT_APPLIED"  # patches: an op rejected because another op of its batch failed
 CLOUDWATCH_PATTERNS = ('"ERROR"', '"Task timed out"', '"Traceback"')  # plain/quoted terms only
+
+
+class SourceUnavailable(Exception):
+    """This source cannot be read now (its message names what and why; no secret in it)."""
 
 
 @dataclass
@@ -210,9 +219,11 @@ def _cloudwatch(group: str, prefix: str) -> Source:
     return Source(f"{rules.CLOUDWATCH}#{function}", read)
 
 
-def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[Source]:
-    """Every source, in reading order: tenants' failures per org, then the platform's own."""
+def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str, github: "GitHub | None" = None) -> list[Source]:
+    """Every source, in reading order: tenants' failures per org (with their repositories' failed CI runs
+    when a GitHub client is given), then the platform's own."""
     from chalicelib.core.context import Ctx
+    from chalicelib.ops import ci
 
     sources: list[Source] = []
     with_patches = patches_available()
@@ -222,6 +233,7 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[S
         sources += [_jobs(org_ctx), _logs(org_ctx)]
         if with_patches:
             sources.append(_patches(org_ctx))
+        sources += ci.sources(org_ctx, github, ctx.now())
     sources.append(_dead_letters())
     try:
         groups = adapters.log_groups(log_group_prefix)
