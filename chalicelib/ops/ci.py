@@ -2,8 +2,9 @@
 repositories (github_tools.service.allowed_repositories), grouped by the same fingerprints as every
 other failure (docs/OPS.md, "CI failures").
 
-One Source per (organization, repository), key `ci#{org}#{owner/name}`; its watermark is the last
-run id seen (zero-padded: cursors sort as strings). A read lists the repository's runs with
+One Source per repository, key `ci#{owner/name}` (read once even when several organizations list it;
+the first one names the samples); its watermark is the last run id seen (zero-padded: cursors sort
+as strings). A read lists the repository's runs with
 conclusion `failure`, newest first (GET /repos/{o}/{r}/actions/runs?status=failure, 100 a page), and
 stops at the first page that reaches the watermark: a scan with nothing new costs one call per
 repository. Without a watermark (the first scan, or `full`) it reads the runs created in the last
@@ -55,11 +56,17 @@ def repositories(org_id: str) -> list[str]:
     return [entry.repo for entry in github_tools.allowed_repositories(org_id)]
 
 
-def sources(ctx: "Ctx", gh: GitHub | None, now: float) -> list[Source]:
-    """A source per allow-listed repository of ctx's organization; none without a GitHub token."""
+def sources(org_ctxs: list["Ctx"], gh: GitHub | None, now: float) -> list[Source]:
+    """A source per allow-listed repository, each read once however many organizations list it (the
+    first one that does names it in the samples); none without a GitHub token."""
     if gh is None:
         return []
-    return [repository_source(ctx, gh, repo, now) for repo in repositories(ctx.org_id)]
+    seen: dict[str, Source] = {}
+    for ctx in org_ctxs:
+        for repo in repositories(ctx.org_id):
+            if repo.lower() not in seen:
+                seen[repo.lower()] = repository_source(ctx, gh, repo, now)
+    return list(seen.values())
 
 
 def _cursor(run_id: int) -> str:
@@ -80,7 +87,7 @@ def repository_source(ctx: "Ctx", gh: GitHub, repo: str, now: float) -> Source:
             failures[index] = _with_failing_job(gh, repo, runs[index], failures[index])
         return Page(failures, failures[-1].cursor if failures else None, len(failures), False)
 
-    return Source(f"{rules.CI}#{ctx.org_id}#{repo}", read)
+    return Source(f"{rules.CI}#{repo.lower()}", read)
 
 
 def _new_failed_runs(gh: GitHub, repo: str, after_id: int | None, created: str | None) -> list[dict[str, Any]]:

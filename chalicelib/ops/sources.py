@@ -227,13 +227,15 @@ def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str, github: "
 
     sources: list[Source] = []
     with_patches = patches_available()
+    org_ctxs = []
     for org_id in org_ids:
         # The system acting for that org (whoever started the scan): each domain reads its own partition.
         org_ctx = Ctx.system(org_id, trace_id=ctx.trace_id)
+        org_ctxs.append(org_ctx)
         sources += [_jobs(org_ctx), _logs(org_ctx)]
         if with_patches:
             sources.append(_patches(org_ctx))
-        sources += ci.sources(org_ctx, github, ctx.now())
+    sources += ci.sources(org_ctxs, github, ctx.now())
     sources.append(_dead_letters())
     try:
         groups = adapters.log_groups(log_group_prefix)
