@@ -33,9 +33,8 @@ from chalicelib.ops import quoting
 # Failure kinds: where a failure came from. Part of the fingerprint, so a job
 # error and a log line with the same words stay two groups.
 JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH = "job", "job-dlq", "log", "patch", "cloudwatch"
-KINDS = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH)
 CI = "ci"                 # failed GitHub Actions runs of allow-listed repositories (ops/ci.py)
-KINDS = (*KINDS, CI)
+KINDS: tuple[str, ...] = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH, CI)
 
 SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("open", "in_progress", "closed")

@@ -125,7 +125,7 @@ def test_many_pages_of_new_runs_are_read_until_the_watermark(tenant, fake):
     (group,) = [g for g in ci_groups(tenant["orgId"]) if "lint" in g["title"]]
     assert group["count"] == 150 and group["traceback"] == "E149"
     fake.reset_calls()
-    for i in range(3):
+    for _ in range(3):
         fake.actions.add_run(tenant["web"], "Lint", ".github/workflows/lint.yml", jobs=[("lint", "failure", "x")])
     scan_org(tenant, fake)
     assert calls(fake, RUNS) == 2  # the first page reaches the watermark
