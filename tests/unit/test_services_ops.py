@@ -90,7 +90,8 @@ def failure(n: int) -> rules.Failure:
 @pytest.fixture
 def one_source(monkeypatch):
     page = sources.Page([failure(1), failure(2)], "c2", 2, False)
-    monkeypatch.setattr(sources, "all_sources", lambda ctx, orgs, prefix, github=None: [sources.Source("jobs", lambda a, n: page)])
+    monkeypatch.setattr(sources, "all_sources",
+                        lambda ctx, orgs, prefix, github=None: [sources.Source("jobs", lambda a, n: page)])
     monkeypatch.setattr(store, "watermarks", lambda: {})
     monkeypatch.setattr(store, "get_groups", lambda fps: {})
     monkeypatch.setattr(store, "groups_to_sync", lambda: [])
