@@ -109,6 +109,25 @@ def outbox_fanout(event: DynamoDBEvent) -> None:
     ws.outbox_records(adapters.stream_image(r.new_image) for r in event if r.event_name == "INSERT" and r.new_image)
 
 
+@app.on_dynamodb_record(stream_arn=settings().require_outbox_stream_arn(), batch_size=100,
+                        starting_position="LATEST", name="github_approvals")
+def github_approvals(event: DynamoDBEvent) -> dict[str, int]:
+    """GitHub tool calls a person approved run now (chalicelib/github_tools/service.py: approval:decided)."""
+    from chalicelib.fanout import adapters
+    from chalicelib.github_tools import service as github_tools
+
+    return github_tools.on_outbox_items(adapters.stream_image(r.new_image) for r in event
+                                        if r.event_name == "INSERT" and r.new_image)
+
+
+@app.on_sqs_message(queue=settings().github_tools_queue_name, batch_size=10)
+def github_tools_retry(event: SQSEvent) -> Any:
+    """GitHub tool calls GitHub rate-limited, due again (SQS delay); partial batch failures reported."""
+    from chalicelib.github_tools import worker as github_worker
+
+    return github_worker.handle_batch(event.to_dict(), event.context)
+
+
 @app.on_sqs_message(queue=settings().jobs_queue_name, batch_size=10)
 def jobs_work(event: SQSEvent) -> Any:
     """Delayed lease/timeout checks (chalicelib/jobs/leases.py); partial batch failures reported."""

@@ -25,6 +25,9 @@ OUTPUT_ENV = {
     "PatchesQueueName": "PATCHES_QUEUE_NAME",
     "PatchesQueueUrl": "PATCHES_QUEUE_URL",
     "PatchesDeadLetterQueueUrl": "PATCHES_DLQ_URL",
+    "GitHubToolsQueueName": "GITHUB_TOOLS_QUEUE_NAME",
+    "GitHubToolsQueueUrl": "GITHUB_TOOLS_QUEUE_URL",
+    "GitHubToolsDeadLetterQueueUrl": "GITHUB_TOOLS_DLQ_URL",
     "WorkspaceBucketName": "WORKSPACE_BUCKET",
     "ApiKeyPepperSecretArn": "API_KEY_PEPPER_SECRET_ARN",
 }

@@ -40,8 +40,8 @@ JSON = "application/json"
 # The one table from an error's code to its HTTP status: services raise
 # domain errors (core/errors.py) that know no status. Every code the contract
 # names is here; the OpenAPI document and the tests read it. RATE_LIMITED is
-# API Gateway's throttling (usage plans), never raised by this code, so it has
-# no class; METHOD_NOT_ALLOWED and UNSUPPORTED_MEDIA_TYPE are Chalice's own
+# API Gateway's throttling (usage plans) and the GitHub tools' per-organization
+# limit (errors.RateLimited); METHOD_NOT_ALLOWED and UNSUPPORTED_MEDIA_TYPE are Chalice's own
 # 405/415, reshaped by `contract_errors`.
 ERROR_STATUS: dict[str, int] = {
     "VALIDATION_ERROR": 400,

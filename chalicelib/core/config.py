@@ -89,6 +89,16 @@ class Settings:
     github_repo: str | None = None
     github_api_url: str = "https://api.github.com"
     llm_model: str | None = None
+    # GitHub tools (chalicelib/github_tools, docs/GITHUB.md): the retry queue for rate-limited calls, a
+    # per-organization limit of invocations a minute, and the GitHub App whose installation tokens are
+    # minted per call (when unset, GITHUB_TOKEN is used).
+    github_tools_queue_name: str = ""
+    github_tools_queue_url: str = ""
+    github_tools_per_minute: int = 120
+    github_app_id: str | None = None
+    github_app_private_key_secret: str | None = None   # a Secrets Manager secret's ARN (the PEM)
+    github_app_private_key_env: str | None = field(default=None, repr=False)  # the PEM itself (local stack, tests)
+    github_app_installation_id: str | None = None      # else asked of GitHub per repository
     ops_log_group_prefix: str = "/aws/lambda/control-plane-"
 
     def require_outbox_stream_arn(self) -> str:
@@ -173,6 +183,13 @@ class Settings:
             github_repo=os.environ.get("GITHUB_REPO") or None,
             github_api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
             llm_model=os.environ.get("LLM_MODEL") or None,
+            github_tools_queue_name=os.environ.get("GITHUB_TOOLS_QUEUE_NAME", f"{stack}-github-tools"),
+            github_tools_queue_url=os.environ.get("GITHUB_TOOLS_QUEUE_URL", f"{queue_base}/{stack}-github-tools"),
+            github_tools_per_minute=max(1, _int_or_default("GITHUB_TOOLS_PER_MINUTE", 120)),
+            github_app_id=os.environ.get("GITHUB_APP_ID") or None,
+            github_app_private_key_secret=os.environ.get("GITHUB_APP_PRIVATE_KEY_SECRET_ARN") or None,
+            github_app_private_key_env=os.environ.get("GITHUB_APP_PRIVATE_KEY") or None,
+            github_app_installation_id=os.environ.get("GITHUB_APP_INSTALLATION_ID") or None,
             # The CloudWatch log groups of the project's own functions (Chalice: /aws/lambda/{app}-{stage}-{fn}).
             ops_log_group_prefix=os.environ.get("OPS_LOG_GROUP_PREFIX", "/aws/lambda/control-plane-"),
         )

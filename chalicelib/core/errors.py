@@ -68,6 +68,12 @@ class PayloadTooLarge(ApiError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class RateLimited(ApiError):
+    """Too many calls in a window (the GitHub tools' per-organization limit): retry after Retry-After."""
+
+    code = "RATE_LIMITED"
+
+
 class Unavailable(ApiError):
     code = "UNAVAILABLE"
 

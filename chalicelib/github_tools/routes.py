@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
-from chalicelib.core.api import Call, endpoint
+from chalicelib.core.api import Call, Reply, endpoint
 from chalicelib.core.auth import Scope
 from chalicelib.core.lazy import domain_of
 
@@ -28,3 +28,20 @@ def put_repos(call: Call) -> models.RepoList:
           summary="The organization's allow-list of repositories")
 def get_repos(call: Call) -> models.RepoList:
     return service.get_repos(call.ctx)
+
+
+@endpoint(bp, "/github/tools", "GET", scope=Scope.AGENT, response="list[ToolSpec]", tag=TAG,
+          summary="The GitHub tool registry: each tool's name, a description for a language model, and the "
+                  "JSON Schema of its input")
+def list_tools(call: Call) -> list[models.ToolSpec]:
+    return service.list_tools(call.ctx)
+
+
+@endpoint(bp, "/github/tools/{name}/invoke", "POST", scope=Scope.AGENT, body="InvokeRequest",
+          response="InvokeResult", also=(202,), tag=TAG, errors=(403, 404, 409, 429, 503), idempotency="locked",
+          summary="Run a GitHub tool on an allow-listed repository with a credential narrowed to it: 200 "
+                  "{result}; 202 awaiting_approval or queued (outcome: the github:invoked event)")
+def invoke(call: Call) -> Reply:
+    done = service.invoke(call.ctx, service.Invoke(tool=call.params["name"], input=call.body.input,
+                                                   session_id=call.body.session_id))
+    return Reply(done.body, status=done.status)

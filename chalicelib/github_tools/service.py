@@ -1,11 +1,48 @@
-"""GitHub tools: the allow-list of repositories per organization (and the tools, in later modules)."""
+"""GitHub tools: the allow-list of repositories per organization, the tool registry, invocations.
+
+An invocation (POST /github/tools/{name}/invoke) goes:
+
+  input validated (400 naming input.<field>) -> the repository allow-listed for the tool, the
+  branch under the caller's prefix, paths and commit size (4xx, audited, nothing sent to GitHub)
+  -> the organization's rate limit (429) -> either
+     - a person must approve (the repository's requireApproval): a task with a pending approval
+       (the tasks domain) whose payload is the invocation; 202 {approvalId, status: awaiting_approval};
+       the outbox stream's `approval:decided` runs it (`on_outbox_items`);
+     - or it runs now: 200 {result}; when GitHub rate-limits it, 202 {invocationId, status: queued}
+       and it runs again from the retry queue after GitHub's wait (`retry_record`).
+  A deferred run is claimed once (store.claim_invocation) and announces `github:invoked`.
+
+Every outcome is audited (entity `github-invocation`, the invocation's id: tool, repo, actor).
+"""
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pydantic
+
+from chalicelib.core import ids
 from chalicelib.core.context import Ctx
-from chalicelib.github_tools import models, store
+from chalicelib.core.errors import (ApiError, Conflict, Forbidden, NotFound, RateLimited, Unavailable,
+                                    ValidationError)
+from chalicelib.core.tx import TxFailed
+from chalicelib.github_tools import adapters, credentials, models, rules, store, tools
+from chalicelib.github_tools.client import GitHubError
+from chalicelib.github_tools.client import RateLimited as GitHubRateLimited
+from chalicelib.patches import service as patches
+from chalicelib.sessions import service as sessions
+from chalicelib.tasks import service as tasks
+from chalicelib.workspaces import service as workspaces
 
-ENTITY = "github-repos"
+ENTITY = "github-invocation"
+REPOS_ENTITY = "github-repos"
+TASK_TYPE = "github:invoke"
+MAX_ATTEMPTS = 6          # runs of one invocation GitHub may rate-limit before it is failed
 
+
+# --- the allow-list ------------------------------------------------------------------------
 
 def put_repos(ctx: Ctx, command: models.RepoListPut) -> models.RepoList:
     """Replace the organization's allow-list (admin): one item, audited in the same commit."""
@@ -15,8 +52,8 @@ def put_repos(ctx: Ctx, command: models.RepoListPut) -> models.RepoList:
         updated_at=ctx.iso(), updated_by=ctx.actor)
     tx = ctx.tx()
     tx.put("repos", store.repos_put(ctx.org_id, listing))
-    tx.audit(ENTITY, ctx.org_id, "replaced", {"repos": [r.repo for r in listing.repos][:50],
-                                               "count": len(listing.repos)})
+    tx.audit(REPOS_ENTITY, ctx.org_id, "replaced", {"repos": [r.repo for r in listing.repos][:50],
+                                                     "count": len(listing.repos)})
     tx.commit()
     return listing
 
@@ -35,3 +72,313 @@ def allowed_repository(org_id: str, repo: str) -> models.AllowedRepo | None:
     """One repository's entry (names compared case-insensitively, as GitHub does), or None."""
     wanted = repo.lower()
     return next((r for r in allowed_repositories(org_id) if r.repo.lower() == wanted), None)
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+def list_tools(ctx: Ctx) -> list[models.ToolSpec]:
+    return [models.ToolSpec(name=t.name, description=t.description, input_schema=t.input_schema())
+            for t in tools.TOOLS.values()]
+
+
+# --- invoking ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Invoke:
+    tool: str
+    input: dict[str, Any]
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Invoked:
+    status: int                 # 200 (ran), 202 (awaiting approval or queued)
+    body: models.InvokeResult
+
+
+def _input_error(error: pydantic.ValidationError) -> ValidationError:
+    details = [{"field": ".".join(["input", *(str(p) for p in e["loc"])]), "message": e["msg"]}
+               for e in error.errors(include_url=False)][:20]
+    return ValidationError("invalid tool input: " + "; ".join(f"{d['field']}: {d['message']}" for d in details[:3]),
+                           details)
+
+
+def _audit(ctx: Ctx, invocation_id: str, action: str, details: dict[str, Any]) -> None:
+    tx = ctx.tx()
+    tx.audit(ENTITY, invocation_id, action, details)
+    tx.commit()
+
+
+def _deny(ctx: Ctx, spec: dict[str, Any], error: ApiError) -> ApiError:
+    """Audit a refusal (nothing was sent to GitHub) and hand the error back to raise."""
+    _audit(ctx, spec["invocationId"], "denied", {"tool": spec["tool"], "repo": spec.get("repo"),
+                                                 "actor": ctx.actor, "code": error.code,
+                                                 "reason": error.message[:300]})
+    return error
+
+
+def _principal_agent(ctx: Ctx) -> str | None:
+    return ctx.principal.agent_id if ctx.principal is not None else None
+
+
+def invoke(ctx: Ctx, command: Invoke) -> Invoked:
+    tool = tools.TOOLS.get(command.tool)
+    if tool is None:
+        raise NotFound(f"no tool {command.tool[:64]}; GET /github/tools lists them")
+    try:
+        parsed = tool.model.model_validate(command.input)
+    except pydantic.ValidationError as e:
+        raise _input_error(e) from None
+    agent_id = _principal_agent(ctx)
+    if command.session_id is not None:
+        if not sessions.could_exist(command.session_id):
+            raise ValidationError.field("sessionId", "is not a session id")
+        session = sessions.get(ctx, command.session_id)
+        if agent_id and session.owner_agent_id and session.owner_agent_id != agent_id:
+            raise Forbidden("the session belongs to another agent",
+                            [{"field": "sessionId", "message": "another agent's session"}])
+    spec: dict[str, Any] = {
+        "invocationId": ids.new_id(), "orgId": ctx.org_id, "tool": tool.name, "repo": parsed.repo,
+        "input": parsed.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "prefix": rules.branch_prefix(command.session_id, agent_id, ctx.actor), "actor": ctx.actor,
+        "agentId": agent_id, "sessionId": command.session_id, "traceId": ctx.trace_id, "attempt": 1,
+    }
+    entry = allowed_repository(ctx.org_id, parsed.repo)
+    if entry is None:
+        raise _deny(ctx, spec, Forbidden(f"{parsed.repo} is not on the organization's allow-list",
+                                         [{"field": "input.repo", "message": "not allow-listed"}]))
+    if tool.name not in entry.tools:
+        raise _deny(ctx, spec, Forbidden(f"{tool.name} is not allowed on {entry.repo}",
+                                         [{"field": "input.repo", "message": f"{tool.name} not allowed here"}]))
+    spec["repo"] = entry.repo  # as the allow-list spells it
+    if tool.writes_branch:
+        branch = getattr(parsed, tool.writes_branch)
+        if not branch.startswith(spec["prefix"]) or branch == spec["prefix"]:
+            raise _deny(ctx, spec, Forbidden(
+                f"branches you write must start with {spec['prefix']}",
+                [{"field": f"input.{tool.writes_branch}", "message": f"must start with {spec['prefix']}"}]))
+    files: list[tuple[str, bytes]] | None = None
+    if isinstance(parsed, tools.CommitFilesInput):
+        try:
+            spec["files"], spec["workspace"], files = _commit_source(ctx, parsed)
+        except ApiError as refused:
+            raise _deny(ctx, spec, refused) from None
+    _take_rate(ctx)
+    if tool.name in entry.require_approval:
+        return _await_approval(ctx, spec)
+    return _run_now(ctx, spec, files)
+
+
+def _commit_source(ctx: Ctx, parsed: tools.CommitFilesInput) -> tuple[dict[str, str], str, list[tuple[str, bytes]]]:
+    """({path: sha256}, workspace, [(path, content)]) of a commit, checked: paths inside the repository,
+    at most 100 files and 1 MiB (400 naming the field)."""
+    if parsed.batch_id is not None:
+        batch = patches.get_batch(ctx, parsed.batch_id)
+        if batch.status != "applied":
+            raise Conflict(f"batch {parsed.batch_id} is {batch.status}: only an applied batch's files are committed",
+                           [{"field": "input.batchId", "message": f"batch is {batch.status}"}])
+        paths = list(dict.fromkeys(r.file for r in batch.results if r.status == "applied"))
+        workspace, field = batch.workspace, "input.batchId"
+    else:
+        assert parsed.workspace is not None  # the model requires one source
+        paths, workspace, field = list(dict.fromkeys(parsed.paths)), parsed.workspace, "input.paths"
+    for index, path in enumerate(paths):
+        problem = rules.path_problem(path)
+        if problem:
+            raise ValidationError.field(f"{field}.{index}" if field == "input.paths" else field, f"{path[:200]}: {problem}")
+    if len(paths) > rules.MAX_COMMIT_FILES:
+        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_FILES} files ({len(paths)})")
+    snap = workspaces.snapshot(ctx, workspace)
+    sizes = {p: int(snap.manifest.files[p]["size"]) for p in paths if p in snap.manifest.files}
+    missing = [p for p in paths if p not in sizes]
+    if missing:
+        raise ValidationError.field(field, f"no file {missing[0][:200]} in workspace {workspace}")
+    if sum(sizes.values()) > rules.MAX_COMMIT_BYTES:  # checked on the manifest, before any content is read
+        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_BYTES} bytes "
+                                           f"({sum(sizes.values())})")
+    digests = {p: str(snap.manifest.files[p]["sha256"]) for p in paths}
+    return digests, workspace, [(p, snap.read(p) or b"") for p in paths]
+
+
+def _files_now(ctx: Ctx, spec: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The commit's files as they are now; 409 when one changed since the call was checked (and approved)."""
+    if spec["tool"] != "commit_files":
+        return []
+    snap = workspaces.snapshot(ctx, spec["workspace"])
+    out = []
+    for path, digest in spec["files"].items():
+        entry = snap.manifest.files.get(path)
+        if entry is None or entry["sha256"] != digest:
+            raise Conflict(f"{path} changed in workspace {spec['workspace']} after the call was made; invoke again")
+        out.append((path, snap.read(path) or b""))
+    return out
+
+
+def _take_rate(ctx: Ctx) -> None:
+    now = ctx.now()
+    minute = int(now // 60)
+    tx = ctx.tx()
+    tx.update("rate", store.take_rate(ctx.org_id, minute, ctx.settings.github_tools_per_minute))
+    try:
+        tx.commit()
+    except TxFailed:
+        wait = max(1, math.ceil((minute + 1) * 60 - now))
+        raise RateLimited(f"the organization made {ctx.settings.github_tools_per_minute} GitHub tool calls this "
+                          f"minute; retry in {wait} s", headers={"Retry-After": str(wait)}) from None
+
+
+def _await_approval(ctx: Ctx, spec: dict[str, Any]) -> Invoked:
+    task, _ = tasks.create(ctx, tasks.CreateTask(
+        idempotency_key=f"github:{spec['invocationId']}", to_role="github", type=TASK_TYPE, payload=spec,
+        session_id=spec["sessionId"], from_role=ctx.actor, requires_approval=True))
+    _audit(ctx, spec["invocationId"], "awaiting_approval", {"tool": spec["tool"], "repo": spec["repo"],
+                                                            "actor": ctx.actor, "approvalId": task.approval_id,
+                                                            "taskId": task.task_id})
+    return Invoked(202, models.InvokeResult(approval_id=task.approval_id, invocation_id=spec["invocationId"],
+                                            status="awaiting_approval"))
+
+
+def github_error(error: GitHubError) -> ApiError:
+    """What the caller sees of GitHub's refusal (its message, never our credential)."""
+    message = f"GitHub: {tools.untrusted(error.message, 300)}"
+    if error.status == 404:
+        return NotFound(message)
+    if error.status == 409:
+        return Conflict(message)
+    if error.status == 422:
+        details = [{"field": "input." + str(e.get("field") or e.get("resource") or ""),
+                    "message": tools.untrusted(e.get("message") or e.get("code") or "invalid", 200)}
+                   for e in error.errors]
+        return ValidationError(message, details or None)
+    if error.status in (401, 403):
+        return Unavailable("GitHub refused the control plane's credential for this repository", headers={})
+    return Unavailable(f"GitHub could not be reached or failed ({error.status or 'no answer'})",
+                       headers={"Retry-After": "30"})
+
+
+def _execute(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | None = None
+             ) -> tuple[dict[str, Any], int]:
+    tool = tools.TOOLS[spec["tool"]]
+    if files is None:
+        files = _files_now(ctx, spec)
+    gh = credentials.client_for(spec["repo"], tool.name)
+    try:
+        result = tool.run(tools.Run(gh, spec["repo"], spec["prefix"], files), tool.model.model_validate(spec["input"]))
+    finally:
+        spec["calls"] = gh.calls
+    return result, gh.calls
+
+
+def _run_now(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | None) -> Invoked:
+    base = {"tool": spec["tool"], "repo": spec["repo"], "actor": ctx.actor}
+    try:
+        result, calls = _execute(ctx, spec, files)
+    except GitHubRateLimited as limited:
+        _queue(spec, limited)
+        _audit(ctx, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds),
+                                                     "limit": limited.kind})
+        return Invoked(202, models.InvokeResult(invocation_id=spec["invocationId"], status="queued"))
+    except GitHubError as refused:
+        error = github_error(refused)
+        _audit(ctx, spec["invocationId"], "failed", {**base, "code": error.code, "githubStatus": refused.status})
+        raise error from None
+    except ApiError as refused:  # the default or a protected branch, a changed file
+        raise _deny(ctx, spec, refused) from None
+    _audit(ctx, spec["invocationId"], "succeeded", {**base, "githubCalls": calls})
+    return Invoked(200, models.InvokeResult(result=result, invocation_id=spec["invocationId"]))
+
+
+def _queue(spec: dict[str, Any], limited: GitHubRateLimited) -> None:
+    adapters.send_retry({**spec, "attempt": int(spec.get("attempt", 1)) + 1},
+                        math.ceil(min(900.0, max(1.0, limited.wait_seconds))))
+
+
+# --- deferred runs: after an approval, or from the retry queue ------------------------------------
+
+def run_deferred(spec: dict[str, Any]) -> str:
+    """Run an approved or queued invocation once; announce `github:invoked`. Returns what happened."""
+    ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
+    attempt = int(spec.get("attempt", 1))
+    claim = ctx.tx()
+    claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], attempt, spec["tool"], spec["repo"],
+                                              ctx.iso(), ctx.now()))
+    try:
+        claim.commit()
+    except TxFailed:
+        return "duplicate"  # delivered again (stream or queue): it ran, or is running, already
+    base = {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"), "attempt": attempt}
+    try:
+        result, calls = _execute(ctx, spec)
+    except GitHubRateLimited as limited:
+        if attempt < MAX_ATTEMPTS:
+            _queue(spec, limited)
+            tx = ctx.tx()
+            tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], "queued", ctx.iso(), None))
+            tx.audit(ENTITY, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds)})
+            tx.commit()
+            return "queued"
+        return _finish(ctx, spec, base, error={"code": "RATE_LIMITED",
+                                               "message": f"GitHub rate-limited it {attempt} times"})
+    except GitHubError as refused:
+        error = github_error(refused)
+        return _finish(ctx, spec, {**base, "githubStatus": refused.status},
+                       error={"code": error.code, "message": error.message})
+    except ApiError as refused:
+        return _finish(ctx, spec, base, error={"code": refused.code, "message": refused.message})
+    return _finish(ctx, spec, {**base, "githubCalls": calls}, result=result)
+
+
+def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dict[str, Any] | None = None,
+            error: dict[str, str] | None = None) -> str:
+    status = "failed" if error is not None else "succeeded"
+    data: dict[str, Any] = {"invocationId": spec["invocationId"], "tool": spec["tool"], "repo": spec["repo"],
+                            "status": status}
+    if error is not None:
+        data["error"] = error
+    else:
+        data["result"] = result
+    tx = ctx.tx()
+    tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], status, ctx.iso(),
+                                                    {"error": error} if error else {"result": result}))
+    tx.audit(ENTITY, spec["invocationId"], status, {**details, **({"code": error["code"]} if error else {})})
+    tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
+    tx.commit()
+    return status
+
+
+def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
+    ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
+    claim = ctx.tx()
+    claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], int(spec.get("attempt", 1)),
+                                              spec["tool"], spec["repo"], ctx.iso(), ctx.now()))
+    try:
+        claim.commit()
+    except TxFailed:
+        return "duplicate"
+    return _finish(ctx, spec, {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"),
+                               "decidedBy": decided_by},
+                   error={"code": "REJECTED", "message": f"the approval was rejected by {decided_by or 'a person'}"})
+
+
+def on_outbox_items(items: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """The outbox stream's `approval:decided` events of GitHub invocations: approved ones run (once),
+    rejected ones are announced failed. Other events are skipped without a read."""
+    done: dict[str, int] = {}
+    for item in items:
+        if item.get("event") != "approval:decided":
+            continue
+        data = json.loads(item["data"]) if isinstance(item.get("data"), str) else item.get("data") or {}
+        task = data.get("task") or {}
+        if task.get("type") != TASK_TYPE or not isinstance(task.get("payload"), dict):
+            continue
+        spec = task["payload"]
+        if spec.get("orgId") != item.get("orgId"):
+            continue  # a payload naming another organization is not ours to run
+        outcome = run_deferred(spec) if data.get("status") == "approved" else _rejected(spec, data.get("decidedBy"))
+        done[outcome] = done.get(outcome, 0) + 1
+    return done
+
+
+def retry_record(body: str) -> str:
+    """One message of the retry queue (a rate-limited invocation, due now)."""
+    return run_deferred(json.loads(body))

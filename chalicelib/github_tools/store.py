@@ -37,3 +37,54 @@ def _listing(item: dict[str, Any] | None) -> RepoList:
 
 def repos(org_id: str) -> RepoList:
     return _listing(dynamo.get(_table(), repos_key(org_id), consistent=True))
+
+
+# --- invocations that did not answer at once (approved later, or retried after a rate limit) ---
+#
+#   PK ORG#{org}#GHINV#{invocationId}   SK INV   - status running -> succeeded | failed | queued
+#
+# Written when a deferred invocation is claimed: the claim's condition is what makes a run happen
+# once although the stream and the queue deliver at least once.
+
+INVOCATION_TTL_SECONDS = 30 * 86400
+
+
+def invocation_key(org_id: str, invocation_id: str) -> dict[str, str]:
+    return {"PK": f"ORG#{org_id}#GHINV#{invocation_id}", "SK": "INV"}
+
+
+def claim_invocation(org_id: str, invocation_id: str, attempt: int, tool: str, repo: str, at: str,
+                     now: float) -> dynamo.Put:
+    """Run attempt `attempt` of an invocation: only if it never ran, or an earlier attempt was queued."""
+    return dynamo.Put(_table(), {
+        **invocation_key(org_id, invocation_id), "type": "github-invocation", "orgId": org_id,
+        "invocationId": invocation_id, "tool": tool, "repo": repo, "status": "running", "attempt": attempt,
+        "updatedAt": at, "ttl": int(now) + INVOCATION_TTL_SECONDS,
+    }, condition="attribute_not_exists(PK) OR (#s = :queued AND #a < :attempt)",
+        names={"#s": "status", "#a": "attempt"}, values={":queued": "queued", ":attempt": attempt})
+
+
+def finish_invocation(org_id: str, invocation_id: str, status: str, at: str,
+                      outcome: dict[str, Any] | None) -> dynamo.Update:
+    return dynamo.Update(_table(), invocation_key(org_id, invocation_id),
+                         set={"status": status, "updatedAt": at,
+                              "outcome": json.dumps(outcome)[:20_000] if outcome is not None else None},
+                         condition="#st = :running", names={"#st": "status"}, values={":running": "running"})
+
+
+def get_invocation(org_id: str, invocation_id: str) -> dict[str, Any] | None:
+    return dynamo.get(_table(), invocation_key(org_id, invocation_id), consistent=True)
+
+
+# --- the per-organization rate limit: one counter per organization and minute ---------------
+
+def rate_key(org_id: str, minute: int) -> dict[str, str]:
+    return {"PK": f"ORG#{org_id}#GHRATE", "SK": str(minute)}
+
+
+def take_rate(org_id: str, minute: int, limit: int) -> dynamo.Update:
+    """One more invocation this minute, unless `limit` were made already (the condition fails)."""
+    return dynamo.Update(_table(), rate_key(org_id, minute), add={"n": 1},
+                         set={"ttl": (minute + 2) * 60},
+                         condition="attribute_not_exists(#n) OR #n < :limit", names={"#n": "n"},
+                         values={":limit": limit})

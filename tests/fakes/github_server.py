@@ -79,7 +79,8 @@ class Description:
         self._validators: dict[str, OAS30Validator] = {}
         self.routes: list[tuple[str, re.Pattern[str], str, dict]] = []
         for template, ops in doc["paths"].items():
-            pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", r"([^/]+)", template) + "$")
+            # a git ref (heads/agent/x/y) spans segments, as GitHub's own routing lets it
+            pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", r"([^/]+)", template.replace("{ref}", "(.+)")) + "$")
             for method, op in ops.items():
                 if method in ("get", "post", "patch", "put", "delete"):
                     self.routes.append((template, pattern, method.upper(), op))
@@ -191,12 +192,32 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Modules that add GitHub operations to the fake, each in a module of its own (the registration
+# hook): a module defines `extension(fake) -> object` whose object has `paths` and `components`
+# (merged into the description), `auth(method, path, authorization) -> None | "ok" | (status, body)`
+# (None: not a credential it knows) and `serve(method, template, path, query, body) -> None |
+# (status, body, headers)` (None: not its route).
+EXTENSION_MODULES: list[str] = ["tests.fakes.github_git"]
+
+
+def _merged(doc: dict, extensions: list) -> dict:
+    doc = {**doc, "paths": dict(doc["paths"]), "components": {k: dict(v) for k, v in doc["components"].items()}}
+    for ext in extensions:
+        doc["paths"].update(ext.paths)
+        for kind, entries in ext.components.items():
+            doc["components"].setdefault(kind, {}).update(entries)
+    return doc
+
+
 class FakeGitHub:
     def __init__(self, token: str = "test-token", owner: str = "acme", repo: str = "platform",
                  description: dict | None = None, search_lag: bool = False):
+        import importlib
+
         self.token = token
         self.owner, self.repo = owner, repo
-        self.description = Description(description or load_description())
+        self.extensions = [importlib.import_module(m).extension(self) for m in EXTENSION_MODULES]
+        self.description = Description(_merged(description or load_description(), self.extensions))
         self.issues: dict[int, dict] = {}
         self.comments: dict[int, list[dict]] = {}
         self.requests: list[Recorded] = []
@@ -337,7 +358,10 @@ class FakeGitHub:
     def _route(self, method: str, path: str, query: dict, body: Any, headers: Any,
                resource: str) -> tuple[int, Any, dict]:
         auth = headers.get("authorization") or ""
-        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+        verdicts = [v for v in (ext.auth(method, path, auth) for ext in self.extensions) if v is not None]
+        if verdicts and verdicts[0] != "ok":
+            return (*verdicts[0], {})
+        if not verdicts and auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}, {}
         if "application/vnd.github" not in (headers.get("accept") or ""):
             self.violations.append(f"{method} {path}: Accept is not application/vnd.github+json")
@@ -355,6 +379,10 @@ class FakeGitHub:
             s = script.pop(0)
             return self._rate_limited(s, resource)
         self.remaining -= 1
+        for ext in self.extensions:
+            served = ext.serve(method, template.split(" ", 1)[1], path, query, body)
+            if served is not None:
+                return served
         parts = path.strip("/").split("/")
         for extension in self.extensions.values():
             answered = extension.route(method, parts, query, body)

@@ -28,7 +28,8 @@ def test_deployed_stack_has_every_output_ttl_and_streams(aws):
     assert outbox["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     sqs = boto3.client("sqs")
     for queue, dlq in ((aws["JobsQueueUrl"], aws["JobsDeadLetterQueueUrl"]),
-                       (aws["PatchesQueueUrl"], aws["PatchesDeadLetterQueueUrl"])):
+                       (aws["PatchesQueueUrl"], aws["PatchesDeadLetterQueueUrl"]),
+                       (aws["GitHubToolsQueueUrl"], aws["GitHubToolsDeadLetterQueueUrl"])):
         attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
@@ -42,7 +43,8 @@ def test_app_event_sources_point_at_the_stack(app_module, aws):
     sources = app_module.app.event_sources
     streams = [s.stream_arn for s in sources if isinstance(s, DynamoDBEventConfig)]
     # the stream label (after /stream/) is minted per deploy; the table is what must match
-    assert [arn.split("/stream/")[0] for arn in streams] == [aws["OutboxStreamArn"].split("/stream/")[0]]
+    # two readers of the outbox stream: the WebSocket fan-out and the GitHub tools' approvals
+    assert [arn.split("/stream/")[0] for arn in streams] == [aws["OutboxStreamArn"].split("/stream/")[0]] * 2
     for source in sources:
         if isinstance(source, SQSEventConfig):
-            assert source.queue in (aws["JobsQueueName"], aws["PatchesQueueName"])
+            assert source.queue in (aws["JobsQueueName"], aws["PatchesQueueName"], aws["GitHubToolsQueueName"])
