@@ -5,7 +5,8 @@ description has them (tests/fakes/github-actions-openapi.json, a trimmed copy):
   GET /repos/{owner}/{repo}/actions/runs/{id}/jobs    the jobs of a run (filter=latest)
   GET /repos/{owner}/{repo}/actions/jobs/{id}/logs    302 to a pre-signed URL of the job's plain-text log
 
-The pre-signed URL (`/_blobs/job-logs/{id}?sig=...`) is served by the same fake, as GitHub's blob
+Registered through github_server.EXTENSION_MODULES (`extension(fake)`). The pre-signed URL
+(`/_blobs/job-logs/{id}?sig=...`) is served by the same fake, as GitHub's blob
 store serves it: no GitHub authentication, `Range: bytes=-N` answered 206 with the last N bytes.
 A request to it that carries an Authorization header is recorded as a violation (a client that
 follows GitHub's redirect with its token hands the token to another host).
@@ -67,6 +68,11 @@ class Actions:
     """The Actions state of a FakeGitHub (`fake.actions`) and its routes."""
 
     def __init__(self, fake: Any):
+        doc = load_description()
+        # merged into the fake's description (github_server.EXTENSION_MODULES); basic-error is the issues' own
+        self.paths = doc["paths"]
+        self.components = {kind: {k: v for k, v in items.items() if k != "basic-error"}
+                           for kind, items in doc["components"].items()}
         self.fake = fake
         self.runs: dict[int, FakeRun] = {}
         self.jobs: dict[int, tuple[FakeRun, FakeJob]] = {}
@@ -97,8 +103,13 @@ class Actions:
 
     # --- routes (called by FakeGitHub under its lock) --------------------------------------
 
-    def route(self, method: str, parts: list[str], query: dict[str, list[str]], body: Any) -> tuple[int, Any, dict] | None:
-        """The answer to an Actions route, None when `parts` is not one."""
+    def auth(self, method: str, path: str, authorization: str) -> None:
+        return None  # the fake's own token, as for issues
+
+    def serve(self, method: str, template: str, path: str, query: dict[str, list[str]], body: Any
+              ) -> tuple[int, Any, dict] | None:
+        """The answer to an Actions route, None when `path` is not one."""
+        parts = path.strip("/").split("/")
         if method != "GET" or len(parts) < 5 or parts[0] != "repos" or parts[3] != "actions":
             return None
         repo = f"{parts[1]}/{parts[2]}"
@@ -197,3 +208,10 @@ def _created_matches(created_at: str, qualifier: str) -> bool:
             value = created_at[:len(bound)]
             return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
     return created_at.startswith(qualifier)
+
+
+def extension(fake: Any) -> Actions:
+    """The registration hook (tests/fakes/github_server.py EXTENSION_MODULES): `fake.actions`."""
+    ext = Actions(fake)
+    fake.actions = ext
+    return ext

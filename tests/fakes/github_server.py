@@ -39,36 +39,8 @@ BODY_LIMIT = 65_536   # characters in an issue's or a comment's body (GitHub ans
 TITLE_LIMIT = 256     # characters in an issue's title
 
 
-# Route extensions, each in a module of its own (tests/fakes/github_*.py): attribute of the fake ->
-# "module:Class". The class takes the fake; its module's load_description() (a trimmed copy of GitHub's
-# description for its routes) is merged into the description; route(method, parts, query, body) answers
-# its routes (None: not one of them); an optional serve_blob(path, headers) answers unauthenticated
-# downloads (pre-signed URLs) before GitHub's authentication.
-EXTENSIONS: dict[str, str] = {"actions": "tests.fakes.github_actions:Actions"}
-
-
-def _extension_classes() -> dict[str, Any]:
-    import importlib
-
-    out = {}
-    for attribute, spec in EXTENSIONS.items():
-        module, _, name = spec.partition(":")
-        out[attribute] = getattr(importlib.import_module(module), name)
-    return out
-
-
 def load_description() -> dict:
-    """The issues description with every extension's paths and schemas merged in."""
-    import importlib
-
-    doc = json.loads(DESCRIPTION.read_text())
-    for spec in EXTENSIONS.values():
-        extra = importlib.import_module(spec.partition(":")[0]).load_description()
-        doc["paths"].update(extra["paths"])
-        for kind, items in extra.get("components", {}).items():
-            for name, item in items.items():
-                doc["components"].setdefault(kind, {}).setdefault(name, item)
-    return doc
+    return json.loads(DESCRIPTION.read_text())
 
 
 class Description:
@@ -197,7 +169,10 @@ def _now() -> str:
 # (merged into the description), `auth(method, path, authorization) -> None | "ok" | (status, body)`
 # (None: not a credential it knows) and `serve(method, template, path, query, body) -> None |
 # (status, body, headers)` (None: not its route).
-EXTENSION_MODULES: list[str] = ["tests.fakes.github_git"]
+# (optional) `serve_blob(path, headers) -> None | (status, bytes, headers)`: a download outside the API
+# (a pre-signed URL), answered before any authentication.
+# Order matters: github_git answers 404 for any /repos/ path of another repository, its routes or not.
+EXTENSION_MODULES: list[str] = ["tests.fakes.github_actions", "tests.fakes.github_git"]
 
 
 def _merged(doc: dict, extensions: list) -> dict:
@@ -230,9 +205,6 @@ class FakeGitHub:
         self.search_lag = search_lag  # True: new issues are not searchable (GitHub's index lags)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.extensions = {attribute: cls(self) for attribute, cls in _extension_classes().items()}
-        for attribute, extension in self.extensions.items():
-            setattr(self, attribute, extension)   # fake.actions, ...
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -315,7 +287,8 @@ class FakeGitHub:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
-        for extension in self.extensions.values():
+        for extension in self.extensions:
+            # an extension's unauthenticated downloads (pre-signed URLs: outside GitHub's API and its description)
             blob = extension.serve_blob(path, h.headers) if hasattr(extension, "serve_blob") else None
             if blob is not None:
                 status, data, headers = blob
@@ -384,10 +357,6 @@ class FakeGitHub:
             if served is not None:
                 return served
         parts = path.strip("/").split("/")
-        for extension in self.extensions.values():
-            answered = extension.route(method, parts, query, body)
-            if answered is not None:
-                return answered
         if parts[:1] == ["search"]:
             return self._search(query)
         owner, repo = parts[1], parts[2]
