@@ -75,11 +75,10 @@ def path_problem(path: str) -> str | None:
     return None
 
 
-def commit_problem(files: list[tuple[str, bytes]]) -> tuple[str, str] | None:
-    """(field, message) when a commit is too big, else None."""
-    if len(files) > MAX_COMMIT_FILES:
-        return "files", f"a commit holds at most {MAX_COMMIT_FILES} files ({len(files)} given)"
-    total = sum(len(content) for _, content in files)
-    if total > MAX_COMMIT_BYTES:
-        return "files", f"a commit holds at most {MAX_COMMIT_BYTES} bytes of content ({total} given)"
+def commit_problem(sizes: list[int]) -> str | None:
+    """What is wrong with a commit of files of these sizes (too many, too big), else None."""
+    if len(sizes) > MAX_COMMIT_FILES:
+        return f"a commit holds at most {MAX_COMMIT_FILES} files ({len(sizes)} given)"
+    if sum(sizes) > MAX_COMMIT_BYTES:
+        return f"a commit holds at most {MAX_COMMIT_BYTES} bytes of content ({sum(sizes)} given)"
     return None

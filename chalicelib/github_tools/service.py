@@ -34,12 +34,16 @@ from chalicelib.github_tools.client import RateLimited as GitHubRateLimited
 from chalicelib.patches import service as patches
 from chalicelib.sessions import service as sessions
 from chalicelib.tasks import service as tasks
+from chalicelib.tasks.rules import TaskStatus
 from chalicelib.workspaces import service as workspaces
 
 ENTITY = "github-invocation"
 REPOS_ENTITY = "github-repos"
 TASK_TYPE = "github:invoke"
 MAX_ATTEMPTS = 6          # runs of one invocation GitHub may rate-limit before it is failed
+# A result larger than this as JSON is not carried by github:invoked (an event must fit a WebSocket
+# message, 128 KB, and an outbox item); the event says so and the agent invokes the read again.
+EVENT_RESULT_LIMIT = 60_000
 
 
 # --- the allow-list ------------------------------------------------------------------------
@@ -186,16 +190,17 @@ def _commit_source(ctx: Ctx, parsed: tools.CommitFilesInput) -> tuple[dict[str, 
         problem = rules.path_problem(path)
         if problem:
             raise ValidationError.field(f"{field}.{index}" if field == "input.paths" else field, f"{path[:200]}: {problem}")
-    if len(paths) > rules.MAX_COMMIT_FILES:
-        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_FILES} files ({len(paths)})")
+    too_many = rules.commit_problem([0] * len(paths))
+    if too_many:
+        raise ValidationError.field(field, too_many)
     snap = workspaces.snapshot(ctx, workspace)
     sizes = {p: int(snap.manifest.files[p]["size"]) for p in paths if p in snap.manifest.files}
     missing = [p for p in paths if p not in sizes]
     if missing:
         raise ValidationError.field(field, f"no file {missing[0][:200]} in workspace {workspace}")
-    if sum(sizes.values()) > rules.MAX_COMMIT_BYTES:  # checked on the manifest, before any content is read
-        raise ValidationError.field(field, f"a commit holds at most {rules.MAX_COMMIT_BYTES} bytes "
-                                           f"({sum(sizes.values())})")
+    too_big = rules.commit_problem(list(sizes.values()))  # on the manifest, before any content is read
+    if too_big:
+        raise ValidationError.field(field, too_big)
     digests = {p: str(snap.manifest.files[p]["sha256"]) for p in paths}
     return digests, workspace, [(p, snap.read(p) or b"") for p in paths]
 
@@ -274,7 +279,7 @@ def _run_now(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | No
     try:
         result, calls = _execute(ctx, spec, files)
     except GitHubRateLimited as limited:
-        _queue(spec, limited)
+        _queue(spec, limited, ctx.now())
         _audit(ctx, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds),
                                                      "limit": limited.kind})
         return Invoked(202, models.InvokeResult(invocation_id=spec["invocationId"], status="queued"))
@@ -288,9 +293,13 @@ def _run_now(ctx: Ctx, spec: dict[str, Any], files: list[tuple[str, bytes]] | No
     return Invoked(200, models.InvokeResult(result=result, invocation_id=spec["invocationId"]))
 
 
-def _queue(spec: dict[str, Any], limited: GitHubRateLimited) -> None:
-    adapters.send_retry({**spec, "attempt": int(spec.get("attempt", 1)) + 1},
-                        math.ceil(min(900.0, max(1.0, limited.wait_seconds))))
+def _queue(spec: dict[str, Any], limited: GitHubRateLimited, now: float) -> None:
+    """Back on the retry queue until GitHub's wait is over. A wait longer than SQS's longest delay
+    (900 s; a primary limit can last an hour) hops through the queue without asking GitHub
+    (`notBefore`), so waiting costs no request."""
+    wait = max(1.0, limited.wait_seconds)
+    adapters.send_retry({**spec, "attempt": int(spec.get("attempt", 1)) + 1, "notBefore": now + wait},
+                        math.ceil(min(900.0, wait)))
 
 
 # --- deferred runs: after an approval, or from the retry queue ------------------------------------
@@ -299,6 +308,10 @@ def run_deferred(spec: dict[str, Any]) -> str:
     """Run an approved or queued invocation once; announce `github:invoked`. Returns what happened."""
     ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
     attempt = int(spec.get("attempt", 1))
+    early = float(spec.get("notBefore") or 0) - ctx.now()
+    if early > 1:  # a wait longer than one SQS delay: hop again, GitHub is not asked
+        adapters.send_retry(spec, math.ceil(min(900.0, early)))
+        return "waiting"
     claim = ctx.tx()
     claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], attempt, spec["tool"], spec["repo"],
                                               ctx.iso(), ctx.now()))
@@ -306,12 +319,27 @@ def run_deferred(spec: dict[str, Any]) -> str:
         claim.commit()
     except TxFailed:
         return "duplicate"  # delivered again (stream or queue): it ran, or is running, already
+    try:
+        return _run_claimed(ctx, spec, attempt)
+    except Exception:
+        # Not GitHub's answer nor a refusal of ours (DynamoDB or S3 unavailable): give the claim back
+        # so the redelivery (the stream's retry, the queue's visibility timeout) runs it, and fail.
+        release = ctx.tx()
+        release.delete("claim", store.release_invocation(ctx.org_id, spec["invocationId"], attempt))
+        try:
+            release.commit()
+        except TxFailed:
+            pass
+        raise
+
+
+def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str:
     base = {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"), "attempt": attempt}
     try:
         result, calls = _execute(ctx, spec)
     except GitHubRateLimited as limited:
         if attempt < MAX_ATTEMPTS:
-            _queue(spec, limited)
+            _queue(spec, limited, ctx.now())
             tx = ctx.tx()
             tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], "queued", ctx.iso(), None))
             tx.audit(ENTITY, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds)})
@@ -335,15 +363,32 @@ def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dic
                             "status": status}
     if error is not None:
         data["error"] = error
-    else:
+    elif len(json.dumps(result)) <= EVENT_RESULT_LIMIT:
         data["result"] = result
+    else:
+        data["result"] = {"truncated": True, "message": f"the result is over {EVENT_RESULT_LIMIT} bytes as JSON: "
+                                                        "invoke the tool again (with a smaller limit) to read it"}
     tx = ctx.tx()
     tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], status, ctx.iso(),
-                                                    {"error": error} if error else {"result": result}))
+                                                    {"error": error} if error else {"result": data["result"]}))
     tx.audit(ENTITY, spec["invocationId"], status, {**details, **({"code": error["code"]} if error else {})})
     tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
     tx.commit()
+    _close_task(ctx, spec, status, data)
     return status
+
+
+def _close_task(ctx: Ctx, spec: dict[str, Any], status: str, data: dict[str, Any]) -> None:
+    """The approval's task follows the run: completed or failed, with the outcome as its result."""
+    task_id = spec.get("taskId")
+    if not task_id or status not in ("succeeded", "failed"):
+        return
+    outcome = {k: v for k, v in data.items() if k != "result"}  # the event carries the result; the task, the verdict
+    try:
+        tasks.update(ctx, tasks.UpdateTask(task_id=task_id, status=TaskStatus.COMPLETED if status == "succeeded"
+                                           else TaskStatus.FAILED, result=outcome))
+    except ApiError:
+        pass  # moved by someone else (PUT /tasks): theirs stands
 
 
 def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
@@ -355,8 +400,8 @@ def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
         claim.commit()
     except TxFailed:
         return "duplicate"
-    return _finish(ctx, spec, {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"),
-                               "decidedBy": decided_by},
+    return _finish(ctx, {**spec, "taskId": None}, {"tool": spec["tool"], "repo": spec["repo"],  # rejected already
+                                                   "actor": spec.get("actor"), "decidedBy": decided_by},
                    error={"code": "REJECTED", "message": f"the approval was rejected by {decided_by or 'a person'}"})
 
 
@@ -371,7 +416,7 @@ def on_outbox_items(items: Iterable[dict[str, Any]]) -> dict[str, int]:
         task = data.get("task") or {}
         if task.get("type") != TASK_TYPE or not isinstance(task.get("payload"), dict):
             continue
-        spec = task["payload"]
+        spec = {**task["payload"], "taskId": task.get("taskId")}
         if spec.get("orgId") != item.get("orgId"):
             continue  # a payload naming another organization is not ours to run
         outcome = run_deferred(spec) if data.get("status") == "approved" else _rejected(spec, data.get("decidedBy"))

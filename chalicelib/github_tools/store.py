@@ -68,8 +68,15 @@ def finish_invocation(org_id: str, invocation_id: str, status: str, at: str,
                       outcome: dict[str, Any] | None) -> dynamo.Update:
     return dynamo.Update(_table(), invocation_key(org_id, invocation_id),
                          set={"status": status, "updatedAt": at,
-                              "outcome": json.dumps(outcome)[:20_000] if outcome is not None else None},
+                              "outcome": json.dumps(outcome) if outcome is not None else None},
                          condition="#st = :running", names={"#st": "status"}, values={":running": "running"})
+
+
+def release_invocation(org_id: str, invocation_id: str, attempt: int) -> dynamo.Delete:
+    """Give back a claim whose run failed for a reason of ours (not GitHub's): redelivery may claim again."""
+    return dynamo.Delete(_table(), invocation_key(org_id, invocation_id),
+                         condition="#s = :running AND #a = :attempt", names={"#s": "status", "#a": "attempt"},
+                         values={":running": "running", ":attempt": attempt})
 
 
 def get_invocation(org_id: str, invocation_id: str) -> dict[str, Any] | None:

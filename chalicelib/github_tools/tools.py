@@ -25,6 +25,7 @@ from chalicelib.core.models import ApiModel
 from chalicelib.github_tools import rules
 from chalicelib.github_tools.client import GitHubClient, GitHubError
 from chalicelib.ops import quoting
+from patch_engine.paths import WORKSPACE_NAME_PATTERN
 
 TEXT_LIMIT = 4000       # characters of an issue's or a pull request's body in a result
 TITLE_LIMIT = 256
@@ -111,7 +112,7 @@ class CommitFilesInput(RepoInput):
     branch: str = Field(min_length=1, max_length=200,
                         description="An existing branch under agent/<sessionId or agentId>/ (create_branch first)")
     message: str = Field(min_length=1, max_length=2000, description="The commit message")
-    workspace: Optional[str] = Field(default=None, min_length=1, max_length=128,
+    workspace: Optional[str] = Field(default=None, pattern=WORKSPACE_NAME_PATTERN,
                                      description="Commit files of this workspace (with paths) ...")
     paths: list[str] = Field(default_factory=list, max_length=10 * rules.MAX_COMMIT_FILES,
                              description="... these paths of the workspace")

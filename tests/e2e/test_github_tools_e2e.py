@@ -45,7 +45,9 @@ def stack(github):
     env = {"GITHUB_API_URL": github.url, "GITHUB_APP_ID": "4711", "GITHUB_APP_PRIVATE_KEY": github.private_key}
     with running_devstack(app_module="app", env=env) as s:
         yield s
-    assert github.private_key.splitlines()[1] not in s.log_tail(100000)
+    log = s.log_tail(100000)
+    assert github.private_key.splitlines()[1] not in log
+    assert not any(token in log for token in github.git.tokens)  # installation tokens never logged
 
 
 def wait_for(condition, what: str, timeout: float = 60):
@@ -129,3 +131,24 @@ def test_an_agent_opens_a_draft_pull_request_a_person_approves_it_and_it_opens_o
     audit = call(url, "GET", f"/audit?entityType=github-invocation&entityId={waiting.json['invocationId']}",
                  admin).json["items"]
     assert sorted(e["action"] for e in audit) == ["awaiting_approval", "succeeded"]
+
+
+def test_a_call_github_rate_limits_is_retried_from_the_queue_and_announced(stack, github):
+    url = stack.url
+    org = call(url, "POST", "/orgs", stack.admin_api_key, {"name": "github e2e limits"}).json
+    operator = call(url, "POST", "/keys", org["adminKey"], {"name": "op", "scope": "operator"}).json["apiKey"]
+    agent_key = call(url, "POST", "/agents", operator, {"name": "coder", "pools": []}).json["apiKey"]
+    assert call(url, "PUT", "/github/repos", org["adminKey"], {"repos": [{"repo": REPO}]}).status == 200
+    github.rate_limit("POST /repos/{owner}/{repo}/issues", kind="secondary", retry_after=1)
+    with ws_connect(url, operator) as socket:
+        assert events_until(socket, lambda m: m["event"] == "system:connected")
+        r = call(url, "POST", "/github/tools/create_issue/invoke", agent_key,
+                 {"input": {"repo": REPO, "title": "after the limit"}})
+        assert r.status == 202 and r.json["status"] == "queued", r.json
+        seen = events_until(socket, lambda m: m["event"] == "github:invoked", timeout=60)
+    announced = seen[-1]["data"]
+    assert announced["invocationId"] == r.json["invocationId"] and announced["status"] == "succeeded"
+    titles = [i["title"] for i in github.issues.values()]
+    assert titles.count("after the limit") == 1
+    refused = [c for c in github.calls("POST /repos/{owner}/{repo}/issues") if c.status == 403]
+    assert len(refused) == 1  # the limited attempt, then one that succeeded from the queue

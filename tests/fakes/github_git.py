@@ -170,11 +170,6 @@ class GitExtension:
         key = (method, template)
         if template == "/app/installations/{installation_id}/access_tokens":
             return self._mint(path, body or {})
-        if not template.startswith("/repos/{owner}/{repo}") or template.startswith("/repos/{owner}/{repo}/issues"):
-            return None
-        parts = path.strip("/").split("/")
-        if f"{parts[1]}/{parts[2]}".lower() != self.fake.repo_full.lower():
-            return _error(404, "Not Found")
         handler = {
             ("GET", "/repos/{owner}/{repo}"): self._repository,
             ("GET", "/repos/{owner}/{repo}/installation"): self._installation,
@@ -190,7 +185,10 @@ class GitExtension:
             ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}"): self._get_pull,
         }.get(key)
         if handler is None:
-            return None
+            return None  # not one of this module's routes (issues: the server's; Actions: its module's)
+        parts = path.strip("/").split("/")
+        if f"{parts[1]}/{parts[2]}".lower() != self.fake.repo_full.lower():
+            return _error(404, "Not Found")
         rest = "/".join(parts[3:])
         return handler(rest, query, body)
 

@@ -171,8 +171,7 @@ def _now() -> str:
 # (status, body, headers)` (None: not its route).
 # (optional) `serve_blob(path, headers) -> None | (status, bytes, headers)`: a download outside the API
 # (a pre-signed URL), answered before any authentication.
-# Order matters: github_git answers 404 for any /repos/ path of another repository, its routes or not.
-EXTENSION_MODULES: list[str] = ["tests.fakes.github_actions", "tests.fakes.github_git"]
+EXTENSION_MODULES: list[str] = ["tests.fakes.github_git", "tests.fakes.github_actions"]
 
 
 def _merged(doc: dict, extensions: list) -> dict:

@@ -212,6 +212,19 @@ def test_protected_and_default_branches_are_never_written(http, setup, gh):
     r = invoke(http, agent, "commit_files", {"repo": REPO, "branch": branch, "message": "m", "workspace": "ws3",
                                              "paths": ["a.txt"]})
     assert r.status == 403 and "default branch" in r.json["error"]["message"] and github_writes(gh) == []
+    denied = [e for e in invocation_audit(http, setup["admin"]) if e["action"] == "denied"]
+    assert [e["details"]["code"] for e in denied] == ["FORBIDDEN", "FORBIDDEN"]
+    assert all(e["details"]["tool"] == "commit_files" and e["details"]["repo"] == REPO for e in denied)
+
+
+def test_an_agent_cannot_write_under_another_agents_session(http, setup, gh):
+    other = key_of(http, setup["org"], "agent", "ag-2")
+    session = http.post("/sessions", other, {"agentRole": "coder"}).json["sessionId"]
+    r = invoke(http, setup["agent"], "create_branch", {"repo": REPO, "branch": f"agent/{session}/x"},
+               session_id=session)
+    assert r.status == 403 and r.json["error"]["details"][0]["field"] == "sessionId" and gh.calls() == []
+    mine = invoke(http, other, "create_branch", {"repo": REPO, "branch": f"agent/{session}/x"}, session_id=session)
+    assert mine.status == 200, mine.json
 
 
 # --- GitHub's own refusals -------------------------------------------------------------------------------
@@ -363,6 +376,8 @@ def test_approval_holds_the_pull_request_until_a_person_approves_and_it_opens_on
     announced = events_named(outbox.drain(), "github:invoked")
     assert [a["status"] for a in announced] == ["succeeded"]
     assert announced[0]["result"]["pullRequest"]["draft"] is True
+    task = http.get(f"/tasks/{approval['taskId']}", setup["operator"]).json
+    assert task["status"] == "completed" and task["result"]["invocationId"] == waiting.json["invocationId"]
     assert announced[0]["invocationId"] == waiting.json["invocationId"]
 
 
@@ -415,3 +430,38 @@ def test_idempotency_key_replays_the_answer_without_a_second_issue(http, setup, 
     assert again.json == first.json and len(gh.issues) == 1
     other = invoke(http, setup["agent"], "create_issue", {"repo": REPO, "title": "twice"}, headers=headers)
     assert other.status == 409 and other.json["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_an_approved_commit_runs_the_bytes_that_were_approved_or_not_at_all(http, setup, gh, app_module, outbox):
+    agent, operator = setup["agent"], setup["operator"]
+    http.put("/github/repos", setup["admin"], {"repos": [{"repo": REPO, "requireApproval": ["commit_files"]}]})
+    http.call("PUT", "/api/workspaces/ws7/files?path=a.txt", operator, raw_body=b"approved\n",
+              headers={"content-type": "text/plain"})
+    branch = "agent/ag-1/bytes"
+    assert invoke(http, agent, "create_branch", {"repo": REPO, "branch": branch}).status == 200
+    outbox.read()
+    waiting = invoke(http, agent, "commit_files", {"repo": REPO, "branch": branch, "message": "m", "workspace": "ws7",
+                                                   "paths": ["a.txt"]})
+    assert waiting.status == 202 and waiting.json["status"] == "awaiting_approval"
+    http.call("PUT", "/api/workspaces/ws7/files?path=a.txt", operator, raw_body=b"changed later\n",
+              headers={"content-type": "text/plain"})
+    head = gh.git.refs[f"heads/{branch}"]
+    http.post(f"/approvals/{waiting.json['approvalId']}/decision", operator, {"decision": "approved", "decidedBy": "al"})
+    app_module.github_approvals({"Records": outbox.read()}, None)
+    assert gh.git.refs[f"heads/{branch}"] == head  # nothing committed
+    [announced] = events_named(outbox.drain(), "github:invoked")
+    assert announced["status"] == "failed" and announced["error"]["code"] == "CONFLICT"
+    approval = http.get("/approvals?status=approved", operator).json["items"][0]
+    assert http.get(f"/tasks/{approval['taskId']}", operator).json["status"] == "failed"
+
+
+def test_an_unknown_batch_or_session_is_404_before_github(http, setup, gh):
+    from chalicelib.core import ids
+
+    agent = setup["agent"]
+    gh.reset_calls()
+    unknown = invoke(http, agent, "commit_files", {"repo": REPO, "branch": "agent/ag-1/x", "message": "m",
+                                                   "batchId": ids.new_id()})
+    assert unknown.status == 404
+    no_session = invoke(http, agent, "list_issues", {"repo": REPO}, session_id=ids.new_id())
+    assert no_session.status == 404 and gh.calls() == []

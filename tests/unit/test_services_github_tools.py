@@ -1,8 +1,11 @@
 """chalicelib/github_tools/service.py on fakes (no moto)."""
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.core.auth import Scope
-from chalicelib.github_tools import models, service, store
+from chalicelib.core.errors import Forbidden, RateLimited, ValidationError
+from chalicelib.github_tools import credentials, models, service, store
 from tests.unit.declared import assert_declared
 from tests.unit.fakes import ORG, fake_ctx, principal
 
@@ -22,3 +25,115 @@ def test_allowed_repository_is_case_insensitive(monkeypatch):
     monkeypatch.setattr(store, "repos", lambda org: listing)
     assert service.allowed_repository(ORG, "acme/app") == listing.repos[0]
     assert service.allowed_repository(ORG, "acme/other") is None
+
+
+# --- invoke: refusals are audited and reach no client; approvals become a task; the org's limit ---
+
+
+def _listing(**entry):
+    return models.RepoList(repos=[models.AllowedRepo(repo="acme/app", tools=entry.get("tools", list(service.rules.TOOLS)),
+                                                     require_approval=entry.get("require_approval", []))])
+
+
+@pytest.fixture
+def no_github(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("GitHub must not be called")
+
+    monkeypatch.setattr(credentials, "client_for", refuse)
+
+
+def test_a_repository_off_the_list_is_refused_audited_and_never_sent(monkeypatch, no_github):
+    monkeypatch.setattr(store, "repos", lambda org: _listing())
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "ag"))
+    with pytest.raises(Forbidden) as refused:
+        service.invoke(ctx, service.Invoke("create_issue", {"repo": "acme/other", "title": "t"}))
+    assert refused.value.details[0]["field"] == "input.repo"
+    [audit] = ledger.audits()
+    assert audit["action"] == "denied" and audit["entityType"] == "github-invocation"
+    assert len(ledger.attempts) == 1 and ledger.attempts[0][0].startswith("audit:")  # no rate counter taken
+
+
+def test_a_branch_outside_the_prefix_is_refused(monkeypatch, no_github):
+    monkeypatch.setattr(store, "repos", lambda org: _listing())
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "ag"))
+    with pytest.raises(Forbidden):
+        service.invoke(ctx, service.Invoke("create_branch", {"repo": "acme/app", "branch": "agent/other/x"}))
+    with pytest.raises(ValidationError) as bad:
+        service.invoke(ctx, service.Invoke("create_branch", {"repo": "acme/app"}))
+    assert bad.value.details[0]["field"] == "input.branch"
+    assert [a["action"] for a in (w.item for c in ledger.committed for n, w in c.items() if n.startswith("audit:"))] \
+        == ["denied"]
+
+
+def test_an_approval_holds_the_call_in_a_task(monkeypatch, no_github):
+    monkeypatch.setattr(store, "repos", lambda org: _listing(require_approval=["open_pull_request"]))
+    created = []
+
+    def create(ctx, command):
+        created.append(command)
+        from chalicelib.tasks.models import Task
+        return Task(task_id="T1", idempotency_key=command.idempotency_key, to_role=command.to_role, type=command.type,
+                    payload=command.payload, status="awaiting_approval", trace_id="tr", requires_approval=True,
+                    created_at="t", updated_at="t", approval_id="A1"), True
+
+    monkeypatch.setattr(service.tasks, "create", create)
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "ag"))
+    done = service.invoke(ctx, service.Invoke("open_pull_request", {"repo": "acme/app", "head": "agent/ag/x",
+                                                                    "title": "t"}))
+    assert done.status == 202 and done.body.approval_id == "A1" and done.body.status == "awaiting_approval"
+    [command] = created
+    assert command.requires_approval and command.type == "github:invoke"
+    assert command.payload["tool"] == "open_pull_request" and command.payload["prefix"] == "agent/ag/"
+    assert "rate" in ledger.attempts[0] and ledger.audits()[0]["action"] == "awaiting_approval"
+
+
+def test_the_organizations_limit_is_a_429_with_retry_after(monkeypatch, no_github):
+    monkeypatch.setattr(store, "repos", lambda org: _listing())
+    ctx, ledger = fake_ctx(principal(Scope.AGENT, "ag"))
+    ledger.fail["rate"] = 1
+    with pytest.raises(RateLimited) as limited:
+        service.invoke(ctx, service.Invoke("list_issues", {"repo": "acme/app"}))
+    assert 1 <= int(limited.value.headers["Retry-After"]) <= 60
+
+
+def test_a_deferred_run_delivered_twice_runs_once(monkeypatch):
+    ran = []
+    monkeypatch.setattr(service, "_execute", lambda ctx, spec, files=None: (ran.append(1) or {"ok": True}, 1))
+    spec = {"invocationId": "I1", "orgId": ORG, "tool": "create_issue", "repo": "acme/app", "input": {},
+            "prefix": "agent/ag/", "actor": "agent:ag", "agentId": "ag", "attempt": 1}
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    assert service.run_deferred(spec) == "succeeded"
+    assert ledger.events()[0] == ("github:invoked", {"invocationId": "I1", "tool": "create_issue", "repo": "acme/app",
+                                                     "status": "succeeded", "result": {"ok": True}})
+    ledger.fail["claim"] = 1  # the item exists: delivered again
+    assert service.run_deferred(spec) == "duplicate" and ran == [1]
+
+
+def test_a_deferred_run_that_fails_for_a_reason_of_ours_gives_its_claim_back(monkeypatch):
+    def broken(ctx, spec, files=None):
+        raise OSError("S3 unavailable")
+
+    monkeypatch.setattr(service, "_execute", broken)
+    spec = {"invocationId": "I2", "orgId": ORG, "tool": "create_issue", "repo": "acme/app", "input": {},
+            "prefix": "agent/ag/", "actor": "agent:ag", "agentId": "ag", "attempt": 1}
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    with pytest.raises(OSError):
+        service.run_deferred(spec)
+    assert [list(c) for c in ledger.committed] == [["claim"], ["claim"]]  # claimed, then released (a delete)
+    assert type(ledger.committed[1]["claim"]).__name__ == "Delete"
+
+
+def test_a_wait_longer_than_one_sqs_delay_hops_through_the_queue_without_github(monkeypatch):
+    sent = []
+    monkeypatch.setattr(service.adapters, "send_retry", lambda message, delay: sent.append((message, delay)))
+    monkeypatch.setattr(service, "_execute", lambda *a, **k: (_ for _ in ()).throw(AssertionError("GitHub asked")))
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    spec = {"invocationId": "I3", "orgId": ORG, "tool": "list_issues", "repo": "acme/app", "input": {},
+            "attempt": 2, "notBefore": ctx.now() + 3000}
+    assert service.run_deferred(spec) == "waiting"
+    [(message, delay)] = sent
+    assert delay == 900 and message == spec and ledger.committed == []
