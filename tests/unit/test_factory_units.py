@@ -79,3 +79,28 @@ def test_schema_documents_are_2020_12_and_cover_every_event():
         assert doc is not None and doc["properties"]["event"]["const"] == event
         assert "#/components/" not in str(doc)
     assert schemas.event_document("patch:applied") is None
+
+
+class _QueuedForever:
+    """A control plane whose batch never leaves `queued` (the worker is down)."""
+
+    api_key = "k"
+
+    def __init__(self):
+        self.requests: list[tuple[str, str]] = []
+
+    def request(self, method, path, body=None, query=None, headers=None, retry=True):
+        self.requests.append((method, path))
+        if method == "POST":
+            assert headers and headers["Idempotency-Key"].startswith("submit-")
+            return {"batchId": "B1", "status": "queued"}
+        return {"batchId": "B1", "status": "queued", "results": []}
+
+
+def test_submit_times_out_with_exit_6_while_the_batch_stays_queued():
+    stub = _QueuedForever()
+    code, shown = factory.submit(stub, {"workspace": "w", "operations": [{"op": "append", "file": "a"}]},
+                                 socket_url=None, timeout=0.3, poll=0.05, log=lambda m: None)
+    assert code == factory.EXIT_TIMEOUT and shown["status"] == "queued" and "still queued" in shown["error"]
+    assert shown["followedBy"]["via"] == "rest" and shown["followedBy"]["socketError"] == "disabled"
+    assert stub.requests[0] == ("POST", "/api/patches/apply") and len(stub.requests) >= 3
