@@ -3,6 +3,7 @@
   python -m agent --url http://127.0.0.1:8000 --register-key <operator key> --name builder --pool linux
   python -m agent --url ... --api-key <agent key> --agent-id <agentId> [--handlers mypkg.jobs:HANDLERS]
   python -m agent patch apply BATCH.json --root DIR      (see agent/patch.py)
+  python -m agent patch submit BATCH.json --url URL --api-key KEY   (agent/factory.py, docs/FACTORY.md)
   python -m agent patch from-files --generated GEN --root DIR --workspace WS
 
 Environment: CP_URL, CP_API_KEY, CP_AGENT_ID, CP_OPERATOR_KEY stand in for the flags.

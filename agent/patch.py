@@ -9,6 +9,14 @@
       rename fails). A failing batch touches nothing. Prints {"status", "results"}; exit 0 when
       applied (or validated), 1 when it failed.
 
+  python -m agent patch submit BATCH.json --url URL --api-key KEY [--dry-run] [--timeout S]
+      Send the batch to POST /api/patches/apply and follow it to its end over the WebSocket (REST
+      polling as fallback); prints the batch's final view; exit 0 only when it applied
+      (agent/factory.py lists the exit codes). --dry-run prints the per-file results at once.
+
+  With --url and --api-key (or CP_URL and CP_API_KEY) `apply` records its outcome with the control
+  plane (POST /api/patches/events), so stats, trends and delivery reports count local work.
+
   python -m agent patch from-files --generated GEN_DIR --root DIR --workspace WS [--factory F ...]
       Build a PatchBatch that turns the files under DIR into the generated files under GEN_DIR
       (the files-to-patches bridge: new files, marker-block replacements, whole-file
@@ -20,8 +28,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
+from agent import factory
 from patch_engine import bridge, engine
 
 
@@ -75,10 +85,22 @@ def apply_batch(batch: dict, root: str | os.PathLike, dry_run: bool = False, dur
     except BaseException:
         staging.discard()
         raise
-    results = [{"index": r.index, "file": r.file, "op": r.op,
-                "status": ("validated" if dry_run else "applied") if r.ok else "failed",
-                **({"matchedBy": r.matched_by} if r.matched_by else {}), **({"error": r.error} if r.error else {})}
-               for r in outcome.results]
+    # As the control plane's worker says it: when the batch does not apply, the operations that would
+    # have applied are `rejected` and name the first failure (nothing of theirs was written).
+    first = next((r for r in outcome.results if not r.ok), None)
+
+    def status_of(r: engine.Result) -> tuple[str, str | None]:
+        if not r.ok:
+            return "failed", r.error
+        if dry_run:
+            return "validated", None
+        return ("applied", None) if first is None else ("rejected", f"BATCH_NOT_APPLIED: operation {first.index} failed")
+
+    results = []
+    for r in outcome.results:
+        status, error = status_of(r)
+        results.append({"index": r.index, "file": r.file, "op": r.op, "status": status,
+                        **({"matchedBy": r.matched_by} if r.matched_by else {}), **({"error": error} if error else {})})
     if not outcome.ok:
         staging.discard()
         return {"status": "failed", "results": results}
@@ -192,14 +214,34 @@ def from_files(generated_dir: str | os.PathLike, root: str | os.PathLike, worksp
     return bridge.files_to_batch(workspace, generated, files.read, **meta)
 
 
+def _add_control_plane(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=os.environ.get("CP_URL"), help="the control plane's REST URL (CP_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("CP_API_KEY"), help="an agent or operator key (CP_API_KEY)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent patch", description="Patch batches on local files.")
+    p = argparse.ArgumentParser(prog="python -m agent patch", description="Patch batches on local files.",
+                                epilog="Exit codes: 0 applied, 1 failed, 2 invalid input, 3 rejected, "
+                                       "4 unreachable, 5 refused, 6 timed out (docs/FACTORY.md).")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("apply", help="apply a PatchBatch JSON file to --root, all or nothing")
     a.add_argument("batch", help="the batch JSON file ('-' for stdin)")
     a.add_argument("--root", required=True)
     a.add_argument("--dry-run", action="store_true")
     a.add_argument("--no-fsync", action="store_true", help="skip fsync of the new files (faster, not power-cut safe)")
+    _add_control_plane(a)
+    a.add_argument("--no-report", action="store_true",
+                   help="do not record the outcome with the control plane (it is recorded when --url and "
+                        "--api-key, or CP_URL and CP_API_KEY, are given)")
+    s = sub.add_parser("submit", help="send a PatchBatch to the control plane and follow it to its end")
+    s.add_argument("batch", help="the batch JSON file ('-' for stdin)")
+    s.add_argument("--dry-run", action="store_true", help="validate against the workspace; print per-file results")
+    _add_control_plane(s)
+    s.add_argument("--ws-url", default=os.environ.get("CP_WS_URL"),
+                   help="the WebSocket URL (CP_WS_URL; default: the REST URL's /ws)")
+    s.add_argument("--no-websocket", action="store_true", help="follow by REST polling only")
+    s.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the batch's end (exit 6 after)")
+    s.add_argument("--poll", type=float, default=2.0, help="seconds between REST reads of the batch")
     f = sub.add_parser("from-files", help="build a PatchBatch from generated files")
     f.add_argument("--generated", required=True, help="directory of generated files")
     f.add_argument("--root", required=True, help="directory holding the current files")
@@ -209,12 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--out", help="write the batch here instead of stdout")
     args = p.parse_args(argv)
     if args.command == "apply":
-        raw = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text()
-        batch = json.loads(raw)
-        result = apply_batch(batch, args.root, dry_run=args.dry_run or bool(batch.get("dryRun")),
-                             durable=not args.no_fsync)
-        print(json.dumps(result, indent=2))
-        return 0 if result["status"] in ("applied", "validated") else 1
+        return _apply(args)
+    if args.command == "submit":
+        return _submit(args)
     batch = from_files(args.generated, args.root, args.workspace, taskId=args.task_id, orderId=args.order_id,
                        factory=args.factory, phase=args.phase)
     text = json.dumps(batch, indent=2)
@@ -223,3 +262,58 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     return 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    try:
+        batch = factory.read_batch(args.batch)
+    except factory.InvalidInput as e:
+        _say(str(e))
+        return factory.EXIT_INVALID
+    dry_run = args.dry_run or bool(batch.get("dryRun"))
+    started = time.monotonic()
+    result = apply_batch(batch, args.root, dry_run=dry_run, durable=not args.no_fsync)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    code = factory.EXIT_CODES.get(result["status"], factory.EXIT_FAILED)
+    client = None if (args.no_report or dry_run) else factory.client_or_none(args.url, args.api_key)
+    if client is not None and result["results"]:
+        # The files changed (or, for a failed batch, did not) whatever the control plane answers:
+        # a report that does not land says so on stderr and in the exit code (4 or 5).
+        try:
+            result["reported"] = factory.report(client, batch, result, duration_ms)
+        except (factory.ApiError, OSError, factory.Stopped) as e:
+            result["reported"] = None
+            _say(f"the outcome was not recorded with the control plane: {e}")
+            code = factory.exit_code_of(e) if code == factory.EXIT_APPLIED else code
+    print(json.dumps(result, indent=2))
+    return code
+
+
+def _submit(args: argparse.Namespace) -> int:
+    if not args.url or not args.api_key:
+        _say("submit needs --url and --api-key (or CP_URL and CP_API_KEY)")
+        return factory.EXIT_INVALID
+    try:
+        batch = factory.read_batch(args.batch)
+    except factory.InvalidInput as e:
+        _say(str(e))
+        return factory.EXIT_INVALID
+    if args.dry_run:
+        batch["dryRun"] = True
+    client = factory.Client(args.url, args.api_key)
+    socket_url = None if args.no_websocket else (args.ws_url or factory.ws_url(args.url))
+    try:
+        code, shown = factory.submit(client, batch, socket_url=socket_url, timeout=args.timeout,
+                                     poll=args.poll, log=_say)
+    except (factory.ApiError, OSError, factory.Stopped) as e:
+        _say(f"submit failed: {e}")
+        body = getattr(e, "body", None)
+        if body is not None:
+            print(json.dumps(body, indent=2))
+        return factory.exit_code_of(e)
+    print(json.dumps(shown, indent=2))
+    return code

@@ -31,6 +31,7 @@ PATCH_SHAPES = [("replace-block", "MARKER_NOT_FOUND"), ("insert-before", "SEARCH
 
 def write_logs(org_id: str, instance_id: str, count: int, shapes: list[str], start_ms: int) -> None:
     from chalicelib.core import ids
+    from chalicelib.core.context import Ctx
     from chalicelib.logs import store
     from chalicelib.logs.models import LogEntry
 
@@ -43,7 +44,10 @@ def write_logs(org_id: str, instance_id: str, count: int, shapes: list[str], sta
             timestamp=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ms / 1000)), level="ERROR",
             message=f"{word} call to 10.0.{i % 250}.{i % 200}:8443 failed after {i % 97} ms (request {uuid.uuid4()})",
             expires_at=int(time.time()) + 86400))
-    store.write(entries)
+    bulk = Ctx.system(org_id).bulk()  # as a push writes them (issue 20: stores never commit)
+    for e in entries:
+        bulk.put(e.entry_id, store.entry_put(e))
+    bulk.commit()
 
 
 def write_patch_failures(org_id: str, count: int, start_ms: int) -> None:

@@ -1,4 +1,5 @@
-"""A thin GitHub REST client for issues, comments and search (urllib, no dependency).
+"""A thin GitHub REST client for issues, comments and search, and the Actions reads of the ops
+scan's CI source (failed workflow runs, their jobs, a job log's tail); urllib, no dependency.
 
 Why not githubkit or PyGithub (docs/OPS.md says more): the scan needs five
 routes, and it needs rate-limit waits that know the Lambda's remaining time
@@ -82,7 +83,7 @@ class GitHub:
     def __init__(self, token: str, repo: str, api_url: str = "https://api.github.com",
                  seconds_left: Callable[[], float] = lambda: 600.0, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time, timeout: float = 10.0):
-        if "/" not in repo:
+        if repo and "/" not in repo:  # "" : no issues repository (the CI source reads other repositories)
             raise ValueError("GITHUB_REPO must be owner/name")
         self._token = token
         self.repo = repo
@@ -134,9 +135,51 @@ class GitHub:
                 break
         return out
 
+    # --- GitHub Actions (the ops scan's CI source, chalicelib/ops/ci.py) ---------------------
+
+    def failed_runs(self, repo: str, page: int, per_page: int = 100, created: str | None = None) -> list[dict[str, Any]]:
+        """One page of `repo`'s workflow runs that concluded `failure`, newest first
+        (GET /repos/{owner}/{repo}/actions/runs?status=failure; `created` is GitHub's date filter, `>=2026-12-01`)."""
+        query: dict[str, Any] = {"status": "failure", "per_page": per_page, "page": page}
+        if created:
+            query["created"] = created
+        found = self._call("GET", f"/repos/{_repo_path(repo)}/actions/runs", query=query)
+        runs = found.get("workflow_runs", []) if isinstance(found, dict) else []
+        return [r for r in runs if isinstance(r, dict)]
+
+    def run_jobs(self, repo: str, run_id: int) -> list[dict[str, Any]]:
+        """The jobs of a run's latest attempt (one page of 100: a workflow has at most 256 jobs, the failing
+        one is what the scan wants and GitHub lists jobs in the order they ran)."""
+        found = self._call("GET", f"/repos/{_repo_path(repo)}/actions/runs/{int(run_id)}/jobs",
+                           query={"filter": "latest", "per_page": 100})
+        jobs = found.get("jobs", []) if isinstance(found, dict) else []
+        return [j for j in jobs if isinstance(j, dict)]
+
+    def job_log_tail(self, repo: str, job_id: int, max_bytes: int, read_cap: int) -> tuple[str, bool]:
+        """The last `max_bytes` of a job's log, and whether it was cut. GitHub answers
+        GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs with a 302 to a short-lived pre-signed URL:
+        that URL is fetched without the token (a redirect must never carry it to another host), asking
+        for the tail only (`Range: bytes=-N`); a server that ignores the range is read to at most
+        `read_cap` bytes, keeping the tail. GitHubError(404/410) when the log is gone."""
+        answer = self._answer("GET", f"/repos/{_repo_path(repo)}/actions/jobs/{int(job_id)}/logs")
+        location = answer.headers.get("location")
+        if answer.status not in (301, 302, 303, 307, 308) or not location:
+            message = answer.body.get("message", "") if isinstance(answer.body, dict) else ""
+            raise GitHubError(answer.status, message or "no log location")
+        return _download_tail(location, max_bytes, read_cap, self.timeout)
+
     # --- transport ------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Any:
+        answer = self._answer(method, path, query, body)
+        if answer.status >= 300:
+            message = answer.body.get("message", "") if isinstance(answer.body, dict) else ""
+            raise GitHubError(answer.status, message or "no message")
+        return answer.body
+
+    def _answer(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None) -> Answer:
+        """The first answer that is not a rate limit (waiting one out when the wait fits); a redirect is
+        returned as it is, never followed."""
         for attempt in range(MAX_ATTEMPTS):
             self._wait(self._blocked_until - self.clock())
             answer = self._send(method, path, query, body)
@@ -147,12 +190,12 @@ class GitHub:
                     self._blocked_until = float(answer.headers["x-ratelimit-reset"])
                 except ValueError:
                     pass
-            if answer.status < 300:
-                return answer.body
+            if answer.status < 400:
+                return answer
             message = answer.body.get("message", "") if isinstance(answer.body, dict) else ""
             wait = rate_limit_wait(answer.status, answer.headers, message, self.clock())
             if wait is None or attempt == MAX_ATTEMPTS - 1:
-                raise GitHubError(answer.status, message or "no message")
+                return answer
             log.info("github rate limited", extra={"status": answer.status, "waitSeconds": wait, "path": path})
             self._wait(wait)
         raise AssertionError("unreachable")
@@ -176,7 +219,7 @@ class GitHub:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         self.calls += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _NO_REDIRECTS.open(request, timeout=self.timeout) as response:
                 status, raw, rh = response.status, response.read(), response.headers
         except urllib.error.HTTPError as e:
             status, raw, rh = e.code, e.read(), e.headers
@@ -187,3 +230,48 @@ class GitHub:
         except ValueError:
             parsed = None
         return Answer(status, parsed, {k.lower(): v for k, v in rh.items()})
+
+
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    """Answers a redirect as it is: urllib would follow it with every header of the request, the token too."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+
+
+def _repo_path(repo: str) -> str:
+    owner, _, name = repo.partition("/")
+    return f"{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+def _download_tail(url: str, max_bytes: int, read_cap: int, timeout: float) -> tuple[str, bool]:
+    """GET `url` (no token) for its last `max_bytes`: (text, cut). Decoded leniently (a log is bytes)."""
+    if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+        raise GitHubError(0, "the log location is not an http(s) URL")
+    request = urllib.request.Request(url, headers={"Range": f"bytes=-{int(max_bytes)}",
+                                                   "User-Agent": "control-plane-ops-scan"})
+    try:
+        with _NO_REDIRECTS.open(request, timeout=timeout) as response:
+            status, total = response.status, response.headers.get("content-range", "")
+            tail = b""
+            read = 0
+            while True:
+                chunk = response.read(64 * 1024)
+                if not chunk:
+                    break
+                read += len(chunk)
+                tail = (tail + chunk)[-max_bytes:]
+                if read >= read_cap:
+                    break
+    except urllib.error.HTTPError as e:
+        if e.code == 416:  # an empty log has no last bytes
+            return "", False
+        raise GitHubError(e.code, "the log could not be downloaded") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        raise GitHubError(0, f"log unreachable: {type(e).__name__}") from None
+    size = total.rsplit("/", 1)[-1] if status == 206 else ""
+    cut = read >= read_cap or (size.isdigit() and int(size) > len(tail)) or (status == 200 and read > len(tail))
+    return tail.decode("utf-8", errors="replace"), bool(cut)

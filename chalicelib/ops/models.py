@@ -70,3 +70,44 @@ class Summary(ResponseModel):
     by_status: dict[str, int]
     by_severity: dict[str, int]
     not_filed: int
+
+
+# --- scan history (GET /api/ops/scans) ------------------------------------------------------
+
+class ScanSource(ResponseModel):
+    """What one kind of source gave a scan: items read and why some could not be read (each message names
+    the source: a repository for `ci`; at most 20 kept)."""
+
+    name: str
+    read: int
+    errors: list[str] = []
+
+
+class ScanRecord(ShowsNulls):
+    """One ops scan as kept (every scan is; its lifetime is REPORT_RETENTION_DAYS). `finishedAt` is null
+    while it runs, and stays null for a scan whose function died; `error` says why a scan ended early."""
+
+    shown_null: ClassVar[tuple[str, ...]] = ("finishedAt",)
+
+    scan_id: str
+    scope: str
+    started_at: str
+    finished_at: Optional[str] = None
+    sources: list[ScanSource] = []
+    groups: int = 0
+    issues_opened: int = 0
+    issues_updated: int = 0
+    ingested: int = 0
+    not_filed: int = 0
+    github_calls: int = 0
+    checkpointed: bool = False
+    error: Optional[str] = None
+
+
+class ScanQuery(ApiModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    next_token: Optional[str] = Field(default=None, max_length=2048)
+
+
+class ScanPage(PageModel):
+    items: list[ScanRecord]

@@ -29,6 +29,18 @@ def scan(call: Call) -> models.ScanResult:
     return service.run_scan(call.ctx, call.body.scope)
 
 
+@endpoint(bp, "/api/ops/scans", "GET", scope=Scope.ADMIN, query="ScanQuery", response="ScanPage", tag=TAG,
+          summary="Kept ops scans, newest first: scope, times, sources read, groups, issues, errors")
+def list_scans(call: Call) -> models.ScanPage:
+    return service.list_scans(call.ctx, call.query.limit, call.query.next_token)
+
+
+@endpoint(bp, "/api/ops/scans/{scanId}", "GET", scope=Scope.ADMIN, response="ScanRecord", tag=TAG, errors=(404,),
+          summary="One kept ops scan")
+def get_scan(call: Call) -> models.ScanRecord:
+    return service.get_scan(call.ctx, call.params["scanId"])
+
+
 @endpoint(bp, "/api/ops/issues", "GET", scope=Scope.ADMIN, query="IssueQuery", response="OpsIssuePage",
           tag=TAG, summary="Ops issues (one per failure fingerprint), by status and severity")
 def list_issues(call: Call) -> models.OpsIssuePage:

@@ -34,7 +34,8 @@ from chalicelib.ops import quoting
 # error and a log line with the same words stay two groups.
 JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH = "job", "job-dlq", "log", "patch", "cloudwatch"
 CONFIG_DRIFT = "config-drift"   # fleet configuration drift (ops/config_drift.py): one group per pool
-KINDS = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH, CONFIG_DRIFT)
+CI = "ci"                 # failed GitHub Actions runs of allow-listed repositories (ops/ci.py)
+KINDS: tuple[str, ...] = (JOB, JOB_DLQ, LOG, PATCH, CLOUDWATCH, CONFIG_DRIFT, CI)
 # Kinds whose subject names the group itself (a pool of an org), so it is hashed as it is: normalizing
 # would fold "edge-1" and "edge-2", or two organizations' pools, into one group.
 VERBATIM_SUBJECT_KINDS = (CONFIG_DRIFT,)
@@ -64,6 +65,9 @@ class Failure:
     # Where it failed, for the operator who acts on it (not part of the fingerprint): ("agent", id),
     # ("job", id), ("pool", name); ("workspace", name), ("file", path), ("batch", id); ("instance", id).
     where: tuple[tuple[str, str], ...] = ()
+    # A CI job's log tail (ops/ci.py): kept and shown as the group's latest "traceback", never part of the
+    # fingerprint (only some occurrences carry it: the scan fetches one log per group, not per run).
+    log: str | None = None
 
     def __post_init__(self) -> None:
         # Redacted from birth: nothing downstream (grouping, the store, the API, Bedrock, GitHub) can see a
@@ -72,6 +76,8 @@ class Failure:
         object.__setattr__(self, "subject", redact(self.subject))
         if self.traceback is not None:
             object.__setattr__(self, "traceback", redact(self.traceback))
+        if self.log is not None:
+            object.__setattr__(self, "log", redact(self.log))
         object.__setattr__(self, "where", tuple((k, redact(str(v))[:WHERE_VALUE_CHARS]) for k, v in self.where if v))
 
     def sample(self) -> dict[str, Any]:
@@ -225,7 +231,7 @@ class Aggregate:
         if failure.at > self.last_seen:
             self.last_seen = failure.at
         self.samples = merge_samples(self.samples, [failure.sample()])
-        trace = failure.traceback or (failure.message if has_traceback(failure.message) else None)
+        trace = failure.traceback or failure.log or (failure.message if has_traceback(failure.message) else None)
         if trace and failure.at >= self.traceback_at:
             self.traceback, self.traceback_at = quoting.head_and_tail(trace, TRACEBACK_CHARS), failure.at
 
@@ -380,7 +386,8 @@ def issue_body(group: dict[str, Any], key: bytes, analysis: str | None = None) -
     lines += ["", "**Samples** (quoted as written, secrets redacted):", ""]
     lines += [_sample_line(s) for s in samples[-MAX_SAMPLES:]]
     if group.get("traceback"):
-        lines += ["", "**Traceback (latest):**", "", quoting.block(group["traceback"], 2 * TRACEBACK_CHARS)]
+        heading = "Log tail of the failing job (latest)" if group.get("kind") == CI else "Traceback (latest)"
+        lines += ["", f"**{heading}:**", "", quoting.block(group["traceback"], 2 * TRACEBACK_CHARS)]
     lines += ["", "Filed by the control plane's ops scan; it comments here when the failure recurs."]
     body = "\n".join(lines)
     if len(body) > quoting.BODY_LIMIT:  # cannot happen with the bounds above; the limit holds whatever changes

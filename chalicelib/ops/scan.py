@@ -35,9 +35,10 @@ from pydantic import Field
 from chalicelib.core import ids
 from chalicelib.core.errors import Conflict
 from chalicelib.core.tx import MAX_ITEMS, TransactionConflict, TxFailed
+from chalicelib.core.redaction import redact
 from chalicelib.ops import analysis, rules, sources, store
 from chalicelib.ops.github import GitHub, GitHubError, OutOfTime
-from chalicelib.ops.models import OpsIssue, ScanResult
+from chalicelib.ops.models import OpsIssue, ScanRecord, ScanResult, ScanSource
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
@@ -48,6 +49,7 @@ PAGE = 500
 RESERVE_SECONDS = 3.0     # stop this long before the deadline: the last writes must land
 LOCK_SECONDS = 900        # a Lambda runs at most 15 minutes: a crashed scan's lock expires after that
 LABEL = "ops"
+MAX_SOURCE_ERRORS = 20    # error messages a kept scan keeps per kind of source
 
 
 class ScanStats(ScanResult):
@@ -56,10 +58,25 @@ class ScanStats(ScanResult):
     writes: int = Field(default=0, exclude=True)
     github_errors: int = Field(default=0, exclude=True)
     sources_read: list[str] = Field(default_factory=list, exclude=True)
+    # What the kept scan record shows (GET /api/ops/scans): per kind of source, items read and errors;
+    # the distinct groups the scan wrote.
+    by_source: dict[str, ScanSource] = Field(default_factory=dict, exclude=True)
+    fingerprints: set[str] = Field(default_factory=set, exclude=True)
 
     @classmethod
     def start(cls, scan_id: str, scope: str) -> "ScanStats":
         return cls(scan_id=scan_id, scope=scope, ingested=0, issues_opened=0, issues_updated=0)
+
+    def source(self, key: str) -> ScanSource:
+        kind = key.split("#", 1)[0]
+        return self.by_source.setdefault(kind, ScanSource(name=kind, read=0, errors=[]))
+
+    def record(self, started_at: str, finished_at: str | None, error: str | None = None) -> ScanRecord:
+        return ScanRecord(scan_id=self.scan_id, scope=self.scope, started_at=started_at, finished_at=finished_at,
+                          sources=list(self.by_source.values()), groups=len(self.fingerprints),
+                          issues_opened=self.issues_opened, issues_updated=self.issues_updated,
+                          ingested=self.ingested, not_filed=self.not_filed, github_calls=self.github_calls,
+                          checkpointed=self.checkpointed, error=error)
 
 
 # What a commit of group writes raises when a condition failed or another transaction met it:
@@ -110,9 +127,19 @@ def github_client(ctx: "Ctx", seconds_left: Callable[[], float]) -> GitHub | Non
     return GitHub(s.github_token, s.github_repo, s.github_api_url, seconds_left=seconds_left)
 
 
+def ci_client(ctx: "Ctx", issues: GitHub | None, seconds_left: Callable[[], float]) -> GitHub | None:
+    """The client the CI source reads with: the issues client, or one with the token alone (the CI
+    source reads the organizations' allow-listed repositories, not GITHUB_REPO)."""
+    if issues is not None:
+        return issues
+    s = ctx.settings
+    return GitHub(s.github_token, "", s.github_api_url, seconds_left=seconds_left) if s.github_token else None
+
+
 def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = None,
         gh: GitHub | None = None, use_github: bool = True) -> ScanResult:
-    """One scan; `deadline` is an epoch time (the function's end). Raises Conflict if one is running."""
+    """One scan; `deadline` is an epoch time (the function's end). Raises Conflict if one is running.
+    Every scan is kept (keep_scan): when it starts, and again when it ends, however it ends."""
     from chalicelib.orgs import service as orgs
 
     def seconds_left() -> float:
@@ -121,17 +148,37 @@ def run(ctx: "Ctx", scope: str, deadline: float, org_ids: list[str] | None = Non
     stats = ScanStats.start(ids.new_id(), scope)
     if not acquire_lock(ctx, stats.scan_id):
         raise Conflict("an ops scan is already running; try again when it has finished")
+    started = ctx.now()
+    error: str | None = None
     try:
+        keep_scan(ctx, stats.record(ctx.iso(started), None), started)
         orgs_to_scan = org_ids if org_ids is not None else list(orgs.org_ids(ctx))
-        ingest(ctx, scope, sources.all_sources(ctx, orgs_to_scan, ctx.settings.ops_log_group_prefix),
-               seconds_left, stats)
         client = gh if gh is not None else (github_client(ctx, seconds_left) if use_github else None)
+        reader = ci_client(ctx, client, seconds_left) if use_github else None
+        calls_before = reader.calls if reader is not None else 0
+        ingest(ctx, scope, sources.all_sources(ctx, orgs_to_scan, ctx.settings.ops_log_group_prefix, reader),
+               seconds_left, stats)
+        if reader is not None:
+            stats.github_calls += reader.calls - calls_before
         if not stats.checkpointed:
             sync(ctx, client, seconds_left, stats)
+    except Exception as failure:
+        error = redact(f"{type(failure).__name__}: {failure}")[:500]
+        raise
     finally:
         release_lock(ctx, stats.scan_id)
+        try:
+            keep_scan(ctx, stats.record(ctx.iso(started), ctx.iso(), error), started)
+        except Exception:  # noqa: BLE001 - the scan's own outcome (or error) matters more than its record
+            log.exception("ops scan record not kept", extra={"scanId": stats.scan_id})
     log.info("ops scan", extra=stats.model_dump(by_alias=True))
     return stats
+
+
+def keep_scan(ctx: "Ctx", record: ScanRecord, started: float) -> None:
+    tx = ctx.tx()
+    tx.put("scan", store.scan_put(record, started))
+    tx.commit()
 
 
 # --- ingest -----------------------------------------------------------------------------
@@ -141,14 +188,26 @@ def ingest(ctx: "Ctx", scope: str, all_sources: list[sources.Source], seconds_le
     marks = store.watermarks()
     stats.items_read += len(marks)
     for source in all_sources:
+        stats.source(source.key)  # every kind of source read shows in the kept scan, with what it gave
         mark = marks.get(source.key)
         after = None if scope == "full" else mark
         while True:
             if seconds_left() <= 0:
                 stats.checkpointed = True
                 return
-            page = source.read(after, PAGE)
+            try:
+                page = source.read(after, PAGE)
+            except sources.SourceUnavailable as unavailable:
+                tally = stats.source(source.key)
+                if len(tally.errors) < MAX_SOURCE_ERRORS:
+                    tally.errors.append(redact(str(unavailable))[:300])
+                log.warning("ops source unavailable", extra={"source": source.key, "error": str(unavailable)})
+                break
+            except OutOfTime:
+                stats.checkpointed = True  # a rate limit longer than the time left: the next scan goes on
+                return
             stats.items_read += page.read
+            stats.source(source.key).read += page.read
             if page.cursor is None:
                 break
             pairs = [(f, mark is None or f.cursor > mark) for f in page.failures]
@@ -185,6 +244,7 @@ def _fold(ctx: "Ctx", pairs: list[tuple[rules.Failure, bool]], source_key: str, 
             continue  # a claim or another writer touched a group: read again, merge again
         stats.writes += len(writes)
         stats.groups_touched += len(writes) - (1 if new_mark is not None else 0)
+        stats.fingerprints.update(name.split(":", 1)[1] for name, _ in writes if name.startswith("group:"))
         return
 
 

@@ -12,7 +12,7 @@ from chalicelib.core.lookup import found
 from chalicelib.core.tx import TxFailed
 from chalicelib.ops import rules, scan, store
 from chalicelib.ops.github import GitHubError, OutOfTime
-from chalicelib.ops.models import OpsIssue, OpsIssuePage, ScanResult, Summary
+from chalicelib.ops.models import OpsIssue, OpsIssuePage, ScanPage, ScanRecord, ScanResult, Summary
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,18 @@ def list_issues(ctx: Ctx, status: str | None, severity: str | None, limit: int,
     page = store.list_groups(status, severity, limit, paging.start_key(next_token, scope))
     return OpsIssuePage(items=[store.from_item(i) for i in page.items],
                         next_token=paging.next_token(page.last_key, scope))
+
+
+def list_scans(ctx: Ctx, limit: int, next_token: str | None) -> ScanPage:
+    """Kept scans, newest first (each is kept REPORT_RETENTION_DAYS)."""
+    require_platform_operator(ctx)
+    items, last_key = store.list_scans(limit, paging.start_key(next_token, "ops-scans"))
+    return ScanPage(items=items, next_token=paging.next_token(last_key, "ops-scans"))
+
+
+def get_scan(ctx: Ctx, scan_id: str) -> ScanRecord:
+    require_platform_operator(ctx)
+    return found(store.get_scan(scan_id) if len(scan_id) <= 64 else None, "ops scan", scan_id[:64])
 
 
 def summary(ctx: Ctx) -> Summary:

@@ -10,6 +10,10 @@ CloudWatch). Cursors are strings that sort in reading order.
   patch       patches/service.failed_events   the patch system's failed and rejected events
   config-drift fleetconfig/service.drifting    gateways behind their desired configuration (ops/config_drift.py)
   cloudwatch  aws/cloudwatch_logs             "ERROR", "Task timed out", "Traceback" per function log group
+  ci          ops/ci.py (GitHub Actions)       failed workflow runs of each allow-listed repository, run id order
+
+A source that cannot be read this time (GitHub answered 404 for a repository) raises
+SourceUnavailable: the scan records the error for that source and goes on with the others.
 """
 from __future__ import annotations
 
@@ -23,11 +27,16 @@ from chalicelib.ops.rules import Failure
 
 if TYPE_CHECKING:
     from chalicelib.core.context import Ctx
+    from chalicelib.ops.github import GitHub
 
 log = logging.getLogger(__name__)
 
 COLLATERAL = "BATCH_NOT_APPLIED"  # patches: an op rejected because another op of its batch failed
 CLOUDWATCH_PATTERNS = ('"ERROR"', '"Task timed out"', '"Traceback"')  # plain/quoted terms only
+
+
+class SourceUnavailable(Exception):
+    """This source cannot be read now (its message names what and why; no secret in it)."""
 
 
 @dataclass
@@ -211,18 +220,23 @@ def _cloudwatch(group: str, prefix: str) -> Source:
     return Source(f"{rules.CLOUDWATCH}#{function}", read)
 
 
-def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str) -> list[Source]:
-    """Every source, in reading order: tenants' failures per org, then the platform's own."""
+def all_sources(ctx: "Ctx", org_ids: list[str], log_group_prefix: str, github: "GitHub | None" = None) -> list[Source]:
+    """Every source, in reading order: tenants' failures per org (with their repositories' failed CI runs
+    when a GitHub client is given), then the platform's own."""
     from chalicelib.core.context import Ctx
+    from chalicelib.ops import ci
 
     sources: list[Source] = []
     with_patches = patches_available()
+    org_ctxs = []
     for org_id in org_ids:
         # The system acting for that org (whoever started the scan): each domain reads its own partition.
         org_ctx = Ctx.system(org_id, trace_id=ctx.trace_id)
+        org_ctxs.append(org_ctx)
         sources += [_jobs(org_ctx), _logs(org_ctx)]
         if with_patches:
             sources.append(_patches(org_ctx))
+    sources += ci.sources(org_ctxs, github, ctx.now())
     sources.append(_dead_letters())
     try:
         groups = adapters.log_groups(log_group_prefix)

@@ -10,6 +10,8 @@ Platform-wide items (the ops team watches the whole platform, not one tenant):
   PK OPS#WATERMARK, SK {source}#{scope}  where a source's incremental reading continues
   PK OPS#LOCK, SK SCAN                   one scan at a time (a lease that expires)
   PK OPS#STATE, SK GITHUB                when the scan last asked GitHub what was closed
+  PK OPS#SCANS, SK {scanId}              one kept scan (GET /api/ops/scans, newest first: ids sort by time);
+                                         `ttl`: REPORT_RETENTION_DAYS after it started
 
 The number of groups is small (failures are grouped), so the summary reads GSI1.
 """
@@ -18,8 +20,9 @@ from __future__ import annotations
 from typing import Any, Union
 
 from chalicelib.aws import dynamo
+from chalicelib.core import clock, retention
 from chalicelib.core.config import settings
-from chalicelib.ops.models import OpsIssue
+from chalicelib.ops.models import OpsIssue, ScanRecord
 
 GROUP_SK = "GROUP"
 ALL_PK, SYNC_PK = "OPS#ISSUES", "OPS#SYNC"
@@ -148,3 +151,35 @@ def github_state() -> dict[str, Any]:
 
 def github_state_put(closed_checked_at: str) -> dynamo.Put:
     return dynamo.Put(_table(), {**GITHUB_STATE_KEY, "closedCheckedAt": closed_checked_at})
+
+
+# --- kept scans ------------------------------------------------------------------------------
+
+SCANS_PK = "OPS#SCANS"
+
+
+def scan_put(record: ScanRecord, started_epoch: float) -> dynamo.Put:
+    """A scan as kept (written when it starts, and again when it ends); lives REPORT_RETENTION_DAYS."""
+    item = {"PK": SCANS_PK, "SK": record.scan_id, "type": "opsScan",
+            **record.model_dump(by_alias=True, exclude_none=True),
+            retention.TTL_ATTRIBUTE: retention.expires_at(started_epoch, settings().report_retention_days)}
+    return dynamo.Put(_table(), item)
+
+
+def _scan_of(item: Item) -> ScanRecord:
+    return ScanRecord.model_validate({k: v for k, v in item.items() if k not in ("PK", "SK", "type", "ttl")})
+
+
+def get_scan(scan_id: str) -> ScanRecord | None:
+    item = dynamo.get(_table(), {"PK": SCANS_PK, "SK": scan_id}, consistent=True)
+    if item is None or retention.is_expired(item.get(retention.TTL_ATTRIBUTE), clock.now()):
+        return None
+    return _scan_of(item)
+
+
+def list_scans(limit: int, start_key: dict[str, Any] | None) -> tuple[list[ScanRecord], dict[str, Any] | None]:
+    """Newest first, expired ones hidden (DynamoDB deletes them late)."""
+    live, names, values = retention.live_filter_args(clock.now())
+    page = dynamo.query(_table(), "PK = :pk", {":pk": SCANS_PK, **values}, names=names, limit=limit,
+                        start_key=start_key, filter=live, forward=False)
+    return [_scan_of(i) for i in page.items], page.last_key

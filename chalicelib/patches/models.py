@@ -180,6 +180,44 @@ class PatchEvent(ResponseModel):
     duration_ms: int = 0
 
 
+# --- work applied outside the control plane (POST /api/patches/events) --------
+
+class ReportedResult(ApiModel):
+    """One operation's outcome as the agent CLI reports it (`agent patch apply` on local files).
+    Dry runs are not reported: `validated` is no outcome."""
+
+    index: int = Field(ge=0, lt=MAX_OPERATIONS)
+    file: str = Field(min_length=1, max_length=1024)
+    op: OpName
+    status: Literal["applied", "failed", "rejected"]
+    matched_by: Optional[MatchedBy] = None
+    error: Optional[str] = Field(default=None, max_length=2000)
+
+
+class PatchEventsReport(ApiModel):
+    """POST /api/patches/events: a batch applied outside the control plane, recorded like one the
+    worker applied (a batch item, its `requested` event, one event per result, the day and order
+    aggregates), so logs, stats, trends and delivery reports count it. `workspace` names where it
+    was applied (default `local`); `durationMs` how long it took there."""
+
+    batch_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    workspace: str = Field(default="local", pattern=NAME_PATTERN)
+    task_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    order_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    factory: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    phase: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    duration_ms: int = Field(default=0, ge=0, le=86_400_000)
+    results: list[ReportedResult] = Field(min_length=1, max_length=MAX_OPERATIONS)
+
+
+class EventsRecorded(ResponseModel):
+    """POST /api/patches/events answers 201: the batch as recorded and how many events were stored."""
+
+    batch_id: str
+    status: BatchStatus
+    events: int
+
+
 # --- logs, stats, trends ----------------------------------------------------
 
 class LogsQuery(ApiModel):

@@ -31,6 +31,16 @@ def apply(call: Call) -> models.ApplyAccepted | Reply:
     return answer
 
 
+@endpoint(bp, "/api/patches/events", "POST", scope=Scope.AGENT, body="PatchEventsReport",
+          response="EventsRecorded", status=201, errors=(409,), tag=TAG,
+          # the events are a bulk write after the batch's commit (as the worker's)
+          idempotency="locked",
+          summary="Record a batch applied outside the control plane (agent CLI on local files): "
+                  "its events count in logs, stats, trends and delivery reports")
+def record_events(call: Call) -> models.EventsRecorded:
+    return service.record_external(call.ctx, call.body)
+
+
 @endpoint(bp, "/api/patches/batches/{batchId}", "GET", scope=Scope.AGENT, response="BatchView", tag=TAG,
           errors=(404,), summary="A batch's status and per-operation results")
 def get_batch(call: Call) -> models.BatchView:

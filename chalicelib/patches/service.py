@@ -24,7 +24,7 @@ from chalicelib.core import outbox as core_outbox
 from chalicelib.patches import queue, store
 from chalicelib.patches.models import (
     ApplyAccepted, BatchView, BatchStatus, DailyStat, DryRunAnswer, ErrorStat, EventStatus, FactoryStat, LogsPage, LogsQuery,
-    MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, Stats, Trend,
+    MatchedBy, OpName, OpResult, OpStatus, PatchBatch, PatchEvent, PatchEventsReport, EventsRecorded, Stats, Trend,
 )
 from chalicelib.workspaces import service as workspaces
 from patch_engine import bridge, engine
@@ -309,16 +309,22 @@ def _finish(ctx: "Ctx", item: BatchView, outcome: BatchStatus, results: list[OpR
                                     "pending_results": None, "pending_outcome": None})
     tx = ctx.tx()
     tx.update("batch", store.finish_batch(org_id, final))
-    if results:
-        day, counters = aggregate_counters(item, results, at)
-        tx.update("day", store.day_update(org_id, day, counters, at))
-        if item.order_id:
-            applied = sum(r.status == "applied" for r in results)
-            tx.update("order", store.order_update(org_id, item.order_id,
-                                                  {"total": len(results), "applied": applied,
-                                                   "failed": len(results) - applied}, at))
+    _add_aggregates(tx, org_id, item, results, at)
     retry_conflicts(tx.commit)  # the day and order aggregates are hot items
     return final
+
+
+def _add_aggregates(tx: Any, org_id: str, item: BatchView, results: list[OpResult], at: str) -> None:
+    """The day and order aggregates a finished batch adds, into the unit of work that finishes it."""
+    if not results:
+        return
+    day, counters = aggregate_counters(item, results, at)
+    tx.update("day", store.day_update(org_id, day, counters, at))
+    if item.order_id:
+        applied = sum(r.status == "applied" for r in results)
+        tx.update("order", store.order_update(org_id, item.order_id,
+                                              {"total": len(results), "applied": applied,
+                                               "failed": len(results) - applied}, at))
 
 
 def aggregate_counters(item: BatchView, results: list[OpResult], at: str) -> tuple[str, dict[str, int]]:
@@ -388,6 +394,60 @@ def _write_events(ctx: "Ctx", item: BatchView) -> None:
             entry["id"] = event.event_id
             bulk.put(f"event:{event.event_id}", core_outbox.item_put(entry))
         bulk.commit()
+
+
+# --- work applied outside the control plane ----------------------------------------
+
+def reported_outcome(results: list[OpResult]) -> BatchStatus:
+    """A reported batch's status: applied when every operation applied; rejected when none failed
+    but some were rejected (drift); failed otherwise (a batch is atomic)."""
+    statuses = {r.status for r in results}
+    if statuses == {"applied"}:
+        return "applied"
+    return "failed" if "failed" in statuses else "rejected"
+
+
+def record_external(ctx: "Ctx", report: PatchEventsReport) -> EventsRecorded:
+    """A batch applied outside the control plane (the agent CLI on local files), recorded like one
+    the worker applied: the batch item (finished), its `requested` event and the day and order
+    aggregates in one transaction, then one stored and outbox event per result (the worker's
+    bulk write, same deterministic ids). A batchId already recorded or submitted in the org: 409."""
+    problems = []
+    for i, r in enumerate(report.results):
+        try:
+            engine.normalize_path(r.file)
+        except engine.PathError as e:
+            problems.append({"field": f"results[{i}].file", "message": str(e)})
+    if problems:
+        raise ValidationError(f"invalid request: {problems[0]['field']}: {problems[0]['message']}", problems)
+    results = [OpResult(index=r.index, file=engine.normalize_path(r.file), op=r.op, status=r.status,
+                        matched_by=r.matched_by, error=r.error) for r in report.results]
+    finished_ms = int(ctx.now() * 1000)
+    requested_ms = max(0, finished_ms - report.duration_ms)
+    final = BatchView(batch_id=report.batch_id, workspace=report.workspace, status=reported_outcome(results),
+                      task_id=report.task_id, order_id=report.order_id, factory=report.factory,
+                      phase=report.phase, requested_at=ctx.iso(requested_ms / 1000),
+                      finished_at=ctx.iso(finished_ms / 1000), duration_ms=report.duration_ms,
+                      results=results, operations=len(results), requested_ms=requested_ms)
+    requested = PatchEvent(event_id=ids.new_id(requested_ms), batch_id=final.batch_id, task_id=final.task_id,
+                           order_id=final.order_id, factory=final.factory, phase=final.phase,
+                           status="requested", at=final.requested_at, duration_ms=0)
+    tx = ctx.tx()
+    tx.put("batch", store.put_batch(ctx.org_id, final))
+    tx.put("event", store.put_event(ctx.org_id, requested))
+    tx.emit("patch:requested", {**_event_data(requested), "workspace": final.workspace,
+                                "operations": len(results)})
+    _add_aggregates(tx, ctx.org_id, final, results, final.finished_at or final.requested_at)
+    tx.audit("patchBatch", final.batch_id, "reported", {"status": final.status, "operations": len(results),
+                                                        "workspace": final.workspace})
+    try:
+        retry_conflicts(tx.commit)
+    except TxFailed as failed:
+        if failed.name == "batch":
+            raise Conflict(f"batch {final.batch_id} already exists") from None
+        raise
+    _write_events(ctx, final)
+    return EventsRecorded(batch_id=final.batch_id, status=final.status, events=len(results) + 1)
 
 
 # --- reads ---------------------------------------------------------------------------

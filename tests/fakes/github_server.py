@@ -169,7 +169,9 @@ def _now() -> str:
 # (merged into the description), `auth(method, path, authorization) -> None | "ok" | (status, body)`
 # (None: not a credential it knows) and `serve(method, template, path, query, body) -> None |
 # (status, body, headers)` (None: not its route).
-EXTENSION_MODULES: list[str] = ["tests.fakes.github_git"]
+# (optional) `serve_blob(path, headers) -> None | (status, bytes, headers)`: a download outside the API
+# (a pre-signed URL), answered before any authentication.
+EXTENSION_MODULES: list[str] = ["tests.fakes.github_git", "tests.fakes.github_actions"]
 
 
 def _merged(doc: dict, extensions: list) -> dict:
@@ -284,6 +286,17 @@ class FakeGitHub:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         split = urlsplit(h.path)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
+        for extension in self.extensions:
+            # an extension's unauthenticated downloads (pre-signed URLs: outside GitHub's API and its description)
+            blob = extension.serve_blob(path, h.headers) if hasattr(extension, "serve_blob") else None
+            if blob is not None:
+                status, data, headers = blob
+                h.send_response(status)
+                for k, v in {**headers, "content-length": str(len(data))}.items():
+                    h.send_header(k, v)
+                h.end_headers()
+                h.wfile.write(data)
+                return
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length) if length else b""
         method = h.command

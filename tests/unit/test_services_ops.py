@@ -90,7 +90,8 @@ def failure(n: int) -> rules.Failure:
 @pytest.fixture
 def one_source(monkeypatch):
     page = sources.Page([failure(1), failure(2)], "c2", 2, False)
-    monkeypatch.setattr(sources, "all_sources", lambda ctx, orgs, prefix: [sources.Source("jobs", lambda a, n: page)])
+    monkeypatch.setattr(sources, "all_sources",
+                        lambda ctx, orgs, prefix, github=None: [sources.Source("jobs", lambda a, n: page)])
     monkeypatch.setattr(store, "watermarks", lambda: {})
     monkeypatch.setattr(store, "get_groups", lambda fps: {})
     monkeypatch.setattr(store, "groups_to_sync", lambda: [])
@@ -101,7 +102,8 @@ def test_a_scan_takes_the_lock_writes_groups_with_the_watermark_and_gives_the_lo
     result = scan.run(ctx, "incremental", 1e12, org_ids=[], use_github=False)
     assert isinstance(result, ScanResult) and (result.ingested, result.groups_touched) == (2, 1)
     fp = rules.fingerprint(failure(1))
-    assert [list(c) for c in ledger.committed] == [["lock"], [f"group:{fp}", "watermark"], ["lock"]]
+    # the lock, the scan kept as started, the page's groups with the watermark, the lock back, the scan kept as ended
+    assert [list(c) for c in ledger.committed] == [["lock"], ["scan"], [f"group:{fp}", "watermark"], ["lock"], ["scan"]]
 
 
 def test_a_scan_while_another_holds_the_lock_is_a_conflict_and_writes_nothing(one_source):
