@@ -13,7 +13,8 @@ import time
 from functools import lru_cache
 from typing import Any, Callable
 
-import jwt
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from chalicelib.core.config import settings
 from chalicelib.github_tools import adapters, rules
@@ -49,10 +50,18 @@ def _private_key() -> str:
     return adapters.app_private_key()  # once per cold start
 
 
+@lru_cache(maxsize=4)
+def _signing_key(private_key_pem: str) -> RSAKey:
+    """The App key parsed once per warm function (parsing a PEM costs more than signing with it)."""
+    return RSAKey.import_key(private_key_pem)
+
+
 def app_jwt(app_id: str, private_key: str, now: float | None = None) -> str:
     """The App's JWT: issued a minute in the past (clock drift, GitHub's advice), valid nine minutes."""
     issued = int(now if now is not None else time.time()) - 60
-    return jwt.encode({"iat": issued, "exp": issued + 600, "iss": app_id}, private_key, algorithm="RS256")
+    # joserfc, the one JOSE library of the app (core/tokens.py verifies people's tokens with it too)
+    return jwt.encode({"alg": "RS256"}, {"iat": issued, "exp": issued + 600, "iss": app_id},
+                      _signing_key(private_key))
 
 
 class InstallationToken:

@@ -91,5 +91,6 @@ def index() -> dict[str, Any]:
     """Every published schema's path (GET /schemas)."""
     from chalicelib.events import catalog
 
-    return {"schemas": [f"/schemas/{name}" for name in DOCUMENTS]
+    # agent-config.json is served by fleetconfig (its document lives in the pure fleet_config package)
+    return {"schemas": [f"/schemas/{name}" for name in DOCUMENTS] + ["/schemas/agent-config.json"]
             + [f"/schemas/events/{event_file(e)}" for e in catalog.EVENTS]}

@@ -101,10 +101,11 @@ def test_the_batch_shares_one_regex_time_budget():
     assert codes[0] == engine.MARKER_TIMEOUT
     assert codes[1:] == [engine.REGEX_BUDGET_EXCEEDED] * 9, codes
     assert "budget" in (outcome.results[1].error or "")
-    # the regex module checks its timeout coarsely (a search stops within about twice it), so
-    # the batch stops within about twice its budget; without the budget: 10 x the per-op timeout
-    assert outcome.regex_seconds <= 2 * 0.5 + 0.3
-    assert took < 2.0
+    # The codes above are the proof: nine ops never ran a regex. The time is wall time (the regex
+    # module checks its timeout coarsely, and a loaded 2-core machine stretches it: 1.5 s seen under
+    # load), so it is only held below what the batch would take without a budget: 10 x the per-op timeout.
+    assert outcome.regex_seconds < 10 * 0.3
+    assert took < 10 * 0.3 + 1.0
     assert not outcome.files
 
 
