@@ -12,6 +12,7 @@ it installs no signal handlers) and SIGINT/SIGTERM end the main thread's wait.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import errno
 import gc
@@ -23,8 +24,9 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import uvicorn
 
@@ -241,14 +243,42 @@ def _prepare_environment(moto_url: str, public: str) -> tuple[dict[str, str], di
     os.environ.setdefault("STACK_NAME", "controlplane-local")
     # Powertools indents its JSON log lines and EMF metrics: readable as they scroll by.
     os.environ.setdefault("POWERTOOLS_DEV", "1")
+    # ... which Powertools then warns about once per process: we asked for it.
+    warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable is enabled", category=UserWarning)
     # The app's management API client posts here instead of to execute-api.
     os.environ["WEBSOCKET_ENDPOINT_OVERRIDE"] = f"http://{public}"
     cognito.pin_ids()  # the pool and client keep their ids across restarts
     log.info("deploying stack %s into moto at %s", os.environ["STACK_NAME"], moto_url)
-    outputs = stack.deploy(os.environ["STACK_NAME"])
+    with _quiet_about_resources_made_through_the_api():
+        outputs = stack.deploy(os.environ["STACK_NAME"])
     environment = {**stack.environment(outputs), **cognito.environment(moto_url, outputs)}
     os.environ.update(environment)
     return outputs, environment
+
+
+# moto's CloudFormation skips these; infra/stack.py makes each through its own API right after (the
+# pepper secret, the Cognito pool and its client), so moto's warning about them is noise at every start.
+_MADE_THROUGH_THE_API = ("AWS::SecretsManager::Secret", "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient")
+
+
+class _SkipKnownCloudFormationGaps(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("No Moto CloudFormation support for")
+                    and message.rsplit(" ", 1)[-1] in _MADE_THROUGH_THE_API)
+
+
+@contextlib.contextmanager
+def _quiet_about_resources_made_through_the_api() -> Iterator[None]:
+    moto_log, gap_filter = logging.getLogger("moto"), _SkipKnownCloudFormationGaps()
+    moto_log.addFilter(gap_filter)
+    try:
+        with warnings.catch_warnings():
+            for resource in _MADE_THROUGH_THE_API:
+                warnings.filterwarnings("ignore", message=f"Tried to parse {resource} but", category=UserWarning)
+            yield
+    finally:
+        moto_log.removeFilter(gap_filter)
 
 
 def _load_app(module_name: str) -> tuple[Any, dict[str, Any]]:
