@@ -439,7 +439,7 @@ def _event_data(spec: dict[str, Any], result: dict[str, Any] | None, error: dict
 def _finish(ctx: Ctx, spec: dict[str, Any], lease_id: str, details: dict[str, Any],
             result: dict[str, Any] | None = None, error: dict[str, str] | None = None) -> str:
     data = _event_data(spec, result, error)
-    status = data["status"]
+    status = str(data["status"])
     tx = ctx.tx()
     tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], status, ctx.iso(),
                                                     {"error": error} if error else {"result": data["result"]},
