@@ -1,11 +1,12 @@
 """Cognito user pools' admin API (cognito-idp): the people the app invites, groups, sign-outs.
 
 Thin calls; botocore errors propagate except the few the caller decides on: `UserExists`
-(AdminCreateUser on a taken email), `InvalidUsername` (an email the pool refuses) and `False`
-(a group that exists already).
+(AdminCreateUser on a taken email), `InvalidUsername` (an email the pool refuses), `False`
+(a group that exists already) and `None` (AdminGetUser of a user the pool does not have).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -63,6 +64,42 @@ def create_user(pool_id: str, email: str, temporary_password: str | None = None)
 def set_password(pool_id: str, username: str, password: str) -> None:
     """A permanent password (the local stack's first person; never used on AWS by the app)."""
     _idp().admin_set_user_password(UserPoolId=pool_id, Username=username, Password=password, Permanent=True)
+
+
+@dataclass(frozen=True)
+class PoolUser:
+    username: str
+    sub: str
+    email: str | None
+    enabled: bool
+    groups: tuple[str, ...]
+
+
+def get_user(pool_id: str, username: str) -> PoolUser | None:
+    """AdminGetUser (the email works as the username: the pool's UsernameAttributes) and the user's groups
+    (AdminListGroupsForUser, every page); None when the pool has no such user."""
+    try:
+        user = _idp().admin_get_user(UserPoolId=pool_id, Username=username)
+    except ClientError as error:
+        if _code(error) == "UserNotFoundException":
+            return None
+        raise
+    attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+    groups: list[str] = []
+    token: str | None = None
+    while True:
+        page = _idp().admin_list_groups_for_user(UserPoolId=pool_id, Username=str(user["Username"]), Limit=60,
+                                                 **({"NextToken": token} if token else {}))
+        groups += [str(g["GroupName"]) for g in page.get("Groups", [])]
+        token = page.get("NextToken")
+        if not token:
+            break
+    return PoolUser(username=str(user["Username"]), sub=str(attributes.get("sub") or user["Username"]),
+                    email=attributes.get("email"), enabled=bool(user.get("Enabled", True)), groups=tuple(groups))
+
+
+def remove_from_group(pool_id: str, username: str, group: str) -> None:
+    _idp().admin_remove_user_from_group(UserPoolId=pool_id, Username=username, GroupName=group)
 
 
 def add_to_group(pool_id: str, username: str, group: str) -> None:

@@ -3,7 +3,7 @@ anything is sent to GitHub (repository names, branch prefixes, paths, commit siz
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 # The tools, in the order the registry lists them. READ tools only read; the others write.
 TOOLS: tuple[str, ...] = (
@@ -82,3 +82,36 @@ def commit_problem(sizes: list[int]) -> str | None:
     if sum(sizes) > MAX_COMMIT_BYTES:
         return f"a commit holds at most {MAX_COMMIT_BYTES} bytes of content ({sum(sizes)} given)"
     return None
+
+
+# --- deferred runs: the claim is a lease ----------------------------------------------------------
+#
+# A deferred run (approved, or retried from the queue) claims its invocation's item for LEASE_SECONDS.
+# The two functions that run deferred calls (github_approvals, github_tools_retry) time out at
+# FUNCTION_TIMEOUT_SECONDS (.chalice/config.json): Lambda stops an invocation at its timeout, and a
+# claim is made during one, so when the lease ends the process that took it is gone (finished, or
+# killed). The margin covers the clock difference between two Lambda hosts and the claim's own
+# write latency. The retry queue's visibility timeout (infra/template.yaml, 120 s) is longer than the
+# lease, so SQS redelivers a dead run's message after its lease has expired
+# (tests/infra/test_github_lease_settings.py holds the three numbers together).
+FUNCTION_TIMEOUT_SECONDS = 30
+LEASE_MARGIN_SECONDS = 15
+LEASE_SECONDS = FUNCTION_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+
+TAKE_OVER, HELD, DONE = "take_over", "held", "done"
+
+
+def claim_verdict(item: dict[str, Any], attempt: int, now: float) -> str:
+    """What a run of `attempt` does when its fresh claim failed, given the invocation item as it is:
+
+    - TAKE_OVER: a run of this attempt (or an earlier one that queued this one) holds it and its lease
+      has expired (a claim from before leases, without `leaseUntil`, counts as expired): that run died;
+    - HELD: a run holds it and its lease is live: it may still be running, come back after the lease;
+    - DONE: its outcome is recorded, or a later attempt has it: nothing to run.
+    """
+    if item.get("status") != "running" or int(item.get("attempt", 0)) > attempt:
+        return DONE
+    until = item.get("leaseUntil")
+    if until is not None and float(until) > now:
+        return HELD
+    return TAKE_OVER

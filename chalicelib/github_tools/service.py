@@ -10,24 +10,26 @@ An invocation (POST /github/tools/{name}/invoke) goes:
        the outbox stream's `approval:decided` runs it (`on_outbox_items`);
      - or it runs now: 200 {result}; when GitHub rate-limits it, 202 {invocationId, status: queued}
        and it runs again from the retry queue after GitHub's wait (`retry_record`).
-  A deferred run is claimed once (store.claim_invocation) and announces `github:invoked`.
+  A deferred run is claimed once (store.claim_invocation) and announces `github:invoked`. The claim is
+  a lease (rules.LEASE_SECONDS): a run that died holding it is taken over by a redelivery after it.
 
 Every outcome is audited (entity `github-invocation`, the invocation's id: tool, repo, actor).
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import pydantic
 
-from chalicelib.core import ids
+from chalicelib.core import clock, ids
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import (ApiError, Conflict, Forbidden, NotFound, RateLimited, Unavailable,
                                     ValidationError)
-from chalicelib.core.tx import TxFailed
+from chalicelib.core.tx import Tx, TxFailed
 from chalicelib.github_tools import adapters, credentials, models, rules, store, tools
 from chalicelib.github_tools.client import GitHubError
 from chalicelib.github_tools.client import RateLimited as GitHubRateLimited
@@ -36,6 +38,8 @@ from chalicelib.sessions import service as sessions
 from chalicelib.tasks import service as tasks
 from chalicelib.tasks.rules import TaskStatus
 from chalicelib.workspaces import service as workspaces
+
+log = logging.getLogger(__name__)
 
 ENTITY = "github-invocation"
 REPOS_ENTITY = "github-repos"
@@ -304,36 +308,85 @@ def _queue(spec: dict[str, Any], limited: GitHubRateLimited, now: float) -> None
 
 # --- deferred runs: after an approval, or from the retry queue ------------------------------------
 
+class LeaseHeld(Exception):
+    """Another run holds the invocation's lease until `until` (epoch seconds): it may still be running.
+    The delivery must come back after that (the queue: report the record failed, SQS redelivers it after
+    its visibility timeout; the stream reader hands it to the queue with the lease's rest as its delay)."""
+
+    def __init__(self, invocation_id: str, until: float):
+        super().__init__(f"invocation {invocation_id} is leased to another run until {until:.0f}")
+        self.invocation_id = invocation_id
+        self.until = until
+
+
+def _claim(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str | None:
+    """Claim the invocation for this run: its lease id, or None when there is nothing to run (its outcome
+    is recorded, or a later attempt has it). Raises LeaseHeld while another run's lease is live.
+
+    A fresh claim first (one conditional put); when it fails, the item it hands back says why, and an
+    expired lease is taken over with a put conditional on that same lease (exactly one taker)."""
+    lease_id = ids.new_id()
+    args = (ctx.org_id, spec["invocationId"], attempt, spec["tool"], spec["repo"])
+    claim = ctx.tx()
+    claim.put("claim", store.claim_invocation(*args, ctx.iso(), ctx.now(), lease_id))
+    try:
+        claim.commit()
+        return lease_id
+    except TxFailed as failed:
+        seen = failed.item if failed.item is not None else store.get_invocation(*args[:2])
+    if seen is None:
+        return None  # released by its run this very moment: that run's own redelivery runs it
+    verdict = rules.claim_verdict(seen, attempt, ctx.now())
+    if verdict == rules.DONE:
+        return None
+    if verdict == rules.HELD:
+        raise LeaseHeld(spec["invocationId"], float(seen["leaseUntil"]))
+    take = ctx.tx()
+    take.put("claim", store.take_over_invocation(*args, ctx.iso(), ctx.now(), lease_id, seen))
+    take.audit(ENTITY, spec["invocationId"], "taken_over", {
+        "tool": spec["tool"], "repo": spec["repo"], "attempt": attempt, "expiredAttempt": seen.get("attempt"),
+        "expiredLeaseUntil": seen.get("leaseUntil"), "claimedAt": seen.get("updatedAt")})
+    try:
+        take.commit()
+    except TxFailed as lost:  # another run took it first (or it finished): theirs it is
+        now_item = lost.item if lost.item is not None else store.get_invocation(*args[:2])
+        if now_item is not None and rules.claim_verdict(now_item, attempt, ctx.now()) == rules.HELD:
+            raise LeaseHeld(spec["invocationId"], float(now_item["leaseUntil"])) from None
+        return None
+    log.warning("github invocation %s: the run holding it since %s did not finish; taken over (attempt %s)",
+                spec["invocationId"], seen.get("updatedAt"), attempt)
+    return lease_id
+
+
 def run_deferred(spec: dict[str, Any]) -> str:
-    """Run an approved or queued invocation once; announce `github:invoked`. Returns what happened."""
+    """Run an approved or queued invocation once; announce `github:invoked`. Returns what happened.
+    Raises LeaseHeld when another run holds it (the caller arranges the redelivery)."""
     ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
     attempt = int(spec.get("attempt", 1))
     early = float(spec.get("notBefore") or 0) - ctx.now()
     if early > 1:  # a wait longer than one SQS delay: hop again, GitHub is not asked
         adapters.send_retry(spec, math.ceil(min(900.0, early)))
         return "waiting"
-    claim = ctx.tx()
-    claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], attempt, spec["tool"], spec["repo"],
-                                              ctx.iso(), ctx.now()))
+    lease_id = _claim(ctx, spec, attempt)
+    if lease_id is None:
+        return "duplicate"  # delivered again (stream or queue): it ran already, or a later attempt has it
     try:
-        claim.commit()
-    except TxFailed:
-        return "duplicate"  # delivered again (stream or queue): it ran, or is running, already
-    try:
-        return _run_claimed(ctx, spec, attempt)
+        return _run_claimed(ctx, spec, attempt, lease_id)
     except Exception:
         # Not GitHub's answer nor a refusal of ours (DynamoDB or S3 unavailable): give the claim back
         # so the redelivery (the stream's retry, the queue's visibility timeout) runs it, and fail.
+        # If even that fails, the lease expires and the redelivery takes it over.
         release = ctx.tx()
-        release.delete("claim", store.release_invocation(ctx.org_id, spec["invocationId"], attempt))
+        release.delete("claim", store.release_invocation(ctx.org_id, spec["invocationId"], lease_id))
         try:
             release.commit()
-        except TxFailed:
-            pass
+        except Exception:  # noqa: BLE001 - the original failure is the one to raise
+            log.warning("github invocation %s: the claim was not given back; its lease will expire",
+                        spec["invocationId"])
         raise
 
 
-def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str:
+def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int, lease_id: str) -> str:
     base = {"tool": spec["tool"], "repo": spec["repo"], "actor": spec.get("actor"), "attempt": attempt}
     try:
         result, calls = _execute(ctx, spec)
@@ -341,26 +394,38 @@ def _run_claimed(ctx: Ctx, spec: dict[str, Any], attempt: int) -> str:
         if attempt < MAX_ATTEMPTS:
             _queue(spec, limited, ctx.now())
             tx = ctx.tx()
-            tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], "queued", ctx.iso(), None))
+            tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], "queued", ctx.iso(),
+                                                            None, lease_id))
             tx.audit(ENTITY, spec["invocationId"], "queued", {**base, "waitSeconds": math.ceil(limited.wait_seconds)})
-            tx.commit()
-            return "queued"
-        return _finish(ctx, spec, base, error={"code": "RATE_LIMITED",
-                                               "message": f"GitHub rate-limited it {attempt} times"})
+            return _record(tx, spec, "queued")
+        return _finish(ctx, spec, lease_id, base, error={"code": "RATE_LIMITED",
+                                                         "message": f"GitHub rate-limited it {attempt} times"})
     except GitHubError as refused:
         error = github_error(refused)
-        return _finish(ctx, spec, {**base, "githubStatus": refused.status},
+        return _finish(ctx, spec, lease_id, {**base, "githubStatus": refused.status},
                        error={"code": error.code, "message": error.message})
     except ApiError as refused:
-        return _finish(ctx, spec, base, error={"code": refused.code, "message": refused.message})
-    return _finish(ctx, spec, {**base, "githubCalls": calls}, result=result)
+        return _finish(ctx, spec, lease_id, base, error={"code": refused.code, "message": refused.message})
+    return _finish(ctx, spec, lease_id, {**base, "githubCalls": calls}, result=result)
 
 
-def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dict[str, Any] | None = None,
-            error: dict[str, str] | None = None) -> str:
-    status = "failed" if error is not None else "succeeded"
+def _record(tx: Tx, spec: dict[str, Any], outcome: str) -> str:
+    """Commit a run's outcome; "superseded" when the run's lease was taken over meanwhile (it ran past its
+    lease: the run that took over records the outcome, and announces it, once)."""
+    try:
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name != "invocation":
+            raise
+        log.warning("github invocation %s: this run's lease was taken over; its outcome (%s) is not recorded",
+                    spec["invocationId"], outcome)
+        return "superseded"
+    return outcome
+
+
+def _event_data(spec: dict[str, Any], result: dict[str, Any] | None, error: dict[str, str] | None) -> dict[str, Any]:
     data: dict[str, Any] = {"invocationId": spec["invocationId"], "tool": spec["tool"], "repo": spec["repo"],
-                            "status": status}
+                            "status": "failed" if error is not None else "succeeded"}
     if error is not None:
         data["error"] = error
     elif len(json.dumps(result)) <= EVENT_RESULT_LIMIT:
@@ -368,12 +433,21 @@ def _finish(ctx: Ctx, spec: dict[str, Any], details: dict[str, Any], result: dic
     else:
         data["result"] = {"truncated": True, "message": f"the result is over {EVENT_RESULT_LIMIT} bytes as JSON: "
                                                         "invoke the tool again (with a smaller limit) to read it"}
+    return data
+
+
+def _finish(ctx: Ctx, spec: dict[str, Any], lease_id: str, details: dict[str, Any],
+            result: dict[str, Any] | None = None, error: dict[str, str] | None = None) -> str:
+    data = _event_data(spec, result, error)
+    status = str(data["status"])
     tx = ctx.tx()
     tx.update("invocation", store.finish_invocation(ctx.org_id, spec["invocationId"], status, ctx.iso(),
-                                                    {"error": error} if error else {"result": data["result"]}))
+                                                    {"error": error} if error else {"result": data["result"]},
+                                                    lease_id))
     tx.audit(ENTITY, spec["invocationId"], status, {**details, **({"code": error["code"]} if error else {})})
     tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
-    tx.commit()
+    if _record(tx, spec, status) == "superseded":
+        return "superseded"
     _close_task(ctx, spec, status, data)
     return status
 
@@ -392,17 +466,25 @@ def _close_task(ctx: Ctx, spec: dict[str, Any], status: str, data: dict[str, Any
 
 
 def _rejected(spec: dict[str, Any], decided_by: str | None) -> str:
+    """A rejected approval: the invocation is failed and announced in one commit (nothing ran, so there is
+    no claim to leave behind); a redelivery finds the item and does nothing."""
     ctx = Ctx.system(spec["orgId"], spec.get("traceId"))
-    claim = ctx.tx()
-    claim.put("claim", store.claim_invocation(ctx.org_id, spec["invocationId"], int(spec.get("attempt", 1)),
-                                              spec["tool"], spec["repo"], ctx.iso(), ctx.now()))
+    error = {"code": "REJECTED", "message": f"the approval was rejected by {decided_by or 'a person'}"}
+    data = _event_data(spec, None, error)
+    tx = ctx.tx()
+    tx.put("invocation", store.rejected_invocation(ctx.org_id, spec["invocationId"], spec["tool"], spec["repo"],
+                                                   ctx.iso(), ctx.now(), {"error": error}))
+    tx.audit(ENTITY, spec["invocationId"], "failed", {"tool": spec["tool"], "repo": spec["repo"],
+                                                      "actor": spec.get("actor"), "decidedBy": decided_by,
+                                                      "code": "REJECTED"})
+    tx.emit("github:invoked", data, agent_id=spec.get("agentId"))
     try:
-        claim.commit()
-    except TxFailed:
+        tx.commit()
+    except TxFailed as failed:
+        if failed.name != "invocation":
+            raise
         return "duplicate"
-    return _finish(ctx, {**spec, "taskId": None}, {"tool": spec["tool"], "repo": spec["repo"],  # rejected already
-                                                   "actor": spec.get("actor"), "decidedBy": decided_by},
-                   error={"code": "REJECTED", "message": f"the approval was rejected by {decided_by or 'a person'}"})
+    return "failed"  # the task was rejected already: it does not follow
 
 
 def on_outbox_items(items: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -419,11 +501,29 @@ def on_outbox_items(items: Iterable[dict[str, Any]]) -> dict[str, int]:
         spec = {**task["payload"], "taskId": task.get("taskId")}
         if spec.get("orgId") != item.get("orgId"):
             continue  # a payload naming another organization is not ours to run
-        outcome = run_deferred(spec) if data.get("status") == "approved" else _rejected(spec, data.get("decidedBy"))
+        if data.get("status") != "approved":
+            outcome = _rejected(spec, data.get("decidedBy"))
+        else:
+            try:
+                outcome = run_deferred(spec)
+            except LeaseHeld as held:
+                outcome = _hand_to_queue(spec, held)
         done[outcome] = done.get(outcome, 0) + 1
     return done
 
 
+def _hand_to_queue(spec: dict[str, Any], held: LeaseHeld) -> str:
+    """The stream delivered an approved run again while a run holds its lease: the earlier delivery's
+    run died (Lambda retries a stream batch after the function failed or timed out) or is still going.
+    The stream is not held up until the lease ends: the run goes on the retry queue, due when the lease
+    has ended. The queue's consumer then takes it over, or finds it done."""
+    wait = max(1, math.ceil(held.until - clock.now()) + 1)
+    adapters.send_retry(spec, min(900, wait))
+    return "handed_to_queue"
+
+
 def retry_record(body: str) -> str:
-    """One message of the retry queue (a rate-limited invocation, due now)."""
+    """One message of the retry queue (a rate-limited invocation due now, or a run handed over by the
+    stream reader). Raises LeaseHeld while another run holds it: the record is reported failed and SQS
+    redelivers it after the queue's visibility timeout, longer than a lease (rules.LEASE_SECONDS)."""
     return run_deferred(json.loads(body))

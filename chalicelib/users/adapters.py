@@ -1,8 +1,8 @@
 """The users domain's other AWS boundary: the Cognito user pool (chalicelib.aws.cognito).
 
-What the domain does to the pool, said in its words: invite a person into a group, disable them
-and end their sessions. The pool is COGNITO_USER_POOL_ID (infra/template.yaml; the local stack's
-embedded pool, devstack/cognito.py).
+What the domain does to the pool, said in its words: invite a person into a group, read a pool user
+(to adopt one an interrupted invite left behind), disable them and end their sessions. The pool is
+COGNITO_USER_POOL_ID (infra/template.yaml; the local stack's embedded pool, devstack/cognito.py).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from chalicelib.core.config import settings
 
 UserExists = cognito.UserExists
 InvalidEmail = cognito.InvalidUsername
+PoolUser = cognito.PoolUser
 
 
 def configured() -> bool:
@@ -29,6 +30,19 @@ def invite(email: str, group: str, group_description: str, temporary_password: s
     username, sub = cognito.create_user(_pool(), email, temporary_password)
     cognito.add_to_group(_pool(), username, group)
     return username, sub
+
+
+def pool_user(email: str) -> PoolUser | None:
+    """The pool's user with this email (username, sub, email, enabled, groups), or None."""
+    return cognito.get_user(_pool(), email)
+
+
+def join(username: str, group: str, group_description: str, leave: tuple[str, ...] = ()) -> None:
+    """Put an existing pool user in `group` (made if missing), as `invite` does, and out of `leave`."""
+    cognito.create_group(_pool(), group, group_description)
+    cognito.add_to_group(_pool(), username, group)
+    for other in leave:
+        cognito.remove_from_group(_pool(), username, other)
 
 
 def set_password(username: str, password: str) -> None:

@@ -1,9 +1,12 @@
 """People: invited into an organization through the Cognito user pool, listed, disabled.
 
 Order of effects. Inviting: the pool first (group made if missing, user created, put in the
-group), then the person's item with its audit event in one commit; a commit that fails leaves a
-pool user with no item, who can sign in but is refused on every call ("unknown person") until an
-admin retries (the retry answers 409: the email is taken; docs/SECURITY.md). Disabling: the
+group), then the person's item with its audit event in one commit. A commit that fails (or a
+process that stops between the two) leaves a pool user with no item, who can sign in but is
+refused on every call ("unknown person"); the admin's retry of the invite adopts that pool user
+(`_adopt`: read from the pool, put in the group, the item written as a fresh invite writes it),
+never one that has an item already or belongs to another organization's group (409 then;
+docs/SECURITY.md, "Identities"). Disabling: the
 item first (every REST call of the person is 401 from that commit on, whatever token they hold),
 then the pool (AdminDisableUser: no new sign-in; AdminUserGlobalSignOut: no refresh), then their
 open sockets are closed. A repeated DELETE does the last two again (idempotent, 204).
@@ -14,7 +17,7 @@ import logging
 import secrets
 import string
 
-from chalicelib.core.auth import Scope, group_name, person_actor
+from chalicelib.core.auth import Scope, grants_of, group_name, person_actor
 from chalicelib.core.context import Ctx
 from chalicelib.core.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.core.paging import next_token, start_key
@@ -38,11 +41,12 @@ def create_user(ctx: Ctx, command: models.CreateUserRequest, password: str | Non
     email = rules.normalized_email(command.email)
     scope = Scope(command.scope)
     group = group_name(ctx.org_id, scope)
+    adopted = False
     try:
         username, sub = adapters.invite(email, group, rules.group_description(ctx.org_id, scope.value))
     except adapters.UserExists:
-        raise Conflict(f"a person with the email {email} exists already",
-                       [{"field": "email", "message": "taken"}]) from None
+        username, sub = _adopt(ctx, email, scope)
+        adopted = True
     except adapters.InvalidEmail:
         raise ValidationError.field("email", "is not an email address the user pool accepts") from None
     if password is not None:
@@ -52,7 +56,8 @@ def create_user(ctx: Ctx, command: models.CreateUserRequest, password: str | Non
         root = ctx.principal.root if ctx.principal is not None else False
     tx = ctx.tx()
     tx.put("user", store.user_put(ctx.org_id, user, username, root))
-    tx.audit("user", sub, "invited", {"email": email, "scope": scope.value, "group": group})
+    tx.audit("user", sub, "invited", {"email": email, "scope": scope.value, "group": group,
+                                      **({"adoptedPoolUser": True} if adopted else {})})
     try:
         tx.commit()
     except TxFailed as failed:
@@ -60,6 +65,34 @@ def create_user(ctx: Ctx, command: models.CreateUserRequest, password: str | Non
             raise Conflict(f"person {sub} exists already") from None
         raise
     return user
+
+
+def _taken(email: str) -> Conflict:
+    return Conflict(f"a person with the email {email} exists already", [{"field": "email", "message": "taken"}])
+
+
+def _adopt(ctx: Ctx, email: str, scope: Scope) -> tuple[str, str]:
+    """The pool has a user with this email: adopt it when an earlier invite of this organization stopped
+    after the pool and before the app's item (username, sub); else 409, the email is taken.
+
+    Adopted only when the app has no item for that person (in any organization), the pool user is
+    enabled, its email is this one, and it is in no group of another organization: a person of
+    another tenant is never pulled into this one. Its groups of this organization end as a fresh
+    invite leaves them: the asked scope's group only."""
+    found = adapters.pool_user(email)
+    if found is None or not found.enabled or (found.email or "").lower() != email:
+        raise _taken(email)
+    if store.get(found.sub) is not None:
+        raise _taken(email)  # the person exists in the app (this organization or another)
+    grants = grants_of(found.groups)
+    if any(org != ctx.org_id for org, _ in grants):
+        log.warning("invite of %s: the pool user is in another organization's group; not adopted", found.sub)
+        raise _taken(email)
+    group = group_name(ctx.org_id, scope)
+    leave = tuple(g for g in found.groups if g != group and grants_of([g]))
+    adapters.join(found.username, group, rules.group_description(ctx.org_id, scope.value), leave)
+    log.info("invite of %s: adopted the pool user an earlier invite left without an item", found.sub)
+    return found.username, found.sub
 
 
 def list_users(ctx: Ctx, query: models.ListQuery) -> UserList:

@@ -70,3 +70,25 @@ def test_input_schemas_are_json_schema_objects_in_camel_case():
     schema = tools.TOOLS["update_issue_state"].input_schema()
     assert schema["type"] == "object" and "stateReason" in schema["properties"]
     assert set(schema["required"]) == {"repo", "number", "state"}
+
+
+# --- a deferred run's claim is a lease ------------------------------------------------------------------
+
+@pytest.mark.parametrize("item,attempt,verdict", [
+    ({"status": "running", "attempt": 1, "leaseUntil": 1045}, 1, "held"),           # live: maybe still running
+    ({"status": "running", "attempt": 1, "leaseUntil": 1000}, 1, "take_over"),      # its end is past: it died
+    ({"status": "running", "attempt": 1, "leaseUntil": 999}, 1, "take_over"),
+    ({"status": "running", "attempt": 1}, 1, "take_over"),                          # a claim from before leases
+    ({"status": "running", "attempt": 1, "leaseUntil": 999}, 2, "take_over"),       # died after queueing this one
+    ({"status": "running", "attempt": 3, "leaseUntil": 999}, 2, "done"),            # a later attempt has it
+    ({"status": "succeeded", "attempt": 1}, 1, "done"),
+    ({"status": "failed", "attempt": 1}, 1, "done"),
+    ({"status": "queued", "attempt": 2}, 2, "done"),                                # it ran and queued the next
+])
+def test_what_a_run_does_when_its_fresh_claim_failed(item, attempt, verdict):
+    assert rules.claim_verdict(item, attempt, now=1000.0) == verdict
+
+
+def test_a_lease_outlasts_the_function_that_holds_it():
+    assert rules.LEASE_SECONDS == rules.FUNCTION_TIMEOUT_SECONDS + rules.LEASE_MARGIN_SECONDS
+    assert rules.LEASE_MARGIN_SECONDS >= 10  # clock differences between Lambda hosts, the claim's write

@@ -107,8 +107,51 @@ def test_a_deferred_run_delivered_twice_runs_once(monkeypatch):
     assert service.run_deferred(spec) == "succeeded"
     assert ledger.events()[0] == ("github:invoked", {"invocationId": "I1", "tool": "create_issue", "repo": "acme/app",
                                                      "status": "succeeded", "result": {"ok": True}})
-    ledger.fail["claim"] = 1  # the item exists: delivered again
+    ledger.fail["claim"] = 1  # the item exists, its outcome recorded: delivered again
+    ledger.returned["claim"] = {"status": "succeeded", "attempt": 1}
     assert service.run_deferred(spec) == "duplicate" and ran == [1]
+
+
+def _deferred(monkeypatch, invocation_id):
+    ran = []
+    monkeypatch.setattr(service, "_execute", lambda ctx, spec, files=None: (ran.append(1) or {"ok": True}, 1))
+    spec = {"invocationId": invocation_id, "orgId": ORG, "tool": "create_issue", "repo": "acme/app", "input": {},
+            "prefix": "agent/ag/", "actor": "agent:ag", "agentId": "ag", "attempt": 1}
+    ctx, ledger = fake_ctx(None)
+    monkeypatch.setattr(service.Ctx, "system", classmethod(lambda cls, org=None, trace_id=None: ctx))
+    return spec, ctx, ledger, ran
+
+
+def test_a_claim_held_under_a_live_lease_is_not_run_and_says_until_when(monkeypatch):
+    spec, ctx, ledger, ran = _deferred(monkeypatch, "I4")
+    ledger.fail["claim"] = 1
+    ledger.returned["claim"] = {"status": "running", "attempt": 1, "leaseId": "L0", "leaseUntil": ctx.now() + 20}
+    with pytest.raises(service.LeaseHeld) as held:
+        service.run_deferred(spec)
+    assert held.value.until == ledger.returned["claim"]["leaseUntil"] and ran == [] and ledger.committed == []
+
+
+def test_an_expired_lease_is_taken_over_on_that_same_lease_and_audited(monkeypatch):
+    spec, ctx, ledger, ran = _deferred(monkeypatch, "I5")
+    ledger.fail["claim"] = 1
+    ledger.returned["claim"] = {"status": "running", "attempt": 1, "leaseId": "L0", "leaseUntil": ctx.now() - 1,
+                                "updatedAt": "then"}
+    assert service.run_deferred(spec) == "succeeded" and ran == [1]
+    take = ledger.committed[0]["claim"]
+    assert take.values[":seen_lease"] == "L0" and "#l = :seen_lease" in take.condition
+    assert take.item["leaseId"] != "L0" and take.item["takenOver"] == 1
+    assert [a["action"] for a in ledger.audits(0)] == ["taken_over"]
+    finish = ledger.committed[1]["invocation"]
+    assert finish.values[":lease"] == take.item["leaseId"]  # the outcome is recorded under the new lease only
+
+
+def test_a_run_whose_lease_was_taken_over_records_and_announces_nothing(monkeypatch):
+    spec, ctx, ledger, ran = _deferred(monkeypatch, "I6")
+    closed = []
+    monkeypatch.setattr(service, "_close_task", lambda *a: closed.append(a))
+    ledger.fail["invocation"] = 1  # its lease is no longer the item's
+    assert service.run_deferred({**spec, "taskId": "T1"}) == "superseded" and ran == [1]
+    assert [list(c) for c in ledger.committed] == [["claim"]] and closed == []
 
 
 def test_a_deferred_run_that_fails_for_a_reason_of_ours_gives_its_claim_back(monkeypatch):

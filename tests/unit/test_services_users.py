@@ -19,13 +19,26 @@ class Pool:
         self.invited: list[tuple[str, str]] = []
         self.disabled: list[str] = []
         self.taken: set[str] = set()
+        self.groups: dict[str, tuple[str, ...]] = {}     # email -> its groups
+        self.joined: list[tuple[str, str, tuple[str, ...]]] = []
+        self.items: dict[str, store.Found] = {}          # the app's people by sub (store.get)
 
     def invite(self, email, group, description, temporary_password=None):
         if email in self.taken:
             raise adapters.UserExists(email)
         self.taken.add(email)
+        self.groups[email] = (group,)
         self.invited.append((email, group))
         return f"user-{email}", f"sub-{email}"
+
+    def pool_user(self, email):
+        if email not in self.taken:
+            return None
+        return adapters.PoolUser(username=f"user-{email}", sub=f"sub-{email}", email=email, enabled=True,
+                                 groups=self.groups.get(email, ()))
+
+    def join(self, username, group, description, leave=()):
+        self.joined.append((username, group, tuple(leave)))
 
     def disable(self, username):
         self.disabled.append(username)
@@ -36,6 +49,9 @@ def pool(monkeypatch):
     fake = Pool()
     monkeypatch.setattr(adapters, "configured", lambda: True)
     monkeypatch.setattr(adapters, "invite", fake.invite)
+    monkeypatch.setattr(adapters, "pool_user", fake.pool_user)
+    monkeypatch.setattr(adapters, "join", fake.join)
+    monkeypatch.setattr(store, "get", fake.items.get)
     monkeypatch.setattr(adapters, "disable", fake.disable)
     monkeypatch.setattr(adapters, "set_password", lambda username, password: None)
     return fake
@@ -55,9 +71,32 @@ def test_an_invitation_puts_the_person_in_the_orgs_group_and_commits_item_and_au
 def test_a_taken_email_is_409_and_commits_nothing(pool):
     ctx, ledger = fake_ctx(principal(Scope.ADMIN))
     pool.taken.add("ada@example.com")
+    user = User(user_id="sub-ada@example.com", email="ada@example.com", scope="admin", status="active",
+                created_at="2026-01-01T00:00:00.000Z")
+    pool.items["sub-ada@example.com"] = store.Found(ORG, "user-ada@example.com", user)  # the app has the person
     with pytest.raises(Conflict):
         users.create_user(ctx, models.CreateUserRequest(email="ada@example.com", scope="admin"))
-    assert not ledger.committed
+    assert not ledger.committed and not pool.joined
+
+
+def test_a_pool_user_without_an_item_is_adopted_by_the_retry_into_the_asked_group_only(pool):
+    ctx, ledger = fake_ctx(principal(Scope.ADMIN))
+    pool.taken.add("ada@example.com")  # an earlier invite of this org stopped before its commit
+    pool.groups["ada@example.com"] = (f"org:{ORG}:operator", "unrelated-group")
+    user = users.create_user(ctx, models.CreateUserRequest(email="ada@example.com", scope="admin"))
+    assert user.user_id == "sub-ada@example.com" and user.scope == "admin"
+    assert pool.joined == [("user-ada@example.com", f"org:{ORG}:admin", (f"org:{ORG}:operator",))]
+    assert ledger.committed[-1]["user"].item["username"] == "user-ada@example.com"
+    assert ledger.audits()[0]["details"]["adoptedPoolUser"] is True
+
+
+def test_a_pool_user_in_another_organizations_group_is_never_adopted(pool):
+    ctx, ledger = fake_ctx(principal(Scope.ADMIN))
+    pool.taken.add("ada@example.com")
+    pool.groups["ada@example.com"] = ("org:01OTHER:operator",)
+    with pytest.raises(Conflict):
+        users.create_user(ctx, models.CreateUserRequest(email="ada@example.com", scope="admin"))
+    assert not ledger.committed and not pool.joined
 
 
 def test_no_pool_is_503(monkeypatch):
@@ -95,6 +134,8 @@ def test_the_first_person_is_a_root_admin_and_a_restart_creates_nothing(pool):
     assert seed["adminEmail"] == "admin@example.com" and len(seed["adminPassword"]) >= 12
     assert ledger.committed[-1]["user"].item["root"] is True
     assert pool.invited == [("admin@example.com", f"org:{ORG}:admin")]
+    item = ledger.committed[-1]["user"].item
+    pool.items[item["userId"]] = store.Found(ORG, item["username"], store.from_item(item))
     again = users.seed_first_person(ctx, "admin@example.com", None)
     assert again == {"adminEmail": "admin@example.com"} and len(ledger.committed) == 1
 
