@@ -40,7 +40,7 @@ def ca(monkeypatch):
     cas: dict[str, str] = {}
     monkeypatch.setattr(adapters, "ca_key", lambda org: secrets.get(org))
     monkeypatch.setattr(adapters, "create_ca_key", lambda org, pem: secrets.setdefault(org, pem) == pem)
-    monkeypatch.setattr(adapters, "publish_truststore", lambda bundle: True)
+    monkeypatch.setattr(adapters, "truststore_configured", lambda: False)  # sync_truststore: tests below
     monkeypatch.setattr(store, "get_ca", lambda org: store.StoredCa(org, cas[org]) if org in cas else None)
     monkeypatch.setattr(store, "all_cas", lambda: [store.StoredCa(o, p) for o, p in cas.items()])
     return {"secrets": secrets, "cas": cas}
