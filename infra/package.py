@@ -101,6 +101,7 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
         resources.setdefault("APIHandler", {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
             "Variables", {})["CONSOLE_WEBSOCKET_URL"] = {
                 "Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + _websocket_stage()}
+    _mtls_truststore_access(plain, resources)
     api = plain.get("Resources", {}).get("RestAPI")
     if api is not None:
         body = resources["RestAPI"]["Properties"]["DefinitionBody"]
@@ -125,6 +126,36 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
         if paths:
             body["paths"] = paths
     return merge
+
+
+def _mtls_truststore_access(plain: dict[str, Any], resources: dict[str, Any]) -> None:
+    """What the app needs to point the mTLS domain at each new truststore version (chalicelib/gateways/service.py
+    sync_truststore), from the app stack's own parameters, so it follows them whoever deploys: every function's
+    MTLS_DOMAIN_NAME (empty: no domain, no call) and, only with the domain on, a policy on the functions' roles
+    allowing GET and PATCH of that one domain and reading that one truststore object's versions (API Gateway
+    reads it with the caller's rights). .chalice/policy.json is static: it could only name every domain."""
+    functions = [name for name, r in plain.get("Resources", {}).items() if r.get("Type") == "AWS::Serverless::Function"]
+    for name in functions:
+        resources.setdefault(name, {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
+            "Variables", {})["MTLS_DOMAIN_NAME"] = {"Ref": "MtlsDomainName"}
+    roles = sorted(name for name, r in plain.get("Resources", {}).items() if r.get("Type") == "AWS::IAM::Role")
+    if not roles:
+        return
+    truststore_object = {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "MtlsTruststoreUri"}]}]}
+    resources["MtlsTruststorePolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Condition": "MtlsEnabled",
+        "Properties": {
+            "PolicyName": "mtls-domain-truststore",
+            "Roles": [{"Ref": role} for role in roles],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["apigateway:GET", "apigateway:PATCH"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/domainnames/${MtlsDomainName}"}},
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                 "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Object}", {"Object": truststore_object}]}},
+            ]},
+        },
+    }
 
 
 def _chalice(project: Path, args: list[str], env: dict[str, str]) -> None:
