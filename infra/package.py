@@ -50,6 +50,9 @@ PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECON
                "REPORT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", "RETENTION_SWEEP_PAGES", "ORPHAN_BLOB_GRACE_SECONDS",
                "CONFIG_DRIFT_MINUTES")
 CHECK_STACK = "controlplane-pkgcheck"
+# The functions that point the mTLS domain at a new truststore version: the REST API's (a CA is made on an
+# organization's first enrollment) and the truststore_sync schedule's.
+TRUSTSTORE_FUNCTIONS = ("APIHandler", "TruststoreSync")
 
 
 class PackageError(RuntimeError):
@@ -130,15 +133,21 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
 
 def _mtls_truststore_access(plain: dict[str, Any], resources: dict[str, Any]) -> None:
     """What the app needs to point the mTLS domain at each new truststore version (chalicelib/gateways/service.py
-    sync_truststore), from the app stack's own parameters, so it follows them whoever deploys: every function's
-    MTLS_DOMAIN_NAME (empty: no domain, no call) and, only with the domain on, a policy on the functions' roles
-    allowing GET and PATCH of that one domain and reading that one truststore object's versions (API Gateway
-    reads it with the caller's rights). .chalice/policy.json is static: it could only name every domain."""
-    functions = [name for name, r in plain.get("Resources", {}).items() if r.get("Type") == "AWS::Serverless::Function"]
-    for name in functions:
+    sync_truststore), from the app stack's own parameters, so it follows them whoever deploys: MTLS_DOMAIN_NAME
+    (empty: no domain, no call) on the functions that make CAs or sync (the REST API's, truststore_sync) and, only
+    with the domain on, a policy on their roles alone allowing GET and PATCH of that one domain and reading that
+    one truststore object's versions (API Gateway reads it with the caller's rights). .chalice/policy.json is
+    static: it could only name every domain, for every function."""
+    roles: list[str] = []
+    for name in TRUSTSTORE_FUNCTIONS:
+        function = plain.get("Resources", {}).get(name)
+        if function is None:
+            continue
         resources.setdefault(name, {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
             "Variables", {})["MTLS_DOMAIN_NAME"] = {"Ref": "MtlsDomainName"}
-    roles = sorted(name for name, r in plain.get("Resources", {}).items() if r.get("Type") == "AWS::IAM::Role")
+        role = function.get("Properties", {}).get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role and role["Fn::GetAtt"][0] not in roles:
+            roles.append(role["Fn::GetAtt"][0])
     if not roles:
         return
     truststore_object = {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "MtlsTruststoreUri"}]}]}

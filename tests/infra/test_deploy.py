@@ -92,7 +92,7 @@ def test_merge_template_reports_partial_batch_failures_and_answers_preflight_204
     resources = merge["Resources"]
     assert resources["JobsWork"]["Properties"]["Events"]["JobsWorkSqsEventSource"]["Properties"] == {
         "FunctionResponseTypes": ["ReportBatchItemFailures"]}
-    assert "Events" not in resources["OutboxFanout"]["Properties"]  # a stream source: nothing to add (its env aside)
+    assert "OutboxFanout" not in resources
     body = resources["RestAPI"]["Properties"]["DefinitionBody"]
     assert set(body["paths"]) == {"/jobs"}
     options = body["paths"]["/jobs"]["options"]
@@ -236,16 +236,22 @@ def test_the_app_stack_is_deployed_with_the_parameters(aws):
 
 
 def test_the_packaged_app_points_its_functions_at_the_mtls_domain_with_the_least_iam():
-    plain = {"Resources": {
-        "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {}},
-        "TruststoreSync": {"Type": "AWS::Serverless::Function", "Properties": {}},
-        "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {}}}}
+    def function(role: str) -> dict:
+        return {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Fn::GetAtt": [role, "Arn"]}}}
+
+    plain = {"Resources": {  # as chalice package emits them: a role per function
+        "APIHandler": function("DefaultRole"), "TruststoreSync": function("TruststoreSyncRole"),
+        "JobsWork": function("JobsWorkRole"),
+        **{role: {"Type": "AWS::IAM::Role", "Properties": {}}
+           for role in ("DefaultRole", "TruststoreSyncRole", "JobsWorkRole")}}}
     resources = package.merge_template(plain, None)["Resources"]
-    for function in ("APIHandler", "TruststoreSync"):
-        assert resources[function]["Properties"]["Environment"]["Variables"]["MTLS_DOMAIN_NAME"] == {
+    for name in ("APIHandler", "TruststoreSync"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["MTLS_DOMAIN_NAME"] == {
             "Ref": "MtlsDomainName"}
+    assert "JobsWork" not in resources  # neither the setting nor the rights where no CA is made
     policy = resources["MtlsTruststorePolicy"]
-    assert policy["Condition"] == "MtlsEnabled" and policy["Properties"]["Roles"] == [{"Ref": "DefaultRole"}]
+    assert policy["Condition"] == "MtlsEnabled"
+    assert policy["Properties"]["Roles"] == [{"Ref": "DefaultRole"}, {"Ref": "TruststoreSyncRole"}]
     domain, truststore = policy["Properties"]["PolicyDocument"]["Statement"]
     assert domain["Action"] == ["apigateway:GET", "apigateway:PATCH"]
     assert domain["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/domainnames/"
