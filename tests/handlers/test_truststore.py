@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import traceback
 
 import pytest
 from botocore.stub import ANY, Stubber
@@ -234,13 +235,15 @@ class FakeDomain:
 
 
 def test_two_organizations_cas_made_at_once_leave_the_domain_on_a_version_holding_both(
-        http, root, apigateway, configured, monkeypatch):
+        http, root, apigateway, configured, atomic_aws, monkeypatch):
     """Real concurrency: two organizations' first CAs, each writer held until both have read the same bundle
-    (so each builds one from the CAs it saw and one If-Match write loses), then both point the domain."""
+    (so each builds one from the CAs it saw and one If-Match write loses), then both point the domain.
+    `atomic_aws`: one AWS request at a time, as the real services are atomic per request (in-process moto
+    is not); the threads interleave between requests, where the truststore races live."""
     from chalicelib.aws import clients, domains
     from chalicelib.core.config import settings
     from chalicelib.core.context import Ctx
-    from chalicelib.gateways import service, store
+    from chalicelib.gateways import adapters, service, store
 
     monkeypatch.setattr(domains, "RETRY_DELAYS", (0.0,) * 20)
     client, _ = apigateway
@@ -254,17 +257,22 @@ def test_two_organizations_cas_made_at_once_leave_the_domain_on_a_version_holdin
     held: set[int] = set()
 
     attempts: list[int] = []
+    real_write = adapters.write_truststore
 
-    def hold_first_write(params, **_):
+    def write_once_both_have_read(bundle, replacing):
         me = threading.get_ident()
-        if params.get("Key") == "truststore.pem":
-            attempts.append(me)
-            if me not in held:
-                held.add(me)
-                both_read.wait()
+        if me not in held:  # each writer's first write waits (outside any AWS call) until both have read
+            held.add(me)
+            both_read.wait()
+        return real_write(bundle, replacing)
 
+    def count_writes(params, **_):
+        if params.get("Key") == "truststore.pem":
+            attempts.append(threading.get_ident())
+
+    monkeypatch.setattr(adapters, "write_truststore", write_once_both_have_read)
     s3 = clients.client("s3")
-    s3.meta.events.register("provide-client-params.s3.PutObject", hold_first_write)
+    s3.meta.events.register("provide-client-params.s3.PutObject", count_writes)
     made: dict[str, str] = {}
     errors: list[BaseException] = []
 
@@ -281,9 +289,10 @@ def test_two_organizations_cas_made_at_once_leave_the_domain_on_a_version_holdin
         for thread in threads:
             thread.join(timeout=60)
     finally:
-        s3.meta.events.unregister("provide-client-params.s3.PutObject", hold_first_write)
+        s3.meta.events.unregister("provide-client-params.s3.PutObject", count_writes)
         client.meta.events.unregister("before-call.api-gateway", fake)
-    assert not errors and len(made) == 2 and len(held) == 2
+    assert not errors, "".join(traceback.format_exception(errors[0]))
+    assert len(made) == 2 and len(held) == 2
     written = [v for v in clients.client("s3").list_object_versions(
         Bucket=settings().truststore_bucket, Prefix="truststore.pem")["Versions"] if v["VersionId"] not in seen_before]
     assert len(attempts) - len(written) >= 1  # both extended the same version: one If-Match write was refused
