@@ -135,7 +135,8 @@ def sync_truststore(also: tuple[str, ...] = ()) -> dict[str, Any]:
     result: dict[str, Any] = {"written": 0, "pointed": None}
     wanted = [ca.cert_pem for ca in store.all_cas()] + list(also)
     domain = adapters.mtls_domain()
-    named = adapters.domain_truststore(domain).version if domain else None
+    named: str | None = None
+    asked = False  # GetDomainName only once the bundle is written: a failure there must not keep a CA out of S3
     for _ in range(SYNC_ROUNDS):
         latest = adapters.truststore_latest()
         if latest is None and not wanted:
@@ -145,6 +146,8 @@ def sync_truststore(also: tuple[str, ...] = ()) -> dict[str, Any]:
             if adapters.write_truststore(bundle, latest) is not None:
                 result["written"] += 1
             continue  # written, or another writer extended it first: read it again
+        if domain and not asked:
+            named, asked = adapters.domain_truststore(domain).version, True
         if not domain or named == latest.version_id:
             return {**result, "state": "current", "version": latest.version_id}
         if latest.version_id is None:

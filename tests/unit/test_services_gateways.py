@@ -322,3 +322,16 @@ def test_sync_gives_up_after_its_rounds_and_says_so(monkeypatch):
     fake.versions.append(("v1", a))
     fake.between.extend(lambda n=n: fake.versions.append((f"w{n}", a)) for n in range(service.SYNC_ROUNDS))
     assert service.sync_truststore()["state"] == "unsettled" and len(fake.pointed) == service.SYNC_ROUNDS
+
+
+def test_a_failing_domain_read_does_not_keep_the_ca_out_of_the_bundle(monkeypatch):
+    a = _ca_pem("A")
+    fake = FakeTruststore(monkeypatch, {"A": a})
+
+    def denied(name):
+        raise RuntimeError("AccessDenied")
+
+    monkeypatch.setattr(adapters, "domain_truststore", denied)
+    with pytest.raises(RuntimeError):
+        service.sync_truststore()
+    assert fake.text("v1") == a and fake.pointed == []
