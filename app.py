@@ -218,7 +218,8 @@ def truststore_sync(event: CloudWatchEvent) -> dict[str, Any]:
     if not settings().mtls_domain_name:
         return {"state": "off"}
     result = gateways_service.sync_truststore()
-    _logger().info("truststore sync", extra=result)
+    if result.get("written") or result.get("pointed") or result.get("state") != "current":  # quiet when idle
+        _logger().info("truststore sync", extra=result)
     return result
 
 
