@@ -209,6 +209,20 @@ def purge_ended_sessions(event: CloudWatchEvent) -> dict[str, Any]:
     return result
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def truststore_sync(event: CloudWatchEvent) -> dict[str, Any]:
+    """The mTLS truststore holds every organization's CA and the mTLS domain trusts that version: the backstop
+    to the update made when a CA is made (chalicelib/gateways/service.py sync_truststore; no domain: nothing)."""
+    from chalicelib.gateways import service as gateways_service
+
+    if not settings().mtls_domain_name:
+        return {"state": "off"}
+    result = gateways_service.sync_truststore()
+    if result.get("written") or result.get("pointed") or result.get("state") != "current":  # quiet when idle
+        _logger().info("truststore sync", extra=result)
+    return result
+
+
 @app.on_sqs_message(queue=settings().patches_queue_name, batch_size=10)
 def patches_work(event: SQSEvent) -> Any:
     """Patch batches (chalicelib/patches/worker.py): FIFO per workspace, partial batch failures reported."""

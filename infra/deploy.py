@@ -11,7 +11,14 @@
 4. Print the REST and WebSocket URLs and the console's. `--seed-root` then seeds the root
    organization and prints its admin key once (docs/DEPLOY.md).
 
-Steps 1-2 and the artifact upload are tested against moto (tests/infra/test_deploy.py);
+The app stack's parameters (infra/merge-template.json) come from the environment of `make deploy`:
+MTLS_DOMAIN_NAME, API_DOMAIN_NAME, DOMAIN_CERTIFICATE_ARN (unset: the stack's current value, so a
+plain redeploy keeps its domains; set empty: off). With the mTLS domain on, MtlsTruststoreUri is the
+data stack's truststore object and MtlsTruststoreVersion its latest version, read at every deploy, so
+a deploy never rolls the domain back to a bundle without a newer organization's CA (the app moves the
+domain forward itself between deploys: docs/DEPLOY.md "Turning mutual TLS on").
+
+Steps 1-2, the artifact upload and the parameters are tested against moto (tests/infra/test_deploy.py);
 moto cannot run the SAM transform, so step 3's change set is exercised on AWS only.
 """
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".chalice" / "build"  # git-ignored
 
 Packager = Callable[[str, dict[str, str], Path], Path]
+
+
+# App stack parameter -> the variable of make deploy's environment that sets it.
+DOMAIN_PARAMETERS = {"MtlsDomainName": "MTLS_DOMAIN_NAME", "ApiDomainName": "API_DOMAIN_NAME",
+                     "DomainCertificateArn": "DOMAIN_CERTIFICATE_ARN"}
+TRUSTSTORE_KEY = "truststore.pem"  # the app's TRUSTSTORE_KEY default (chalicelib/core/config.py)
+
+
+class DeployError(RuntimeError):
+    """A deploy precondition failed; the message is the one line to show."""
 
 
 def data_stack_name(stage: str) -> str:
@@ -53,6 +70,40 @@ def prepare(stage: str, session: boto3.session.Session, packager: Packager = pac
     env = {"STACK_NAME": name, **stack.environment(outputs)}
     template = packager(stage, env, build_root / stage)
     return outputs, template
+
+
+def current_parameters(name: str, session: boto3.session.Session) -> dict[str, str]:
+    """The app stack's parameter values now ({} when it does not exist yet)."""
+    cfn = session.client("cloudformation")
+    try:
+        described = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    except cfn.exceptions.ClientError:
+        return {}
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+
+
+def app_parameters(outputs: dict[str, str], current: dict[str, str], environ: Mapping[str, str],
+                   session: boto3.session.Session) -> dict[str, str]:
+    """The app stack's parameters: the domains from the environment (else as they are), and with the mTLS domain
+    on, the truststore object and its latest version (never an older one a previous deploy passed)."""
+    values = {key: environ[env] if env in environ else current.get(key, "") for key, env in DOMAIN_PARAMETERS.items()}
+    values["MtlsTruststoreUri"] = values["MtlsTruststoreVersion"] = ""
+    if values["MtlsDomainName"]:
+        bucket = outputs["TruststoreBucketName"]
+        s3 = session.client("s3")
+        try:
+            version = s3.head_object(Bucket=bucket, Key=TRUSTSTORE_KEY).get("VersionId") or "null"
+        except s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            raise DeployError(f"MTLS_DOMAIN_NAME={values['MtlsDomainName']} but s3://{bucket}/{TRUSTSTORE_KEY} does "
+                              "not exist yet: deploy without it, enroll a first gateway (that writes its "
+                              "organization's CA there), then deploy with it") from None
+        if version == "null":
+            raise DeployError(f"s3://{bucket} is not versioned: the mTLS domain must name a truststore version")
+        values["MtlsTruststoreUri"] = f"s3://{bucket}/{TRUSTSTORE_KEY}"
+        values["MtlsTruststoreVersion"] = version
+    return values
 
 
 def upload_artifacts(template_path: Path, bucket: str, prefix: str, session: boto3.session.Session) -> dict[str, Any]:
@@ -75,8 +126,9 @@ def upload_artifacts(template_path: Path, bucket: str, prefix: str, session: bot
 
 
 def deploy_app_stack(name: str, template: dict[str, Any], bucket: str, session: boto3.session.Session,
-                     timeout: float = 1800.0) -> dict[str, str]:
-    """Create or update the app stack through a change set; returns its outputs."""
+                     timeout: float = 1800.0, parameters: dict[str, str] | None = None) -> dict[str, str]:
+    """Create or update the app stack through a change set with these parameters (every one given: a parameter
+    left out would take its default, which for the domains means off); returns its outputs."""
     cfn, s3 = session.client("cloudformation"), session.client("s3")
     body = json.dumps(template).encode()
     key = f"templates/{name}/{hashlib.sha256(body).hexdigest()}.json"
@@ -90,6 +142,7 @@ def deploy_app_stack(name: str, template: dict[str, Any], bucket: str, session: 
         change_type = "CREATE"
     change_set = cfn.create_change_set(
         StackName=name, ChangeSetName=f"deploy-{int(time.time())}", TemplateURL=url, ChangeSetType=change_type,
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in (parameters or {}).items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"])["Id"]
     try:
         cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=change_set, WaiterConfig={"Delay": 5})
@@ -130,8 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     except packaging.PackageError as error:
         print(f"deploy: {error}", file=sys.stderr)
         return 1
+    name = app_stack_name(args.stage)
+    try:
+        parameters = app_parameters(outputs, current_parameters(name, session), os.environ, session)
+    except DeployError as error:
+        print(f"deploy: {error}", file=sys.stderr)
+        return 1
+    if parameters["MtlsDomainName"]:
+        print(f"mTLS domain {parameters['MtlsDomainName']}: truststore version {parameters['MtlsTruststoreVersion']}")
     template = upload_artifacts(template_path, outputs["DeploymentBucketName"], f"app/{args.stage}", session)
-    app_outputs = deploy_app_stack(app_stack_name(args.stage), template, outputs["DeploymentBucketName"], session)
+    app_outputs = deploy_app_stack(name, template, outputs["DeploymentBucketName"], session, parameters=parameters)
     for name in ("EndpointURL", "WebsocketConnectEndpointURL"):
         if name in app_outputs:
             print(f"{name}: {app_outputs[name]}")

@@ -50,6 +50,9 @@ PASSTHROUGH = ("CORS_ALLOW_ORIGINS", "IDEMPOTENCY_TTL_SECONDS", "EVENT_TTL_SECON
                "REPORT_RETENTION_DAYS", "AUDIT_RETENTION_DAYS", "RETENTION_SWEEP_PAGES", "ORPHAN_BLOB_GRACE_SECONDS",
                "CONFIG_DRIFT_MINUTES")
 CHECK_STACK = "controlplane-pkgcheck"
+# The functions that point the mTLS domain at a new truststore version: the REST API's (a CA is made on an
+# organization's first enrollment) and the truststore_sync schedule's.
+TRUSTSTORE_FUNCTIONS = ("APIHandler", "TruststoreSync")
 
 
 class PackageError(RuntimeError):
@@ -101,6 +104,7 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
         resources.setdefault("APIHandler", {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
             "Variables", {})["CONSOLE_WEBSOCKET_URL"] = {
                 "Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + _websocket_stage()}
+    _mtls_truststore_access(plain, resources)
     api = plain.get("Resources", {}).get("RestAPI")
     if api is not None:
         body = resources["RestAPI"]["Properties"]["DefinitionBody"]
@@ -125,6 +129,42 @@ def merge_template(plain: dict[str, Any], cors_origin: str | None) -> dict[str, 
         if paths:
             body["paths"] = paths
     return merge
+
+
+def _mtls_truststore_access(plain: dict[str, Any], resources: dict[str, Any]) -> None:
+    """What the app needs to point the mTLS domain at each new truststore version (chalicelib/gateways/service.py
+    sync_truststore), from the app stack's own parameters, so it follows them whoever deploys: MTLS_DOMAIN_NAME
+    (empty: no domain, no call) on the functions that make CAs or sync (the REST API's, truststore_sync) and, only
+    with the domain on, a policy on their roles alone allowing GET and PATCH of that one domain and reading that
+    one truststore object's versions (API Gateway reads it with the caller's rights). .chalice/policy.json is
+    static: it could only name every domain, for every function."""
+    roles: list[str] = []
+    for name in TRUSTSTORE_FUNCTIONS:
+        function = plain.get("Resources", {}).get(name)
+        if function is None:
+            continue
+        resources.setdefault(name, {}).setdefault("Properties", {}).setdefault("Environment", {}).setdefault(
+            "Variables", {})["MTLS_DOMAIN_NAME"] = {"Ref": "MtlsDomainName"}
+        role = function.get("Properties", {}).get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role and role["Fn::GetAtt"][0] not in roles:
+            roles.append(role["Fn::GetAtt"][0])
+    if not roles:
+        return
+    truststore_object = {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "MtlsTruststoreUri"}]}]}
+    resources["MtlsTruststorePolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Condition": "MtlsEnabled",
+        "Properties": {
+            "PolicyName": "mtls-domain-truststore",
+            "Roles": [{"Ref": role} for role in roles],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["apigateway:GET", "apigateway:PATCH"],
+                 "Resource": {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/domainnames/${MtlsDomainName}"}},
+                {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                 "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Object}", {"Object": truststore_object}]}},
+            ]},
+        },
+    }
 
 
 def _chalice(project: Path, args: list[str], env: dict[str, str]) -> None:

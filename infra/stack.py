@@ -70,6 +70,7 @@ def deploy(stack_name: str, session: boto3.session.Session | None = None, timeou
         time.sleep(0.5)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     _ensure_ttl(session.client("dynamodb"), outputs)
+    _ensure_versioning(session.client("s3"), outputs)
     if "ApiKeyPepperSecretArn" not in outputs:
         outputs["ApiKeyPepperSecretArn"] = _ensure_pepper_secret(session.client("secretsmanager"), stack_name)
     if "UserPoolId" not in outputs or "UserPoolClientId" not in outputs:
@@ -115,6 +116,14 @@ def _ensure_ttl(dynamodb, outputs: dict[str, str]) -> None:
         dynamodb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
         )
+
+
+def _ensure_versioning(s3: Any, outputs: dict[str, str]) -> None:
+    """moto's CloudFormation ignores VersioningConfiguration too: the truststore bucket must be versioned (the
+    mTLS domain names a version of truststore.pem). On AWS the template did it and this only reads."""
+    bucket = outputs.get("TruststoreBucketName")
+    if bucket and s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
 def _ensure_pepper_secret(secretsmanager, stack_name: str) -> str:

@@ -47,17 +47,51 @@ def get(bucket: str, key: str) -> Blob | None:
     return Blob(response["Body"].read(), response["ETag"])
 
 
+@dataclass(frozen=True)
+class Version:
+    """An object of a versioned bucket as read or written: its version id is None when versioning is off."""
+    data: bytes
+    etag: str
+    version_id: str | None
+
+
+def get_latest(bucket: str, key: str) -> Version | None:
+    """The object's current version, with its version id (a versioned bucket), or None when there is none."""
+    try:
+        response = _s3().get_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        if _code(e) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    version = response.get("VersionId")
+    return Version(response["Body"].read(), response["ETag"], version if version and version != "null" else None)
+
+
 def put(bucket: str, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False,
         content_type: str = "application/octet-stream") -> str:
     """Write `data`; returns the new ETag. Raises PreconditionFailed when a condition does not hold."""
+    etag: str = _put(bucket, key, data, if_match, if_none_match, content_type)["ETag"]
+    return etag
+
+
+def put_version(bucket: str, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False,
+                content_type: str = "application/octet-stream") -> Version:
+    """`put`, answering the version written (its version id: None when the bucket is not versioned)."""
+    response = _put(bucket, key, data, if_match, if_none_match, content_type)
+    version = response.get("VersionId")
+    return Version(data, response["ETag"], version if version and version != "null" else None)
+
+
+def _put(bucket: str, key: str, data: bytes, if_match: str | None, if_none_match: bool,
+         content_type: str) -> dict[str, Any]:
     args = {"Bucket": bucket, "Key": key, "Body": data, "ContentType": content_type}
     if if_match is not None:
         args["IfMatch"] = if_match
     if if_none_match:
         args["IfNoneMatch"] = "*"
     try:
-        etag: str = _s3().put_object(**args)["ETag"]
-        return etag
+        response: dict[str, Any] = _s3().put_object(**args)
+        return response
     except ClientError as e:
         code = _code(e)
         if code in ("PreconditionFailed", "ConditionalRequestConflict") or _status(e) in (409, 412):

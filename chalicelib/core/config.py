@@ -107,6 +107,9 @@ class Settings:
     gateway_ws_token_seconds: int = 300
     truststore_bucket: str | None = None
     truststore_key: str = "truststore.pem"
+    # The mutual-TLS custom domain whose truststore the app points at each new bundle (the app stack's
+    # MtlsDomainName parameter; unset: no domain, no API Gateway call).
+    mtls_domain_name: str | None = None
     # People (issue 21): OpenID Connect tokens from a Cognito user pool (core/tokens.py). JWTs are
     # accepted only when issuer and audience (the app client's id) are both set.
     oidc_issuer: str | None = None
@@ -217,6 +220,7 @@ class Settings:
             gateway_ws_token_seconds=max(30, _int_or_default("GATEWAY_WS_TOKEN_SECONDS", 300)),
             truststore_bucket=os.environ.get("TRUSTSTORE_BUCKET") or None,
             truststore_key=os.environ.get("TRUSTSTORE_KEY") or "truststore.pem",
+            mtls_domain_name=os.environ.get("MTLS_DOMAIN_NAME") or None,
             oidc_issuer=os.environ.get("OIDC_ISSUER") or None,
             oidc_audience=os.environ.get("OIDC_AUDIENCE") or None,
             oidc_jwks_url=os.environ.get("OIDC_JWKS_URL") or None,

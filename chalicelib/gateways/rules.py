@@ -12,7 +12,9 @@ nothing good comes of signing it.
 """
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -224,3 +226,27 @@ def serial_from_path(text: str) -> str | None:
         return serial_text(int(digits, 16))
     except ValueError:
         return None
+
+
+# --- the mutual-TLS truststore bundle --------------------------------------------------------------
+
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")
+
+
+def _certificates(text: str) -> dict[str, str]:
+    """The PEM certificates in `text` by their base64 body (whitespace ignored), each as a clean PEM block."""
+    found: dict[str, str] = {}
+    for match in _PEM_CERTIFICATE.finditer(text):
+        body = "".join(match.group(1).split())
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        found.setdefault(body, "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n")
+    return found
+
+
+def truststore_bundle(current: str, wanted: Iterable[str]) -> tuple[str, int]:
+    """The bundle to publish: every certificate of `current` (a CA is never dropped: a bundle only grows, so
+    a later version always holds what an earlier one did) followed by those of `wanted` it lacks; and how
+    many it lacked (0: `current` already holds every wanted CA)."""
+    have = _certificates(current)
+    missing = {body: pem for body, pem in _certificates("".join(wanted)).items() if body not in have}
+    return "".join([*have.values(), *missing.values()]), len(missing)

@@ -106,10 +106,61 @@ def ensure_ca(ctx: Ctx, org_id: str) -> tuple[str, str]:
         assert again is not None
         return again.cert_pem, key
     try:
-        adapters.publish_truststore("".join(ca.cert_pem for ca in store.all_cas()))
-    except Exception:  # noqa: BLE001 - the CA stands; the truststore is rewritten with the next CA (docs/DEPLOY.md)
-        log.exception("the mTLS truststore bundle was not published")
+        sync_truststore(also=(cert_pem,))
+    except Exception:  # noqa: BLE001 - the CA stands; the truststore_sync schedule finishes the job (docs/DEPLOY.md)
+        log.exception("the mTLS truststore was not brought up to date; the truststore_sync schedule retries")
     return cert_pem, key
+
+
+# --- the mutual-TLS truststore ------------------------------------------------------------------
+
+SYNC_ROUNDS = 6
+
+
+def sync_truststore(also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Bring the truststore bundle and the mutual-TLS domain up to every organization's CA.
+
+    Each round reads the latest version of the bundle. If it lacks a CA the table lists (or `also`: a CA
+    just made, which the index may not show yet), a bundle of its certificates plus the missing ones is
+    written with If-Match on that version, and the round repeats: concurrent writers each extend the
+    latest, so a bundle only grows and a later version holds every CA an earlier one did. Once the
+    latest version holds every CA, the domain is pointed at it (unless it names it already) and the
+    latest is read again: a version written meanwhile by another writer is pointed at in turn. The
+    domain is only ever pointed at a version just read and checked to hold every CA; and whoever points
+    last has read, after pointing, that no newer version exists. What is not done within SYNC_ROUNDS
+    (API Gateway busy for long, a stream of writers) is left to the truststore_sync schedule.
+    """
+    if not adapters.truststore_configured():
+        return {"state": "off"}
+    result: dict[str, Any] = {"written": 0, "pointed": None}
+    wanted = [ca.cert_pem for ca in store.all_cas()] + list(also)
+    domain = adapters.mtls_domain()
+    named: str | None = None
+    asked = False  # GetDomainName only once the bundle is written: a failure there must not keep a CA out of S3
+    for _ in range(SYNC_ROUNDS):
+        latest = adapters.truststore_latest()
+        if latest is None and not wanted:
+            return {**result, "state": "empty"}
+        bundle, missing = rules.truststore_bundle(latest.data.decode() if latest else "", wanted)
+        if missing or latest is None:
+            if adapters.write_truststore(bundle, latest) is not None:
+                result["written"] += 1
+            continue  # written, or another writer extended it first: read it again
+        if domain and not asked:
+            named, asked = adapters.domain_truststore(domain).version, True
+        if not domain or named == latest.version_id:
+            return {**result, "state": "current", "version": latest.version_id}
+        if latest.version_id is None:
+            log.error("the truststore bucket is not versioned: the mTLS domain cannot name a version")
+            return {**result, "state": "unversioned"}
+        answer = adapters.point_domain(domain, latest.version_id)
+        named = result["pointed"] = latest.version_id
+        if answer.warnings:
+            log.warning("API Gateway's truststore warnings for %s (version %s): %s", domain, latest.version_id,
+                        list(answer.warnings))
+        log.info("mTLS domain %s now trusts truststore version %s", domain, latest.version_id)
+    log.warning("the mTLS truststore did not settle in %d rounds; the truststore_sync schedule goes on", SYNC_ROUNDS)
+    return {**result, "state": "unsettled"}
 
 
 # --- enrollment and renewal ---------------------------------------------------------------

@@ -174,3 +174,87 @@ def test_the_data_stack_has_a_versioned_truststore_bucket_for_the_app(aws):
     template = yaml.load((Path(package.__file__).with_name("template.yaml")).read_text(), Loader=loader)
     bucket = template["Resources"]["TruststoreBucket"]["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+# --- the mTLS domain's truststore version (make deploy never rolls the domain back) ---------------
+
+def _versions_of_truststore(bucket: str, *bodies: bytes) -> list[str]:
+    s3 = boto3.client("s3")
+    return [s3.put_object(Bucket=bucket, Key="truststore.pem", Body=body)["VersionId"] for body in bodies]
+
+
+def test_deploy_passes_the_truststores_latest_version_when_the_mtls_domain_is_on(aws):
+    session = boto3.session.Session()
+    bucket = aws["TruststoreBucketName"]
+    versions = _versions_of_truststore(bucket, b"CA of org 1\n", b"CA of org 1\nCA of org 2\n")
+    environ = {"MTLS_DOMAIN_NAME": "gw.example.com", "API_DOMAIN_NAME": "api.example.com",
+               "DOMAIN_CERTIFICATE_ARN": "arn:aws:acm:us-east-1:123456789012:certificate/c"}
+
+    parameters = deploy.app_parameters(aws, {}, environ, session)
+    assert parameters == {"MtlsDomainName": "gw.example.com", "ApiDomainName": "api.example.com",
+                          "DomainCertificateArn": environ["DOMAIN_CERTIFICATE_ARN"],
+                          "MtlsTruststoreUri": f"s3://{bucket}/truststore.pem",
+                          "MtlsTruststoreVersion": versions[-1]}
+
+    # a later deploy with nothing in the environment keeps the domains and moves to the newest version, never
+    # back to the one the stack was last deployed with
+    newest = _versions_of_truststore(bucket, b"CA of org 1\nCA of org 2\nCA of org 3\n")[0]
+    again = deploy.app_parameters(aws, parameters, {}, session)
+    assert again == {**parameters, "MtlsTruststoreVersion": newest}
+
+    # off: no truststore named at all
+    off = deploy.app_parameters(aws, parameters, {"MTLS_DOMAIN_NAME": "", "API_DOMAIN_NAME": ""}, session)
+    assert off["MtlsDomainName"] == off["MtlsTruststoreUri"] == off["MtlsTruststoreVersion"] == ""
+    assert deploy.app_parameters(aws, {}, {}, session) == dict.fromkeys(
+        ("MtlsDomainName", "ApiDomainName", "DomainCertificateArn", "MtlsTruststoreUri", "MtlsTruststoreVersion"), "")
+
+
+def test_deploy_with_the_mtls_domain_before_any_ca_stops_with_one_clear_line(aws):
+    bucket = aws["TruststoreBucketName"]
+    s3 = boto3.client("s3")
+    for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+    with pytest.raises(deploy.DeployError, match="enroll a first gateway"):
+        deploy.app_parameters(aws, {}, {"MTLS_DOMAIN_NAME": "gw.example.com"}, boto3.session.Session())
+
+
+def test_the_app_stack_is_deployed_with_the_parameters(aws):
+    """deploy_app_stack hands every parameter to the change set (moto runs a plain template; no SAM)."""
+    session = boto3.session.Session()
+    template = {"Parameters": {name: {"Type": "String", "Default": ""} for name in (
+                    "MtlsDomainName", "MtlsTruststoreVersion")},
+                "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    name = "controlplane-params-app"
+    deploy.deploy_app_stack(name, template, aws["DeploymentBucketName"], session, timeout=60,
+                            parameters={"MtlsDomainName": "gw.example.com", "MtlsTruststoreVersion": "v7"})
+    described = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]} == {
+        "MtlsDomainName": "gw.example.com", "MtlsTruststoreVersion": "v7"}
+    assert deploy.current_parameters(name, session) == {"MtlsDomainName": "gw.example.com",
+                                                        "MtlsTruststoreVersion": "v7"}
+    assert deploy.current_parameters("controlplane-nothing-app", session) == {}
+
+
+def test_the_packaged_app_points_its_functions_at_the_mtls_domain_with_the_least_iam():
+    def function(role: str) -> dict:
+        return {"Type": "AWS::Serverless::Function", "Properties": {"Role": {"Fn::GetAtt": [role, "Arn"]}}}
+
+    plain = {"Resources": {  # as chalice package emits them: a role per function
+        "APIHandler": function("DefaultRole"), "TruststoreSync": function("TruststoreSyncRole"),
+        "JobsWork": function("JobsWorkRole"),
+        **{role: {"Type": "AWS::IAM::Role", "Properties": {}}
+           for role in ("DefaultRole", "TruststoreSyncRole", "JobsWorkRole")}}}
+    resources = package.merge_template(plain, None)["Resources"]
+    for name in ("APIHandler", "TruststoreSync"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["MTLS_DOMAIN_NAME"] == {
+            "Ref": "MtlsDomainName"}
+    assert "JobsWork" not in resources  # neither the setting nor the rights where no CA is made
+    policy = resources["MtlsTruststorePolicy"]
+    assert policy["Condition"] == "MtlsEnabled"
+    assert policy["Properties"]["Roles"] == [{"Ref": "DefaultRole"}, {"Ref": "TruststoreSyncRole"}]
+    domain, truststore = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert domain["Action"] == ["apigateway:GET", "apigateway:PATCH"]
+    assert domain["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/domainnames/"
+                                             "${MtlsDomainName}"}  # that one domain, nothing else
+    assert truststore["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert "*" not in json.dumps(policy)

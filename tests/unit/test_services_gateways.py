@@ -40,7 +40,7 @@ def ca(monkeypatch):
     cas: dict[str, str] = {}
     monkeypatch.setattr(adapters, "ca_key", lambda org: secrets.get(org))
     monkeypatch.setattr(adapters, "create_ca_key", lambda org, pem: secrets.setdefault(org, pem) == pem)
-    monkeypatch.setattr(adapters, "publish_truststore", lambda bundle: True)
+    monkeypatch.setattr(adapters, "truststore_configured", lambda: False)  # sync_truststore: tests below
     monkeypatch.setattr(store, "get_ca", lambda org: store.StoredCa(org, cas[org]) if org in cas else None)
     monkeypatch.setattr(store, "all_cas", lambda: [store.StoredCa(o, p) for o, p in cas.items()])
     return {"secrets": secrets, "cas": cas}
@@ -204,3 +204,134 @@ def test_issue_sets_subject_and_san_and_only_client_auth():
 def test_a_serial_in_a_path_may_be_api_gateways_colon_form():
     assert rules.serial_from_path("0a:bc") == rules.serial_from_path("ABC") == "abc"
     assert rules.serial_from_path("xyz") is None and rules.serial_from_path("") is None
+
+
+# --- the mutual-TLS truststore (service.sync_truststore on fake S3 and domain; moto + Stubber: tests/handlers) ---
+
+def _ca_pem(org: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return rules.ca_certificate(org, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()).decode(),
+                                datetime.fromtimestamp(NOW, timezone.utc))
+
+
+def test_the_bundle_only_grows_and_tells_what_it_lacked():
+    a, b = _ca_pem("A"), _ca_pem("B")
+    bundle, missing = rules.truststore_bundle("", [a])
+    assert missing == 1 and bundle == a
+    grown, missing = rules.truststore_bundle(bundle, [b, a, b])
+    assert missing == 1 and grown == a + b  # kept first, added once
+    assert rules.truststore_bundle(grown, [a.replace("\n", "\r\n")]) == (grown, 0)  # line endings do not matter
+    assert rules.truststore_bundle(grown, []) == (grown, 0)  # never drops one the table does not list
+
+
+class FakeTruststore:
+    """A versioned object and a domain naming a version; `between` runs after each pointing (another writer)."""
+
+    def __init__(self, monkeypatch, cas: dict[str, str], domain: str | None = "gw.example.com") -> None:
+        self.versions: list[tuple[str, str]] = []
+        self.named: str | None = None
+        self.pointed: list[str] = []
+        self.between: list = []
+        monkeypatch.setattr(adapters, "truststore_configured", lambda: True)
+        monkeypatch.setattr(adapters, "truststore_latest", self.latest)
+        monkeypatch.setattr(adapters, "write_truststore", self.write)
+        monkeypatch.setattr(adapters, "mtls_domain", lambda: domain)
+        monkeypatch.setattr(adapters, "domain_truststore", lambda name: self.state())
+        monkeypatch.setattr(adapters, "point_domain", self.point)
+        monkeypatch.setattr(store, "all_cas", lambda: [store.StoredCa(o, p) for o, p in cas.items()])
+
+    def latest(self):
+        from chalicelib.aws.blobs import Version
+
+        if not self.versions:
+            return None
+        vid, text = self.versions[-1]
+        return Version(text.encode(), f'"{vid}"', vid)
+
+    def write(self, bundle: str, replacing):
+        current = self.latest()
+        if (current.etag if current else None) != (replacing.etag if replacing else None):
+            return None
+        self.versions.append((f"v{len(self.versions) + 1}", bundle))
+        return self.latest()
+
+    def state(self):
+        from chalicelib.aws.domains import Truststore
+
+        return Truststore(self.named, "AVAILABLE", ())
+
+    def point(self, name: str, version: str):
+        from chalicelib.aws.domains import Truststore
+
+        self.named = version
+        self.pointed.append(version)
+        if self.between:
+            self.between.pop(0)()
+        return Truststore(version, "UPDATING", ())
+
+    def text(self, version: str) -> str:
+        return dict(self.versions)[version]
+
+
+def test_sync_writes_the_missing_ca_and_points_the_domain_at_that_version(monkeypatch):
+    a = _ca_pem("A")
+    fake = FakeTruststore(monkeypatch, {"A": a})
+    assert service.sync_truststore() == {"written": 1, "pointed": "v1", "state": "current", "version": "v1"}
+    assert fake.pointed == ["v1"] and fake.text("v1") == a
+    assert service.sync_truststore() == {"written": 0, "pointed": None, "state": "current", "version": "v1"}
+
+
+def test_sync_points_again_when_another_writer_wrote_after_it_pointed(monkeypatch):
+    """Writer 1 points at v2 {A,B}; meanwhile writer 2 wrote v3 {A,B,C}: writer 1 reads that after pointing and
+    points at v3 (writer 2, reading the domain before, might otherwise leave v2 as the last word)."""
+    a, b, c = _ca_pem("A"), _ca_pem("B"), _ca_pem("C")
+    cas = {"A": a}
+    fake = FakeTruststore(monkeypatch, cas)
+    fake.versions.append(("v1", a))
+    cas["B"] = b
+    fake.between.append(lambda: fake.versions.append(("v3", a + b + c)))
+    result = service.sync_truststore()
+    assert fake.pointed == ["v2", "v3"] and result["pointed"] == "v3" and fake.named == "v3"
+    assert all(pem in fake.text("v3") for pem in (a, b, c))
+
+
+def test_sync_extends_what_another_writer_wrote_first(monkeypatch):
+    a, b = _ca_pem("A"), _ca_pem("B")
+    fake = FakeTruststore(monkeypatch, {"A": a})
+    original = fake.write
+
+    def raced(bundle, replacing):  # another writer's {B} lands between our read and our write
+        if not fake.versions:
+            fake.versions.append(("v1", b))
+        return original(bundle, replacing)
+
+    monkeypatch.setattr(adapters, "write_truststore", raced)
+    result = service.sync_truststore(also=())
+    assert fake.named == "v2" and result["written"] == 1 and fake.text("v2") == b + a
+
+
+def test_sync_without_a_domain_writes_the_bundle_only(monkeypatch):
+    fake = FakeTruststore(monkeypatch, {"A": _ca_pem("A")}, domain=None)
+    assert service.sync_truststore()["state"] == "current" and fake.pointed == [] and len(fake.versions) == 1
+
+
+def test_sync_gives_up_after_its_rounds_and_says_so(monkeypatch):
+    a = _ca_pem("A")
+    fake = FakeTruststore(monkeypatch, {"A": a})
+    fake.versions.append(("v1", a))
+    fake.between.extend(lambda n=n: fake.versions.append((f"w{n}", a)) for n in range(service.SYNC_ROUNDS))
+    assert service.sync_truststore()["state"] == "unsettled" and len(fake.pointed) == service.SYNC_ROUNDS
+
+
+def test_a_failing_domain_read_does_not_keep_the_ca_out_of_the_bundle(monkeypatch):
+    a = _ca_pem("A")
+    fake = FakeTruststore(monkeypatch, {"A": a})
+
+    def denied(name):
+        raise RuntimeError("AccessDenied")
+
+    monkeypatch.setattr(adapters, "domain_truststore", denied)
+    with pytest.raises(RuntimeError):
+        service.sync_truststore()
+    assert fake.text("v1") == a and fake.pointed == []
