@@ -340,6 +340,41 @@ def test_claiming_an_ops_issue_and_sending_a_command(stack, browser, org, agent)
     page.context.close()
 
 
+def test_overlapping_re_reads_of_the_commands_view_show_each_command_once(stack, browser, org, agent):
+    """The send's own re-read and command:issued's overlap: the older answer, held back here until the
+    newer one has rendered, must not add its rows a second time (seen in CI: two rows, one command)."""
+    watched = open_console(browser, stack.url, org["admin"], f"#/commands?agentId={agent['agentId']}")
+    page = watched.page
+    table = page.get_by_role("table", name="Commands")
+    settled = "t => t.dataset.reads && t.dataset.reads === t.dataset.settled"
+    page.wait_for_function(settled, arg=table.element_handle())
+    held, answered = [], []
+
+    def hold_the_first_let_the_next_pass(route):
+        if route.request.method != "GET":
+            route.continue_()
+        elif not held:
+            held.append(route)                          # answered after the next read rendered
+        else:
+            route.continue_()
+            answered.append(route)
+
+    page.route(re.compile(rf".*/agents/{agent['agentId']}/commands([?].*)?$"), hold_the_first_let_the_next_pass)
+    page.get_by_text("Send a command").click()
+    page.get_by_label("Type").fill("flush-cache")
+    page.get_by_role("button", name="Send command").click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    rows = page.locator("main tbody tr", has_text="flush-cache")
+    expect(rows).to_have_count(1)                       # the newer read rendered
+    assert held and answered
+    with page.expect_request_finished(lambda r: r is held[0].request or r.url == held[0].request.url):
+        held[0].continue_()                             # now the older answer arrives
+    page.wait_for_function(settled, arg=table.element_handle())
+    expect(rows).to_have_count(1)
+    watched.assert_clean()
+    page.context.close()
+
+
 def _tab_to(page, predicate_js: str, limit: int = 80) -> None:
     for _ in range(limit):
         if page.evaluate(f"(() => {{ const el = document.activeElement; return !!el && ({predicate_js}); }})()"):

@@ -30,16 +30,26 @@ export function mount(main, { query, navigate }) {
   const { el, tbody } = table(['Command', 'Type', 'Status', 'Created', 'Acked', 'Result'], 'Commands');
   main.append(heading('Commands'), chooser, h('details', { class: 'panel' }, h('summary', {}, 'Send a command'), send), note, el);
 
+  // Re-reads overlap (the send's own, then command:issued's): only the newest one renders, and it
+  // empties the table only when its rows are in hand, so two reads never both append their rows.
+  let reads = 0;
+  let settled = 0;   // reads finished, rendered or dropped as overtaken
   async function refresh() {
+    const read = ++reads;
+    el.dataset.reads = String(reads);   // data-reads / data-settled: a test waits until none is in flight
+    try { await render(read); } finally { el.dataset.settled = String(++settled); }
+  }
+  async function render(read) {
     const agents = await guarded(all('/agents', {}, 500), note);
+    if (read !== reads) return;
     if (agents) {
       append(clear(agentSelect), [h('option', { value: '' }, 'choose an agent'),
         agents.items.map((a) => h('option', { value: a.agentId, selected: a.agentId === agentId }, `${a.name} (${a.agentId})`))]);
     }
-    clear(tbody);
-    if (!agentId) { note.textContent = 'Choose an agent to see its commands.'; return; }
+    if (!agentId) { clear(tbody); note.textContent = 'Choose an agent to see its commands.'; return; }
     const page = await guarded(api(`/agents/${encodeURIComponent(agentId)}/commands`, { query: { status: query.get('status') || undefined, limit: 100 } }), note);
-    if (!page) return;
+    if (read !== reads || !page) return;
+    clear(tbody);
     for (const c of page.items) {
       tbody.append(h('tr', { 'data-command-id': c.commandId }, h('td', {}, h('code', {}, c.commandId)), h('td', {}, c.type), h('td', {}, badge(c.status)),
         h('td', {}, when(c.createdAt)), h('td', {}, when(c.ackedAt)), h('td', {}, c.result !== undefined && c.result !== null ? json(c.result) : '—')));
