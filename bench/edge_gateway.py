@@ -243,11 +243,11 @@ def uplink_rate() -> tuple[float, dict]:
 
 
 TAIL_FILES = int(os.environ.get("BENCH_TAIL_FILES", 4))
+TAIL_LINES = int(os.environ.get("BENCH_TAIL_LINES", 100_000))
 # Vector's test harness (vectordotdev/vector-test-harness, cases/file_to_tcp_performance, multi_file: ten
 # files tailed and sent over TCP for 60 s, on AWS instances): Fluent Bit's average disk throughput. Fluent
 # Bit buffers in memory by default, so none of it was durable; it is not this machine either, hence no ratio.
 FLUENT_BIT_PUBLISHED = ("Fluent Bit, file to TCP (Vector's harness, other hardware)", 35.0)
-TAIL_LINES = int(os.environ.get("BENCH_TAIL_LINES", 100_000))
 
 
 def tail_files(directory: Path) -> int:
